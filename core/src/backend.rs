@@ -1,0 +1,184 @@
+//! The contract between the core and an OS mechanism (libevent's `eventop`).
+//!
+//! A backend knows nothing of events, callbacks or timers. The core merges every event that
+//! watches one fd into a single *combined interest* (see [`IoMap`](crate::io_map)) and tells
+//! the backend only how that interest changes; the backend waits and reports which fds are
+//! ready. Everything else — timeouts, priorities, persistence, which events to wake — is the
+//! core's, so every backend gets the same semantics for free.
+//!
+//! # The contract
+//!
+//! * [`change`](Backend::change)`(fd, old, new)`: the combined interest of `fd` goes from `old`
+//!   to `new`. Both contain only [`READ`](EventFlags::READ), [`WRITE`](EventFlags::WRITE),
+//!   [`CLOSED`](EventFlags::CLOSED) and [`ET`](EventFlags::ET). `old` is what the core last
+//!   told the backend successfully, with one exception: when the core suspects the fd number
+//!   was closed and reused, it passes `old = empty` for an fd the backend may still hold, and
+//!   the backend must then register the fd afresh (epoll: `ADD`, falling back to `MOD` on
+//!   `EEXIST`). `new = empty` means forget the fd; failures of that removal caused by the fd
+//!   being closed already must be ignored. An error is returned to whoever caused the change,
+//!   with a message naming the fd.
+//! * By default the core coalesces changes made between two waits (its *change list*): an fd
+//!   deleted and re-added before the next [`dispatch`](Backend::dispatch) costs no call at all.
+//!   New registrations are applied at once so that their errors (a closed fd, a regular file
+//!   on epoll) reach the caller of `add`. A backend that wants every change at once returns
+//!   `true` from [`immediate_changes`](Backend::immediate_changes).
+//! * [`dispatch`](Backend::dispatch)`(timeout, ready)`: wait at most `timeout` (`None`: no
+//!   limit; zero: do not block) and push every ready fd with its readiness onto `ready`.
+//!   Readiness holds READ, WRITE and CLOSED; errors and hang-ups report READ|WRITE so that the
+//!   callbacks' own I/O sees the error. A wait cut short by a signal (`EINTR`) is not an
+//!   error: return `Ok(())` with what is ready, possibly nothing. The timeout must be rounded
+//!   *up* to the mechanism's resolution (never wake early) and clamped to what it accepts.
+//!   Reporting an fd that is not ready, or one nobody watches any more, is allowed: the core
+//!   filters.
+//! * [`features`](Backend::features): advertise [`Features::EDGE_TRIGGERED`] only if `ET` is
+//!   honoured (the core refuses `ET` otherwise), and [`Features::EARLY_CLOSE`] only if CLOSED
+//!   is reported by the kernel (the core emulates it otherwise by watching READ and checking
+//!   for end of file).
+//! * [`need_reinit`](Backend::need_reinit) and [`reinit`](Backend::reinit): after `fork`, a
+//!   backend whose kernel object is shared with the parent re-creates it; the core then calls
+//!   `change(fd, empty, interest)` for every fd it watches.
+//!
+//! The conformance suite (`evloop-conformance`) checks all of this scenario by scenario;
+//! run it against a new backend before trusting it.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::flags::{EventFlags, Features};
+
+/// An OS readiness mechanism: epoll, kqueue, poll, select, or your own.
+///
+/// See the [module documentation](self) for the contract every method follows.
+///
+/// # Examples
+///
+/// A backend that never reports anything: enough for timers, manual activation and the loop
+/// logic, and a template for the shape of a real one.
+///
+/// ```
+/// use std::{io, os::fd::RawFd, time::Duration};
+/// use evloop_core::{Backend, Base, EventFlags, Features, ReadyList};
+///
+/// struct Sleeper;
+/// impl Backend for Sleeper {
+///     fn name(&self) -> &'static str { "sleeper" }
+///     fn features(&self) -> Features { Features::O1 }
+///     fn change(&mut self, fd: RawFd, _old: EventFlags, _new: EventFlags) -> io::Result<()> {
+///         Err(io::Error::new(io::ErrorKind::Unsupported, format!("sleeper cannot watch fd {fd}")))
+///     }
+///     fn dispatch(&mut self, timeout: Option<Duration>, _ready: &mut ReadyList) -> io::Result<()> {
+///         std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10)));
+///         Ok(())
+///     }
+/// }
+///
+/// let mut base: Base = Base::with_backend(Box::new(Sleeper), Default::default()).unwrap();
+/// let t = base.new_timer(EventFlags::empty(), |ctx, _| ctx.loop_break()).unwrap();
+/// base.add(t, Some(Duration::from_millis(1))).unwrap();
+/// base.run(&mut ()).unwrap();
+/// assert!(base.got_break());
+/// ```
+pub trait Backend {
+    /// A short lowercase name (`"epoll"`), as printed by `EVENT_SHOW_METHOD`.
+    fn name(&self) -> &'static str;
+
+    /// What this backend can do.
+    fn features(&self) -> Features;
+
+    /// The combined interest of `fd` changes from `old` to `new`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error, with a message naming the fd and the backend, when the kernel refuses
+    /// the registration (a closed fd, a regular file on epoll, a limit reached).
+    fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()>;
+
+    /// Wait at most `timeout` and push every ready fd onto `ready`.
+    ///
+    /// # Errors
+    ///
+    /// A hard error of the wait itself (`ENOMEM`, say). `EINTR` is not an error.
+    fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()>;
+
+    /// Whether every interest change must reach the backend at once instead of being
+    /// coalesced until the next dispatch. Default: `false`.
+    fn immediate_changes(&self) -> bool {
+        false
+    }
+
+    /// Whether the kernel object behind this backend must be re-created after `fork` in the
+    /// child. Default: `false` (stateless mechanisms such as poll and select).
+    fn need_reinit(&self) -> bool {
+        false
+    }
+
+    /// Re-create the kernel object after `fork`; the core re-adds every fd afterwards.
+    /// Default: nothing to do.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if the new object cannot be created.
+    fn reinit(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The fds a backend found ready in one dispatch, with their readiness.
+///
+/// The core keeps one list per base and clears it before each dispatch, so pushing does not
+/// allocate once the list has grown to the largest batch seen.
+#[derive(Debug, Default)]
+pub struct ReadyList {
+    items: Vec<(RawFd, EventFlags)>,
+}
+
+impl ReadyList {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Report `fd` as ready with `readiness` (READ, WRITE and/or CLOSED).
+    #[inline]
+    pub fn push(&mut self, fd: RawFd, readiness: EventFlags) {
+        self.items.push((fd, readiness));
+    }
+
+    /// How many fds were reported.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing was reported.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The reported fds in report order.
+    pub fn iter(&self) -> impl Iterator<Item = (RawFd, EventFlags)> + '_ {
+        self.items.iter().copied()
+    }
+
+    /// Forget every report, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    pub(crate) fn get(&self, i: usize) -> (RawFd, EventFlags) {
+        self.items[i]
+    }
+}
+
+/// Build the error a backend returns when the kernel refuses `fd`: the OS error kind, with a
+/// message naming the backend, the operation and the fd.
+///
+/// # Examples
+///
+/// ```
+/// let e = evloop_core::fd_error("epoll", "add", 7, std::io::Error::from_raw_os_error(9));
+/// assert!(e.to_string().contains("fd 7"));
+/// ```
+pub fn fd_error(backend: &str, op: &str, fd: RawFd, err: io::Error) -> io::Error {
+    io::Error::new(err.kind(), format!("{backend}: cannot {op} fd {fd}: {err}"))
+}

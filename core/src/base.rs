@@ -1,0 +1,900 @@
+//! The event base: the events, their registrations, and the loop that runs them.
+//!
+//! One iteration of the loop (libevent's `event_base_loop`, kept in the same order):
+//! 1. stop if `loop_exit` or `loop_break` took effect, or if no event is registered (unless
+//!    [`LoopFlags::NO_EXIT_ON_EMPTY`]);
+//! 2. compute the wait: zero if something is active or [`LoopFlags::NONBLOCK`], else up to
+//!    the earliest timer, else unbounded;
+//! 3. flush the change list, then let the backend wait and report ready fds;
+//! 4. refresh the cached time, activate the events of ready fds, then expired timers;
+//! 5. run the callbacks of the most urgent non-empty priority, in activation order (see
+//!    [`Base::run_with`] for the exact stopping rules), then go around again.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::active_queues::ActiveQueues;
+use crate::backend::{Backend, ReadyList};
+use crate::event::{Callback, Context, EventId, Pending, Slot};
+use crate::flags::{EventFlags, Features, LoopFlags};
+use crate::io_map::IoMap;
+use crate::timer_heap::TimerHeap;
+
+static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(1);
+const NO_SLOT: u32 = u32::MAX;
+
+/// How a base is set up: priorities and the dispatch limits (libevent's `event_config`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_core::BaseOptions;
+/// let opts = BaseOptions {
+///     priorities: 3,
+///     max_dispatch_callbacks: Some(64),
+///     max_dispatch_interval: Some(Duration::from_millis(5)),
+///     ..Default::default()
+/// };
+/// assert_eq!(opts.limit_callbacks_after_prio, 0);
+/// ```
+#[derive(Clone, Debug)]
+pub struct BaseOptions {
+    /// How many priority queues (1 to 256). Priority 0 runs first; new events get
+    /// `priorities / 2`.
+    pub priorities: u16,
+    /// After this many callbacks of one priority, go back to check for new events.
+    pub max_dispatch_callbacks: Option<u32>,
+    /// After running callbacks for this long, go back to check for new events.
+    pub max_dispatch_interval: Option<Duration>,
+    /// Priorities below this one are never limited by the two settings above.
+    pub limit_callbacks_after_prio: u16,
+}
+
+impl Default for BaseOptions {
+    fn default() -> Self {
+        Self {
+            priorities: 1,
+            max_dispatch_callbacks: None,
+            max_dispatch_interval: None,
+            limit_callbacks_after_prio: 0,
+        }
+    }
+}
+
+/// Why [`Base::run_with`] returned.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// No event was registered any more (libevent's return value 1).
+    NoEvents,
+    /// [`loop_exit`](Base::loop_exit) took effect.
+    Exited,
+    /// [`loop_break`](Base::loop_break) took effect.
+    Broken,
+    /// [`LoopFlags::ONCE`] or [`LoopFlags::NONBLOCK`] ended the run.
+    Returned,
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+fn to_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(crate) struct Inner<D> {
+    pub id: u32,
+    pub backend: Box<dyn Backend>,
+    features: Features,
+    pub slots: Vec<Slot<D>>,
+    free_head: u32,
+    io: IoMap,
+    timers: TimerHeap,
+    active: ActiveQueues,
+    ready: ReadyList,
+    failed: Vec<RawFd>,
+    epoch: Instant,
+    now_cache: Option<u64>,
+    live: usize,
+    running: bool,
+    pub got_exit: bool,
+    got_break: bool,
+    break_pending: bool,
+    opts: BaseOptions,
+}
+
+impl<D> Inner<D> {
+    #[inline]
+    fn clock(&self) -> u64 {
+        to_ns(self.epoch.elapsed())
+    }
+
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        match self.now_cache {
+            Some(now) => now,
+            None => self.clock(),
+        }
+    }
+
+    fn check(&self, id: EventId) -> io::Result<usize> {
+        if id.base != self.id {
+            return Err(invalid(format!("{id:?} belongs to another base (this is base {})", self.id)));
+        }
+        match self.slots.get(id.index as usize) {
+            Some(s) if s.live && s.gen == id.gen => Ok(id.index as usize),
+            _ => Err(io::Error::new(io::ErrorKind::NotFound, format!("{id:?} was freed"))),
+        }
+    }
+
+    #[inline]
+    fn sync_count(&mut self, idx: usize) {
+        let slot = &mut self.slots[idx];
+        let should = slot.should_count();
+        if should != slot.counted {
+            slot.counted = should;
+            if should {
+                self.live += 1;
+            } else {
+                self.live -= 1;
+            }
+        }
+    }
+
+    fn alloc(&mut self, fd: RawFd, flags: EventFlags, callback: Callback<D>) -> EventId {
+        let prio = self.active.priorities() / 2;
+        let index = if self.free_head != NO_SLOT {
+            let index = self.free_head;
+            let slot = &mut self.slots[index as usize];
+            self.free_head = slot.next_free;
+            *slot = Slot::new(slot.gen, fd, flags, prio, callback);
+            index
+        } else {
+            self.slots.push(Slot::new(0, fd, flags, prio, callback));
+            (self.slots.len() - 1) as u32
+        };
+        EventId { base: self.id, index, gen: self.slots[index as usize].gen }
+    }
+
+    pub fn new_event(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        callback: Callback<D>,
+    ) -> io::Result<EventId> {
+        if flags.contains(EventFlags::SIGNAL) {
+            return Err(invalid(
+                "SIGNAL events are not supported by this version of evloop".to_string(),
+            ));
+        }
+        let io = flags.intersects(EventFlags::IO);
+        if io && fd < 0 {
+            return Err(invalid(format!("fd {fd} is negative: {flags:?} events need an open fd")));
+        }
+        if flags.contains(EventFlags::ET) && !io {
+            return Err(invalid("ET needs READ, WRITE or CLOSED".to_string()));
+        }
+        let flags = flags.without(EventFlags::TIMEOUT);
+        Ok(self.alloc(if io { fd } else { -1 }, flags, callback))
+    }
+
+    fn new_event_fn<F>(&mut self, fd: RawFd, flags: EventFlags, callback: F) -> io::Result<EventId>
+    where
+        F: FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    {
+        self.new_event(fd, flags, Box::new(callback))
+    }
+
+    fn new_timer_fn<F>(&mut self, flags: EventFlags, callback: F) -> io::Result<EventId>
+    where
+        F: FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    {
+        if !EventFlags::PERSIST.contains(flags) {
+            return Err(invalid(format!("a timer takes only PERSIST, not {flags:?}")));
+        }
+        self.new_event(-1, flags, Box::new(callback))
+    }
+
+    fn once_fn<F>(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        timeout: Option<Duration>,
+        callback: F,
+    ) -> io::Result<()>
+    where
+        F: FnOnce(&mut Context<'_, D>, &mut D) + 'static,
+    {
+        let mut callback = Some(callback);
+        let boxed: Callback<D> = Box::new(move |ctx, data| {
+            if let Some(cb) = callback.take() {
+                cb(ctx, data)
+            }
+        });
+        self.once(fd, flags, timeout, boxed)
+    }
+
+    pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
+        let idx = self.check(id)?;
+        let slot = &self.slots[idx];
+        let flags = slot.flags;
+        if flags.intersects(EventFlags::IO) && !slot.pending_io {
+            if flags.contains(EventFlags::ET) && !self.features.contains(Features::EDGE_TRIGGERED) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "backend {} does not support edge-triggered events (ET) on fd {}",
+                        self.backend.name(),
+                        slot.fd
+                    ),
+                ));
+            }
+            let fresh = !slot.registered;
+            self.io.add(&mut *self.backend, slot.fd, idx as u32, flags, fresh)?;
+            let slot = &mut self.slots[idx];
+            slot.pending_io = true;
+            slot.registered = true;
+        }
+        if let Some(t) = timeout {
+            let ns = to_ns(t);
+            let deadline = self.now_ns().saturating_add(ns);
+            let slot = &mut self.slots[idx];
+            if flags.contains(EventFlags::PERSIST) {
+                slot.interval = Some(ns);
+            }
+            // An activation by the old timeout is superseded by the new one (libevent).
+            if slot.active && slot.res.contains(EventFlags::TIMEOUT) {
+                slot.active = false;
+                slot.res = EventFlags::empty();
+                slot.ncalls = 0;
+                self.active.remove(idx as u32);
+            }
+            let slot = &mut self.slots[idx];
+            slot.deadline = deadline;
+            slot.timer = true;
+            self.timers.schedule(idx as u32, deadline);
+        }
+        self.sync_count(idx);
+        Ok(())
+    }
+
+    fn del_idx(&mut self, idx: usize) -> io::Result<()> {
+        let slot = &mut self.slots[idx];
+        let mut result = Ok(());
+        if slot.pending_io {
+            slot.pending_io = false;
+            let (fd, flags) = (slot.fd, slot.flags);
+            result = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+        }
+        let slot = &mut self.slots[idx];
+        if slot.timer {
+            slot.timer = false;
+            self.timers.remove(idx as u32);
+        }
+        let slot = &mut self.slots[idx];
+        if slot.active {
+            slot.active = false;
+            slot.res = EventFlags::empty();
+            slot.ncalls = 0;
+            self.active.remove(idx as u32);
+        }
+        self.sync_count(idx);
+        result
+    }
+
+    pub fn del(&mut self, id: EventId) -> io::Result<()> {
+        let idx = self.check(id)?;
+        self.del_idx(idx)
+    }
+
+    fn free_idx(&mut self, idx: usize) -> Option<Callback<D>> {
+        let _ = self.del_idx(idx);
+        let slot = &mut self.slots[idx];
+        slot.live = false;
+        slot.gen = slot.gen.wrapping_add(1);
+        slot.next_free = self.free_head;
+        self.free_head = idx as u32;
+        slot.callback.take()
+    }
+
+    pub fn free(&mut self, id: EventId) -> io::Result<()> {
+        let idx = self.check(id)?;
+        // Dropped here, after the base is consistent again. A callback freeing its own event
+        // finds `None`: the running closure is dropped when it returns.
+        drop(self.free_idx(idx));
+        Ok(())
+    }
+
+    #[inline]
+    fn activate_idx(&mut self, idx: usize, res: EventFlags, ncalls: u32) {
+        let slot = &mut self.slots[idx];
+        if slot.active {
+            slot.res |= res;
+            slot.ncalls = slot.ncalls.saturating_add(ncalls);
+            return;
+        }
+        slot.active = true;
+        slot.res = res;
+        slot.ncalls = ncalls;
+        let prio = slot.prio;
+        self.active.push(idx as u32, prio);
+        self.sync_count(idx);
+    }
+
+    pub fn activate(&mut self, id: EventId, res: EventFlags, ncalls: u32) -> io::Result<()> {
+        let idx = self.check(id)?;
+        self.activate_idx(idx, res, ncalls.max(1));
+        Ok(())
+    }
+
+    pub fn pending(&self, id: EventId) -> io::Result<Pending> {
+        let slot = &self.slots[self.check(id)?];
+        let mut flags = EventFlags::empty();
+        if slot.pending_io {
+            flags |= slot.flags & EventFlags::IO;
+        }
+        if slot.timer {
+            flags |= EventFlags::TIMEOUT;
+        }
+        if slot.active {
+            flags |= slot.res;
+        }
+        let deadline = slot.timer.then(|| self.epoch + Duration::from_nanos(slot.deadline));
+        Ok(Pending { flags, deadline })
+    }
+
+    pub fn set_priority(&mut self, id: EventId, prio: u16) -> io::Result<()> {
+        let idx = self.check(id)?;
+        let n = self.active.priorities();
+        if prio >= n {
+            return Err(invalid(format!("priority {prio} is out of range: this base has {n} (0..{n})")));
+        }
+        let slot = &mut self.slots[idx];
+        if slot.active {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!("{id:?} is active: its priority cannot change until its callback ran"),
+            ));
+        }
+        slot.prio = prio;
+        Ok(())
+    }
+
+    pub fn once(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        timeout: Option<Duration>,
+        callback: Callback<D>,
+    ) -> io::Result<()> {
+        if flags.intersects(EventFlags::SIGNAL | EventFlags::PERSIST) {
+            return Err(invalid(format!(
+                "once: {:?} is not allowed: a one-shot event takes READ, WRITE, CLOSED or a timeout",
+                flags & (EventFlags::SIGNAL | EventFlags::PERSIST)
+            )));
+        }
+        let id = self.new_event(fd, flags, callback)?;
+        let idx = id.index as usize;
+        self.slots[idx].once = true;
+        let io = flags.intersects(EventFlags::IO);
+        let result = if !io && timeout.is_none_or(|t| t.is_zero()) {
+            self.activate_idx(idx, EventFlags::TIMEOUT, 1);
+            Ok(())
+        } else {
+            self.add(id, timeout)
+        };
+        if result.is_err() {
+            drop(self.free_idx(idx));
+        }
+        result
+    }
+
+    pub fn loop_exit(&mut self, after: Option<Duration>) -> io::Result<()> {
+        self.once(-1, EventFlags::empty(), after, Box::new(|ctx, _| ctx.inner.got_exit = true))
+    }
+
+    pub fn loop_break(&mut self) {
+        if self.running {
+            self.got_break = true;
+        } else {
+            self.break_pending = true;
+        }
+    }
+
+    fn activate_ready(&mut self) {
+        for i in 0..self.ready.len() {
+            let (fd, mut ready) = self.ready.get(i);
+            if ready.contains(EventFlags::READ) && self.io.emulates_closed(fd) && at_eof(fd) {
+                ready |= EventFlags::CLOSED;
+            }
+            let mut n = 0;
+            // Events are activated in the order they were added to the fd. Indexing (rather
+            // than iterating a borrow) lets activation touch the other fields.
+            while let Some(&idx) = self.io.events(fd).get(n) {
+                n += 1;
+                let res = ready & self.slots[idx as usize].flags & EventFlags::IO;
+                if !res.is_empty() {
+                    self.activate_idx(idx as usize, res, 1);
+                }
+            }
+        }
+    }
+
+    fn flush_changes(&mut self) {
+        self.io.flush(&mut *self.backend, &mut self.failed);
+        self.report_failed();
+    }
+
+    /// fds the backend refused after the fact (closed behind our back) are reported to their
+    /// events as READ|WRITE, like poll's POLLNVAL, so the callbacks' I/O sees the error.
+    fn report_failed(&mut self) {
+        while let Some(fd) = self.failed.pop() {
+            let mut n = 0;
+            while let Some(&idx) = self.io.events(fd).get(n) {
+                n += 1;
+                let res = EventFlags::READ | EventFlags::WRITE;
+                self.activate_idx(idx as usize, res & self.slots[idx as usize].flags, 1);
+            }
+        }
+    }
+
+    fn expire_timers(&mut self, now: u64) {
+        while let Some((idx, _)) = self.timers.pop_expired(now) {
+            self.slots[idx as usize].timer = false;
+            self.activate_idx(idx as usize, EventFlags::TIMEOUT, 1);
+        }
+    }
+
+    /// Run the best non-empty priority; returns how many user callbacks ran.
+    fn process_active(&mut self, data: &mut D) -> usize {
+        let Some(prio) = self.active.best() else { return 0 };
+        let limited = prio >= self.opts.limit_callbacks_after_prio;
+        let max_cb = if limited { self.opts.max_dispatch_callbacks } else { None };
+        let max_time = if limited { self.opts.max_dispatch_interval } else { None };
+        let started = max_time.map(|_| Instant::now());
+        let mut count = 0usize;
+        while let Some(idx) = self.active.pop(prio) {
+            if !self.slots[idx as usize].internal {
+                count += 1;
+            }
+            self.run_one(idx as usize, data);
+            if self.got_break {
+                break;
+            }
+            if max_cb.is_some_and(|m| count >= m as usize) {
+                break;
+            }
+            if let (Some(max), Some(t0)) = (max_time, started) {
+                if t0.elapsed() >= max {
+                    break;
+                }
+            }
+            // A more urgent event was activated by this callback: let it run first.
+            if self.active.best().is_some_and(|b| b < prio) {
+                break;
+            }
+        }
+        count
+    }
+
+    fn run_one(&mut self, idx: usize, data: &mut D) {
+        let slot = &mut self.slots[idx];
+        slot.active = false;
+        let fired = std::mem::take(&mut slot.res);
+        let ncalls = std::mem::take(&mut slot.ncalls);
+        let (flags, interval, old_deadline) = (slot.flags, slot.interval, slot.deadline);
+        if !flags.contains(EventFlags::PERSIST) {
+            let _ = self.del_idx(idx);
+        } else if let Some(interval) = interval {
+            // Re-arm before the callback (libevent's event_persist_closure): a timeout keeps
+            // its cadence from the old deadline, anything else restarts it from now, and a
+            // deadline already past restarts from now (no burst of catch-up runs).
+            let now = self.now_ns();
+            let from = if fired.contains(EventFlags::TIMEOUT) { old_deadline } else { now };
+            let mut deadline = from.saturating_add(interval);
+            if deadline < now {
+                deadline = now.saturating_add(interval);
+            }
+            let slot = &mut self.slots[idx];
+            slot.deadline = deadline;
+            slot.timer = true;
+            self.timers.schedule(idx as u32, deadline);
+        }
+        self.sync_count(idx);
+        let slot = &mut self.slots[idx];
+        let Some(callback) = slot.callback.take() else { return };
+        let id = EventId { base: self.id, index: idx as u32, gen: slot.gen };
+        let mut running = Running { inner: self, id, callback: Some(callback) };
+        running.call(fired, ncalls, data);
+    }
+}
+
+/// Owns a callback while it runs and gives it back to its slot afterwards — or frees the
+/// event if the callback freed it, if it was a one-shot, or if the callback panicked.
+struct Running<'a, D> {
+    inner: &'a mut Inner<D>,
+    id: EventId,
+    callback: Option<Callback<D>>,
+}
+
+impl<D> Running<'_, D> {
+    fn call(&mut self, fired: EventFlags, ncalls: u32, data: &mut D) {
+        let cb = self.callback.as_mut().expect("taken only in drop");
+        let mut ctx = Context { inner: &mut *self.inner, id: self.id, fired, ncalls };
+        cb(&mut ctx, data);
+    }
+}
+
+impl<D> Drop for Running<'_, D> {
+    fn drop(&mut self) {
+        let idx = self.id.index as usize;
+        let slot = &mut self.inner.slots[idx];
+        if !(slot.live && slot.gen == self.id.gen) {
+            return; // freed by its own callback: the closure drops with `self`
+        }
+        if slot.once || std::thread::panicking() {
+            // A panicking callback's event is freed: its closure may be half-way through an
+            // update, and running it again would observe that.
+            self.inner.free_idx(idx);
+        } else {
+            slot.callback = self.callback.take();
+        }
+    }
+}
+
+/// Resets the loop state when `run_with` returns or unwinds.
+struct LoopGuard<'a, D>(&'a mut Inner<D>);
+
+impl<D> Drop for LoopGuard<'_, D> {
+    fn drop(&mut self) {
+        self.0.running = false;
+        self.0.now_cache = None;
+    }
+}
+
+/// Whether a readable fd is at end of file: nothing to read. Used to emulate CLOSED.
+fn at_eof(fd: RawFd) -> bool {
+    // SAFETY: the fd is only passed to ioctl(FIONREAD); if it was closed meanwhile the call
+    // fails with EBADF and we report no CLOSED.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    matches!(rustix::io::ioctl_fionread(fd), Ok(0))
+}
+
+/// The event base: owns the events and the backend, and runs the loop.
+///
+/// `D` is the user data every callback receives as `&mut D`, passed to [`run`](Self::run):
+/// shared state without `Rc<RefCell<_>>` (calloop's model). A base is not `Send`: it and its
+/// callbacks belong to the thread that runs it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_core::{Base, EventFlags};
+/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+///
+/// let mut base: Base<Vec<&str>> = Base::with_backend(backend(), Default::default()).unwrap();
+/// let late = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("late")).unwrap();
+/// let soon = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("soon")).unwrap();
+/// base.add(late, Some(Duration::from_millis(20))).unwrap();
+/// base.add(soon, Some(Duration::from_millis(1))).unwrap();
+/// let mut log = Vec::new();
+/// base.run(&mut log).unwrap();
+/// assert_eq!(log, ["soon", "late"]);
+/// ```
+pub struct Base<D = ()> {
+    inner: Inner<D>,
+}
+
+/// Defines each operation once and exposes it on both `Base` and `Context`. `mut fn` takes
+/// `&mut self`, `ref fn` takes `&self`.
+macro_rules! operations {
+    ($(
+        $(#[$doc:meta])*
+        $kind:ident fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $body:expr;
+    )*) => {
+        impl<D> Base<D> {
+            $( operations!(@base $kind [$(#[$doc])*] $name ($($arg: $ty),*) ($($ret)?) $body); )*
+        }
+        impl<D> Context<'_, D> {
+            $( operations!(@ctx $kind $name ($($arg: $ty),*) ($($ret)?) $body); )*
+        }
+    };
+    (@base mut [$($doc:tt)*] $name:ident ($($arg:ident: $ty:ty),*) ($($ret:ty)?) $body:expr) => {
+        $($doc)*
+        pub fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? {
+            $body(&mut self.inner $(, $arg)*)
+        }
+    };
+    (@base ref [$($doc:tt)*] $name:ident ($($arg:ident: $ty:ty),*) ($($ret:ty)?) $body:expr) => {
+        $($doc)*
+        pub fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+            $body(&self.inner $(, $arg)*)
+        }
+    };
+    (@ctx mut $name:ident ($($arg:ident: $ty:ty),*) ($($ret:ty)?) $body:expr) => {
+        #[doc = concat!("See [`Base::", stringify!($name), "`].")]
+        pub fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? {
+            $body(&mut *self.inner $(, $arg)*)
+        }
+    };
+    (@ctx ref $name:ident ($($arg:ident: $ty:ty),*) ($($ret:ty)?) $body:expr) => {
+        #[doc = concat!("See [`Base::", stringify!($name), "`].")]
+        pub fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+            $body(&*self.inner $(, $arg)*)
+        }
+    };
+}
+
+operations! {
+    /// Create an event watching `fd` for `flags` (READ, WRITE, CLOSED, with PERSIST and ET),
+    /// not yet pending: [`add`](Self::add) it.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a negative fd with I/O flags, ET without I/O flags, or SIGNAL.
+    mut fn new_event(fd: RawFd, flags: EventFlags, callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static) -> io::Result<EventId>
+        => Inner::new_event_fn;
+
+    /// Create a timer event (no fd); `flags` may hold PERSIST to make it periodic.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `flags` holds anything but PERSIST.
+    mut fn new_timer(flags: EventFlags, callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static) -> io::Result<EventId>
+        => Inner::new_timer_fn;
+
+    /// Make the event pending: watch its fd, and if `timeout` is given, (re)start its timer.
+    /// Adding a pending event again replaces its timeout; `None` keeps the running one. A
+    /// persistent event's timer restarts after each activation.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id; ET on a backend without it; the backend's refusal of the fd
+    /// (closed, a regular file on epoll), naming the fd. The event is unchanged then.
+    mut fn add(id: EventId, timeout: Option<Duration>) -> io::Result<()>
+        => Inner::add;
+
+    /// Make the event non-pending: stop watching its fd, stop its timer and cancel an
+    /// activation whose callback has not run yet. Deleting a non-pending event is a no-op.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    mut fn del(id: EventId) -> io::Result<()> => Inner::del;
+
+    /// Delete the event and free it: its callback is dropped (after it returns, if it is the
+    /// one running) and the id is refused from now on.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    mut fn free(id: EventId) -> io::Result<()> => Inner::free;
+
+    /// Activate the event by hand with result `flags`, as if `ncalls` (at least 1) things
+    /// happened (libevent's `event_active`). Activating an active event ORs the flags.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    mut fn activate(id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()>
+        => Inner::activate;
+
+    /// What the event is waiting for and when its timer expires.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    ref fn pending(id: EventId) -> io::Result<Pending> => Inner::pending;
+
+    /// Set the priority the event runs at (0 is the most urgent).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` beyond the base's priorities; `ResourceBusy` while the event is active.
+    mut fn set_priority(id: EventId, prio: u16) -> io::Result<()> => Inner::set_priority;
+
+    /// Run `callback` once when `fd` is ready for `flags` or `timeout` expires (with no fd
+    /// flags: after `timeout`, or at once if it is `None` or zero). Its storage is freed
+    /// after it runs, or with the base (libevent's `event_base_once`).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for SIGNAL or PERSIST, or a negative fd with fd flags; the backend's
+    /// refusal of the fd.
+    mut fn once(fd: RawFd, flags: EventFlags, timeout: Option<Duration>, callback: impl FnOnce(&mut Context<'_, D>, &mut D) + 'static) -> io::Result<()>
+        => Inner::once_fn;
+
+    /// Make the loop return after `after` (`None`: once the callbacks active now have run),
+    /// as a one-shot timer (libevent's `event_base_loopexit`). It survives until it fires, so
+    /// calling it before [`run`](Self::run) works.
+    ///
+    /// # Errors
+    ///
+    /// Never in practice; the signature leaves room for allocation limits.
+    mut fn loop_exit(after: Option<Duration>) -> io::Result<()> => Inner::loop_exit;
+
+    /// Make the loop return as soon as the running callback returns. Called while the loop is
+    /// not running, it makes the next run return at once (libevent loses it: its issues #573,
+    /// #729, #1292).
+    mut fn loop_break() => Inner::loop_break;
+
+    /// Whether the last run ended through [`loop_exit`](Self::loop_exit).
+    ref fn got_exit() -> bool => |inner: &Inner<D>| inner.got_exit;
+
+    /// Whether the last run ended through [`loop_break`](Self::loop_break).
+    ref fn got_break() -> bool => |inner: &Inner<D>| inner.got_break;
+
+    /// The loop's cached time (taken after each wait), or the clock outside the loop.
+    ref fn now() -> Instant => |inner: &Inner<D>| inner.epoch + Duration::from_nanos(inner.now_ns());
+
+    /// The backend's name (libevent's `event_base_get_method`).
+    ref fn method() -> &'static str => |inner: &Inner<D>| inner.backend.name();
+
+    /// The backend's features.
+    ref fn features() -> Features => |inner: &Inner<D>| inner.features;
+
+    /// How many priorities this base has.
+    ref fn priorities() -> u16 => |inner: &Inner<D>| inner.active.priorities();
+
+    /// How many events keep the loop alive: pending or active, not internal.
+    ref fn num_events() -> usize => |inner: &Inner<D>| inner.live;
+}
+
+impl<D> Base<D> {
+    /// A base on `backend`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `options.priorities` is not within 1 to 256.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+    /// use evloop_core::{Base, BaseOptions};
+    /// let base: Base = Base::with_backend(backend(), BaseOptions { priorities: 3, ..Default::default() }).unwrap();
+    /// assert_eq!(base.priorities(), 3);
+    /// assert!(Base::<()>::with_backend(backend(), BaseOptions { priorities: 0, ..Default::default() }).is_err());
+    /// ```
+    pub fn with_backend(backend: Box<dyn Backend>, options: BaseOptions) -> io::Result<Self> {
+        if !(1..=256).contains(&options.priorities) {
+            return Err(invalid(format!(
+                "{} priorities requested: a base has 1 to 256",
+                options.priorities
+            )));
+        }
+        let features = backend.features();
+        let emulate_closed = !features.contains(Features::EARLY_CLOSE);
+        let immediate = backend.immediate_changes();
+        Ok(Base {
+            inner: Inner {
+                id: NEXT_BASE_ID.fetch_add(1, Ordering::Relaxed),
+                backend,
+                features,
+                slots: Vec::new(),
+                free_head: NO_SLOT,
+                io: IoMap::new(emulate_closed, immediate),
+                timers: TimerHeap::new(),
+                active: ActiveQueues::new(options.priorities),
+                ready: ReadyList::new(),
+                failed: Vec::new(),
+                epoch: Instant::now(),
+                now_cache: None,
+                live: 0,
+                running: false,
+                got_exit: false,
+                got_break: false,
+                break_pending: false,
+                opts: options,
+            },
+        })
+    }
+
+    /// Run the loop until no event is registered, or `loop_exit`/`loop_break`
+    /// (libevent's `event_base_dispatch`).
+    ///
+    /// # Errors
+    ///
+    /// See [`run_with`](Self::run_with).
+    pub fn run(&mut self, data: &mut D) -> io::Result<RunOutcome> {
+        self.run_with(LoopFlags::empty(), data)
+    }
+
+    /// Run the loop with `flags` (libevent's `event_base_loop`).
+    ///
+    /// Each iteration runs the callbacks of the most urgent priority that has active events,
+    /// in activation order, and stops early when a callback calls `loop_break`, when a more
+    /// urgent event becomes active, or when a dispatch limit of [`BaseOptions`] is reached;
+    /// then it checks for new events without waiting. Lower priorities therefore run only
+    /// when every more urgent queue is empty after a check.
+    ///
+    /// # Errors
+    ///
+    /// `Other` if the loop is already running (loops do not nest), or the backend's hard
+    /// error from its wait. Every registration is intact after an error,
+    /// so the caller may run again.
+    pub fn run_with(&mut self, flags: LoopFlags, data: &mut D) -> io::Result<RunOutcome> {
+        if self.inner.running {
+            return Err(io::Error::new(
+                io::ErrorKind::Other,
+                "the loop of this base is already running (loops do not nest)",
+            ));
+        }
+        self.inner.running = true;
+        let guard = LoopGuard(&mut self.inner);
+        let inner = &mut *guard.0;
+        inner.got_exit = false;
+        inner.got_break = false;
+        if std::mem::take(&mut inner.break_pending) {
+            inner.got_break = true;
+            return Ok(RunOutcome::Broken);
+        }
+        loop {
+            if inner.got_exit {
+                return Ok(RunOutcome::Exited);
+            }
+            if inner.got_break {
+                return Ok(RunOutcome::Broken);
+            }
+            if inner.live == 0 && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY) {
+                return Ok(RunOutcome::NoEvents);
+            }
+            inner.flush_changes();
+            let timeout = if !inner.active.is_empty() || flags.contains(LoopFlags::NONBLOCK) {
+                Some(Duration::ZERO)
+            } else {
+                inner.timers.peek().map(|(_, deadline)| {
+                    Duration::from_nanos(deadline.saturating_sub(inner.clock()))
+                })
+            };
+            inner.now_cache = None;
+            inner.ready.clear();
+            inner.backend.dispatch(timeout, &mut inner.ready)?;
+            let now = inner.clock();
+            inner.now_cache = Some(now);
+            inner.activate_ready();
+            inner.expire_timers(now);
+            let ran = inner.process_active(data);
+            if flags.contains(LoopFlags::ONCE) && inner.active.is_empty() && ran > 0 {
+                return Ok(RunOutcome::Returned);
+            }
+            if flags.contains(LoopFlags::NONBLOCK) {
+                return Ok(RunOutcome::Returned);
+            }
+        }
+    }
+
+    /// Re-create the backend's kernel state after `fork` in the child, and register every fd
+    /// afresh (libevent's `event_reinit`). A no-op for backends that need none.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error re-creating its kernel object. fds the new object refuses are
+    /// reported to their events as READ|WRITE.
+    pub fn reinit(&mut self) -> io::Result<()> {
+        let inner = &mut self.inner;
+        if !inner.backend.need_reinit() {
+            return Ok(());
+        }
+        inner.backend.reinit()?;
+        inner.io.reregister_all(&mut *inner.backend, &mut inner.failed);
+        inner.report_failed();
+        Ok(())
+    }
+}
+
+impl<D> std::fmt::Debug for Base<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Base")
+            .field("id", &self.inner.id)
+            .field("method", &self.inner.backend.name())
+            .field("events", &self.inner.live)
+            .field("timers", &self.inner.timers.len())
+            .field("active", &self.inner.active.len())
+            .finish()
+    }
+}

@@ -1,0 +1,369 @@
+//! The per-fd interest map (libevent's evmap) and the change list.
+//!
+//! Several events may watch one fd. For each fd the map keeps the events (in the order they
+//! were added, which is the order their callbacks are activated in) and how many of them want
+//! READ, WRITE and CLOSED. The backend sees only the *combined* interest — a bit is set while
+//! its count is above zero — so two readers on one fd cost one kernel registration, and
+//! deleting one leaves the other working.
+//!
+//! `committed` is what the backend was last told. A change to an fd the backend already holds
+//! is not applied at once: the fd is marked dirty and [`IoMap::flush`] applies the net change
+//! just before the next wait, so deleting and re-adding an fd in one iteration costs nothing
+//! (libev's behaviour). A *new* registration is applied at once, because that is where the
+//! kernel refuses bad fds and the caller of `add` deserves the error.
+//!
+//! Closing an fd and reusing its number between a delete and an add is the one trap of
+//! coalescing: the kernel dropped the old registration, our `committed` still claims it. An
+//! event that was never registered before, added to an fd whose events are all gone but whose
+//! registration is still committed, is therefore applied at once with `old = empty`, which
+//! makes the backend register the fd afresh.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::backend::Backend;
+use crate::flags::EventFlags;
+
+#[derive(Debug, Default)]
+struct FdEntry {
+    events: Vec<u32>,
+    nread: u16,
+    nwrite: u16,
+    nclose: u16,
+    edge: bool,
+    committed: EventFlags,
+    dirty: bool,
+}
+
+/// Events per fd, their combined interest, and the pending interest changes.
+#[derive(Debug)]
+pub struct IoMap {
+    fds: Vec<FdEntry>,
+    dirty: Vec<RawFd>,
+    emulate_closed: bool,
+    immediate: bool,
+}
+
+fn count_error(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("fd {fd}: more than 65535 events of one kind watch it (the per-fd limit)"),
+    )
+}
+
+impl IoMap {
+    /// An empty map. `emulate_closed`: the backend has no CLOSED, so watch READ instead.
+    /// `immediate`: apply every change at once instead of coalescing.
+    pub fn new(emulate_closed: bool, immediate: bool) -> Self {
+        Self { fds: Vec::new(), dirty: Vec::new(), emulate_closed, immediate }
+    }
+
+    /// The events watching `fd`, in the order they were added.
+    #[inline]
+    pub fn events(&self, fd: RawFd) -> &[u32] {
+        match self.fds.get(fd as usize) {
+            Some(e) => &e.events,
+            None => &[],
+        }
+    }
+
+    /// Whether some event on `fd` watches CLOSED while the backend cannot report it.
+    #[inline]
+    pub fn emulates_closed(&self, fd: RawFd) -> bool {
+        self.emulate_closed && self.fds.get(fd as usize).is_some_and(|e| e.nclose > 0)
+    }
+
+    fn wanted(&self, e: &FdEntry) -> EventFlags {
+        let mut w = EventFlags::empty();
+        if e.nread > 0 || (self.emulate_closed && e.nclose > 0) {
+            w |= EventFlags::READ;
+        }
+        if e.nwrite > 0 {
+            w |= EventFlags::WRITE;
+        }
+        if e.nclose > 0 && !self.emulate_closed {
+            w |= EventFlags::CLOSED;
+        }
+        if e.edge && !w.is_empty() {
+            w |= EventFlags::ET;
+        }
+        w
+    }
+
+    /// Add event `id` with `flags` (its READ/WRITE/CLOSED/ET bits count) to `fd`. `fresh`:
+    /// the event was never registered before (see the module note on fd reuse).
+    ///
+    /// # Errors
+    ///
+    /// A negative fd, mixing edge- and level-triggered events on one fd, more than 65535
+    /// events of a kind on one fd, or the backend's refusal; the map is unchanged then.
+    pub fn add(
+        &mut self,
+        backend: &mut dyn Backend,
+        fd: RawFd,
+        id: u32,
+        flags: EventFlags,
+        fresh: bool,
+    ) -> io::Result<()> {
+        if fd < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("fd {fd} is negative: an I/O event needs an open fd"),
+            ));
+        }
+        let idx = fd as usize;
+        if idx >= self.fds.len() {
+            self.fds.resize_with(idx + 1, FdEntry::default);
+        }
+        let e = &mut self.fds[idx];
+        let et = flags.contains(EventFlags::ET);
+        if !e.events.is_empty() && e.edge != et {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("fd {fd}: cannot mix edge-triggered (ET) and level-triggered events"),
+            ));
+        }
+        let bump = |n: u16, on: bool| if on { n.checked_add(1) } else { Some(n) };
+        let nread = bump(e.nread, flags.contains(EventFlags::READ)).ok_or_else(|| count_error(fd))?;
+        let nwrite =
+            bump(e.nwrite, flags.contains(EventFlags::WRITE)).ok_or_else(|| count_error(fd))?;
+        let nclose =
+            bump(e.nclose, flags.contains(EventFlags::CLOSED)).ok_or_else(|| count_error(fd))?;
+        let stale = fresh && e.events.is_empty() && !e.committed.is_empty();
+        let saved = (e.nread, e.nwrite, e.nclose, e.edge);
+        e.nread = nread;
+        e.nwrite = nwrite;
+        e.nclose = nclose;
+        if e.events.is_empty() {
+            e.edge = et;
+        }
+        e.events.push(id);
+
+        let e = &self.fds[idx];
+        let wanted = self.wanted(e);
+        let apply_now = self.immediate || e.committed.is_empty() || stale;
+        if apply_now && (wanted != e.committed || stale) {
+            let old = if stale { EventFlags::empty() } else { e.committed };
+            if let Err(err) = backend.change(fd, old, wanted) {
+                let e = &mut self.fds[idx];
+                e.events.pop();
+                (e.nread, e.nwrite, e.nclose, e.edge) = saved;
+                return Err(err);
+            }
+            self.fds[idx].committed = wanted;
+        } else if wanted != e.committed {
+            self.mark_dirty(fd);
+        }
+        Ok(())
+    }
+
+    /// Remove event `id` with `flags` from `fd`; a no-op if it is not there.
+    ///
+    /// # Errors
+    ///
+    /// Only with an immediate-changes backend: the backend's refusal of the change.
+    pub fn remove(
+        &mut self,
+        backend: &mut dyn Backend,
+        fd: RawFd,
+        id: u32,
+        flags: EventFlags,
+    ) -> io::Result<()> {
+        let Some(e) = self.fds.get_mut(fd as usize) else { return Ok(()) };
+        let Some(pos) = e.events.iter().position(|&x| x == id) else { return Ok(()) };
+        e.events.remove(pos);
+        if flags.contains(EventFlags::READ) {
+            e.nread -= 1;
+        }
+        if flags.contains(EventFlags::WRITE) {
+            e.nwrite -= 1;
+        }
+        if flags.contains(EventFlags::CLOSED) {
+            e.nclose -= 1;
+        }
+        if e.events.is_empty() {
+            e.edge = false;
+        }
+        let e = &self.fds[fd as usize];
+        let wanted = self.wanted(e);
+        if wanted == e.committed {
+            return Ok(());
+        }
+        if self.immediate {
+            let old = e.committed;
+            self.fds[fd as usize].committed = wanted;
+            return backend.change(fd, old, wanted);
+        }
+        self.mark_dirty(fd);
+        Ok(())
+    }
+
+    fn mark_dirty(&mut self, fd: RawFd) {
+        let e = &mut self.fds[fd as usize];
+        if !e.dirty {
+            e.dirty = true;
+            self.dirty.push(fd);
+        }
+    }
+
+    /// Apply every pending net change. An fd whose change the backend refused while events
+    /// still watch it is pushed onto `failed` (the base reports it to those events); the
+    /// registration is then considered gone, so the next change registers it afresh.
+    pub fn flush(&mut self, backend: &mut dyn Backend, failed: &mut Vec<RawFd>) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &fd in &dirty {
+            let e = &self.fds[fd as usize];
+            let wanted = self.wanted(e);
+            let old = e.committed;
+            let ok = wanted == old || backend.change(fd, old, wanted).is_ok();
+            let e = &mut self.fds[fd as usize];
+            e.dirty = false;
+            if ok {
+                e.committed = wanted;
+            } else {
+                e.committed = EventFlags::empty();
+                if !wanted.is_empty() {
+                    failed.push(fd);
+                }
+            }
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    /// After the backend was re-created (fork): register every watched fd afresh. fds the
+    /// new backend refuses are pushed onto `failed`.
+    pub fn reregister_all(&mut self, backend: &mut dyn Backend, failed: &mut Vec<RawFd>) {
+        self.dirty.clear();
+        for fd in 0..self.fds.len() {
+            let wanted = self.wanted(&self.fds[fd]);
+            let e = &mut self.fds[fd];
+            e.dirty = false;
+            e.committed = EventFlags::empty();
+            if !wanted.is_empty() {
+                match backend.change(fd as RawFd, EventFlags::empty(), wanted) {
+                    Ok(()) => self.fds[fd].committed = wanted,
+                    Err(_) => failed.push(fd as RawFd),
+                }
+            }
+        }
+    }
+
+    /// The number of syscall-worthy changes waiting for the next flush.
+    pub fn pending_changes(&self) -> usize {
+        self.dirty.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::Features;
+    use crate::ReadyList;
+    use std::time::Duration;
+
+    /// Records every change it is told about.
+    #[derive(Default)]
+    struct Recorder {
+        log: Vec<(RawFd, EventFlags, EventFlags)>,
+        refuse: Option<RawFd>,
+    }
+    impl Backend for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn features(&self) -> Features {
+            Features::EDGE_TRIGGERED | Features::EARLY_CLOSE
+        }
+        fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
+            if self.refuse == Some(fd) {
+                return Err(io::Error::new(io::ErrorKind::Other, "refused"));
+            }
+            self.log.push((fd, old, new));
+            Ok(())
+        }
+        fn dispatch(&mut self, _: Option<Duration>, _: &mut ReadyList) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const R: EventFlags = EventFlags::READ;
+    const W: EventFlags = EventFlags::WRITE;
+    const E: EventFlags = EventFlags::empty();
+
+    #[test]
+    fn two_readers_one_registration_and_delete_keeps_the_other() {
+        let mut b = Recorder::default();
+        let mut m = IoMap::new(false, false);
+        m.add(&mut b, 3, 0, R, true).unwrap();
+        m.add(&mut b, 3, 1, R, true).unwrap();
+        m.remove(&mut b, 3, 0, R).unwrap();
+        let mut failed = vec![];
+        m.flush(&mut b, &mut failed);
+        assert_eq!(b.log, [(3, E, R)]);
+        assert_eq!(m.events(3), [1]);
+    }
+
+    #[test]
+    fn delete_then_readd_costs_nothing() {
+        let mut b = Recorder::default();
+        let mut m = IoMap::new(false, false);
+        m.add(&mut b, 4, 0, R, true).unwrap();
+        m.remove(&mut b, 4, 0, R).unwrap();
+        m.add(&mut b, 4, 0, R, false).unwrap();
+        m.flush(&mut b, &mut vec![]);
+        assert_eq!(b.log, [(4, E, R)]);
+        // A modification is coalesced into one net change.
+        m.add(&mut b, 4, 1, W, true).unwrap();
+        m.remove(&mut b, 4, 1, W).unwrap();
+        m.add(&mut b, 4, 2, W, true).unwrap();
+        assert_eq!(m.pending_changes(), 1);
+        m.flush(&mut b, &mut vec![]);
+        assert_eq!(b.log, [(4, E, R), (4, R, R | W)]);
+    }
+
+    #[test]
+    fn fresh_event_on_a_stale_registration_registers_afresh() {
+        let mut b = Recorder::default();
+        let mut m = IoMap::new(false, false);
+        m.add(&mut b, 5, 0, R, true).unwrap();
+        m.remove(&mut b, 5, 0, R).unwrap();
+        // (the fd is closed and its number reused here)
+        m.add(&mut b, 5, 1, R, true).unwrap();
+        assert_eq!(b.log, [(5, E, R), (5, E, R)]);
+    }
+
+    #[test]
+    fn refused_registration_leaves_the_map_unchanged() {
+        let mut b = Recorder { refuse: Some(6), ..Default::default() };
+        let mut m = IoMap::new(false, false);
+        assert!(m.add(&mut b, 6, 0, R, true).is_err());
+        assert!(m.events(6).is_empty());
+        b.refuse = None;
+        m.add(&mut b, 6, 0, R, true).unwrap();
+        assert_eq!(b.log, [(6, E, R)]);
+    }
+
+    #[test]
+    fn et_mixing_and_negative_fds_are_refused() {
+        let mut b = Recorder::default();
+        let mut m = IoMap::new(false, false);
+        m.add(&mut b, 7, 0, R | EventFlags::ET, true).unwrap();
+        let err = m.add(&mut b, 7, 1, W, true).unwrap_err();
+        assert!(err.to_string().contains("fd 7"), "{err}");
+        let err = m.add(&mut b, -1, 2, R, true).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn emulated_closed_watches_read() {
+        let mut b = Recorder::default();
+        let mut m = IoMap::new(true, false);
+        m.add(&mut b, 8, 0, EventFlags::CLOSED, true).unwrap();
+        assert_eq!(b.log, [(8, E, R)]);
+        assert!(m.emulates_closed(8));
+    }
+}
