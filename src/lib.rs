@@ -1,1 +1,300 @@
-//! placeholder until the facade is written
+//! evloop: an event-notification library in the lineage of libevent.
+//!
+//! One loop runs callbacks when fds become ready, when timers expire, or when you activate
+//! events by hand; an OS backend (epoll, poll, select; kqueue on the BSDs) does the waiting,
+//! chosen at build time by cargo features and at run time by [`Config`] and the environment,
+//! as libevent does. Every backend gives the same semantics, which the `evloop-conformance`
+//! suite checks scenario by scenario.
+//!
+//! # Examples
+//!
+//! A socket pair, one persistent read event, and a timer that ends the loop:
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop::{Base, EventFlags};
+//! use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+//! use std::os::fd::AsRawFd;
+//!
+//! let (a, b) = socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::NONBLOCK, None)?;
+//! let mut base: Base<Vec<u8>> = evloop::new_base()?;
+//! let reader = base.new_event(b.as_raw_fd(), EventFlags::READ | EventFlags::PERSIST, move |ctx, got: &mut Vec<u8>| {
+//!     let mut buf = [0u8; 64];
+//!     let n = rustix::io::read(&b, &mut buf).unwrap();
+//!     got.extend_from_slice(&buf[..n]);
+//!     ctx.loop_exit(None).unwrap();
+//! })?;
+//! base.add(reader, None)?;
+//! rustix::io::write(&a, b"hi")?;
+//! let mut got = Vec::new();
+//! base.run(&mut got)?;
+//! assert_eq!(got, b"hi");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+use std::io;
+
+pub use evloop_core::*;
+
+/// Every backend evloop knows, in order of preference. Those not compiled in are skipped.
+const PREFERENCE: [&str; 4] = ["kqueue", "epoll", "poll", "select"];
+
+/// The environment variable that excludes `backend` (libevent's `EVENT_NOEPOLL` & co.).
+fn env_var_for(backend: &str) -> String {
+    format!("EVENT_NO{}", backend.to_ascii_uppercase())
+}
+
+/// Create the backend called `name`, if it is compiled in.
+///
+/// # Errors
+///
+/// `NotFound` if no backend of that name is compiled in; the backend's own error if it
+/// cannot be created (no epoll fd left, say).
+///
+/// # Examples
+///
+/// ```
+/// let backend = evloop::backend_by_name("poll")?;
+/// assert_eq!(backend.name(), "poll");
+/// assert!(evloop::backend_by_name("devpoll").is_err());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn backend_by_name(name: &str) -> io::Result<Box<dyn Backend>> {
+    match name {
+        #[cfg(all(feature = "epoll", any(target_os = "linux", target_os = "android")))]
+        "epoll" => Ok(Box::new(evloop_epoll::EpollBackend::new()?)),
+        #[cfg(all(feature = "poll", unix))]
+        "poll" => Ok(Box::new(evloop_poll::PollBackend::new())),
+        #[cfg(all(feature = "select", unix))]
+        "select" => Ok(Box::new(evloop_select::SelectBackend::new())),
+        _ => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no backend named {name:?} is compiled in (compiled in: {})",
+                supported_methods().join(" ")
+            ),
+        )),
+    }
+}
+
+/// The backends compiled into this build, in order of preference
+/// (libevent's `event_get_supported_methods`).
+///
+/// # Examples
+///
+/// ```
+/// let methods = evloop::supported_methods();
+/// assert!(methods.contains(&"poll"));
+/// ```
+pub fn supported_methods() -> Vec<&'static str> {
+    let compiled = [
+        cfg!(all(feature = "epoll", any(target_os = "linux", target_os = "android"))).then_some("epoll"),
+        cfg!(all(feature = "poll", unix)).then_some("poll"),
+        cfg!(all(feature = "select", unix)).then_some("select"),
+    ];
+    PREFERENCE.into_iter().filter(|name| compiled.contains(&Some(*name))).collect()
+}
+
+/// Whether this process may trust its environment: not in a setuid or setgid program, where
+/// whoever started it controls the environment (libevent checks the same).
+pub fn environment_trusted() -> bool {
+    !is_privileged()
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_privileged() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector; an absent entry yields 0.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+fn is_privileged() -> bool {
+    // SAFETY: issetugid has no preconditions.
+    unsafe { libc::issetugid() != 0 }
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)))]
+fn is_privileged() -> bool {
+    // SAFETY: these calls have no preconditions.
+    unsafe { libc::getuid() != libc::geteuid() || libc::getgid() != libc::getegid() }
+}
+
+/// How to build a base: which backends to avoid, which features to require, and the base's
+/// options (libevent's `event_config`).
+///
+/// The backend is the first of kqueue, epoll, poll and select that is compiled in, not
+/// avoided, not excluded by the environment (`EVENT_NOKQUEUE`, `EVENT_NOEPOLL`,
+/// `EVENT_NOPOLL`, `EVENT_NOSELECT`: set to any value), and has every required feature.
+/// `EVENT_SHOW_METHOD` (any value) prints `evloop using: NAME` to stderr. The environment is
+/// ignored in setuid/setgid processes and after [`ignore_env`](Self::ignore_env).
+///
+/// # Examples
+///
+/// ```
+/// use evloop::{Base, Config, Features};
+/// let base: Base = Config::new().avoid("select").require(Features::O1).build()?;
+/// assert_eq!(base.method(), "epoll");
+///
+/// let err = Config::new().ignore_env().require(Features::EDGE_TRIGGERED).avoid("epoll").build::<()>().unwrap_err();
+/// assert!(err.to_string().contains("poll: lacks"), "{err}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    avoid: Vec<String>,
+    require: Features,
+    ignore_env: bool,
+    options: BaseOptions,
+}
+
+impl Config {
+    /// The default: every compiled-in backend, the environment honoured, one priority.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Never use the backend called `name` (libevent's `event_config_avoid_method`).
+    pub fn avoid(mut self, name: &str) -> Self {
+        self.avoid.push(name.to_string());
+        self
+    }
+
+    /// Use only a backend with all of `features` (libevent's `event_config_require_features`).
+    pub fn require(mut self, features: Features) -> Self {
+        self.require |= features;
+        self
+    }
+
+    /// Ignore `EVENT_NO*` and `EVENT_SHOW_METHOD` (libevent's `EVENT_BASE_FLAG_IGNORE_ENV`).
+    pub fn ignore_env(mut self) -> Self {
+        self.ignore_env = true;
+        self
+    }
+
+    /// The base's priorities and dispatch limits.
+    pub fn options(mut self, options: BaseOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The backend this configuration picks, or why none fits.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` naming every backend and why it was excluded.
+    pub fn backend(&self) -> io::Result<Box<dyn Backend>> {
+        self.backend_with_env(|var| std::env::var_os(var).is_some())
+    }
+
+    /// [`backend`](Self::backend) with the environment looked up by `is_set`, so tests can
+    /// check the selection rules without touching the process environment.
+    ///
+    /// # Errors
+    ///
+    /// See [`backend`](Self::backend).
+    pub fn backend_with_env(&self, is_set: impl Fn(&str) -> bool) -> io::Result<Box<dyn Backend>> {
+        let use_env = !self.ignore_env && environment_trusted();
+        let mut reasons = Vec::new();
+        for name in PREFERENCE {
+            let reason = if !supported_methods().contains(&name) {
+                "not compiled in".to_string()
+            } else if self.avoid.iter().any(|a| a == name) {
+                "avoided by the Config".to_string()
+            } else if use_env && is_set(&env_var_for(name)) {
+                format!("excluded by {}", env_var_for(name))
+            } else {
+                match backend_by_name(name) {
+                    Ok(b) if b.features().contains(self.require) => {
+                        if use_env && is_set("EVENT_SHOW_METHOD") {
+                            eprintln!("evloop using: {name}");
+                        }
+                        return Ok(b);
+                    }
+                    Ok(b) => format!(
+                        "lacks required features {:?}",
+                        self.require.without(b.features())
+                    ),
+                    Err(e) => format!("failed: {e}"),
+                }
+            };
+            reasons.push(format!("{name}: {reason}"));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no event backend is usable ({})", reasons.join("; ")),
+        ))
+    }
+
+    /// Build a base on the backend this configuration picks.
+    ///
+    /// # Errors
+    ///
+    /// See [`backend`](Self::backend) and [`Base::with_backend`].
+    pub fn build<D>(&self) -> io::Result<Base<D>> {
+        Base::with_backend(self.backend()?, self.options.clone())
+    }
+}
+
+/// A base on the preferred backend, honouring the environment
+/// (libevent's `event_base_new`).
+///
+/// # Errors
+///
+/// See [`Config::build`].
+///
+/// # Examples
+///
+/// ```
+/// let base: evloop::Base = evloop::new_base()?;
+/// assert!(evloop::supported_methods().contains(&base.method()));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn new_base<D>() -> io::Result<Base<D>> {
+    Config::new().build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_excludes_in_preference_order() {
+        let cfg = Config::new();
+        let first = supported_methods()[0];
+        let b = cfg.backend_with_env(|_| false).unwrap();
+        assert_eq!(b.name(), first);
+        let b = cfg.backend_with_env(|v| v == env_var_for(first)).unwrap();
+        assert_ne!(b.name(), first);
+        let b = cfg.clone().ignore_env().backend_with_env(|v| v == env_var_for(first)).unwrap();
+        assert_eq!(b.name(), first);
+    }
+
+    #[test]
+    fn nothing_left_names_every_backend() {
+        let err = Config::new().backend_with_env(|v| v.starts_with("EVENT_NO")).unwrap_err();
+        let msg = err.to_string();
+        for name in supported_methods() {
+            assert!(msg.contains(&format!("{name}: excluded by {}", env_var_for(name))), "{msg}");
+        }
+        assert!(msg.contains("kqueue: not compiled in") || cfg!(not(target_os = "linux")), "{msg}");
+    }
+}

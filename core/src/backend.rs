@@ -182,3 +182,35 @@ impl ReadyList {
 pub fn fd_error(backend: &str, op: &str, fd: RawFd, err: io::Error) -> io::Error {
     io::Error::new(err.kind(), format!("{backend}: cannot {op} fd {fd}: {err}"))
 }
+
+/// The longest single wait handed to the kernel: 35 minutes, as libevent does. Older Linux
+/// kernels mishandle larger epoll timeouts, and a larger `i32` millisecond count would make
+/// rustix switch to `epoll_pwait2`, which kernels before 5.11 lack. The loop simply waits
+/// again when nothing happened, so clamping costs one wake-up per 35 minutes.
+pub const MAX_WAIT: Duration = Duration::from_secs(35 * 60);
+
+/// Convert the core's timeout to the `Timespec` the wait syscalls take: `None` stays `None`
+/// (wait without limit), anything longer than [`MAX_WAIT`] is clamped. Sub-millisecond
+/// precision is kept; rustix rounds up where the syscall counts milliseconds, so a wait never
+/// ends before the timer it waits for.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_core::backend::{wait_timeout, MAX_WAIT};
+/// assert_eq!(wait_timeout(Some(Duration::MAX)).unwrap().tv_sec as u64, MAX_WAIT.as_secs());
+/// assert_eq!(wait_timeout(Some(Duration::from_micros(1500))).unwrap().tv_nsec, 1_500_000);
+/// ```
+pub fn wait_timeout(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
+    timeout.map(|t| {
+        let t = t.min(MAX_WAIT);
+        rustix::event::Timespec { tv_sec: t.as_secs() as _, tv_nsec: t.subsec_nanos() as _ }
+    })
+}
+
+impl std::fmt::Debug for dyn Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backend({})", self.name())
+    }
+}
