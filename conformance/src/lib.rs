@@ -1,1 +1,213 @@
+//! One suite of scenarios that every evloop backend must pass.
+//!
+//! A scenario is a function over a [`Harness`], which builds bases on the backend under test.
+//! [`trials`] instantiates every scenario for one backend as tests named
+//! `<backend>::<scenario>`; a scenario whose [`Scenario::requires`] the backend lacks is
+//! listed as *ignored* with the kind `unsupported`, never silently passed.
+//!
+//! # Testing your own backend
+//!
+//! Add a test target with `harness = false` to your crate and hand the suite a factory:
+//!
+//! ```no_run
+//! // tests/conformance.rs, with `[[test]] name = "conformance" harness = false`
+//! fn main() {
+//!     evloop_conformance::run_matrix(&[("poll", || Ok(Box::new(evloop_poll::PollBackend::new())))]);
+//! }
+//! ```
+//!
+//! `cargo test --test conformance -- poll::` then runs that column, and `-- --list` lists it.
 
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use evloop_core::{Backend, Base, BaseOptions, Features};
+use libtest_mimic::{Arguments, Trial};
+
+mod control;
+mod differential;
+mod io_events;
+mod lifecycle;
+mod scale;
+mod timers;
+pub mod util;
+
+/// Creates the backend under test; called once per base.
+pub type Factory = fn() -> io::Result<Box<dyn Backend>>;
+
+/// What a scenario gets: the backend's name and a way to build bases on it.
+#[derive(Clone, Copy)]
+pub struct Harness {
+    name: &'static str,
+    factory: Factory,
+}
+
+impl Harness {
+    /// A harness for the backend `name` made by `factory`.
+    pub fn new(name: &'static str, factory: Factory) -> Self {
+        Self { name, factory }
+    }
+
+    /// The backend's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// A fresh backend.
+    #[track_caller]
+    pub fn backend(&self) -> Box<dyn Backend> {
+        (self.factory)().unwrap_or_else(|e| panic!("creating backend {}: {e}", self.name))
+    }
+
+    /// The backend's features.
+    pub fn features(&self) -> Features {
+        self.backend().features()
+    }
+
+    /// A base with default options.
+    #[track_caller]
+    pub fn base<D>(&self) -> Base<D> {
+        self.base_with(BaseOptions::default())
+    }
+
+    /// A base with `options`.
+    #[track_caller]
+    pub fn base_with<D>(&self, options: BaseOptions) -> Base<D> {
+        Base::with_backend(self.backend(), options).expect("valid base options")
+    }
+
+    /// A base whose backend counts the interest changes it is told about.
+    #[track_caller]
+    pub fn counting_base<D>(&self) -> (Base<D>, util::ChangeCounter) {
+        let (backend, counter) = util::Counting::wrap(self.backend());
+        (Base::with_backend(Box::new(backend), BaseOptions::default()).unwrap(), counter)
+    }
+}
+
+/// One scenario of the suite.
+pub struct Scenario {
+    /// Its name, the second half of the test name.
+    pub name: &'static str,
+    /// Features the backend needs for the scenario to apply.
+    pub requires: Features,
+    /// The scenario; it panics on failure.
+    pub run: fn(&Harness),
+}
+
+macro_rules! scenario_list {
+    ($($module:ident :: $name:ident $(requires $req:expr)?),* $(,)?) => {
+        /// Every scenario, in a fixed order.
+        pub fn scenarios() -> Vec<Scenario> {
+            vec![$(Scenario {
+                name: stringify!($name),
+                requires: Features::empty() $(| $req)?,
+                run: $module::$name,
+            }),*]
+        }
+    };
+}
+
+scenario_list! {
+    io_events::simple_read,
+    io_events::simple_write,
+    io_events::two_readers_and_a_writer_on_one_fd,
+    io_events::persistent_read,
+    io_events::combined_read_write,
+    io_events::delete_one_of_two_events_on_an_fd,
+    io_events::closed_on_peer_shutdown,
+    io_events::et_fires_once_per_edge requires Features::EDGE_TRIGGERED,
+    io_events::et_refused_without_the_feature,
+    io_events::fd_closed_while_registered,
+    io_events::fd_number_reused_after_close,
+    io_events::delete_then_readd_costs_no_change,
+    io_events::persistent_io_timeout_restarts_on_activity,
+    timers::simple_timeout,
+    timers::persistent_timeout_rearms,
+    timers::persistent_timeout_does_not_burst_after_a_stall,
+    timers::timeout_replaced_by_readd,
+    timers::timers_fire_in_deadline_order,
+    timers::pending_reports_flags_and_deadline,
+    control::priorities,
+    control::better_priority_preempts_a_worse_queue,
+    control::manual_activation,
+    control::manual_activation_with_a_pending_fd,
+    control::loop_exit_without_delay,
+    control::loop_exit_with_delay,
+    control::loop_exit_before_the_loop_starts,
+    control::loop_break_from_a_callback,
+    control::loop_break_before_the_loop_starts,
+    control::empty_loop_returns,
+    control::no_exit_on_empty_with_loop_exit,
+    control::nonblock_returns_at_once,
+    control::dispatch_limits_bound_a_flood,
+    lifecycle::once_with_timeout,
+    lifecycle::once_with_fd,
+    lifecycle::once_rejections,
+    lifecycle::once_storage_freed_with_the_base,
+    lifecycle::delete_self_and_another_from_a_callback,
+    lifecycle::readd_inside_the_callback,
+    lifecycle::free_inside_the_callback,
+    lifecycle::stale_and_foreign_ids_are_refused,
+    lifecycle::panicking_callback_leaves_the_base_usable,
+    scale::thousand_socketpairs_all_ready,
+    scale::fds_above_1024,
+    differential::random_trace_matches_the_polling_oracle,
+}
+
+/// The scenarios for one backend as libtest-mimic trials named `<backend>::<scenario>`.
+/// Each trial fails if it runs longer than 60 seconds, so a hung loop cannot stall CI.
+pub fn trials(name: &'static str, factory: Factory) -> Vec<Trial> {
+    let harness = Harness::new(name, factory);
+    let features = (factory)().map(|b| b.features()).unwrap_or(Features::empty());
+    scenarios()
+        .into_iter()
+        .map(|s| {
+            let test_name = format!("{name}::{}", s.name);
+            let run = s.run;
+            let watched_name = test_name.clone();
+            let trial = Trial::test(test_name, move || {
+                let done = Arc::new(AtomicBool::new(false));
+                let flag = done.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..600 {
+                        std::thread::sleep(Duration::from_millis(100));
+                        if flag.load(Ordering::Relaxed) {
+                            return;
+                        }
+                    }
+                    eprintln!("{watched_name}: still running after 60 s; aborting the suite");
+                    std::process::exit(101);
+                });
+                let result = std::panic::catch_unwind(|| run(&harness));
+                done.store(true, Ordering::Relaxed);
+                result.map_err(|p| {
+                    let msg = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "panicked".to_string());
+                    msg.into()
+                })
+            });
+            if features.contains(s.requires) {
+                trial
+            } else {
+                trial.with_ignored_flag(true).with_kind(format!(
+                    "unsupported: {name} lacks {:?}",
+                    s.requires.without(features)
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Run every scenario on every backend given, as a libtest-compatible test binary (answers
+/// `--list`, name filters, `--exact`, `--ignored`), and exit with its status.
+pub fn run_matrix(backends: &[(&'static str, Factory)]) -> ! {
+    util::raise_fd_limit();
+    let args = Arguments::from_args();
+    let trials = backends.iter().flat_map(|&(name, factory)| trials(name, factory)).collect();
+    libtest_mimic::run(&args, trials).exit()
+}

@@ -15,7 +15,7 @@ macro_rules! flag_set {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Copy, Clone, PartialEq, Eq, Hash, Default)]
+        #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
         pub struct $name($repr);
 
         impl $name {

@@ -1,0 +1,316 @@
+//! Readiness of fds: read, write, several events per fd, CLOSED, ET, closed and reused fds.
+
+use std::io;
+use std::time::Duration;
+
+use evloop_core::{EventFlags, Features, RunOutcome};
+use rustix::net::Shutdown;
+
+use crate::util::{borrow, raw, read_available, run_until, socketpair, turn, write_all};
+use crate::Harness;
+
+type Log = Vec<(&'static str, EventFlags)>;
+
+const R: EventFlags = EventFlags::READ;
+const W: EventFlags = EventFlags::WRITE;
+const P: EventFlags = EventFlags::PERSIST;
+
+/// Data written to one end makes a READ event on the other end run once, with READ.
+pub fn simple_read(h: &Harness) {
+    let (a, b) = socketpair();
+    write_all(&a, b"hello");
+    let mut base = h.base::<(Log, Vec<u8>)>();
+    let fd = raw(&b);
+    let e = base
+        .new_event(fd, R, move |ctx, (log, got): &mut (Log, Vec<u8>)| {
+            log.push(("read", ctx.fired()));
+            got.extend(read_available(borrow(fd)));
+        })
+        .unwrap();
+    base.add(e, None).unwrap();
+    let mut data = (Log::new(), Vec::new());
+    assert_eq!(base.run(&mut data).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(data.0, [("read", R)]);
+    assert_eq!(data.1, b"hello");
+}
+
+/// A WRITE event on a socket with room runs once; what it writes arrives.
+pub fn simple_write(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Log>();
+    let fd = raw(&a);
+    let e = base
+        .new_event(fd, W, move |ctx, log: &mut Log| {
+            log.push(("write", ctx.fired()));
+            write_all(borrow(fd), b"x");
+        })
+        .unwrap();
+    base.add(e, None).unwrap();
+    let mut log = Log::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log, [("write", W)]);
+    assert_eq!(read_available(&b), b"x");
+}
+
+/// Two readers and a writer on one fd all run, in the order they were added.
+pub fn two_readers_and_a_writer_on_one_fd(h: &Harness) {
+    let (a, b) = socketpair();
+    write_all(&a, b"x");
+    let mut base = h.base::<Log>();
+    for (name, flags) in [("r1", R), ("r2", R), ("w", W)] {
+        let e = base.new_event(raw(&b), flags, move |ctx, log: &mut Log| log.push((name, ctx.fired()))).unwrap();
+        base.add(e, None).unwrap();
+    }
+    let mut log = Log::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log, [("r1", R), ("r2", R), ("w", W)]);
+}
+
+/// A persistent READ event runs once per arrival and stays pending until deleted.
+pub fn persistent_read(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<(usize, Vec<u8>)>();
+    let fd = raw(&b);
+    let e = base
+        .new_event(fd, R | P, move |_, (n, got): &mut (usize, Vec<u8>)| {
+            *n += 1;
+            got.extend(read_available(borrow(fd)));
+        })
+        .unwrap();
+    base.add(e, None).unwrap();
+    let mut data = (0, Vec::new());
+    for (i, byte) in [b"a", b"b", b"c"].into_iter().enumerate() {
+        write_all(&a, byte);
+        run_until(&mut base, &mut data, "persistent read", |d| d.0 == i + 1);
+    }
+    assert_eq!(data.1, b"abc");
+    assert_eq!(base.pending(e).unwrap().flags, R);
+    base.del(e).unwrap();
+    assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
+    assert_eq!(base.run(&mut data).unwrap(), RunOutcome::NoEvents);
+}
+
+/// One event watching READ|WRITE reports both in one run when both hold.
+pub fn combined_read_write(h: &Harness) {
+    let (a, b) = socketpair();
+    write_all(&a, b"x");
+    let mut base = h.base::<Log>();
+    let e = base.new_event(raw(&b), R | W, |ctx, log: &mut Log| log.push(("rw", ctx.fired()))).unwrap();
+    base.add(e, None).unwrap();
+    let mut log = Log::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log, [("rw", R | W)]);
+}
+
+/// Deleting one of two events on an fd leaves the other working.
+pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Log>();
+    let fd = raw(&b);
+    let e1 = base.new_event(fd, R | P, |ctx, log: &mut Log| log.push(("e1", ctx.fired()))).unwrap();
+    let e2 = base
+        .new_event(fd, R | P, move |ctx, log: &mut Log| {
+            log.push(("e2", ctx.fired()));
+            read_available(borrow(fd));
+        })
+        .unwrap();
+    base.add(e1, None).unwrap();
+    base.add(e2, None).unwrap();
+    let mut log = Log::new();
+    turn(&mut base, &mut log);
+    base.del(e1).unwrap();
+    write_all(&a, b"x");
+    run_until(&mut base, &mut log, "e2 runs", |l| !l.is_empty());
+    assert_eq!(log, [("e2", R)]);
+    base.del(e2).unwrap();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+}
+
+/// A CLOSED event runs when the peer closes (reported by the kernel or emulated).
+pub fn closed_on_peer_shutdown(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Log>();
+    let e = base.new_event(raw(&b), EventFlags::CLOSED, |ctx, log: &mut Log| log.push(("closed", ctx.fired()))).unwrap();
+    base.add(e, None).unwrap();
+    let mut log = Log::new();
+    turn(&mut base, &mut log);
+    assert!(log.is_empty(), "CLOSED before the peer closed: {log:?}");
+    rustix::net::shutdown(&a, Shutdown::Write).unwrap();
+    run_until(&mut base, &mut log, "CLOSED after shutdown", |l| !l.is_empty());
+    assert_eq!(log, [("closed", EventFlags::CLOSED)]);
+    drop(a);
+}
+
+/// An edge-triggered event runs once per edge, however often the loop turns in between.
+pub fn et_fires_once_per_edge(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<usize>();
+    let e = base.new_event(raw(&b), R | P | EventFlags::ET, |_, n: &mut usize| *n += 1).unwrap();
+    base.add(e, None).unwrap();
+    let mut n = 0;
+    write_all(&a, b"1");
+    run_until(&mut base, &mut n, "first edge", |&n| n == 1);
+    for _ in 0..5 {
+        turn(&mut base, &mut n);
+    }
+    assert_eq!(n, 1, "level-triggered behaviour from an ET event");
+    write_all(&a, b"2");
+    run_until(&mut base, &mut n, "second edge", |&n| n == 2);
+    base.del(e).unwrap();
+}
+
+/// Without the ET feature, adding an ET event is refused with an error naming the backend
+/// and the fd; the base keeps working. With the feature, the add succeeds.
+pub fn et_refused_without_the_feature(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<usize>();
+    let e = base.new_event(raw(&b), R | EventFlags::ET, |_, n: &mut usize| *n += 1).unwrap();
+    let result = base.add(e, None);
+    if h.features().contains(Features::EDGE_TRIGGERED) {
+        result.unwrap();
+        base.del(e).unwrap();
+    } else {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        let msg = err.to_string();
+        assert!(msg.contains(h.name()) && msg.contains(&format!("fd {}", raw(&b))), "{msg}");
+        assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
+    }
+    let ok = base.new_event(raw(&b), R, |_, n: &mut usize| *n += 10).unwrap();
+    base.add(ok, None).unwrap();
+    write_all(&a, b"x");
+    let mut n = 0;
+    base.run(&mut n).unwrap();
+    assert_eq!(n, 10);
+}
+
+/// An fd closed while an event watches it neither kills nor hangs the loop: timers still
+/// fire, the event may report READ (poll: POLLNVAL, select: EBADF) or nothing (epoll: the
+/// kernel dropped it), deleting it succeeds, and the base keeps working.
+pub fn fd_closed_while_registered(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Log>();
+    let e = base.new_event(raw(&b), R, |ctx, log: &mut Log| log.push(("closed fd", ctx.fired()))).unwrap();
+    base.add(e, None).unwrap();
+    let mut log = Log::new();
+    turn(&mut base, &mut log);
+    drop(b);
+    let t = base.new_timer(EventFlags::empty(), |ctx, log: &mut Log| {
+        log.push(("timer", ctx.fired()));
+        ctx.loop_break();
+    });
+    base.add(t.unwrap(), Some(Duration::from_millis(20))).unwrap();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::Broken);
+    assert!(log.contains(&("timer", EventFlags::TIMEOUT)), "{log:?}");
+    for (name, flags) in &log {
+        assert!(*name == "timer" || *flags == R, "unexpected report {log:?}");
+    }
+    let _ = base.del(e);
+    drop(a);
+    let (c, d) = socketpair();
+    write_all(&c, b"x");
+    let ok = base.new_event(raw(&d), R, |ctx, log: &mut Log| log.push(("new", ctx.fired()))).unwrap();
+    base.add(ok, None).unwrap();
+    log.clear();
+    base.run(&mut log).unwrap();
+    assert_eq!(log, [("new", R)]);
+}
+
+/// Delete an event, close its fd, get the same fd number from a new socket and watch it with
+/// a new event in the same iteration: the new event must work (the change list must not
+/// mistake the new fd for the old registration).
+pub fn fd_number_reused_after_close(h: &Harness) {
+    let (a, b) = socketpair();
+    let old = raw(&b);
+    let mut base = h.base::<Log>();
+    let e = base.new_event(old, R | P, |ctx, log: &mut Log| log.push(("old", ctx.fired()))).unwrap();
+    base.add(e, None).unwrap();
+    let mut log = Log::new();
+    turn(&mut base, &mut log);
+    base.del(e).unwrap();
+    drop(b);
+    drop(a);
+    let (c, d) = socketpair();
+    // The lowest free numbers are reused: one end of the new pair has the old number.
+    let (peer, reused) = if raw(&c) == old { (d, c) } else { (c, d) };
+    assert_eq!(raw(&reused), old, "the fd number was not reused; the scenario needs it");
+    let fd = raw(&reused);
+    let e2 = base
+        .new_event(fd, R | P, move |ctx, log: &mut Log| {
+            log.push(("new", ctx.fired()));
+            read_available(borrow(fd));
+        })
+        .unwrap();
+    base.add(e2, None).unwrap();
+    write_all(&peer, b"x");
+    run_until(&mut base, &mut log, "event on the reused fd", |l| !l.is_empty());
+    assert_eq!(log, [("new", R)]);
+    base.free(e2).unwrap();
+}
+
+/// Deleting and re-adding events before the next wait costs no interest change at all, and
+/// the events still work afterwards.
+pub fn delete_then_readd_costs_no_change(h: &Harness) {
+    let pairs: Vec<_> = (0..50).map(|_| socketpair()).collect();
+    let (mut base, changes) = h.counting_base::<usize>();
+    let events: Vec<_> = pairs
+        .iter()
+        .map(|(_, b)| {
+            let fd = raw(b);
+            let e = base
+                .new_event(fd, R | P, move |_, n: &mut usize| {
+                    *n += 1;
+                    read_available(borrow(fd));
+                })
+                .unwrap();
+            base.add(e, None).unwrap();
+            e
+        })
+        .collect();
+    let mut n = 0;
+    turn(&mut base, &mut n);
+    let before = changes.get();
+    for round in 0..3 {
+        for &e in &events {
+            base.del(e).unwrap();
+            base.add(e, None).unwrap();
+        }
+        turn(&mut base, &mut n);
+        if !h.backend().immediate_changes() {
+            assert_eq!(changes.get(), before, "round {round}: delete+add reached the backend");
+        }
+    }
+    write_all(&pairs[17].0, b"x");
+    run_until(&mut base, &mut n, "event after re-adds", |&n| n == 1);
+}
+
+/// A persistent I/O event's timeout restarts from now after an I/O activation, and fires
+/// with TIMEOUT when nothing arrives.
+pub fn persistent_io_timeout_restarts_on_activity(h: &Harness) {
+    let (a, b) = socketpair();
+    write_all(&a, b"x");
+    let interval = Duration::from_millis(100);
+    let mut base = h.base::<Log>();
+    let fd = raw(&b);
+    let e = base
+        .new_event(fd, R | P, move |ctx, log: &mut Log| {
+            log.push(("io", ctx.fired()));
+            read_available(borrow(fd));
+            let me = ctx.id();
+            let deadline = ctx.pending(me).unwrap().deadline.expect("timer re-armed");
+            if ctx.fired().contains(EventFlags::TIMEOUT) {
+                // Re-armed from the old deadline, which is in the future again.
+                assert!(deadline > ctx.now());
+                ctx.del(me).unwrap();
+            } else {
+                assert_eq!(deadline, ctx.now() + interval, "re-armed from now after I/O");
+            }
+        })
+        .unwrap();
+    base.add(e, Some(interval)).unwrap();
+    let started = std::time::Instant::now();
+    let mut log = Log::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log, [("io", R), ("io", EventFlags::TIMEOUT)]);
+    assert!(started.elapsed() >= interval);
+}

@@ -1,0 +1,197 @@
+//! Event lifecycle: one-shot events, deleting, re-adding and freeing from callbacks, stale
+//! ids, and a panicking callback.
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use evloop_core::{EventFlags, RunOutcome};
+
+use crate::util::{raw, socketpair, write_all};
+use crate::Harness;
+
+/// `once` with a timeout runs its callback once, with TIMEOUT, after the timeout; then the
+/// loop has nothing left.
+pub fn once_with_timeout(h: &Harness) {
+    let mut base = h.base::<Vec<(EventFlags, Instant)>>();
+    let start = Instant::now();
+    base.once(-1, EventFlags::empty(), Some(Duration::from_millis(20)), |ctx, log: &mut Vec<_>| {
+        log.push((ctx.fired(), Instant::now()))
+    })
+    .unwrap();
+    assert_eq!(base.num_events(), 1);
+    let mut log = Vec::new();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].0, EventFlags::TIMEOUT);
+    assert!(log[0].1 - start >= Duration::from_millis(20));
+    assert_eq!(base.num_events(), 0);
+}
+
+/// `once` on an fd runs with READ when data arrives, or with TIMEOUT when its timeout comes
+/// first.
+pub fn once_with_fd(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Vec<EventFlags>>();
+    base.once(raw(&b), EventFlags::READ, None, |ctx, log: &mut Vec<EventFlags>| log.push(ctx.fired())).unwrap();
+    base.once(raw(&a), EventFlags::READ, Some(Duration::from_millis(10)), |ctx, log: &mut Vec<EventFlags>| {
+        log.push(ctx.fired())
+    })
+    .unwrap();
+    write_all(&a, b"x");
+    let mut log = Vec::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log, [EventFlags::READ, EventFlags::TIMEOUT]);
+}
+
+/// `once` refuses SIGNAL, PERSIST and a negative fd with READ, with `InvalidInput`, and the
+/// base is unchanged.
+pub fn once_rejections(h: &Harness) {
+    let mut base = h.base::<()>();
+    for (fd, flags) in [
+        (-1, EventFlags::PERSIST),
+        (0, EventFlags::READ | EventFlags::PERSIST),
+        (-1, EventFlags::SIGNAL),
+        (-1, EventFlags::READ),
+    ] {
+        let err = base.once(fd, flags, Some(Duration::from_millis(1)), |_, _| {}).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{flags:?}: {err}");
+    }
+    assert_eq!(base.num_events(), 0);
+    assert_eq!(base.run(&mut ()).unwrap(), RunOutcome::NoEvents);
+}
+
+/// Callbacks of never-fired one-shot events and of ordinary events are dropped with the base.
+pub fn once_storage_freed_with_the_base(h: &Harness) {
+    let guard = Rc::new(());
+    let mut base = h.base::<()>();
+    let g = guard.clone();
+    base.once(-1, EventFlags::empty(), Some(Duration::from_secs(3600)), move |_, _| drop(g)).unwrap();
+    let g = guard.clone();
+    let e = base.new_timer(EventFlags::empty(), move |_, _| {
+        let _ = &g;
+    });
+    base.add(e.unwrap(), Some(Duration::from_secs(3600))).unwrap();
+    assert_eq!(Rc::strong_count(&guard), 3);
+    drop(base);
+    assert_eq!(Rc::strong_count(&guard), 1);
+}
+
+/// A callback deletes its own persistent event and another active event: neither runs again.
+pub fn delete_self_and_another_from_a_callback(h: &Harness) {
+    let mut base = h.base::<Vec<&'static str>>();
+    let b = base.new_timer(EventFlags::PERSIST, |_, log: &mut Vec<&str>| log.push("B")).unwrap();
+    let a = base
+        .new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<&str>| {
+            log.push("A");
+            let me = ctx.id();
+            ctx.del(me).unwrap();
+            ctx.del(b).unwrap();
+        })
+        .unwrap();
+    base.add(a, Some(Duration::from_millis(1))).unwrap();
+    base.add(b, Some(Duration::from_secs(60))).unwrap();
+    base.activate(a, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(b, EventFlags::TIMEOUT, 1).unwrap();
+    let mut log = Vec::new();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(log, ["A"]);
+}
+
+/// A non-persistent timer that adds itself again from its callback keeps running.
+pub fn readd_inside_the_callback(h: &Harness) {
+    let mut base = h.base::<usize>();
+    let t = base
+        .new_timer(EventFlags::empty(), |ctx, n: &mut usize| {
+            *n += 1;
+            if *n < 3 {
+                let me = ctx.id();
+                ctx.add(me, Some(Duration::from_millis(1))).unwrap();
+            }
+        })
+        .unwrap();
+    base.add(t, Some(Duration::from_millis(1))).unwrap();
+    let mut n = 0;
+    base.run(&mut n).unwrap();
+    assert_eq!(n, 3);
+}
+
+/// A callback frees its own event and another active one: the other never runs, both
+/// closures are dropped (the running one when it returns), and both ids are refused.
+pub fn free_inside_the_callback(h: &Harness) {
+    let guard = Rc::new(());
+    let mut base = h.base::<Vec<&'static str>>();
+    let g = guard.clone();
+    let b = base
+        .new_timer(EventFlags::empty(), move |_, log: &mut Vec<&str>| {
+            let _ = &g;
+            log.push("B")
+        })
+        .unwrap();
+    let g = guard.clone();
+    let a = base
+        .new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<&str>| {
+            let _ = &g;
+            log.push("A");
+            let me = ctx.id();
+            ctx.free(b).unwrap();
+            ctx.free(me).unwrap();
+            assert!(ctx.pending(me).is_err());
+        })
+        .unwrap();
+    base.add(a, Some(Duration::from_millis(1))).unwrap();
+    base.activate(a, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(b, EventFlags::TIMEOUT, 1).unwrap();
+    let mut log = Vec::new();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(log, ["A"]);
+    assert_eq!(Rc::strong_count(&guard), 1);
+    for id in [a, b] {
+        assert_eq!(base.add(id, None).unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+}
+
+/// Ids of freed events (even after their slot is reused) and of other bases are refused
+/// with clear errors, and the base still works.
+pub fn stale_and_foreign_ids_are_refused(h: &Harness) {
+    let mut base = h.base::<usize>();
+    let mut other = h.base::<usize>();
+    let old = base.new_timer(EventFlags::empty(), |_, _| {}).unwrap();
+    base.free(old).unwrap();
+    let reused = base.new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1).unwrap();
+    let err = base.activate(old, EventFlags::TIMEOUT, 1).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("freed"), "{err}");
+    let err = other.add(reused, None).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("another base"), "{err}");
+    assert!(base.free(old).is_err());
+    base.activate(reused, EventFlags::TIMEOUT, 1).unwrap();
+    let mut n = 0;
+    base.run(&mut n).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(other.run(&mut n).unwrap(), RunOutcome::NoEvents);
+}
+
+/// A panicking callback propagates out of `run`; its event is freed, the other events stay
+/// registered, and the base runs again normally.
+pub fn panicking_callback_leaves_the_base_usable(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Vec<&'static str>>();
+    // resume_unwind skips the panic hook, so the expected panic prints no backtrace.
+    let bad = base
+        .new_timer(EventFlags::PERSIST, |_, _| std::panic::resume_unwind(Box::new("callback panic (expected)")))
+        .unwrap();
+    base.add(bad, Some(Duration::from_millis(1))).unwrap();
+    let reader = base.new_event(raw(&b), EventFlags::READ, |_, log: &mut Vec<&str>| log.push("read")).unwrap();
+    base.add(reader, None).unwrap();
+    let mut log = Vec::new();
+    let result = catch_unwind(AssertUnwindSafe(|| base.run(&mut log)));
+    assert!(result.is_err(), "the panic must propagate");
+    assert_eq!(base.pending(bad).unwrap_err().kind(), io::ErrorKind::NotFound);
+    assert_eq!(base.num_events(), 1);
+    write_all(&a, b"x");
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(log, ["read"]);
+}

@@ -1,0 +1,140 @@
+//! Timers: one-shot, persistent, replaced, ordered. Bounds are lower bounds plus generous
+//! upper bounds; timing goals belong to the benchmarks.
+
+use std::time::{Duration, Instant};
+
+use evloop_core::{EventFlags, RunOutcome};
+
+use crate::util::{raw, socketpair};
+use crate::Harness;
+
+const GENEROUS: Duration = Duration::from_secs(5);
+
+/// A timer fires once, with TIMEOUT, no earlier than its timeout.
+pub fn simple_timeout(h: &Harness) {
+    let mut base = h.base::<Vec<(EventFlags, Instant)>>();
+    let t = base.new_timer(EventFlags::empty(), |ctx, log: &mut Vec<_>| log.push((ctx.fired(), Instant::now()))).unwrap();
+    let start = Instant::now();
+    base.add(t, Some(Duration::from_millis(50))).unwrap();
+    let mut log = Vec::new();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(log.len(), 1);
+    let elapsed = log[0].1 - start;
+    assert_eq!(log[0].0, EventFlags::TIMEOUT);
+    assert!(elapsed >= Duration::from_millis(50) && elapsed < GENEROUS, "{elapsed:?}");
+}
+
+/// A persistent timer re-arms from its previous deadline: consecutive deadlines are exactly
+/// one interval apart (no drift) unless the loop ran more than an interval late, and it stops
+/// when it deletes itself.
+pub fn persistent_timeout_rearms(h: &Harness) {
+    let interval = Duration::from_millis(40);
+    // (deadline after re-arm, cached time of the run)
+    let mut base = h.base::<Vec<(Instant, Instant)>>();
+    let t = base
+        .new_timer(EventFlags::PERSIST, |ctx, runs: &mut Vec<(Instant, Instant)>| {
+            let me = ctx.id();
+            runs.push((ctx.pending(me).unwrap().deadline.unwrap(), ctx.now()));
+            if runs.len() == 4 {
+                ctx.del(me).unwrap();
+            }
+        })
+        .unwrap();
+    let start = Instant::now();
+    base.add(t, Some(interval)).unwrap();
+    let mut runs = Vec::new();
+    base.run(&mut runs).unwrap();
+    assert_eq!(runs.len(), 4);
+    for w in runs.windows(2) {
+        let late = w[1].1 > w[0].0 + interval;
+        if !late {
+            assert_eq!(w[1].0 - w[0].0, interval, "drift between re-arms");
+        }
+        assert!(w[1].0 - w[0].0 >= interval);
+    }
+    assert!(start.elapsed() >= interval * 4);
+}
+
+/// After a stall longer than several intervals, a persistent timer runs once for the missed
+/// deadline and then one interval later, not in a burst of catch-up runs (libevent's
+/// persistent_timeout_jump).
+pub fn persistent_timeout_does_not_burst_after_a_stall(h: &Harness) {
+    let interval = Duration::from_millis(10);
+    let mut base = h.base::<Vec<(Instant, Instant)>>();
+    let t = base
+        .new_timer(EventFlags::PERSIST, |ctx, runs: &mut Vec<(Instant, Instant)>| {
+            let start = Instant::now();
+            if runs.is_empty() {
+                std::thread::sleep(Duration::from_millis(60));
+            }
+            runs.push((start, Instant::now()));
+            if runs.len() == 3 {
+                let me = ctx.id();
+                ctx.del(me).unwrap();
+            }
+        })
+        .unwrap();
+    base.add(t, Some(interval)).unwrap();
+    let mut runs = Vec::new();
+    base.run(&mut runs).unwrap();
+    assert_eq!(runs.len(), 3);
+    let gap = runs[2].0 - runs[1].0;
+    assert!(gap >= interval - Duration::from_millis(1), "catch-up run {gap:?} after the stall");
+}
+
+/// Adding a pending timer again with a timeout replaces its deadline; adding it with `None`
+/// keeps the deadline it has.
+pub fn timeout_replaced_by_readd(h: &Harness) {
+    let mut base = h.base::<Vec<Instant>>();
+    let t = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<Instant>| log.push(Instant::now())).unwrap();
+    let start = Instant::now();
+    base.add(t, Some(Duration::from_secs(30))).unwrap();
+    base.add(t, Some(Duration::from_millis(20))).unwrap();
+    let deadline = base.pending(t).unwrap().deadline.unwrap();
+    base.add(t, None).unwrap();
+    assert_eq!(base.pending(t).unwrap().deadline, Some(deadline));
+    let mut log = Vec::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log.len(), 1);
+    let elapsed = log[0] - start;
+    assert!(elapsed >= Duration::from_millis(20) && elapsed < GENEROUS, "{elapsed:?}");
+}
+
+/// Timers fire in deadline order; timers with equal deadlines (added in one callback, so
+/// with the same cached time) fire in the order they were added.
+pub fn timers_fire_in_deadline_order(h: &Harness) {
+    let mut base = h.base::<Vec<usize>>();
+    let timeouts: Vec<u64> = (0..60).map(|i| (i * 7 % 6) * 3).collect();
+    let arm = timeouts.clone();
+    base.once(-1, EventFlags::empty(), None, move |ctx, _| {
+        for (i, &ms) in arm.iter().enumerate() {
+            let t = ctx.new_timer(EventFlags::empty(), move |_, order: &mut Vec<usize>| order.push(i)).unwrap();
+            ctx.add(t, Some(Duration::from_millis(ms))).unwrap();
+        }
+    })
+    .unwrap();
+    let mut order = Vec::new();
+    base.run(&mut order).unwrap();
+    let mut expected: Vec<usize> = (0..timeouts.len()).collect();
+    expected.sort_by_key(|&i| timeouts[i]); // stable: equal deadlines keep add order
+    assert_eq!(order, expected);
+}
+
+/// `pending` reports the watched flags, TIMEOUT and the deadline while pending, nothing after
+/// a delete, and the result flags of an activation.
+pub fn pending_reports_flags_and_deadline(h: &Harness) {
+    let (_a, b) = socketpair();
+    let mut base = h.base::<()>();
+    let e = base.new_event(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
+    let before = Instant::now();
+    base.add(e, Some(Duration::from_secs(1))).unwrap();
+    let p = base.pending(e).unwrap();
+    assert_eq!(p.flags, EventFlags::READ | EventFlags::TIMEOUT);
+    let deadline = p.deadline.unwrap();
+    assert!(deadline >= before + Duration::from_secs(1) && deadline < before + GENEROUS);
+    base.del(e).unwrap();
+    let p = base.pending(e).unwrap();
+    assert_eq!((p.flags, p.deadline), (EventFlags::empty(), None));
+    base.activate(e, EventFlags::WRITE, 1).unwrap();
+    assert_eq!(base.pending(e).unwrap().flags, EventFlags::WRITE);
+}

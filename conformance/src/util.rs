@@ -1,0 +1,150 @@
+//! Helpers for scenarios: fds, I/O, loop driving with generous bounds, and a backend wrapper
+//! that counts interest changes. Modelled on mio's `tests/util`: helpers are
+//! `#[track_caller]`, so a failure points at the scenario line.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use evloop_core::{Backend, Base, EventFlags, Features, LoopFlags, ReadyList};
+use rustix::io::Errno;
+use rustix::net::{socketpair as sys_socketpair, AddressFamily, SocketFlags, SocketType};
+
+/// How long a scenario waits for something that should take milliseconds before failing.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A non-blocking, close-on-exec AF_UNIX stream socket pair.
+#[track_caller]
+pub fn socketpair() -> (OwnedFd, OwnedFd) {
+    sys_socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("socketpair")
+}
+
+/// Borrow a raw fd that the scenario keeps open for as long as the borrow is used.
+pub fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: scenarios own every fd they pass here (as an `OwnedFd` in scope) and close it
+    // only after the loop that uses it has returned; a closed fd only makes the syscall fail.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Write all of `bytes` to a non-blocking fd that has room for them.
+#[track_caller]
+pub fn write_all(fd: impl AsFd, bytes: &[u8]) {
+    let n = rustix::io::write(fd, bytes).expect("write");
+    assert_eq!(n, bytes.len(), "short write");
+}
+
+/// Read whatever is available (until `EAGAIN` or end of file).
+pub fn read_available(fd: impl AsFd) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match rustix::io::read(fd.as_fd(), &mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::AGAIN) => return out,
+            Err(Errno::INTR) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Fill the send buffer of `fd` until the kernel refuses more; returns the bytes written.
+pub fn fill(fd: impl AsFd) -> usize {
+    let chunk = [0x55u8; 65536];
+    let mut total = 0;
+    loop {
+        match rustix::io::write(fd.as_fd(), &chunk) {
+            Ok(n) => total += n,
+            Err(Errno::AGAIN) => return total,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+}
+
+/// Run `base` with `ONCE|NONBLOCK` iterations until `done(data)`, failing after
+/// [`PATIENCE`]. Sleeps a millisecond between idle iterations.
+#[track_caller]
+pub fn run_until<D>(base: &mut Base<D>, data: &mut D, what: &str, mut done: impl FnMut(&D) -> bool) {
+    let start = Instant::now();
+    while !done(data) {
+        assert!(start.elapsed() < PATIENCE, "{what}: still not done after {PATIENCE:?}");
+        base.run_with(LoopFlags::NONBLOCK, data).expect("loop iteration");
+        if !done(data) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Run one non-blocking iteration.
+#[track_caller]
+pub fn turn<D>(base: &mut Base<D>, data: &mut D) {
+    base.run_with(LoopFlags::NONBLOCK | LoopFlags::NO_EXIT_ON_EMPTY, data).expect("loop iteration");
+}
+
+/// Raise the soft fd limit to the hard limit, for the scenarios that open thousands of fds.
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim.clone());
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// The number of interest changes a [`Counting`] backend was told about.
+#[derive(Clone, Default)]
+pub struct ChangeCounter(Rc<Cell<usize>>);
+
+impl ChangeCounter {
+    /// Changes so far.
+    pub fn get(&self) -> usize {
+        self.0.get()
+    }
+}
+
+/// Wraps a backend and counts the calls to `change` (each is a syscall on epoll and kqueue).
+pub struct Counting {
+    inner: Box<dyn Backend>,
+    changes: ChangeCounter,
+}
+
+impl Counting {
+    /// Wrap `inner`.
+    pub fn wrap(inner: Box<dyn Backend>) -> (Self, ChangeCounter) {
+        let changes = ChangeCounter::default();
+        (Self { inner, changes: changes.clone() }, changes)
+    }
+}
+
+impl Backend for Counting {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn features(&self) -> Features {
+        self.inner.features()
+    }
+    fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
+        self.changes.0.set(self.changes.0.get() + 1);
+        self.inner.change(fd, old, new)
+    }
+    fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
+        self.inner.dispatch(timeout, ready)
+    }
+    fn immediate_changes(&self) -> bool {
+        self.inner.immediate_changes()
+    }
+}
+
+/// The raw fd of an owned one (shorthand).
+pub fn raw(fd: &OwnedFd) -> RawFd {
+    fd.as_raw_fd()
+}
