@@ -91,11 +91,18 @@ pub fn backend_by_name(name: &str) -> io::Result<Box<dyn Backend>> {
 /// ```
 pub fn supported_methods() -> Vec<&'static str> {
     let compiled = [
-        cfg!(all(feature = "epoll", any(target_os = "linux", target_os = "android"))).then_some("epoll"),
+        cfg!(all(
+            feature = "epoll",
+            any(target_os = "linux", target_os = "android")
+        ))
+        .then_some("epoll"),
         cfg!(all(feature = "poll", unix)).then_some("poll"),
         cfg!(all(feature = "select", unix)).then_some("select"),
     ];
-    PREFERENCE.into_iter().filter(|name| compiled.contains(&Some(*name))).collect()
+    PREFERENCE
+        .into_iter()
+        .filter(|name| compiled.contains(&Some(*name)))
+        .collect()
 }
 
 /// Whether this process may trust its environment: not in a setuid or setgid program, where
@@ -284,17 +291,29 @@ mod tests {
         assert_eq!(b.name(), first);
         let b = cfg.backend_with_env(|v| v == env_var_for(first)).unwrap();
         assert_ne!(b.name(), first);
-        let b = cfg.clone().ignore_env().backend_with_env(|v| v == env_var_for(first)).unwrap();
+        let b = cfg
+            .clone()
+            .ignore_env()
+            .backend_with_env(|v| v == env_var_for(first))
+            .unwrap();
         assert_eq!(b.name(), first);
     }
 
     #[test]
     fn nothing_left_names_every_backend() {
-        let err = Config::new().backend_with_env(|v| v.starts_with("EVENT_NO")).unwrap_err();
+        let err = Config::new()
+            .backend_with_env(|v| v.starts_with("EVENT_NO"))
+            .unwrap_err();
         let msg = err.to_string();
         for name in supported_methods() {
-            assert!(msg.contains(&format!("{name}: excluded by {}", env_var_for(name))), "{msg}");
+            assert!(
+                msg.contains(&format!("{name}: excluded by {}", env_var_for(name))),
+                "{msg}"
+            );
         }
-        assert!(msg.contains("kqueue: not compiled in") || cfg!(not(target_os = "linux")), "{msg}");
+        assert!(
+            msg.contains("kqueue: not compiled in") || cfg!(not(target_os = "linux")),
+            "{msg}"
+        );
     }
 }

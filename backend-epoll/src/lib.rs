@@ -11,6 +11,11 @@
 //! * timeouts are rounded up to milliseconds and clamped (see `evloop_core::backend::MAX_WAIT`).
 //!
 //! References: epoll_ctl(2), epoll_wait(2).
+//!
+//! On systems without epoll this crate is empty, so a workspace build for the BSDs or macOS
+//! still compiles.
+
+#![cfg(any(target_os = "linux", target_os = "android"))]
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
@@ -44,7 +49,9 @@ pub struct EpollBackend {
 
 impl std::fmt::Debug for EpollBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EpollBackend").field("epoll", &self.epoll).finish()
+        f.debug_struct("EpollBackend")
+            .field("epoll", &self.epoll)
+            .finish()
     }
 }
 
@@ -55,9 +62,13 @@ impl EpollBackend {
     ///
     /// `epoll_create1`'s error (the fd limit, say).
     pub fn new() -> io::Result<Self> {
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
-            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("epoll_create1: {e}")))?;
-        Ok(Self { epoll, events: Vec::with_capacity(INITIAL_EVENTS) })
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| {
+            io::Error::new(io::Error::from(e).kind(), format!("epoll_create1: {e}"))
+        })?;
+        Ok(Self {
+            epoll,
+            events: Vec::with_capacity(INITIAL_EVENTS),
+        })
     }
 }
 
@@ -144,10 +155,19 @@ impl Backend for EpollBackend {
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
         self.events.clear();
         let timeout = wait_timeout(timeout);
-        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut self.events), timeout.as_ref()) {
+        match epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut self.events),
+            timeout.as_ref(),
+        ) {
             Ok(_) => {}
             Err(Errno::INTR) => return Ok(()),
-            Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("epoll_wait: {e}"))),
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("epoll_wait: {e}"),
+                ))
+            }
         }
         for ev in &self.events {
             ready.push(ev.data.u64() as RawFd, readiness(ev.flags));
@@ -179,15 +199,26 @@ mod tests {
         let all = EventFlags::READ | EventFlags::WRITE | EventFlags::CLOSED;
         assert_eq!(readiness(epoll_flags(all)), all);
         assert!(epoll_flags(EventFlags::READ | EventFlags::ET).contains(epoll::EventFlags::ET));
-        assert_eq!(readiness(epoll::EventFlags::HUP), EventFlags::READ | EventFlags::WRITE);
+        assert_eq!(
+            readiness(epoll::EventFlags::HUP),
+            EventFlags::READ | EventFlags::WRITE
+        );
     }
 
     #[test]
     fn regular_files_are_refused_by_name() {
-        let file = std::fs::File::open("/proc/self/exe").or_else(|_| std::fs::File::open("Cargo.toml")).unwrap();
+        let file = std::fs::File::open("/proc/self/exe")
+            .or_else(|_| std::fs::File::open("Cargo.toml"))
+            .unwrap();
         use std::os::fd::AsRawFd;
         let mut b = EpollBackend::new().unwrap();
-        let err = b.change(file.as_raw_fd(), EventFlags::empty(), EventFlags::READ).unwrap_err();
-        assert!(err.to_string().contains(&format!("fd {}", file.as_raw_fd())), "{err}");
+        let err = b
+            .change(file.as_raw_fd(), EventFlags::empty(), EventFlags::READ)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("fd {}", file.as_raw_fd())),
+            "{err}"
+        );
     }
 }

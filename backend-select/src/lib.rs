@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
 use evloop_core::{fd_error, Backend, EventFlags, Features, ReadyList};
-use rustix::event::{fd_set_bound, fd_set_insert, fd_set_num_elements, fd_set_remove, FdSetElement, FdSetIter};
+use rustix::event::{
+    fd_set_bound, fd_set_insert, fd_set_num_elements, fd_set_remove, FdSetElement, FdSetIter,
+};
 use rustix::io::Errno;
 
 /// The select backend.
@@ -42,14 +44,18 @@ pub struct SelectBackend {
 
 impl std::fmt::Debug for SelectBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SelectBackend").field("nfds", &self.nfds()).finish()
+        f.debug_struct("SelectBackend")
+            .field("nfds", &self.nfds())
+            .finish()
     }
 }
 
 fn is_open(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl(F_GETFD) only inspects the descriptor table; a closed fd gives EBADF.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_getfd(borrowed).map(drop).map_err(Into::into)
+    rustix::io::fcntl_getfd(borrowed)
+        .map(drop)
+        .map_err(Into::into)
 }
 
 fn set(fds: &mut Vec<FdSetElement>, fd: RawFd, on: bool) {
@@ -78,10 +84,12 @@ impl SelectBackend {
     fn select_once(&mut self, nfds: RawFd, timeout: Option<Duration>) -> rustix::io::Result<i32> {
         let len = fd_set_num_elements(1, nfds);
         self.read_out.clear();
-        self.read_out.extend_from_slice(&self.read_interest[..len.min(self.read_interest.len())]);
+        self.read_out
+            .extend_from_slice(&self.read_interest[..len.min(self.read_interest.len())]);
         self.read_out.resize(len, FdSetElement::default());
         self.write_out.clear();
-        self.write_out.extend_from_slice(&self.write_interest[..len.min(self.write_interest.len())]);
+        self.write_out
+            .extend_from_slice(&self.write_interest[..len.min(self.write_interest.len())]);
         self.write_out.resize(len, FdSetElement::default());
         for &fd in &self.bad {
             fd_set_remove(&mut self.read_out, fd);
@@ -117,7 +125,11 @@ impl Backend for SelectBackend {
             is_open(fd).map_err(|e| fd_error("select", "add", fd, e))?;
         }
         set(&mut self.read_interest, fd, new.contains(EventFlags::READ));
-        set(&mut self.write_interest, fd, new.contains(EventFlags::WRITE));
+        set(
+            &mut self.write_interest,
+            fd,
+            new.contains(EventFlags::WRITE),
+        );
         Ok(())
     }
 
@@ -143,7 +155,12 @@ impl Backend for SelectBackend {
         match result {
             Ok(0) | Err(Errno::INTR) => return Ok(()),
             Ok(_) => {}
-            Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("select: {e}"))),
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("select: {e}"),
+                ))
+            }
         }
         // An fd ready both ways is pushed twice; the core merges the two reports.
         for fd in FdSetIter::new(&self.read_out) {
@@ -168,14 +185,22 @@ mod tests {
         let mut s = SelectBackend::new();
         let fa = a.as_raw_fd();
         s.change(fa, EventFlags::empty(), EventFlags::READ).unwrap();
-        s.change(keep.1.as_raw_fd(), EventFlags::empty(), EventFlags::WRITE).unwrap();
+        s.change(keep.1.as_raw_fd(), EventFlags::empty(), EventFlags::WRITE)
+            .unwrap();
         drop(a);
         drop(b);
         let mut ready = ReadyList::new();
-        s.dispatch(Some(Duration::from_millis(100)), &mut ready).unwrap();
+        s.dispatch(Some(Duration::from_millis(100)), &mut ready)
+            .unwrap();
         let got: Vec<_> = ready.iter().collect();
-        assert!(got.contains(&(fa, EventFlags::READ | EventFlags::WRITE)), "{got:?}");
-        assert!(got.contains(&(keep.1.as_raw_fd(), EventFlags::WRITE)), "{got:?}");
+        assert!(
+            got.contains(&(fa, EventFlags::READ | EventFlags::WRITE)),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&(keep.1.as_raw_fd(), EventFlags::WRITE)),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@ use crate::Harness;
 type Log = Vec<(&'static str, EventFlags)>;
 
 fn three_priorities() -> BaseOptions {
-    BaseOptions { priorities: 3, ..Default::default() }
+    BaseOptions {
+        priorities: 3,
+        ..Default::default()
+    }
 }
 
 /// Active events run best priority first, whatever order they were activated in.
@@ -18,7 +21,11 @@ pub fn priorities(h: &Harness) {
     let mut base = h.base_with::<Vec<u16>>(three_priorities());
     let mut ids = Vec::new();
     for prio in [2u16, 0, 1] {
-        let e = base.new_timer(EventFlags::empty(), move |_, log: &mut Vec<u16>| log.push(prio)).unwrap();
+        let e = base
+            .new_timer(EventFlags::empty(), move |_, log: &mut Vec<u16>| {
+                log.push(prio)
+            })
+            .unwrap();
         base.set_priority(e, prio).unwrap();
         ids.push(e);
     }
@@ -36,7 +43,9 @@ pub fn priorities(h: &Harness) {
 /// priority's queue.
 pub fn better_priority_preempts_a_worse_queue(h: &Harness) {
     let mut base = h.base_with::<Vec<&'static str>>(three_priorities());
-    let c = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("C")).unwrap();
+    let c = base
+        .new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("C"))
+        .unwrap();
     base.set_priority(c, 0).unwrap();
     let a = base
         .new_timer(EventFlags::empty(), move |ctx, log: &mut Vec<&str>| {
@@ -44,7 +53,9 @@ pub fn better_priority_preempts_a_worse_queue(h: &Harness) {
             ctx.activate(c, EventFlags::TIMEOUT, 1).unwrap();
         })
         .unwrap();
-    let b = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("B")).unwrap();
+    let b = base
+        .new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("B"))
+        .unwrap();
     base.activate(a, EventFlags::TIMEOUT, 1).unwrap();
     base.activate(b, EventFlags::TIMEOUT, 1).unwrap();
     let mut log = Vec::new();
@@ -56,7 +67,11 @@ pub fn better_priority_preempts_a_worse_queue(h: &Harness) {
 /// before it runs merges the flags into one run.
 pub fn manual_activation(h: &Harness) {
     let mut base = h.base::<Vec<(EventFlags, u32)>>();
-    let e = base.new_timer(EventFlags::empty(), |ctx, log: &mut Vec<_>| log.push((ctx.fired(), ctx.ncalls()))).unwrap();
+    let e = base
+        .new_timer(EventFlags::empty(), |ctx, log: &mut Vec<_>| {
+            log.push((ctx.fired(), ctx.ncalls()))
+        })
+        .unwrap();
     base.activate(e, EventFlags::WRITE, 3).unwrap();
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
@@ -75,24 +90,43 @@ pub fn manual_activation_with_a_pending_fd(h: &Harness) {
     let mut base = h.base::<Log>();
     let fd = raw(&b);
     let p = base
-        .new_event(fd, EventFlags::READ | EventFlags::PERSIST, move |ctx, log: &mut Log| {
-            log.push(("persist", ctx.fired()));
-            read_available(borrow(fd));
+        .new_event(
+            fd,
+            EventFlags::READ | EventFlags::PERSIST,
+            move |ctx, log: &mut Log| {
+                log.push(("persist", ctx.fired()));
+                read_available(borrow(fd));
+            },
+        )
+        .unwrap();
+    let once = base
+        .new_event(fd, EventFlags::READ, |ctx, log: &mut Log| {
+            log.push(("plain", ctx.fired()))
         })
         .unwrap();
-    let once = base.new_event(fd, EventFlags::READ, |ctx, log: &mut Log| log.push(("plain", ctx.fired()))).unwrap();
     base.add(p, None).unwrap();
     base.add(once, Some(Duration::from_secs(60))).unwrap();
     base.activate(p, EventFlags::TIMEOUT, 1).unwrap();
     base.activate(once, EventFlags::TIMEOUT, 1).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
-    assert_eq!(log, [("persist", EventFlags::TIMEOUT), ("plain", EventFlags::TIMEOUT)]);
+    assert_eq!(
+        log,
+        [
+            ("persist", EventFlags::TIMEOUT),
+            ("plain", EventFlags::TIMEOUT)
+        ]
+    );
     assert_eq!(base.pending(p).unwrap().flags, EventFlags::READ);
     assert_eq!(base.pending(once).unwrap().flags, EventFlags::empty());
     log.clear();
     write_all(&a, b"x");
-    run_until(&mut base, &mut log, "persistent event after activation", |l| !l.is_empty());
+    run_until(
+        &mut base,
+        &mut log,
+        "persistent event after activation",
+        |l| !l.is_empty(),
+    );
     assert_eq!(log, [("persist", EventFlags::READ)]);
 }
 
@@ -119,14 +153,19 @@ pub fn loop_exit_without_delay(h: &Harness) {
 /// `loop_exit(Some(d))` ends a busy loop no earlier than `d`.
 pub fn loop_exit_with_delay(h: &Harness) {
     let mut base = h.base::<usize>();
-    let t = base.new_timer(EventFlags::PERSIST, |_, n: &mut usize| *n += 1).unwrap();
+    let t = base
+        .new_timer(EventFlags::PERSIST, |_, n: &mut usize| *n += 1)
+        .unwrap();
     base.add(t, Some(Duration::from_millis(2))).unwrap();
     let start = Instant::now();
     base.loop_exit(Some(Duration::from_millis(50))).unwrap();
     let mut n = 0;
     assert_eq!(base.run(&mut n).unwrap(), RunOutcome::Exited);
     let elapsed = start.elapsed();
-    assert!(elapsed >= Duration::from_millis(50) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(50) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
     assert!(n >= 1);
 }
 
@@ -135,7 +174,9 @@ pub fn loop_exit_with_delay(h: &Harness) {
 pub fn loop_exit_before_the_loop_starts(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let e = base.new_event(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
+    let e = base
+        .new_event(raw(&b), EventFlags::READ, |_, _| {})
+        .unwrap();
     base.add(e, None).unwrap();
     base.loop_exit(None).unwrap();
     assert_eq!(base.run(&mut ()).unwrap(), RunOutcome::Exited);
@@ -152,7 +193,9 @@ pub fn loop_break_from_a_callback(h: &Harness) {
             ctx.loop_break();
         })
         .unwrap();
-    let b = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("B")).unwrap();
+    let b = base
+        .new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("B"))
+        .unwrap();
     base.activate(a, EventFlags::TIMEOUT, 1).unwrap();
     base.activate(b, EventFlags::TIMEOUT, 1).unwrap();
     let mut log = Vec::new();
@@ -168,7 +211,9 @@ pub fn loop_break_from_a_callback(h: &Harness) {
 /// return at once, running nothing; the run after that is normal.
 pub fn loop_break_before_the_loop_starts(h: &Harness) {
     let mut base = h.base::<usize>();
-    let t = base.new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1).unwrap();
+    let t = base
+        .new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1)
+        .unwrap();
     base.activate(t, EventFlags::TIMEOUT, 1).unwrap();
     base.loop_break();
     let mut n = 0;
@@ -195,7 +240,10 @@ pub fn empty_loop_returns(h: &Harness) {
 pub fn no_exit_on_empty_with_loop_exit(h: &Harness) {
     let mut base = h.base::<()>();
     let flags = LoopFlags::NO_EXIT_ON_EMPTY;
-    assert_eq!(base.run_with(flags | LoopFlags::NONBLOCK, &mut ()).unwrap(), RunOutcome::Returned);
+    assert_eq!(
+        base.run_with(flags | LoopFlags::NONBLOCK, &mut ()).unwrap(),
+        RunOutcome::Returned
+    );
     let start = Instant::now();
     base.loop_exit(Some(Duration::from_millis(30))).unwrap();
     assert_eq!(base.run_with(flags, &mut ()).unwrap(), RunOutcome::Exited);
@@ -206,11 +254,16 @@ pub fn no_exit_on_empty_with_loop_exit(h: &Harness) {
 pub fn nonblock_returns_at_once(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<usize>();
-    let e = base.new_event(raw(&b), EventFlags::READ, |_, n: &mut usize| *n += 1).unwrap();
+    let e = base
+        .new_event(raw(&b), EventFlags::READ, |_, n: &mut usize| *n += 1)
+        .unwrap();
     base.add(e, Some(Duration::from_secs(30))).unwrap();
     let start = Instant::now();
     let mut n = 0;
-    assert_eq!(base.run_with(LoopFlags::NONBLOCK, &mut n).unwrap(), RunOutcome::Returned);
+    assert_eq!(
+        base.run_with(LoopFlags::NONBLOCK, &mut n).unwrap(),
+        RunOutcome::Returned
+    );
     assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(n, 0);
 }
@@ -220,32 +273,51 @@ pub fn nonblock_returns_at_once(h: &Harness) {
 /// that many callbacks, so a due timer runs within the bound.
 pub fn dispatch_limits_bound_a_flood(h: &Harness) {
     let limits = [
-        BaseOptions { max_dispatch_callbacks: Some(5), ..Default::default() },
-        BaseOptions { max_dispatch_interval: Some(Duration::from_millis(2)), ..Default::default() },
+        BaseOptions {
+            max_dispatch_callbacks: Some(5),
+            ..Default::default()
+        },
+        BaseOptions {
+            max_dispatch_interval: Some(Duration::from_millis(2)),
+            ..Default::default()
+        },
     ];
     for options in limits {
         // (flood runs, flood runs after the timer's deadline, timer deadline)
         let mut base = h.base_with::<(usize, usize, Option<Instant>)>(options.clone());
         let flood = base
-            .new_timer(EventFlags::empty(), |ctx, (n, late, deadline): &mut (usize, usize, Option<Instant>)| {
-                *n += 1;
-                if deadline.is_some_and(|d| ctx.now() >= d) {
-                    *late += 1;
-                }
-                let me = ctx.id();
-                ctx.activate(me, EventFlags::TIMEOUT, 1).unwrap();
-            })
+            .new_timer(
+                EventFlags::empty(),
+                |ctx, (n, late, deadline): &mut (usize, usize, Option<Instant>)| {
+                    *n += 1;
+                    if deadline.is_some_and(|d| ctx.now() >= d) {
+                        *late += 1;
+                    }
+                    let me = ctx.id();
+                    ctx.activate(me, EventFlags::TIMEOUT, 1).unwrap();
+                },
+            )
             .unwrap();
-        let timer = base.new_timer(EventFlags::empty(), |ctx, _| ctx.loop_break()).unwrap();
+        let timer = base
+            .new_timer(EventFlags::empty(), |ctx, _| ctx.loop_break())
+            .unwrap();
         base.add(timer, Some(Duration::from_millis(20))).unwrap();
         let mut data = (0, 0, base.pending(timer).unwrap().deadline);
         base.activate(flood, EventFlags::TIMEOUT, 1).unwrap();
-        assert_eq!(base.run(&mut data).unwrap(), RunOutcome::Broken, "{options:?}");
+        assert_eq!(
+            base.run(&mut data).unwrap(),
+            RunOutcome::Broken,
+            "{options:?}"
+        );
         assert!(data.0 > 0);
         // One iteration's worth of flood callbacks may run after the deadline passed; with
         // the interval limit, that is however many fit in 2 ms, so only check the count one.
         if options.max_dispatch_callbacks.is_some() {
-            assert!(data.1 <= 5, "{} flood callbacks ran after the timer was due", data.1);
+            assert!(
+                data.1 <= 5,
+                "{} flood callbacks ran after the timer was due",
+                data.1
+            );
         }
     }
 }

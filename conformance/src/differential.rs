@@ -43,17 +43,22 @@ fn run_seed(h: &Harness, seed: u64) {
         .iter()
         .enumerate()
         .map(|(i, (w, _))| {
-            let mut mk = |flags, is_read| {
-                base_event(&mut base, raw(w), flags, i, is_read)
-            };
-            (mk(EventFlags::READ | EventFlags::PERSIST, true), mk(EventFlags::WRITE | EventFlags::PERSIST, false))
+            let mut mk = |flags, is_read| base_event(&mut base, raw(w), flags, i, is_read);
+            (
+                mk(EventFlags::READ | EventFlags::PERSIST, true),
+                mk(EventFlags::WRITE | EventFlags::PERSIST, false),
+            )
         })
         .collect();
     let poller = Poller::new().unwrap();
     for (i, (w, _)) in pairs.iter().enumerate() {
         // SAFETY: each fd is deleted from the poller (dropped with it) before it is closed:
         // `poller` is declared after `pairs`, so it drops first.
-        unsafe { poller.add_with_mode(raw(w), Event::none(i), PollMode::Level).unwrap() };
+        unsafe {
+            poller
+                .add_with_mode(raw(w), Event::none(i), PollMode::Level)
+                .unwrap()
+        };
     }
     let mut interest = [(false, false); PAIRS];
     let mut rng = Rng(seed);
@@ -81,7 +86,9 @@ fn run_seed(h: &Harness, seed: u64) {
         let mut ev = Event::none(i);
         ev.readable = r;
         ev.writable = w;
-        poller.modify_with_mode(watched, ev, PollMode::Level).unwrap();
+        poller
+            .modify_with_mode(watched, ev, PollMode::Level)
+            .unwrap();
 
         let mut ours = Trace::new();
         turn(&mut base, &mut ours);
@@ -96,11 +103,20 @@ fn run_seed(h: &Harness, seed: u64) {
                 oracle.insert((e.key, false));
             }
         }
-        assert_eq!(ours, oracle, "seed {seed:#x} step {step}: evloop vs polling");
+        assert_eq!(
+            ours, oracle,
+            "seed {seed:#x} step {step}: evloop vs polling"
+        );
     }
 }
 
-fn base_event(base: &mut evloop_core::Base<Trace>, fd: i32, flags: EventFlags, i: usize, is_read: bool) -> EventId {
+fn base_event(
+    base: &mut evloop_core::Base<Trace>,
+    fd: i32,
+    flags: EventFlags,
+    i: usize,
+    is_read: bool,
+) -> EventId {
     base.new_event(fd, flags, move |_, trace: &mut Trace| {
         trace.insert((i, is_read));
     })

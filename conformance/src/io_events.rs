@@ -58,7 +58,11 @@ pub fn two_readers_and_a_writer_on_one_fd(h: &Harness) {
     write_all(&a, b"x");
     let mut base = h.base::<Log>();
     for (name, flags) in [("r1", R), ("r2", R), ("w", W)] {
-        let e = base.new_event(raw(&b), flags, move |ctx, log: &mut Log| log.push((name, ctx.fired()))).unwrap();
+        let e = base
+            .new_event(raw(&b), flags, move |ctx, log: &mut Log| {
+                log.push((name, ctx.fired()))
+            })
+            .unwrap();
         base.add(e, None).unwrap();
     }
     let mut log = Log::new();
@@ -95,7 +99,11 @@ pub fn combined_read_write(h: &Harness) {
     let (a, b) = socketpair();
     write_all(&a, b"x");
     let mut base = h.base::<Log>();
-    let e = base.new_event(raw(&b), R | W, |ctx, log: &mut Log| log.push(("rw", ctx.fired()))).unwrap();
+    let e = base
+        .new_event(raw(&b), R | W, |ctx, log: &mut Log| {
+            log.push(("rw", ctx.fired()))
+        })
+        .unwrap();
     base.add(e, None).unwrap();
     let mut log = Log::new();
     base.run(&mut log).unwrap();
@@ -107,7 +115,11 @@ pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
     let fd = raw(&b);
-    let e1 = base.new_event(fd, R | P, |ctx, log: &mut Log| log.push(("e1", ctx.fired()))).unwrap();
+    let e1 = base
+        .new_event(fd, R | P, |ctx, log: &mut Log| {
+            log.push(("e1", ctx.fired()))
+        })
+        .unwrap();
     let e2 = base
         .new_event(fd, R | P, move |ctx, log: &mut Log| {
             log.push(("e2", ctx.fired()));
@@ -130,13 +142,19 @@ pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
 pub fn closed_on_peer_shutdown(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e = base.new_event(raw(&b), EventFlags::CLOSED, |ctx, log: &mut Log| log.push(("closed", ctx.fired()))).unwrap();
+    let e = base
+        .new_event(raw(&b), EventFlags::CLOSED, |ctx, log: &mut Log| {
+            log.push(("closed", ctx.fired()))
+        })
+        .unwrap();
     base.add(e, None).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
     assert!(log.is_empty(), "CLOSED before the peer closed: {log:?}");
     rustix::net::shutdown(&a, Shutdown::Write).unwrap();
-    run_until(&mut base, &mut log, "CLOSED after shutdown", |l| !l.is_empty());
+    run_until(&mut base, &mut log, "CLOSED after shutdown", |l| {
+        !l.is_empty()
+    });
     assert_eq!(log, [("closed", EventFlags::CLOSED)]);
     drop(a);
 }
@@ -145,7 +163,9 @@ pub fn closed_on_peer_shutdown(h: &Harness) {
 pub fn et_fires_once_per_edge(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<usize>();
-    let e = base.new_event(raw(&b), R | P | EventFlags::ET, |_, n: &mut usize| *n += 1).unwrap();
+    let e = base
+        .new_event(raw(&b), R | P | EventFlags::ET, |_, n: &mut usize| *n += 1)
+        .unwrap();
     base.add(e, None).unwrap();
     let mut n = 0;
     write_all(&a, b"1");
@@ -164,7 +184,9 @@ pub fn et_fires_once_per_edge(h: &Harness) {
 pub fn et_refused_without_the_feature(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<usize>();
-    let e = base.new_event(raw(&b), R | EventFlags::ET, |_, n: &mut usize| *n += 1).unwrap();
+    let e = base
+        .new_event(raw(&b), R | EventFlags::ET, |_, n: &mut usize| *n += 1)
+        .unwrap();
     let result = base.add(e, None);
     if h.features().contains(Features::EDGE_TRIGGERED) {
         result.unwrap();
@@ -173,10 +195,15 @@ pub fn et_refused_without_the_feature(h: &Harness) {
         let err = result.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
         let msg = err.to_string();
-        assert!(msg.contains(h.name()) && msg.contains(&format!("fd {}", raw(&b))), "{msg}");
+        assert!(
+            msg.contains(h.name()) && msg.contains(&format!("fd {}", raw(&b))),
+            "{msg}"
+        );
         assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
     }
-    let ok = base.new_event(raw(&b), R, |_, n: &mut usize| *n += 10).unwrap();
+    let ok = base
+        .new_event(raw(&b), R, |_, n: &mut usize| *n += 10)
+        .unwrap();
     base.add(ok, None).unwrap();
     write_all(&a, b"x");
     let mut n = 0;
@@ -190,7 +217,11 @@ pub fn et_refused_without_the_feature(h: &Harness) {
 pub fn fd_closed_while_registered(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e = base.new_event(raw(&b), R, |ctx, log: &mut Log| log.push(("closed fd", ctx.fired()))).unwrap();
+    let e = base
+        .new_event(raw(&b), R, |ctx, log: &mut Log| {
+            log.push(("closed fd", ctx.fired()))
+        })
+        .unwrap();
     base.add(e, None).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
@@ -199,7 +230,8 @@ pub fn fd_closed_while_registered(h: &Harness) {
         log.push(("timer", ctx.fired()));
         ctx.loop_break();
     });
-    base.add(t.unwrap(), Some(Duration::from_millis(20))).unwrap();
+    base.add(t.unwrap(), Some(Duration::from_millis(20)))
+        .unwrap();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::Broken);
     assert!(log.contains(&("timer", EventFlags::TIMEOUT)), "{log:?}");
     for (name, flags) in &log {
@@ -209,7 +241,11 @@ pub fn fd_closed_while_registered(h: &Harness) {
     drop(a);
     let (c, d) = socketpair();
     write_all(&c, b"x");
-    let ok = base.new_event(raw(&d), R, |ctx, log: &mut Log| log.push(("new", ctx.fired()))).unwrap();
+    let ok = base
+        .new_event(raw(&d), R, |ctx, log: &mut Log| {
+            log.push(("new", ctx.fired()))
+        })
+        .unwrap();
     base.add(ok, None).unwrap();
     log.clear();
     base.run(&mut log).unwrap();
@@ -223,7 +259,11 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     let (a, b) = socketpair();
     let old = raw(&b);
     let mut base = h.base::<Log>();
-    let e = base.new_event(old, R | P, |ctx, log: &mut Log| log.push(("old", ctx.fired()))).unwrap();
+    let e = base
+        .new_event(old, R | P, |ctx, log: &mut Log| {
+            log.push(("old", ctx.fired()))
+        })
+        .unwrap();
     base.add(e, None).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
@@ -233,7 +273,11 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     let (c, d) = socketpair();
     // The lowest free numbers are reused: one end of the new pair has the old number.
     let (peer, reused) = if raw(&c) == old { (d, c) } else { (c, d) };
-    assert_eq!(raw(&reused), old, "the fd number was not reused; the scenario needs it");
+    assert_eq!(
+        raw(&reused),
+        old,
+        "the fd number was not reused; the scenario needs it"
+    );
     let fd = raw(&reused);
     let e2 = base
         .new_event(fd, R | P, move |ctx, log: &mut Log| {
@@ -243,7 +287,9 @@ pub fn fd_number_reused_after_close(h: &Harness) {
         .unwrap();
     base.add(e2, None).unwrap();
     write_all(&peer, b"x");
-    run_until(&mut base, &mut log, "event on the reused fd", |l| !l.is_empty());
+    run_until(&mut base, &mut log, "event on the reused fd", |l| {
+        !l.is_empty()
+    });
     assert_eq!(log, [("new", R)]);
     base.free(e2).unwrap();
 }
@@ -277,7 +323,11 @@ pub fn delete_then_readd_costs_no_change(h: &Harness) {
         }
         turn(&mut base, &mut n);
         if !h.backend().immediate_changes() {
-            assert_eq!(changes.get(), before, "round {round}: delete+add reached the backend");
+            assert_eq!(
+                changes.get(),
+                before,
+                "round {round}: delete+add reached the backend"
+            );
         }
     }
     write_all(&pairs[17].0, b"x");
@@ -303,7 +353,11 @@ pub fn persistent_io_timeout_restarts_on_activity(h: &Harness) {
                 assert!(deadline > ctx.now());
                 ctx.del(me).unwrap();
             } else {
-                assert_eq!(deadline, ctx.now() + interval, "re-armed from now after I/O");
+                assert_eq!(
+                    deadline,
+                    ctx.now() + interval,
+                    "re-armed from now after I/O"
+                );
             }
         })
         .unwrap();
@@ -313,4 +367,23 @@ pub fn persistent_io_timeout_restarts_on_activity(h: &Harness) {
     base.run(&mut log).unwrap();
     assert_eq!(log, [("io", R), ("io", EventFlags::TIMEOUT)]);
     assert!(started.elapsed() >= interval);
+}
+
+/// With early-close detection, CLOSED is reported while unread data is still queued, and
+/// the data is still there to read.
+pub fn closed_reported_before_data_is_read(h: &Harness) {
+    let (a, b) = socketpair();
+    write_all(&a, b"unread");
+    rustix::net::shutdown(&a, Shutdown::Write).unwrap();
+    let mut base = h.base::<Log>();
+    let e = base
+        .new_event(raw(&b), EventFlags::CLOSED, |ctx, log: &mut Log| {
+            log.push(("closed", ctx.fired()))
+        })
+        .unwrap();
+    base.add(e, None).unwrap();
+    let mut log = Log::new();
+    run_until(&mut base, &mut log, "early CLOSED", |l| !l.is_empty());
+    assert_eq!(log, [("closed", EventFlags::CLOSED)]);
+    assert_eq!(read_available(&b), b"unread");
 }

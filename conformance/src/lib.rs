@@ -11,8 +11,10 @@
 //!
 //! ```no_run
 //! // tests/conformance.rs, with `[[test]] name = "conformance" harness = false`
+//! # #[allow(clippy::needless_doctest_main)]
 //! fn main() {
-//!     evloop_conformance::run_matrix(&[("poll", || Ok(Box::new(evloop_poll::PollBackend::new())))]);
+//!     // Replace the factory with your backend's constructor: `|| Ok(Box::new(Mine::new()?))`.
+//!     evloop_conformance::run_matrix(&[("poll", || evloop::backend_by_name("poll"))]);
 //! }
 //! ```
 //!
@@ -82,7 +84,10 @@ impl Harness {
     #[track_caller]
     pub fn counting_base<D>(&self) -> (Base<D>, util::ChangeCounter) {
         let (backend, counter) = util::Counting::wrap(self.backend());
-        (Base::with_backend(Box::new(backend), BaseOptions::default()).unwrap(), counter)
+        (
+            Base::with_backend(Box::new(backend), BaseOptions::default()).unwrap(),
+            counter,
+        )
     }
 }
 
@@ -117,6 +122,7 @@ scenario_list! {
     io_events::combined_read_write,
     io_events::delete_one_of_two_events_on_an_fd,
     io_events::closed_on_peer_shutdown,
+    io_events::closed_reported_before_data_is_read requires Features::EARLY_CLOSE,
     io_events::et_fires_once_per_edge requires Features::EDGE_TRIGGERED,
     io_events::et_refused_without_the_feature,
     io_events::fd_closed_while_registered,
@@ -160,7 +166,9 @@ scenario_list! {
 /// Each trial fails if it runs longer than 60 seconds, so a hung loop cannot stall CI.
 pub fn trials(name: &'static str, factory: Factory) -> Vec<Trial> {
     let harness = Harness::new(name, factory);
-    let features = (factory)().map(|b| b.features()).unwrap_or(Features::empty());
+    let features = (factory)()
+        .map(|b| b.features())
+        .unwrap_or(Features::empty());
     scenarios()
         .into_iter()
         .map(|s| {
@@ -208,6 +216,9 @@ pub fn trials(name: &'static str, factory: Factory) -> Vec<Trial> {
 pub fn run_matrix(backends: &[(&'static str, Factory)]) -> ! {
     util::raise_fd_limit();
     let args = Arguments::from_args();
-    let trials = backends.iter().flat_map(|&(name, factory)| trials(name, factory)).collect();
+    let trials = backends
+        .iter()
+        .flat_map(|&(name, factory)| trials(name, factory))
+        .collect();
     libtest_mimic::run(&args, trials).exit()
 }

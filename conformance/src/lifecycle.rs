@@ -16,9 +16,12 @@ use crate::Harness;
 pub fn once_with_timeout(h: &Harness) {
     let mut base = h.base::<Vec<(EventFlags, Instant)>>();
     let start = Instant::now();
-    base.once(-1, EventFlags::empty(), Some(Duration::from_millis(20)), |ctx, log: &mut Vec<_>| {
-        log.push((ctx.fired(), Instant::now()))
-    })
+    base.once(
+        -1,
+        EventFlags::empty(),
+        Some(Duration::from_millis(20)),
+        |ctx, log: &mut Vec<_>| log.push((ctx.fired(), Instant::now())),
+    )
     .unwrap();
     assert_eq!(base.num_events(), 1);
     let mut log = Vec::new();
@@ -34,10 +37,19 @@ pub fn once_with_timeout(h: &Harness) {
 pub fn once_with_fd(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Vec<EventFlags>>();
-    base.once(raw(&b), EventFlags::READ, None, |ctx, log: &mut Vec<EventFlags>| log.push(ctx.fired())).unwrap();
-    base.once(raw(&a), EventFlags::READ, Some(Duration::from_millis(10)), |ctx, log: &mut Vec<EventFlags>| {
-        log.push(ctx.fired())
-    })
+    base.once(
+        raw(&b),
+        EventFlags::READ,
+        None,
+        |ctx, log: &mut Vec<EventFlags>| log.push(ctx.fired()),
+    )
+    .unwrap();
+    base.once(
+        raw(&a),
+        EventFlags::READ,
+        Some(Duration::from_millis(10)),
+        |ctx, log: &mut Vec<EventFlags>| log.push(ctx.fired()),
+    )
     .unwrap();
     write_all(&a, b"x");
     let mut log = Vec::new();
@@ -55,7 +67,9 @@ pub fn once_rejections(h: &Harness) {
         (-1, EventFlags::SIGNAL),
         (-1, EventFlags::READ),
     ] {
-        let err = base.once(fd, flags, Some(Duration::from_millis(1)), |_, _| {}).unwrap_err();
+        let err = base
+            .once(fd, flags, Some(Duration::from_millis(1)), |_, _| {})
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{flags:?}: {err}");
     }
     assert_eq!(base.num_events(), 0);
@@ -67,12 +81,19 @@ pub fn once_storage_freed_with_the_base(h: &Harness) {
     let guard = Rc::new(());
     let mut base = h.base::<()>();
     let g = guard.clone();
-    base.once(-1, EventFlags::empty(), Some(Duration::from_secs(3600)), move |_, _| drop(g)).unwrap();
+    base.once(
+        -1,
+        EventFlags::empty(),
+        Some(Duration::from_secs(3600)),
+        move |_, _| drop(g),
+    )
+    .unwrap();
     let g = guard.clone();
     let e = base.new_timer(EventFlags::empty(), move |_, _| {
         let _ = &g;
     });
-    base.add(e.unwrap(), Some(Duration::from_secs(3600))).unwrap();
+    base.add(e.unwrap(), Some(Duration::from_secs(3600)))
+        .unwrap();
     assert_eq!(Rc::strong_count(&guard), 3);
     drop(base);
     assert_eq!(Rc::strong_count(&guard), 1);
@@ -81,7 +102,9 @@ pub fn once_storage_freed_with_the_base(h: &Harness) {
 /// A callback deletes its own persistent event and another active event: neither runs again.
 pub fn delete_self_and_another_from_a_callback(h: &Harness) {
     let mut base = h.base::<Vec<&'static str>>();
-    let b = base.new_timer(EventFlags::PERSIST, |_, log: &mut Vec<&str>| log.push("B")).unwrap();
+    let b = base
+        .new_timer(EventFlags::PERSIST, |_, log: &mut Vec<&str>| log.push("B"))
+        .unwrap();
     let a = base
         .new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<&str>| {
             log.push("A");
@@ -148,7 +171,10 @@ pub fn free_inside_the_callback(h: &Harness) {
     assert_eq!(log, ["A"]);
     assert_eq!(Rc::strong_count(&guard), 1);
     for id in [a, b] {
-        assert_eq!(base.add(id, None).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            base.add(id, None).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
     }
 }
 
@@ -159,7 +185,9 @@ pub fn stale_and_foreign_ids_are_refused(h: &Harness) {
     let mut other = h.base::<usize>();
     let old = base.new_timer(EventFlags::empty(), |_, _| {}).unwrap();
     base.free(old).unwrap();
-    let reused = base.new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1).unwrap();
+    let reused = base
+        .new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1)
+        .unwrap();
     let err = base.activate(old, EventFlags::TIMEOUT, 1).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
     assert!(err.to_string().contains("freed"), "{err}");
@@ -181,15 +209,24 @@ pub fn panicking_callback_leaves_the_base_usable(h: &Harness) {
     let mut base = h.base::<Vec<&'static str>>();
     // resume_unwind skips the panic hook, so the expected panic prints no backtrace.
     let bad = base
-        .new_timer(EventFlags::PERSIST, |_, _| std::panic::resume_unwind(Box::new("callback panic (expected)")))
+        .new_timer(EventFlags::PERSIST, |_, _| {
+            std::panic::resume_unwind(Box::new("callback panic (expected)"))
+        })
         .unwrap();
     base.add(bad, Some(Duration::from_millis(1))).unwrap();
-    let reader = base.new_event(raw(&b), EventFlags::READ, |_, log: &mut Vec<&str>| log.push("read")).unwrap();
+    let reader = base
+        .new_event(raw(&b), EventFlags::READ, |_, log: &mut Vec<&str>| {
+            log.push("read")
+        })
+        .unwrap();
     base.add(reader, None).unwrap();
     let mut log = Vec::new();
     let result = catch_unwind(AssertUnwindSafe(|| base.run(&mut log)));
     assert!(result.is_err(), "the panic must propagate");
-    assert_eq!(base.pending(bad).unwrap_err().kind(), io::ErrorKind::NotFound);
+    assert_eq!(
+        base.pending(bad).unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
     assert_eq!(base.num_events(), 1);
     write_all(&a, b"x");
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);

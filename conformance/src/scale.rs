@@ -10,12 +10,19 @@ use crate::Harness;
 /// 1000 socket pairs, every one readable: each event runs exactly once.
 pub fn thousand_socketpairs_all_ready(h: &Harness) {
     let limit = raise_fd_limit();
-    assert!(limit > 2100, "this scenario needs 2100 fds; RLIMIT_NOFILE allows {limit}");
+    assert!(
+        limit > 2100,
+        "this scenario needs 2100 fds; RLIMIT_NOFILE allows {limit}"
+    );
     let pairs: Vec<(OwnedFd, OwnedFd)> = (0..1000).map(|_| socketpair()).collect();
     let mut base = h.base::<Vec<u32>>();
     for (i, (a, b)) in pairs.iter().enumerate() {
         write_all(a, b"x");
-        let e = base.new_event(raw(b), EventFlags::READ, move |_, hits: &mut Vec<u32>| hits[i] += 1).unwrap();
+        let e = base
+            .new_event(raw(b), EventFlags::READ, move |_, hits: &mut Vec<u32>| {
+                hits[i] += 1
+            })
+            .unwrap();
         base.add(e, None).unwrap();
     }
     let mut hits = vec![0u32; pairs.len()];
@@ -27,7 +34,10 @@ pub fn thousand_socketpairs_all_ready(h: &Harness) {
 /// select there).
 pub fn fds_above_1024(h: &Harness) {
     let limit = raise_fd_limit();
-    assert!(limit > 1300, "this scenario needs fd 1300; RLIMIT_NOFILE allows {limit}");
+    assert!(
+        limit > 1300,
+        "this scenario needs fd 1300; RLIMIT_NOFILE allows {limit}"
+    );
     let (a, b) = socketpair();
     let high_b = rustix::io::fcntl_dupfd_cloexec(&b, 1200).unwrap();
     let high_a = rustix::io::fcntl_dupfd_cloexec(&a, 1024).unwrap();
@@ -35,14 +45,24 @@ pub fn fds_above_1024(h: &Harness) {
     drop((a, b));
     write_all(&high_a, b"x");
     let mut base = h.base::<Vec<(i32, EventFlags)>>();
-    for (fd, flags) in [(raw(&high_b), EventFlags::READ), (raw(&high_a), EventFlags::WRITE)] {
-        let e = base.new_event(fd, flags, move |ctx, log: &mut Vec<_>| log.push((fd, ctx.fired()))).unwrap();
+    for (fd, flags) in [
+        (raw(&high_b), EventFlags::READ),
+        (raw(&high_a), EventFlags::WRITE),
+    ] {
+        let e = base
+            .new_event(fd, flags, move |ctx, log: &mut Vec<_>| {
+                log.push((fd, ctx.fired()))
+            })
+            .unwrap();
         base.add(e, None).unwrap();
     }
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
     log.sort();
-    let mut expected = vec![(raw(&high_b), EventFlags::READ), (raw(&high_a), EventFlags::WRITE)];
+    let mut expected = vec![
+        (raw(&high_b), EventFlags::READ),
+        (raw(&high_a), EventFlags::WRITE),
+    ];
     expected.sort();
     assert_eq!(log, expected);
 }

@@ -13,7 +13,11 @@ const GENEROUS: Duration = Duration::from_secs(5);
 /// A timer fires once, with TIMEOUT, no earlier than its timeout.
 pub fn simple_timeout(h: &Harness) {
     let mut base = h.base::<Vec<(EventFlags, Instant)>>();
-    let t = base.new_timer(EventFlags::empty(), |ctx, log: &mut Vec<_>| log.push((ctx.fired(), Instant::now()))).unwrap();
+    let t = base
+        .new_timer(EventFlags::empty(), |ctx, log: &mut Vec<_>| {
+            log.push((ctx.fired(), Instant::now()))
+        })
+        .unwrap();
     let start = Instant::now();
     base.add(t, Some(Duration::from_millis(50))).unwrap();
     let mut log = Vec::new();
@@ -21,7 +25,10 @@ pub fn simple_timeout(h: &Harness) {
     assert_eq!(log.len(), 1);
     let elapsed = log[0].1 - start;
     assert_eq!(log[0].0, EventFlags::TIMEOUT);
-    assert!(elapsed >= Duration::from_millis(50) && elapsed < GENEROUS, "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(50) && elapsed < GENEROUS,
+        "{elapsed:?}"
+    );
 }
 
 /// A persistent timer re-arms from its previous deadline: consecutive deadlines are exactly
@@ -32,13 +39,16 @@ pub fn persistent_timeout_rearms(h: &Harness) {
     // (deadline after re-arm, cached time of the run)
     let mut base = h.base::<Vec<(Instant, Instant)>>();
     let t = base
-        .new_timer(EventFlags::PERSIST, |ctx, runs: &mut Vec<(Instant, Instant)>| {
-            let me = ctx.id();
-            runs.push((ctx.pending(me).unwrap().deadline.unwrap(), ctx.now()));
-            if runs.len() == 4 {
-                ctx.del(me).unwrap();
-            }
-        })
+        .new_timer(
+            EventFlags::PERSIST,
+            |ctx, runs: &mut Vec<(Instant, Instant)>| {
+                let me = ctx.id();
+                runs.push((ctx.pending(me).unwrap().deadline.unwrap(), ctx.now()));
+                if runs.len() == 4 {
+                    ctx.del(me).unwrap();
+                }
+            },
+        )
         .unwrap();
     let start = Instant::now();
     base.add(t, Some(interval)).unwrap();
@@ -62,31 +72,41 @@ pub fn persistent_timeout_does_not_burst_after_a_stall(h: &Harness) {
     let interval = Duration::from_millis(10);
     let mut base = h.base::<Vec<(Instant, Instant)>>();
     let t = base
-        .new_timer(EventFlags::PERSIST, |ctx, runs: &mut Vec<(Instant, Instant)>| {
-            let start = Instant::now();
-            if runs.is_empty() {
-                std::thread::sleep(Duration::from_millis(60));
-            }
-            runs.push((start, Instant::now()));
-            if runs.len() == 3 {
-                let me = ctx.id();
-                ctx.del(me).unwrap();
-            }
-        })
+        .new_timer(
+            EventFlags::PERSIST,
+            |ctx, runs: &mut Vec<(Instant, Instant)>| {
+                let start = Instant::now();
+                if runs.is_empty() {
+                    std::thread::sleep(Duration::from_millis(60));
+                }
+                runs.push((start, Instant::now()));
+                if runs.len() == 3 {
+                    let me = ctx.id();
+                    ctx.del(me).unwrap();
+                }
+            },
+        )
         .unwrap();
     base.add(t, Some(interval)).unwrap();
     let mut runs = Vec::new();
     base.run(&mut runs).unwrap();
     assert_eq!(runs.len(), 3);
     let gap = runs[2].0 - runs[1].0;
-    assert!(gap >= interval - Duration::from_millis(1), "catch-up run {gap:?} after the stall");
+    assert!(
+        gap >= interval - Duration::from_millis(1),
+        "catch-up run {gap:?} after the stall"
+    );
 }
 
 /// Adding a pending timer again with a timeout replaces its deadline; adding it with `None`
 /// keeps the deadline it has.
 pub fn timeout_replaced_by_readd(h: &Harness) {
     let mut base = h.base::<Vec<Instant>>();
-    let t = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<Instant>| log.push(Instant::now())).unwrap();
+    let t = base
+        .new_timer(EventFlags::empty(), |_, log: &mut Vec<Instant>| {
+            log.push(Instant::now())
+        })
+        .unwrap();
     let start = Instant::now();
     base.add(t, Some(Duration::from_secs(30))).unwrap();
     base.add(t, Some(Duration::from_millis(20))).unwrap();
@@ -97,7 +117,10 @@ pub fn timeout_replaced_by_readd(h: &Harness) {
     base.run(&mut log).unwrap();
     assert_eq!(log.len(), 1);
     let elapsed = log[0] - start;
-    assert!(elapsed >= Duration::from_millis(20) && elapsed < GENEROUS, "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(20) && elapsed < GENEROUS,
+        "{elapsed:?}"
+    );
 }
 
 /// Timers fire in deadline order; timers with equal deadlines (added in one callback, so
@@ -108,7 +131,11 @@ pub fn timers_fire_in_deadline_order(h: &Harness) {
     let arm = timeouts.clone();
     base.once(-1, EventFlags::empty(), None, move |ctx, _| {
         for (i, &ms) in arm.iter().enumerate() {
-            let t = ctx.new_timer(EventFlags::empty(), move |_, order: &mut Vec<usize>| order.push(i)).unwrap();
+            let t = ctx
+                .new_timer(EventFlags::empty(), move |_, order: &mut Vec<usize>| {
+                    order.push(i)
+                })
+                .unwrap();
             ctx.add(t, Some(Duration::from_millis(ms))).unwrap();
         }
     })
@@ -125,7 +152,9 @@ pub fn timers_fire_in_deadline_order(h: &Harness) {
 pub fn pending_reports_flags_and_deadline(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let e = base.new_event(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
+    let e = base
+        .new_event(raw(&b), EventFlags::READ, |_, _| {})
+        .unwrap();
     let before = Instant::now();
     base.add(e, Some(Duration::from_secs(1))).unwrap();
     let p = base.pending(e).unwrap();

@@ -15,16 +15,22 @@ use rustix::net::{socketpair as sys_socketpair, AddressFamily, SocketFlags, Sock
 /// How long a scenario waits for something that should take milliseconds before failing.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A non-blocking, close-on-exec AF_UNIX stream socket pair.
+/// A non-blocking, close-on-exec AF_UNIX stream socket pair. (macOS has no
+/// `SOCK_NONBLOCK`/`SOCK_CLOEXEC`, so the flags are set afterwards, portably.)
 #[track_caller]
 pub fn socketpair() -> (OwnedFd, OwnedFd) {
-    sys_socketpair(
+    let (a, b) = sys_socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        SocketFlags::empty(),
         None,
     )
-    .expect("socketpair")
+    .expect("socketpair");
+    for fd in [&a, &b] {
+        rustix::io::ioctl_fionbio(fd, true).expect("FIONBIO");
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC).expect("FD_CLOEXEC");
+    }
+    (a, b)
 }
 
 /// Borrow a raw fd that the scenario keeps open for as long as the borrow is used.
@@ -72,11 +78,20 @@ pub fn fill(fd: impl AsFd) -> usize {
 /// Run `base` with `ONCE|NONBLOCK` iterations until `done(data)`, failing after
 /// [`PATIENCE`]. Sleeps a millisecond between idle iterations.
 #[track_caller]
-pub fn run_until<D>(base: &mut Base<D>, data: &mut D, what: &str, mut done: impl FnMut(&D) -> bool) {
+pub fn run_until<D>(
+    base: &mut Base<D>,
+    data: &mut D,
+    what: &str,
+    mut done: impl FnMut(&D) -> bool,
+) {
     let start = Instant::now();
     while !done(data) {
-        assert!(start.elapsed() < PATIENCE, "{what}: still not done after {PATIENCE:?}");
-        base.run_with(LoopFlags::NONBLOCK, data).expect("loop iteration");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{what}: still not done after {PATIENCE:?}"
+        );
+        base.run_with(LoopFlags::NONBLOCK, data)
+            .expect("loop iteration");
         if !done(data) {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -86,7 +101,8 @@ pub fn run_until<D>(base: &mut Base<D>, data: &mut D, what: &str, mut done: impl
 /// Run one non-blocking iteration.
 #[track_caller]
 pub fn turn<D>(base: &mut Base<D>, data: &mut D) {
-    base.run_with(LoopFlags::NONBLOCK | LoopFlags::NO_EXIT_ON_EMPTY, data).expect("loop iteration");
+    base.run_with(LoopFlags::NONBLOCK | LoopFlags::NO_EXIT_ON_EMPTY, data)
+        .expect("loop iteration");
 }
 
 /// Raise the soft fd limit to the hard limit, for the scenarios that open thousands of fds.
@@ -95,7 +111,7 @@ pub fn raise_fd_limit() -> u64 {
     let mut lim = getrlimit(Resource::Nofile);
     if lim.current < lim.maximum {
         lim.current = lim.maximum;
-        let _ = setrlimit(Resource::Nofile, lim.clone());
+        let _ = setrlimit(Resource::Nofile, lim);
     }
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
@@ -121,7 +137,13 @@ impl Counting {
     /// Wrap `inner`.
     pub fn wrap(inner: Box<dyn Backend>) -> (Self, ChangeCounter) {
         let changes = ChangeCounter::default();
-        (Self { inner, changes: changes.clone() }, changes)
+        (
+            Self {
+                inner,
+                changes: changes.clone(),
+            },
+            changes,
+        )
     }
 }
 

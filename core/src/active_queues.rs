@@ -15,7 +15,12 @@ struct Link {
     queued: bool,
 }
 
-const UNLINKED: Link = Link { prev: NONE, next: NONE, prio: 0, queued: false };
+const UNLINKED: Link = Link {
+    prev: NONE,
+    next: NONE,
+    prio: 0,
+    queued: false,
+};
 
 #[derive(Copy, Clone, Debug)]
 struct Queue {
@@ -50,7 +55,18 @@ impl ActiveQueues {
     /// `priorities` empty queues (at least one).
     pub fn new(priorities: u16) -> Self {
         let n = priorities.max(1) as usize;
-        Self { queues: vec![Queue { head: NONE, tail: NONE, len: 0 }; n], links: Vec::new(), len: 0 }
+        Self {
+            queues: vec![
+                Queue {
+                    head: NONE,
+                    tail: NONE,
+                    len: 0
+                };
+                n
+            ],
+            links: Vec::new(),
+            len: 0,
+        }
     }
 
     /// The number of priorities.
@@ -91,7 +107,12 @@ impl ActiveQueues {
         debug_assert!(!self.links[idx].queued);
         let q = &mut self.queues[prio as usize];
         let tail = q.tail;
-        self.links[idx] = Link { prev: tail, next: NONE, prio, queued: true };
+        self.links[idx] = Link {
+            prev: tail,
+            next: NONE,
+            prio,
+            queued: true,
+        };
         if tail == NONE {
             q.head = id;
         } else {
@@ -181,7 +202,10 @@ mod tests {
                 }
                 1 => {
                     let was = model.iter_mut().any(|m| {
-                        m.iter().position(|&x| x == id).map(|i| m.remove(i)).is_some()
+                        m.iter()
+                            .position(|&x| x == id)
+                            .map(|i| m.remove(i))
+                            .is_some()
                     });
                     assert_eq!(q.remove(id), was);
                 }

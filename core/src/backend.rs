@@ -205,7 +205,10 @@ pub const MAX_WAIT: Duration = Duration::from_secs(35 * 60);
 pub fn wait_timeout(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
     timeout.map(|t| {
         let t = t.min(MAX_WAIT);
-        rustix::event::Timespec { tv_sec: t.as_secs() as _, tv_nsec: t.subsec_nanos() as _ }
+        rustix::event::Timespec {
+            tv_sec: t.as_secs() as _,
+            tv_nsec: t.subsec_nanos() as _,
+        }
     })
 }
 

@@ -122,11 +122,17 @@ impl<D> Inner<D> {
 
     fn check(&self, id: EventId) -> io::Result<usize> {
         if id.base != self.id {
-            return Err(invalid(format!("{id:?} belongs to another base (this is base {})", self.id)));
+            return Err(invalid(format!(
+                "{id:?} belongs to another base (this is base {})",
+                self.id
+            )));
         }
         match self.slots.get(id.index as usize) {
             Some(s) if s.live && s.gen == id.gen => Ok(id.index as usize),
-            _ => Err(io::Error::new(io::ErrorKind::NotFound, format!("{id:?} was freed"))),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{id:?} was freed"),
+            )),
         }
     }
 
@@ -156,7 +162,11 @@ impl<D> Inner<D> {
             self.slots.push(Slot::new(0, fd, flags, prio, callback));
             (self.slots.len() - 1) as u32
         };
-        EventId { base: self.id, index, gen: self.slots[index as usize].gen }
+        EventId {
+            base: self.id,
+            index,
+            gen: self.slots[index as usize].gen,
+        }
     }
 
     pub fn new_event(
@@ -172,7 +182,9 @@ impl<D> Inner<D> {
         }
         let io = flags.intersects(EventFlags::IO);
         if io && fd < 0 {
-            return Err(invalid(format!("fd {fd} is negative: {flags:?} events need an open fd")));
+            return Err(invalid(format!(
+                "fd {fd} is negative: {flags:?} events need an open fd"
+            )));
         }
         if flags.contains(EventFlags::ET) && !io {
             return Err(invalid("ET needs READ, WRITE or CLOSED".to_string()));
@@ -193,7 +205,9 @@ impl<D> Inner<D> {
         F: FnMut(&mut Context<'_, D>, &mut D) + 'static,
     {
         if !EventFlags::PERSIST.contains(flags) {
-            return Err(invalid(format!("a timer takes only PERSIST, not {flags:?}")));
+            return Err(invalid(format!(
+                "a timer takes only PERSIST, not {flags:?}"
+            )));
         }
         self.new_event(-1, flags, Box::new(callback))
     }
@@ -233,7 +247,8 @@ impl<D> Inner<D> {
                 ));
             }
             let fresh = !slot.registered;
-            self.io.add(&mut *self.backend, slot.fd, idx as u32, flags, fresh)?;
+            self.io
+                .add(&mut *self.backend, slot.fd, idx as u32, flags, fresh)?;
             let slot = &mut self.slots[idx];
             slot.pending_io = true;
             slot.registered = true;
@@ -342,7 +357,9 @@ impl<D> Inner<D> {
         if slot.active {
             flags |= slot.res;
         }
-        let deadline = slot.timer.then(|| self.epoch + Duration::from_nanos(slot.deadline));
+        let deadline = slot
+            .timer
+            .then(|| self.epoch + Duration::from_nanos(slot.deadline));
         Ok(Pending { flags, deadline })
     }
 
@@ -350,7 +367,9 @@ impl<D> Inner<D> {
         let idx = self.check(id)?;
         let n = self.active.priorities();
         if prio >= n {
-            return Err(invalid(format!("priority {prio} is out of range: this base has {n} (0..{n})")));
+            return Err(invalid(format!(
+                "priority {prio} is out of range: this base has {n} (0..{n})"
+            )));
         }
         let slot = &mut self.slots[idx];
         if slot.active {
@@ -393,7 +412,12 @@ impl<D> Inner<D> {
     }
 
     pub fn loop_exit(&mut self, after: Option<Duration>) -> io::Result<()> {
-        self.once(-1, EventFlags::empty(), after, Box::new(|ctx, _| ctx.inner.got_exit = true))
+        self.once(
+            -1,
+            EventFlags::empty(),
+            after,
+            Box::new(|ctx, _| ctx.inner.got_exit = true),
+        )
     }
 
     pub fn loop_break(&mut self) {
@@ -450,10 +474,20 @@ impl<D> Inner<D> {
 
     /// Run the best non-empty priority; returns how many user callbacks ran.
     fn process_active(&mut self, data: &mut D) -> usize {
-        let Some(prio) = self.active.best() else { return 0 };
+        let Some(prio) = self.active.best() else {
+            return 0;
+        };
         let limited = prio >= self.opts.limit_callbacks_after_prio;
-        let max_cb = if limited { self.opts.max_dispatch_callbacks } else { None };
-        let max_time = if limited { self.opts.max_dispatch_interval } else { None };
+        let max_cb = if limited {
+            self.opts.max_dispatch_callbacks
+        } else {
+            None
+        };
+        let max_time = if limited {
+            self.opts.max_dispatch_interval
+        } else {
+            None
+        };
         let started = max_time.map(|_| Instant::now());
         let mut count = 0usize;
         while let Some(idx) = self.active.pop(prio) {
@@ -493,7 +527,11 @@ impl<D> Inner<D> {
             // its cadence from the old deadline, anything else restarts it from now, and a
             // deadline already past restarts from now (no burst of catch-up runs).
             let now = self.now_ns();
-            let from = if fired.contains(EventFlags::TIMEOUT) { old_deadline } else { now };
+            let from = if fired.contains(EventFlags::TIMEOUT) {
+                old_deadline
+            } else {
+                now
+            };
             let mut deadline = from.saturating_add(interval);
             if deadline < now {
                 deadline = now.saturating_add(interval);
@@ -505,9 +543,19 @@ impl<D> Inner<D> {
         }
         self.sync_count(idx);
         let slot = &mut self.slots[idx];
-        let Some(callback) = slot.callback.take() else { return };
-        let id = EventId { base: self.id, index: idx as u32, gen: slot.gen };
-        let mut running = Running { inner: self, id, callback: Some(callback) };
+        let Some(callback) = slot.callback.take() else {
+            return;
+        };
+        let id = EventId {
+            base: self.id,
+            index: idx as u32,
+            gen: slot.gen,
+        };
+        let mut running = Running {
+            inner: self,
+            id,
+            callback: Some(callback),
+        };
         running.call(fired, ncalls, data);
     }
 }
@@ -523,7 +571,12 @@ struct Running<'a, D> {
 impl<D> Running<'_, D> {
     fn call(&mut self, fired: EventFlags, ncalls: u32, data: &mut D) {
         let cb = self.callback.as_mut().expect("taken only in drop");
-        let mut ctx = Context { inner: &mut *self.inner, id: self.id, fired, ncalls };
+        let mut ctx = Context {
+            inner: &mut *self.inner,
+            id: self.id,
+            fired,
+            ncalls,
+        };
         cb(&mut ctx, data);
     }
 }
@@ -819,8 +872,7 @@ impl<D> Base<D> {
     /// so the caller may run again.
     pub fn run_with(&mut self, flags: LoopFlags, data: &mut D) -> io::Result<RunOutcome> {
         if self.inner.running {
-            return Err(io::Error::new(
-                io::ErrorKind::Other,
+            return Err(io::Error::other(
                 "the loop of this base is already running (loops do not nest)",
             ));
         }
@@ -881,7 +933,9 @@ impl<D> Base<D> {
             return Ok(());
         }
         inner.backend.reinit()?;
-        inner.io.reregister_all(&mut *inner.backend, &mut inner.failed);
+        inner
+            .io
+            .reregister_all(&mut *inner.backend, &mut inner.failed);
         inner.report_failed();
         Ok(())
     }

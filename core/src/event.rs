@@ -28,7 +28,11 @@ pub struct EventId {
 
 impl fmt::Debug for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EventId(base {}, #{}.{})", self.base, self.index, self.gen)
+        write!(
+            f,
+            "EventId(base {}, #{}.{})",
+            self.base, self.index, self.gen
+        )
     }
 }
 

@@ -55,7 +55,12 @@ impl IoMap {
     /// An empty map. `emulate_closed`: the backend has no CLOSED, so watch READ instead.
     /// `immediate`: apply every change at once instead of coalescing.
     pub fn new(emulate_closed: bool, immediate: bool) -> Self {
-        Self { fds: Vec::new(), dirty: Vec::new(), emulate_closed, immediate }
+        Self {
+            fds: Vec::new(),
+            dirty: Vec::new(),
+            emulate_closed,
+            immediate,
+        }
     }
 
     /// The events watching `fd`, in the order they were added.
@@ -124,7 +129,8 @@ impl IoMap {
             ));
         }
         let bump = |n: u16, on: bool| if on { n.checked_add(1) } else { Some(n) };
-        let nread = bump(e.nread, flags.contains(EventFlags::READ)).ok_or_else(|| count_error(fd))?;
+        let nread =
+            bump(e.nread, flags.contains(EventFlags::READ)).ok_or_else(|| count_error(fd))?;
         let nwrite =
             bump(e.nwrite, flags.contains(EventFlags::WRITE)).ok_or_else(|| count_error(fd))?;
         let nclose =
@@ -143,7 +149,11 @@ impl IoMap {
         let wanted = self.wanted(e);
         let apply_now = self.immediate || e.committed.is_empty() || stale;
         if apply_now && (wanted != e.committed || stale) {
-            let old = if stale { EventFlags::empty() } else { e.committed };
+            let old = if stale {
+                EventFlags::empty()
+            } else {
+                e.committed
+            };
             if let Err(err) = backend.change(fd, old, wanted) {
                 let e = &mut self.fds[idx];
                 e.events.pop();
@@ -169,8 +179,12 @@ impl IoMap {
         id: u32,
         flags: EventFlags,
     ) -> io::Result<()> {
-        let Some(e) = self.fds.get_mut(fd as usize) else { return Ok(()) };
-        let Some(pos) = e.events.iter().position(|&x| x == id) else { return Ok(()) };
+        let Some(e) = self.fds.get_mut(fd as usize) else {
+            return Ok(());
+        };
+        let Some(pos) = e.events.iter().position(|&x| x == id) else {
+            return Ok(());
+        };
         e.events.remove(pos);
         if flags.contains(EventFlags::READ) {
             e.nread -= 1;
@@ -280,7 +294,7 @@ mod tests {
         }
         fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
             if self.refuse == Some(fd) {
-                return Err(io::Error::new(io::ErrorKind::Other, "refused"));
+                return Err(io::Error::other("refused"));
             }
             self.log.push((fd, old, new));
             Ok(())
@@ -338,7 +352,10 @@ mod tests {
 
     #[test]
     fn refused_registration_leaves_the_map_unchanged() {
-        let mut b = Recorder { refuse: Some(6), ..Default::default() };
+        let mut b = Recorder {
+            refuse: Some(6),
+            ..Default::default()
+        };
         let mut m = IoMap::new(false, false);
         assert!(m.add(&mut b, 6, 0, R, true).is_err());
         assert!(m.events(6).is_empty());

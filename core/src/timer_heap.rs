@@ -114,7 +114,10 @@ impl TimerHeap {
             _ => return false,
         };
         self.pos[id as usize] = NONE;
-        let last = self.heap.pop().expect("a stored position implies a non-empty heap");
+        let last = self
+            .heap
+            .pop()
+            .expect("a stored position implies a non-empty heap");
         if p < self.heap.len() {
             // Move the last entry into the hole, then restore order in whichever direction
             // it is out of place.
