@@ -1,0 +1,115 @@
+//! The performance budget's allocation claims, as behaviour: once the base has grown,
+//! dispatching ready events, re-arming timers and deleting/re-adding fds allocate nothing.
+//! A counting global allocator counts only on the thread that opts in.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use evloop::{Base, EventFlags, LoopFlags};
+use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local!(static COUNTING: Cell<bool> = const { Cell::new(false) });
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn round<D>(
+    base: &mut Base<D>,
+    data: &mut D,
+    events: &[evloop::EventId],
+    writers: &[impl AsRawFd],
+) {
+    for &e in events {
+        base.del(e).unwrap();
+        base.add(e, Some(Duration::from_secs(60))).unwrap();
+    }
+    for w in writers.iter().step_by(3) {
+        // SAFETY: the fd is owned by `writers` for the whole call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(w.as_raw_fd()) };
+        rustix::io::write(fd, b"x").unwrap();
+    }
+    base.run_with(LoopFlags::NONBLOCK, data).unwrap();
+}
+
+#[test]
+fn steady_state_dispatch_allocates_nothing() {
+    for method in evloop::supported_methods() {
+        let mut base: Base<usize> =
+            Base::with_backend(evloop::backend_by_name(method).unwrap(), Default::default())
+                .unwrap();
+        let mut writers = Vec::new();
+        let mut events = Vec::new();
+        for _ in 0..64 {
+            let (a, b) = socketpair(
+                AddressFamily::UNIX,
+                SocketType::STREAM,
+                SocketFlags::NONBLOCK,
+                None,
+            )
+            .unwrap();
+            let e = base
+                .new_event(
+                    b.as_raw_fd(),
+                    EventFlags::READ | EventFlags::PERSIST,
+                    move |_, n: &mut usize| {
+                        let mut buf = [0u8; 16];
+                        let _ = rustix::io::read(&b, &mut buf);
+                        *n += 1;
+                    },
+                )
+                .unwrap();
+            events.push(e);
+            writers.push(a);
+        }
+        let tick = base
+            .new_timer(EventFlags::PERSIST, |_, n: &mut usize| *n += 1)
+            .unwrap();
+        base.add(tick, Some(Duration::from_micros(1))).unwrap();
+        let mut n = 0;
+        for _ in 0..20 {
+            round(&mut base, &mut n, &events, &writers); // grow every buffer
+        }
+        let before_runs = n;
+        COUNTING.with(|c| c.set(true));
+        for _ in 0..200 {
+            round(&mut base, &mut n, &events, &writers);
+        }
+        COUNTING.with(|c| c.set(false));
+        let allocations = ALLOCATIONS.swap(0, Ordering::Relaxed);
+        assert!(
+            n > before_runs + 200,
+            "{method}: callbacks did not run ({n})"
+        );
+        assert_eq!(
+            allocations, 0,
+            "{method}: {allocations} allocations in 200 steady-state rounds"
+        );
+    }
+}
