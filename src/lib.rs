@@ -8,15 +8,14 @@
 //!
 //! # Examples
 //!
-//! A socket pair, one persistent read event, and a timer that ends the loop:
+//! A pipe, one persistent read event that ends the loop once data arrived:
 //!
 //! ```
-//! use std::time::Duration;
 //! use evloop::{Base, EventFlags};
-//! use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 //! use std::os::fd::AsRawFd;
 //!
-//! let (a, b) = socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::NONBLOCK, None)?;
+//! let (b, a) = rustix::pipe::pipe()?; // (read end, write end)
+//! rustix::io::ioctl_fionbio(&b, true)?;
 //! let mut base: Base<Vec<u8>> = evloop::new_base()?;
 //! let reader = base.new_event(b.as_raw_fd(), EventFlags::READ | EventFlags::PERSIST, move |ctx, got: &mut Vec<u8>| {
 //!     let mut buf = [0u8; 64];
@@ -151,7 +150,8 @@ fn is_privileged() -> bool {
 /// The backend is the first of kqueue, epoll, poll and select that is compiled in, not
 /// avoided, not excluded by the environment (`EVENT_NOKQUEUE`, `EVENT_NOEPOLL`,
 /// `EVENT_NOPOLL`, `EVENT_NOSELECT`: set to any value), and has every required feature.
-/// `EVENT_SHOW_METHOD` (any value) prints `evloop using: NAME` to stderr. The environment is
+/// `EVENT_SHOW_METHOD` (any value) makes [`build`](Self::build) print
+/// `evloop using: NAME (signals: MECHANISM)` to stderr. The environment is
 /// ignored in setuid/setgid processes and after [`ignore_env`](Self::ignore_env).
 ///
 /// # Examples
@@ -197,6 +197,13 @@ impl Config {
         self
     }
 
+    /// Deliver signals through a signalfd instead of the self-pipe (Linux; the signals must
+    /// be blocked in every thread, see `evloop_core::signal`).
+    pub fn signalfd(mut self) -> Self {
+        self.options.signalfd = true;
+        self
+    }
+
     /// The base's priorities and dispatch limits.
     pub fn options(mut self, options: BaseOptions) -> Self {
         self.options = options;
@@ -230,12 +237,7 @@ impl Config {
                 format!("excluded by {}", env_var_for(name))
             } else {
                 match backend_by_name(name) {
-                    Ok(b) if b.features().contains(self.require) => {
-                        if use_env && is_set("EVENT_SHOW_METHOD") {
-                            eprintln!("evloop using: {name}");
-                        }
-                        return Ok(b);
-                    }
+                    Ok(b) if b.features().contains(self.require) => return Ok(b),
                     Ok(b) => format!(
                         "lacks required features {:?}",
                         self.require.without(b.features())
@@ -257,7 +259,16 @@ impl Config {
     ///
     /// See [`backend`](Self::backend) and [`Base::with_backend`].
     pub fn build<D>(&self) -> io::Result<Base<D>> {
-        Base::with_backend(self.backend()?, self.options.clone())
+        let base = Base::with_backend(self.backend()?, self.options.clone())?;
+        let use_env = !self.ignore_env && environment_trusted();
+        if use_env && std::env::var_os("EVENT_SHOW_METHOD").is_some() {
+            eprintln!(
+                "evloop using: {} (signals: {})",
+                base.method(),
+                base.signal_method()
+            );
+        }
+        Ok(base)
     }
 }
 

@@ -33,6 +33,7 @@ mod differential;
 mod io_events;
 mod lifecycle;
 mod scale;
+pub mod signals;
 mod timers;
 pub mod util;
 
@@ -44,12 +45,30 @@ pub type Factory = fn() -> io::Result<Box<dyn Backend>>;
 pub struct Harness {
     name: &'static str,
     factory: Factory,
+    signalfd: bool,
 }
 
 impl Harness {
     /// A harness for the backend `name` made by `factory`.
     pub fn new(name: &'static str, factory: Factory) -> Self {
-        Self { name, factory }
+        Self {
+            name,
+            factory,
+            signalfd: false,
+        }
+    }
+
+    /// The same backend, with signals delivered through a signalfd.
+    pub fn with_signalfd(self) -> Self {
+        Self {
+            signalfd: true,
+            ..self
+        }
+    }
+
+    /// Whether bases use a signalfd for signals.
+    pub fn uses_signalfd(&self) -> bool {
+        self.signalfd
     }
 
     /// The backend's name.
@@ -77,6 +96,10 @@ impl Harness {
     /// A base with `options`.
     #[track_caller]
     pub fn base_with<D>(&self, options: BaseOptions) -> Base<D> {
+        let options = BaseOptions {
+            signalfd: self.signalfd,
+            ..options
+        };
         Base::with_backend(self.backend(), options).expect("valid base options")
     }
 
@@ -165,14 +188,19 @@ scenario_list! {
 /// The scenarios for one backend as libtest-mimic trials named `<backend>::<scenario>`.
 /// Each trial fails if it runs longer than 60 seconds, so a hung loop cannot stall CI.
 pub fn trials(name: &'static str, factory: Factory) -> Vec<Trial> {
-    let harness = Harness::new(name, factory);
-    let features = (factory)()
+    trials_of(name, Harness::new(name, factory), scenarios())
+}
+
+/// `scenarios` as trials named `<prefix>::<scenario>`, run on `harness`.
+pub fn trials_of(prefix: &str, harness: Harness, scenarios: Vec<Scenario>) -> Vec<Trial> {
+    let features = (harness.factory)()
         .map(|b| b.features())
         .unwrap_or(Features::empty());
-    scenarios()
+    let name = harness.name;
+    scenarios
         .into_iter()
         .map(|s| {
-            let test_name = format!("{name}::{}", s.name);
+            let test_name = format!("{prefix}::{}", s.name);
             let run = s.run;
             let watched_name = test_name.clone();
             let trial = Trial::test(test_name, move || {

@@ -122,6 +122,40 @@ pub trait Backend {
     fn reinit(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Whether the backend delivers signals itself (kqueue's `EVFILT_SIGNAL`), through
+    /// [`ReadyList::push_signal`]. Default: `false`, and the core uses its self-pipe (or
+    /// signalfd) for every backend.
+    fn handles_signals(&self) -> bool {
+        false
+    }
+
+    /// Start delivering `signo`; called only if [`handles_signals`](Backend::handles_signals),
+    /// when the first event watches it. The backend owns the signal's disposition until
+    /// [`del_signal`](Backend::del_signal). Default: unsupported.
+    ///
+    /// # Errors
+    ///
+    /// The OS error, naming the signal.
+    fn add_signal(&mut self, signo: i32) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "backend {} does not deliver signals (signal {signo})",
+                self.name()
+            ),
+        ))
+    }
+
+    /// Stop delivering `signo` and restore its disposition. Default: nothing to do.
+    ///
+    /// # Errors
+    ///
+    /// The OS error, naming the signal.
+    fn del_signal(&mut self, signo: i32) -> io::Result<()> {
+        let _ = signo;
+        Ok(())
+    }
 }
 
 /// The fds a backend found ready in one dispatch, with their readiness.
@@ -131,6 +165,7 @@ pub trait Backend {
 #[derive(Debug, Default)]
 pub struct ReadyList {
     items: Vec<(RawFd, EventFlags)>,
+    signals: Vec<(i32, u32)>,
 }
 
 impl ReadyList {
@@ -160,13 +195,29 @@ impl ReadyList {
         self.items.iter().copied()
     }
 
+    /// Report `count` deliveries of signal `signo` (backends that
+    /// [handle signals](Backend::handles_signals) only).
+    pub fn push_signal(&mut self, signo: i32, count: u32) {
+        self.signals.push((signo, count));
+    }
+
+    /// The reported signal deliveries.
+    pub fn signals(&self) -> impl Iterator<Item = (i32, u32)> + '_ {
+        self.signals.iter().copied()
+    }
+
     /// Forget every report, keeping the allocation.
     pub fn clear(&mut self) {
         self.items.clear();
+        self.signals.clear();
     }
 
     pub(crate) fn get(&self, i: usize) -> (RawFd, EventFlags) {
         self.items[i]
+    }
+
+    pub(crate) fn take_signals(&mut self, out: &mut Vec<(i32, u32)>) {
+        out.append(&mut self.signals);
     }
 }
 

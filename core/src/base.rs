@@ -20,6 +20,7 @@ use crate::backend::{Backend, ReadyList};
 use crate::event::{Callback, Context, EventId, Pending, Slot};
 use crate::flags::{EventFlags, Features, LoopFlags};
 use crate::io_map::IoMap;
+use crate::signal::{self, Mechanism, Signals};
 use crate::timer_heap::TimerHeap;
 
 static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(1);
@@ -51,6 +52,9 @@ pub struct BaseOptions {
     pub max_dispatch_interval: Option<Duration>,
     /// Priorities below this one are never limited by the two settings above.
     pub limit_callbacks_after_prio: u16,
+    /// Deliver signals through a signalfd instead of the self-pipe (Linux only; see the
+    /// [`signal`](crate::signal) module for the blocking rule it needs).
+    pub signalfd: bool,
 }
 
 impl Default for BaseOptions {
@@ -60,6 +64,7 @@ impl Default for BaseOptions {
             max_dispatch_callbacks: None,
             max_dispatch_interval: None,
             limit_callbacks_after_prio: 0,
+            signalfd: false,
         }
     }
 }
@@ -104,6 +109,8 @@ pub(crate) struct Inner<D> {
     got_break: bool,
     break_pending: bool,
     opts: BaseOptions,
+    signals: Signals,
+    signal_buf: Vec<(i32, u32)>,
 }
 
 impl<D> Inner<D> {
@@ -176,9 +183,14 @@ impl<D> Inner<D> {
         callback: Callback<D>,
     ) -> io::Result<EventId> {
         if flags.contains(EventFlags::SIGNAL) {
-            return Err(invalid(
-                "SIGNAL events are not supported by this version of evloop".to_string(),
-            ));
+            if flags.intersects(EventFlags::IO | EventFlags::ET) {
+                return Err(invalid(format!(
+                    "SIGNAL cannot be combined with {:?}: a signal event watches no fd",
+                    flags & (EventFlags::IO | EventFlags::ET)
+                )));
+            }
+            signal::validate(fd)?;
+            return Ok(self.alloc(fd, flags.without(EventFlags::TIMEOUT), callback));
         }
         let io = flags.intersects(EventFlags::IO);
         if io && fd < 0 {
@@ -198,6 +210,17 @@ impl<D> Inner<D> {
         F: FnMut(&mut Context<'_, D>, &mut D) + 'static,
     {
         self.new_event(fd, flags, Box::new(callback))
+    }
+
+    fn new_signal_fn<F>(&mut self, signo: i32, callback: F) -> io::Result<EventId>
+    where
+        F: FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    {
+        self.new_event(
+            signo,
+            EventFlags::SIGNAL | EventFlags::PERSIST,
+            Box::new(callback),
+        )
     }
 
     fn new_timer_fn<F>(&mut self, flags: EventFlags, callback: F) -> io::Result<EventId>
@@ -253,6 +276,9 @@ impl<D> Inner<D> {
             slot.pending_io = true;
             slot.registered = true;
         }
+        if flags.contains(EventFlags::SIGNAL) && !self.slots[idx].pending_sig {
+            self.watch_signal(idx)?;
+        }
         if let Some(t) = timeout {
             let ns = to_ns(t);
             let deadline = self.now_ns().saturating_add(ns);
@@ -283,6 +309,9 @@ impl<D> Inner<D> {
             slot.pending_io = false;
             let (fd, flags) = (slot.fd, slot.flags);
             result = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+        }
+        if self.slots[idx].pending_sig {
+            self.unwatch_signal(idx);
         }
         let slot = &mut self.slots[idx];
         if slot.timer {
@@ -350,6 +379,9 @@ impl<D> Inner<D> {
         let mut flags = EventFlags::empty();
         if slot.pending_io {
             flags |= slot.flags & EventFlags::IO;
+        }
+        if slot.pending_sig {
+            flags |= EventFlags::SIGNAL;
         }
         if slot.timer {
             flags |= EventFlags::TIMEOUT;
@@ -429,6 +461,14 @@ impl<D> Inner<D> {
     }
 
     fn activate_ready(&mut self) {
+        if self.signals.mechanism == Mechanism::Backend {
+            let mut delivered = std::mem::take(&mut self.signal_buf);
+            self.ready.take_signals(&mut delivered);
+            for (signo, count) in delivered.drain(..) {
+                self.deliver_signal(signo, count);
+            }
+            self.signal_buf = delivered;
+        }
         for i in 0..self.ready.len() {
             let (fd, mut ready) = self.ready.get(i);
             if ready.contains(EventFlags::READ) && self.io.emulates_closed(fd) && at_eof(fd) {
@@ -444,6 +484,72 @@ impl<D> Inner<D> {
                     self.activate_idx(idx as usize, res, 1);
                 }
             }
+        }
+    }
+
+    /// First watcher of a signal on this base: create the mechanism's fd (and the internal
+    /// event reading it) if needed, take ownership of the signal, start receiving it.
+    fn watch_signal(&mut self, idx: usize) -> io::Result<()> {
+        let signo = self.slots[idx].fd;
+        if self.signals.watchers[signo as usize].is_empty() {
+            if let Some(fd) = self.signals.ensure_source()? {
+                let reader: Callback<D> = Box::new(|ctx, _| ctx.inner.drain_signals());
+                let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, reader);
+                let slot = &mut self.slots[id.index as usize];
+                slot.internal = true;
+                slot.prio = 0;
+                if let Err(e) = self.add(id, None) {
+                    drop(self.free_idx(id.index as usize));
+                    self.signals.source = None;
+                    return Err(e);
+                }
+            }
+            self.signals.install(signo)?;
+            if self.signals.mechanism == Mechanism::Backend {
+                if let Err(e) = self.backend.add_signal(signo) {
+                    self.signals.uninstall(signo);
+                    return Err(e);
+                }
+            }
+        }
+        self.signals.watchers[signo as usize].push(idx as u32);
+        self.slots[idx].pending_sig = true;
+        Ok(())
+    }
+
+    fn unwatch_signal(&mut self, idx: usize) {
+        let signo = self.slots[idx].fd;
+        self.slots[idx].pending_sig = false;
+        let watchers = &mut self.signals.watchers[signo as usize];
+        watchers.retain(|&w| w != idx as u32);
+        if watchers.is_empty() {
+            if self.signals.mechanism == Mechanism::Backend {
+                let _ = self.backend.del_signal(signo);
+            }
+            self.signals.uninstall(signo);
+        }
+    }
+
+    /// The internal event's callback: take every delivery and activate the watchers.
+    fn drain_signals(&mut self) {
+        let mut delivered = std::mem::take(&mut self.signal_buf);
+        self.signals.drain(&mut delivered);
+        for (signo, count) in delivered.drain(..) {
+            self.deliver_signal(signo, count);
+        }
+        self.signal_buf = delivered;
+    }
+
+    fn deliver_signal(&mut self, signo: i32, count: u32) {
+        let mut n = 0;
+        while let Some(&idx) = self
+            .signals
+            .watchers
+            .get(signo as usize)
+            .and_then(|w| w.get(n))
+        {
+            n += 1;
+            self.activate_idx(idx as usize, EventFlags::SIGNAL, count);
         }
     }
 
@@ -692,6 +798,16 @@ operations! {
     mut fn new_event(fd: RawFd, flags: EventFlags, callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static) -> io::Result<EventId>
         => Inner::new_event_fn;
 
+    /// Create a signal event for `signo` (SIGNAL|PERSIST, libevent's `evsignal_new`). Its
+    /// callback runs in the loop, once per wake-up, with [`Context::ncalls`] the number of
+    /// deliveries since its last run (ten raises before the loop runs: one run, count 10).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a number out of range, SIGKILL or SIGSTOP.
+    mut fn new_signal(signo: i32, callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static) -> io::Result<EventId>
+        => Inner::new_signal_fn;
+
     /// Create a timer event (no fd); `flags` may hold PERSIST to make it periodic.
     ///
     /// # Errors
@@ -787,6 +903,10 @@ operations! {
     /// The backend's name (libevent's `event_base_get_method`).
     ref fn method() -> &'static str => |inner: &Inner<D>| inner.backend.name();
 
+    /// How signals reach this base: `"self-pipe"`, `"signalfd"`, or the backend's name
+    /// (libevent 2.2's `event_base_get_signal_method`).
+    ref fn signal_method() -> &'static str => |inner: &Inner<D>| inner.signals.method(inner.backend.name());
+
     /// The backend's features.
     ref fn features() -> Features => |inner: &Inner<D>| inner.features;
 
@@ -820,12 +940,27 @@ impl<D> Base<D> {
                 options.priorities
             )));
         }
+        let mechanism = if options.signalfd {
+            if cfg!(any(target_os = "linux", target_os = "android")) {
+                Mechanism::Signalfd
+            } else {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "signalfd exists only on Linux and Android",
+                ));
+            }
+        } else if backend.handles_signals() {
+            Mechanism::Backend
+        } else {
+            Mechanism::SelfPipe
+        };
+        let id = NEXT_BASE_ID.fetch_add(1, Ordering::Relaxed);
         let features = backend.features();
         let emulate_closed = !features.contains(Features::EARLY_CLOSE);
         let immediate = backend.immediate_changes();
         Ok(Base {
             inner: Inner {
-                id: NEXT_BASE_ID.fetch_add(1, Ordering::Relaxed),
+                id,
                 backend,
                 features,
                 slots: Vec::new(),
@@ -843,6 +978,8 @@ impl<D> Base<D> {
                 got_break: false,
                 break_pending: false,
                 opts: options,
+                signals: Signals::new(mechanism, id),
+                signal_buf: Vec::new(),
             },
         })
     }

@@ -59,6 +59,8 @@ pub(crate) struct Slot<D> {
     /// Has been in the io map before (see the fd-reuse note in `io_map`).
     pub registered: bool,
     pub pending_io: bool,
+    /// Watching its signal (`fd` holds the signal number).
+    pub pending_sig: bool,
     pub timer: bool,
     pub active: bool,
     /// Counted in the base's number of live events.
@@ -84,6 +86,7 @@ impl<D> Slot<D> {
             once: false,
             registered: false,
             pending_io: false,
+            pending_sig: false,
             timer: false,
             active: false,
             counted: false,
@@ -98,7 +101,9 @@ impl<D> Slot<D> {
 
     /// Whether the event keeps the loop alive now.
     pub fn should_count(&self) -> bool {
-        self.live && !self.internal && (self.pending_io || self.timer || self.active)
+        self.live
+            && !self.internal
+            && (self.pending_io || self.pending_sig || self.timer || self.active)
     }
 }
 
@@ -157,7 +162,7 @@ impl<D> Context<'_, D> {
         self.ncalls
     }
 
-    /// The fd of the running event (-1 for a timer).
+    /// The fd of the running event (-1 for a timer, the signal number for a signal event).
     pub fn fd(&self) -> RawFd {
         self.inner.slots[self.id.index as usize].fd
     }

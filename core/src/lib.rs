@@ -14,6 +14,7 @@
 //! | `timer_heap` | [`TimerHeap`] |
 //! | `active_queues` | [`ActiveQueues`] |
 //! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |
+//! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ mod base;
 mod event;
 mod flags;
 mod io_map;
+pub mod signal;
 mod timer_heap;
 
 pub use active_queues::ActiveQueues;
@@ -32,6 +34,7 @@ pub use base::{Base, BaseOptions, RunOutcome};
 pub use event::{Callback, Context, EventId, Pending};
 pub use flags::{EventFlags, Features, LoopFlags};
 pub use io_map::IoMap;
+pub use signal::signal_name;
 pub use timer_heap::TimerHeap;
 
 /// A backend for documentation examples: it watches no fd and sleeps through its waits.

@@ -1,0 +1,445 @@
+//! Signal events: how a signal reaches the loop.
+//!
+//! A signal handler may do almost nothing (no allocation, no locks), so the callback never
+//! runs in the handler. Three mechanisms carry a delivery to the loop:
+//!
+//! * **self-pipe** (default, libevent's evsig): one process-wide handler, installed with
+//!   `sigaction` (`SA_RESTART`, every signal masked while it runs), adds one to a per-signal
+//!   atomic counter and writes one byte to the owning base's non-blocking pipe as a wake-up.
+//!   The loop watches the pipe's read end with an internal event that does not keep the loop
+//!   alive; it drains the pipe, takes each counter (swapping in zero) and activates the signal
+//!   events with that count. The counter, not the bytes, carries the count: a pipe that fills
+//!   up under a storm loses wake-up bytes, never deliveries.
+//! * **signalfd** (Linux, [`BaseOptions::signalfd`](crate::BaseOptions::signalfd)): one
+//!   signalfd per base. It only sees signals that are blocked, in every thread: block them
+//!   (`pthread_sigmask`) before spawning threads. Adding a signal that is not blocked in the
+//!   calling thread is refused with an error that says so.
+//! * **the backend** (kqueue's `EVFILT_SIGNAL`): when [`Backend::add_signal`] returns `Some`,
+//!   the backend reports deliveries through [`ReadyList::push_signal`].
+//!
+//! One base owns a signal at a time: adding a signal another base watches is refused
+//! (libevent silently moves it, and the first base stops hearing it). The disposition in
+//! force before the first add is saved and restored on the last delete and when the base is
+//! dropped.
+//!
+//! [`Backend::add_signal`]: crate::Backend::add_signal
+//! [`ReadyList::push_signal`]: crate::ReadyList::push_signal
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::Mutex;
+
+/// Signal numbers run from 1 to `NSIG - 1`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const NSIG: i32 = 65;
+/// Signal numbers run from 1 to `NSIG - 1`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const NSIG: i32 = 33;
+
+const N: usize = NSIG as usize;
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_OWNER: AtomicU32 = AtomicU32::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_FD: AtomicI32 = AtomicI32::new(-1);
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU32 = AtomicU32::new(0);
+
+/// The base that owns each signal (0: none).
+static OWNER: [AtomicU32; N] = [NO_OWNER; N];
+/// The write end of the owning base's pipe, for the handler (-1: none).
+static WAKE_FD: [AtomicI32; N] = [NO_FD; N];
+/// Deliveries not yet taken by the loop.
+static COUNTS: [AtomicU32; N] = [ZERO; N];
+/// Dispositions saved on first add, restored on last delete.
+static SAVED: Mutex<Vec<(i32, SavedAction)>> = Mutex::new(Vec::new());
+
+struct SavedAction(libc::sigaction);
+// SAFETY: a sigaction is plain data (a handler address, flags and a mask); it is only
+// handed back to sigaction(2).
+unsafe impl Send for SavedAction {}
+
+/// The name of a signal (`"SIGINT"`), or `"signal N"` for one without a common name.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(evloop_core::signal_name(2), "SIGINT");
+/// ```
+pub fn signal_name(signo: i32) -> String {
+    let known = [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGCHLD, "SIGCHLD"),
+        (libc::SIGCONT, "SIGCONT"),
+        (libc::SIGSTOP, "SIGSTOP"),
+        (libc::SIGTSTP, "SIGTSTP"),
+        (libc::SIGTTIN, "SIGTTIN"),
+        (libc::SIGTTOU, "SIGTTOU"),
+        (libc::SIGURG, "SIGURG"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGVTALRM, "SIGVTALRM"),
+        (libc::SIGPROF, "SIGPROF"),
+        (libc::SIGWINCH, "SIGWINCH"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    match known.iter().find(|(n, _)| *n == signo) {
+        Some((_, name)) => name.to_string(),
+        None => format!("signal {signo}"),
+    }
+}
+
+/// Check that `signo` can be watched: in range, and not SIGKILL or SIGSTOP.
+pub(crate) fn validate(signo: i32) -> io::Result<()> {
+    if !(1..NSIG).contains(&signo) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("signal number {signo} is out of range (1 to {})", NSIG - 1),
+        ));
+    }
+    if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} cannot be caught, blocked or ignored",
+                signal_name(signo)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "emscripten"))]
+fn errno_location() -> *mut libc::c_int {
+    // SAFETY: returns the calling thread's errno address; always valid.
+    unsafe { libc::__errno_location() }
+}
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly"
+))]
+fn errno_location() -> *mut libc::c_int {
+    // SAFETY: as above.
+    unsafe { libc::__error() }
+}
+#[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+fn errno_location() -> *mut libc::c_int {
+    // SAFETY: as above.
+    unsafe { libc::__errno() }
+}
+
+/// The handler: count, wake the owner, and leave errno as it was. Async-signal-safe: atomics
+/// and write(2) only.
+extern "C" fn handler(signo: libc::c_int) {
+    let errno = errno_location();
+    // SAFETY: errno_location is the calling thread's errno.
+    let saved = unsafe { *errno };
+    if (1..NSIG).contains(&signo) {
+        COUNTS[signo as usize].fetch_add(1, Ordering::Relaxed);
+        let fd = WAKE_FD[signo as usize].load(Ordering::Acquire);
+        if fd >= 0 {
+            let byte = signo as u8;
+            // SAFETY: writes one byte from a live stack variable; a full pipe (EAGAIN) is
+            // fine, the loop is awake already; the count is in COUNTS.
+            unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
+/// Which mechanism a base uses for its signals.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mechanism {
+    SelfPipe,
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    Signalfd,
+    Backend,
+}
+
+/// A base's signals: which events watch each number, and the mechanism's fds.
+pub(crate) struct Signals {
+    pub mechanism: Mechanism,
+    base: u32,
+    /// Event slots watching each signal, in add order.
+    pub watchers: Vec<Vec<u32>>,
+    /// The fd the internal event reads (pipe read end or signalfd), once created.
+    pub source: Option<OwnedFd>,
+    wake: Option<OwnedFd>,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    mask: Option<libc::sigset_t>,
+}
+
+fn os_error(what: String) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl Signals {
+    pub fn new(mechanism: Mechanism, base: u32) -> Self {
+        Signals {
+            mechanism,
+            base,
+            watchers: vec![Vec::new(); N],
+            source: None,
+            wake: None,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            mask: None,
+        }
+    }
+
+    /// The mechanism's name, for `signal_method()` and `EVENT_SHOW_METHOD`.
+    pub fn method(&self, backend: &'static str) -> &'static str {
+        match self.mechanism {
+            Mechanism::SelfPipe => "self-pipe",
+            Mechanism::Signalfd => "signalfd",
+            Mechanism::Backend => backend,
+        }
+    }
+
+    /// Create the fd the loop watches, if the mechanism needs one and it does not exist yet.
+    /// Returns it when it was just created, so the base can register its internal event.
+    pub fn ensure_source(&mut self) -> io::Result<Option<RawFd>> {
+        if self.source.is_some() || self.mechanism == Mechanism::Backend {
+            return Ok(None);
+        }
+        match self.mechanism {
+            Mechanism::SelfPipe => {
+                let (read, write) = nonblocking_pipe()
+                    .map_err(|e| io::Error::new(e.kind(), format!("signal pipe: {e}")))?;
+                self.wake = Some(write);
+                self.source = Some(read);
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Mechanism::Signalfd => {
+                // SAFETY: sigemptyset initialises the set it is given.
+                let mask = unsafe {
+                    let mut set = std::mem::zeroed::<libc::sigset_t>();
+                    libc::sigemptyset(&mut set);
+                    set
+                };
+                // SAFETY: creates a new signalfd from a valid set; the fd is owned at once.
+                let fd =
+                    unsafe { libc::signalfd(-1, &mask, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+                if fd < 0 {
+                    return Err(os_error("signalfd".to_string()));
+                }
+                // SAFETY: signalfd returned a new fd that nothing else owns.
+                self.source = Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+                self.mask = Some(mask);
+            }
+            _ => {}
+        }
+        Ok(self.source.as_ref().map(|fd| fd.as_raw_fd()))
+    }
+
+    /// Take ownership of `signo` and start receiving it (first watcher on this base).
+    pub fn install(&mut self, signo: i32) -> io::Result<()> {
+        let owner = &OWNER[signo as usize];
+        if let Err(other) =
+            owner.compare_exchange(0, self.base, Ordering::AcqRel, Ordering::Acquire)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "{} is already watched by another base (base {other}); one base per signal: delete its events there first",
+                    signal_name(signo)
+                ),
+            ));
+        }
+        let result = match self.mechanism {
+            Mechanism::SelfPipe => self.install_handler(signo),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Mechanism::Signalfd => self.update_mask(signo, true),
+            _ => Ok(()),
+        };
+        if result.is_err() {
+            owner.store(0, Ordering::Release);
+        }
+        result
+    }
+
+    /// Stop receiving `signo` (last watcher gone) and give it up.
+    pub fn uninstall(&mut self, signo: i32) {
+        match self.mechanism {
+            Mechanism::SelfPipe => restore_handler(signo),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Mechanism::Signalfd => {
+                let _ = self.update_mask(signo, false);
+            }
+            _ => {}
+        }
+        OWNER[signo as usize].store(0, Ordering::Release);
+    }
+
+    fn install_handler(&mut self, signo: i32) -> io::Result<()> {
+        let wake = self.wake.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+        COUNTS[signo as usize].store(0, Ordering::Relaxed);
+        WAKE_FD[signo as usize].store(wake, Ordering::Release);
+        // SAFETY: a zeroed sigaction is a valid "default" value to fill in; the handler is
+        // an `extern "C" fn(c_int)` as SA_SIGINFO is not set; both pointers are live.
+        let (rc, old) = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigfillset(&mut action.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            (libc::sigaction(signo, &action, &mut old), old)
+        };
+        if rc != 0 {
+            WAKE_FD[signo as usize].store(-1, Ordering::Release);
+            return Err(os_error(format!("sigaction({})", signal_name(signo))));
+        }
+        let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
+        saved.retain(|(s, _)| *s != signo);
+        saved.push((signo, SavedAction(old)));
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn update_mask(&mut self, signo: i32, on: bool) -> io::Result<()> {
+        let (Some(mask), Some(fd)) = (self.mask.as_mut(), self.source.as_ref()) else {
+            return Ok(());
+        };
+        if on {
+            // SAFETY: queries the calling thread's mask into a local set.
+            let blocked = unsafe {
+                let mut current = std::mem::zeroed::<libc::sigset_t>();
+                libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current);
+                libc::sigismember(&current, signo) == 1
+            };
+            if !blocked {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is not blocked in this thread: signalfd only sees signals blocked in every thread; block it with pthread_sigmask before spawning threads, or use the default self-pipe",
+                        signal_name(signo)
+                    ),
+                ));
+            }
+        }
+        // SAFETY: `mask` is an initialised set; the fd is our signalfd.
+        let rc = unsafe {
+            if on {
+                libc::sigaddset(mask, signo);
+            } else {
+                libc::sigdelset(mask, signo);
+            }
+            libc::signalfd(fd.as_raw_fd(), mask, 0)
+        };
+        if rc < 0 {
+            return Err(os_error(format!("signalfd({})", signal_name(signo))));
+        }
+        Ok(())
+    }
+
+    /// Empty the source fd and collect `(signo, count)` of every delivery since last time.
+    pub fn drain(&mut self, out: &mut Vec<(i32, u32)>) {
+        let Some(source) = self.source.as_ref() else {
+            return;
+        };
+        match self.mechanism {
+            Mechanism::SelfPipe => {
+                let mut buf = [0u8; 256];
+                while let Ok(n) = rustix::io::read(source, &mut buf) {
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                for signo in 1..NSIG {
+                    if !self.watchers[signo as usize].is_empty() {
+                        let n = COUNTS[signo as usize].swap(0, Ordering::Relaxed);
+                        if n > 0 {
+                            out.push((signo, n));
+                        }
+                    }
+                }
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Mechanism::Signalfd => {
+                const INFO: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+                let mut buf = [0u8; INFO * 16];
+                let mut counts = [0u32; N];
+                while let Ok(n) = rustix::io::read(source, &mut buf) {
+                    for chunk in buf[..n].chunks_exact(INFO) {
+                        // ssi_signo is the struct's first field, a u32 in native order.
+                        let signo = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                        if let Some(c) = counts.get_mut(signo as usize) {
+                            *c += 1;
+                        }
+                    }
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                for (signo, &n) in counts.iter().enumerate() {
+                    if n > 0 {
+                        out.push((signo as i32, n));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec pipe (macOS has no pipe2, so the flags are set after).
+fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    {
+        use rustix::pipe::PipeFlags;
+        Ok(rustix::pipe::pipe_with(
+            PipeFlags::NONBLOCK | PipeFlags::CLOEXEC,
+        )?)
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    {
+        let (r, w) = rustix::pipe::pipe()?;
+        for fd in [&r, &w] {
+            rustix::io::ioctl_fionbio(fd, true)?;
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+        }
+        Ok((r, w))
+    }
+}
+
+fn restore_handler(signo: i32) {
+    let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(pos) = saved.iter().position(|(s, _)| *s == signo) {
+        let (_, SavedAction(old)) = saved.swap_remove(pos);
+        // SAFETY: `old` is the action sigaction(2) gave us for this signal.
+        unsafe { libc::sigaction(signo, &old, std::ptr::null_mut()) };
+    }
+    // Only after the handler is gone: a handler still running elsewhere may have loaded the
+    // fd just before; that race is as in libevent (one stray byte at worst).
+    WAKE_FD[signo as usize].store(-1, Ordering::Release);
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for signo in 1..NSIG {
+            if !self.watchers[signo as usize].is_empty()
+                && OWNER[signo as usize].load(Ordering::Acquire) == self.base
+            {
+                self.uninstall(signo);
+            }
+        }
+    }
+}
