@@ -12,6 +12,7 @@
 //! | `event` | [`EventId`], [`Context`], [`Pending`] |
 //! | `io_map` | events per fd, combined interest, the change list |
 //! | `timer_heap` | [`TimerHeap`] |
+//! | `buffer` | [`Buffer`], the chained byte queue |
 //! | `active_queues` | [`ActiveQueues`] |
 //! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |
 //! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
@@ -22,6 +23,7 @@
 mod active_queues;
 pub mod backend;
 mod base;
+mod buffer;
 mod event;
 mod flags;
 mod io_map;
@@ -31,6 +33,7 @@ mod timer_heap;
 pub use active_queues::ActiveQueues;
 pub use backend::{fd_error, Backend, ReadyList};
 pub use base::{Base, BaseOptions, RunOutcome};
+pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
 pub use event::{Callback, Context, EventId, Pending};
 pub use flags::{EventFlags, Features, LoopFlags};
 pub use io_map::IoMap;
