@@ -104,6 +104,9 @@ pub struct BufferChange {
     pub removed: usize,
 }
 
+/// A change callback.
+type ChangeCallback = Box<dyn FnMut(&BufferChange)>;
+
 /// Names a change callback, to remove it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct CallbackId(u64);
@@ -153,7 +156,7 @@ pub struct Buffer {
     len: usize,
     frozen_start: bool,
     frozen_end: bool,
-    callbacks: Vec<(CallbackId, Box<dyn FnMut(&BufferChange)>)>,
+    callbacks: Vec<(CallbackId, ChangeCallback)>,
     next_callback: u64,
     max_read: Option<usize>,
 }
@@ -961,8 +964,8 @@ mod tests {
     fn eol_edge_cases_across_chunks() {
         // CR at the end of one chunk, LF at the start of the next.
         let mut b = Buffer::new();
-        b.append_owned(b"line\r".to_vec()).unwrap();
-        b.append_owned(b"\nnext".to_vec()).unwrap();
+        b.append_owned(b"line\r").unwrap();
+        b.append_owned(b"\nnext").unwrap();
         assert_eq!(b.search_eol(0, Eol::CrlfStrict), Some((4, 2)));
         assert_eq!(b.read_line(Eol::Crlf).as_deref(), Some(&b"line"[..]));
         assert_eq!(b.read_line(Eol::Lf), None);
