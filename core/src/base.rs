@@ -1078,6 +1078,102 @@ impl<D> Base<D> {
     }
 }
 
+/// The event operations of [`Base`] and [`Context`], for code that works with either — the
+/// buffered socket and the listener take `&mut impl EventOps<D>` (or `&mut dyn`), so they
+/// can be set up before the loop runs and driven from inside callbacks.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_core::{Base, EventFlags, EventOps};
+/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+///
+/// fn arm_tick<D>(ops: &mut dyn EventOps<D>) -> std::io::Result<()> {
+///     let t = ops.new_event_boxed(-1, EventFlags::empty(), Box::new(|_, _| {}))?;
+///     ops.add(t, Some(Duration::from_millis(1)))
+/// }
+/// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+/// arm_tick(&mut base)?;
+/// assert_eq!(base.num_events(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait EventOps<D> {
+    /// See [`Base::new_event`]; the callback comes boxed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Base::new_event`].
+    fn new_event_boxed(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        callback: Callback<D>,
+    ) -> io::Result<EventId>;
+    /// See [`Base::add`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Base::add`].
+    fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()>;
+    /// See [`Base::del`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Base::del`].
+    fn del(&mut self, id: EventId) -> io::Result<()>;
+    /// See [`Base::free`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Base::free`].
+    fn free(&mut self, id: EventId) -> io::Result<()>;
+    /// See [`Base::activate`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Base::activate`].
+    fn activate(&mut self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()>;
+    /// See [`Base::pending`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Base::pending`].
+    fn pending(&self, id: EventId) -> io::Result<Pending>;
+}
+
+macro_rules! event_ops_for {
+    ($ty:ty) => {
+        impl<D> EventOps<D> for $ty {
+            fn new_event_boxed(
+                &mut self,
+                fd: RawFd,
+                flags: EventFlags,
+                callback: Callback<D>,
+            ) -> io::Result<EventId> {
+                self.inner.new_event(fd, flags, callback)
+            }
+            fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
+                self.inner.add(id, timeout)
+            }
+            fn del(&mut self, id: EventId) -> io::Result<()> {
+                self.inner.del(id)
+            }
+            fn free(&mut self, id: EventId) -> io::Result<()> {
+                self.inner.free(id)
+            }
+            fn activate(&mut self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
+                self.inner.activate(id, flags, ncalls)
+            }
+            fn pending(&self, id: EventId) -> io::Result<Pending> {
+                self.inner.pending(id)
+            }
+        }
+    };
+}
+event_ops_for!(Base<D>);
+event_ops_for!(Context<'_, D>);
+
 impl<D> std::fmt::Debug for Base<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Base")

@@ -203,3 +203,30 @@ mod tests {
         assert_eq!(EventFlags::from_bits(0x02), Some(EventFlags::READ));
     }
 }
+
+flag_set! {
+    /// What a buffered socket's event callback is told (libevent's `BEV_EVENT_*`): what
+    /// happened, and while doing what.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_core::BevEvent;
+    /// let what = BevEvent::EOF | BevEvent::READING;
+    /// assert!(what.contains(BevEvent::EOF));
+    /// ```
+    BevEvent: u8 {
+        /// While reading.
+        READING = 0x01,
+        /// While writing.
+        WRITING = 0x02,
+        /// The peer closed its end.
+        EOF = 0x10,
+        /// An I/O error; the callback's context holds it.
+        ERROR = 0x20,
+        /// A read or write timeout expired; that direction is disabled.
+        TIMEOUT = 0x40,
+        /// A connect finished.
+        CONNECTED = 0x80,
+    }
+}

@@ -13,6 +13,8 @@
 //! | `io_map` | events per fd, combined interest, the change list |
 //! | `timer_heap` | [`TimerHeap`] |
 //! | `buffer` | [`Buffer`], the chained byte queue |
+//! | `buffered_socket` | [`BufferedSocket`]: an fd with input and output buffers |
+//! | `listener` | [`Listener`]: accepting connections |
 //! | `active_queues` | [`ActiveQueues`] |
 //! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |
 //! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
@@ -24,19 +26,23 @@ mod active_queues;
 pub mod backend;
 mod base;
 mod buffer;
+mod buffered_socket;
 mod event;
 mod flags;
 mod io_map;
+mod listener;
 pub mod signal;
 mod timer_heap;
 
 pub use active_queues::ActiveQueues;
 pub use backend::{fd_error, Backend, ReadyList};
-pub use base::{Base, BaseOptions, RunOutcome};
+pub use base::{Base, BaseOptions, EventOps, RunOutcome};
 pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
+pub use buffered_socket::{BevCallback, BevContext, BevOptions, BufferedSocket};
 pub use event::{Callback, Context, EventId, Pending};
-pub use flags::{EventFlags, Features, LoopFlags};
+pub use flags::{BevEvent, EventFlags, Features, LoopFlags};
 pub use io_map::IoMap;
+pub use listener::{AcceptCallback, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr};
 pub use signal::signal_name;
 pub use timer_heap::TimerHeap;
 

@@ -1,0 +1,926 @@
+//! [`BufferedSocket`]: an fd with an input and an output [`Buffer`] (libevent's bufferevent).
+//!
+//! The socket reads into `input` when the fd is readable and calls the read callback once at
+//! least the low watermark is buffered; it stops reading while `input` holds the high
+//! watermark. Bytes written go to `output` and out to the fd as soon as it is writable, one
+//! `writev` per wake-up; the write callback runs when `output` drains to the write low
+//! watermark. The event callback hears EOF, errors, timeouts and connects, with
+//! [`BevEvent::READING`] or [`BevEvent::WRITING`] saying which direction.
+//!
+//! How it is built: the state sits in an `Rc<RefCell<_>>` held by the socket's internal
+//! events (a persistent READ event, a persistent WRITE event, and one activated by hand to run
+//! deferred callbacks). The state holds only their ids, so there is no reference cycle: freeing
+//! the socket frees the events, and dropping the base drops everything. A user callback gets a
+//! [`BevContext`] — the state, already borrowed, and the loop's [`Context`] — so it can use
+//! its buffers, write, enable, disable and free the socket, and reach any other event. A
+//! [`BufferedSocket`] handle used while its own callback runs is refused with an error rather
+//! than a panic.
+//!
+//! A [`pair`](BufferedSocket::pair) is two sockets without fds whose outputs feed each
+//! other's inputs; its callbacks are always deferred to the loop.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use rustix::io::Errno;
+
+use crate::base::EventOps;
+use crate::buffer::{Buffer, IoOutcome};
+use crate::event::{Callback, Context, EventId};
+use crate::flags::{BevEvent, EventFlags};
+
+/// How a buffered socket behaves (libevent's `BEV_OPT_*`).
+#[derive(Copy, Clone, Debug)]
+pub struct BevOptions {
+    /// Close the fd when the socket is freed (default). Otherwise `free` hands it back.
+    pub close_on_free: bool,
+    /// Run callbacks from the loop, as their own activation, rather than from inside the
+    /// I/O handling (or another callback). Always on for pairs.
+    pub defer_callbacks: bool,
+}
+
+impl Default for BevOptions {
+    fn default() -> Self {
+        Self {
+            close_on_free: true,
+            defer_callbacks: false,
+        }
+    }
+}
+
+/// A buffered socket's callback: its context and the loop's user data.
+pub type BevCallback<D> = Box<dyn FnMut(&mut BevContext<'_, '_, D>, &mut D)>;
+
+const READ_CB: usize = 0;
+const WRITE_CB: usize = 1;
+const EVENT_CB: usize = 2;
+
+#[derive(Default)]
+struct Pending {
+    read: bool,
+    write: bool,
+    events: BevEvent,
+    error: Option<io::Error>,
+}
+
+type Shared<D> = Rc<RefCell<State<D>>>;
+
+struct State<D> {
+    fd: RawFd,
+    owned: Option<OwnedFd>,
+    input: Buffer,
+    output: Buffer,
+    read_ev: Option<EventId>,
+    write_ev: Option<EventId>,
+    defer_ev: Option<EventId>,
+    enabled: EventFlags,
+    read_armed: bool,
+    write_armed: bool,
+    read_low: usize,
+    read_high: usize,
+    write_low: usize,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    connecting: bool,
+    connect_error: Option<io::Error>,
+    callbacks: [Option<BevCallback<D>>; 3],
+    pending: Pending,
+    defer: bool,
+    partner: Option<Weak<RefCell<State<D>>>>,
+    close_on_free: bool,
+    freed: bool,
+}
+
+fn busy() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "this buffered socket's own callback is running: use the BevContext it was given",
+    )
+}
+
+fn freed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "this buffered socket was freed")
+}
+
+impl<D> State<D> {
+    fn new(fd: Option<OwnedFd>, options: BevOptions) -> Self {
+        State {
+            fd: fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            owned: fd,
+            input: Buffer::new(),
+            output: Buffer::new(),
+            read_ev: None,
+            write_ev: None,
+            defer_ev: None,
+            enabled: EventFlags::WRITE,
+            read_armed: false,
+            write_armed: false,
+            read_low: 0,
+            read_high: 0,
+            write_low: 0,
+            read_timeout: None,
+            write_timeout: None,
+            connecting: false,
+            connect_error: None,
+            callbacks: [None, None, None],
+            pending: Pending::default(),
+            defer: options.defer_callbacks,
+            partner: None,
+            close_on_free: options.close_on_free,
+            freed: false,
+        }
+    }
+
+    fn borrowed_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: `fd` is `owned`'s, or the socket was built over an fd the caller keeps open
+        // until free (`close_on_free = false` hands it back then); a closed one only makes the
+        // syscall fail.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+
+    fn partner(&self) -> Option<Shared<D>> {
+        self.partner.as_ref().and_then(Weak::upgrade)
+    }
+
+    /// Arm or disarm the fd events to match what is enabled and buffered.
+    fn sync(&mut self, ops: &mut dyn EventOps<D>) -> io::Result<()> {
+        if self.freed {
+            return Ok(());
+        }
+        if let Some(ev) = self.read_ev {
+            let want = self.enabled.contains(EventFlags::READ)
+                && (self.read_high == 0 || self.input.len() < self.read_high);
+            if want != self.read_armed {
+                if want {
+                    ops.add(ev, self.read_timeout)?;
+                } else {
+                    ops.del(ev)?;
+                }
+                self.read_armed = want;
+            }
+        }
+        if let Some(ev) = self.write_ev {
+            let want = self.connecting
+                || (self.enabled.contains(EventFlags::WRITE) && !self.output.is_empty());
+            if want != self.write_armed {
+                if want {
+                    ops.add(ev, self.write_timeout)?;
+                } else {
+                    ops.del(ev)?;
+                }
+                self.write_armed = want;
+            }
+        }
+        if self.partner.is_some() {
+            self.pair_exchange(ops);
+        }
+        Ok(())
+    }
+
+    /// Pairs: move our output into the partner's input and pull the partner's output into
+    /// ours, as far as the receivers' high watermarks allow, scheduling their callbacks.
+    fn pair_exchange(&mut self, ops: &mut dyn EventOps<D>) {
+        let Some(partner) = self.partner() else {
+            return;
+        };
+        let Ok(mut other) = partner.try_borrow_mut() else {
+            return;
+        };
+        if other.freed {
+            return;
+        }
+        transfer(self, &mut other, ops);
+        transfer(&mut other, self, ops);
+    }
+
+    fn schedule(&mut self, ops: &mut dyn EventOps<D>) {
+        if let Some(ev) = self.defer_ev {
+            let _ = ops.activate(ev, EventFlags::empty(), 1);
+        }
+    }
+
+    fn write(&mut self, ops: &mut dyn EventOps<D>, data: &[u8]) -> io::Result<()> {
+        if self.freed {
+            return Err(freed_error());
+        }
+        self.output.append(data)?;
+        self.sync(ops)
+    }
+
+    fn set_enabled(
+        &mut self,
+        ops: &mut dyn EventOps<D>,
+        flags: EventFlags,
+        on: bool,
+    ) -> io::Result<()> {
+        if self.freed {
+            return Err(freed_error());
+        }
+        let flags = flags & (EventFlags::READ | EventFlags::WRITE);
+        if on {
+            self.enabled |= flags;
+        } else {
+            self.enabled = self.enabled.without(flags);
+        }
+        self.sync(ops)
+    }
+
+    fn set_timeouts(
+        &mut self,
+        ops: &mut dyn EventOps<D>,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) -> io::Result<()> {
+        self.read_timeout = read;
+        self.write_timeout = write;
+        // Re-arm armed events so the new timeouts (or their absence) take effect.
+        for (ev, armed) in [
+            (self.read_ev, &mut self.read_armed),
+            (self.write_ev, &mut self.write_armed),
+        ] {
+            if let (Some(ev), true) = (ev, *armed) {
+                ops.del(ev)?;
+                *armed = false;
+            }
+        }
+        self.sync(ops)
+    }
+
+    /// Free the internal events and give up the fd (closing it if asked to).
+    fn teardown(&mut self, ops: &mut dyn EventOps<D>) -> Option<OwnedFd> {
+        if self.freed
+            && self.read_ev.is_none()
+            && self.write_ev.is_none()
+            && self.defer_ev.is_none()
+        {
+            return None;
+        }
+        self.freed = true;
+        for ev in [
+            self.read_ev.take(),
+            self.write_ev.take(),
+            self.defer_ev.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = ops.free(ev);
+        }
+        if let Some(partner) = self.partner.take().and_then(|w| w.upgrade()) {
+            if let Ok(mut other) = partner.try_borrow_mut() {
+                other.partner = None;
+                other.pending.events |= BevEvent::EOF | BevEvent::READING;
+                other.schedule(ops);
+            }
+        }
+        let fd = self.owned.take();
+        if self.close_on_free {
+            drop(fd);
+            None
+        } else {
+            fd
+        }
+    }
+
+    /// Run (or, when deferring, schedule) the callbacks that are due.
+    fn dispatch(
+        &mut self,
+        rc: &Shared<D>,
+        ctx: &mut Context<'_, D>,
+        data: &mut D,
+        from_defer: bool,
+    ) {
+        if self.defer && !from_defer {
+            if self.pending.read || self.pending.write || !self.pending.events.is_empty() {
+                self.schedule(ctx);
+            }
+            let _ = self.sync(ctx);
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        if pending.read && self.enabled.contains(EventFlags::READ) {
+            self.invoke(rc, ctx, data, READ_CB, BevEvent::READING, None);
+        }
+        if pending.write && !self.freed {
+            self.invoke(rc, ctx, data, WRITE_CB, BevEvent::WRITING, None);
+        }
+        if !pending.events.is_empty() && !self.freed {
+            self.invoke(rc, ctx, data, EVENT_CB, pending.events, pending.error);
+        }
+        if self.freed {
+            self.teardown(ctx);
+        } else {
+            let _ = self.sync(ctx);
+        }
+    }
+
+    fn invoke(
+        &mut self,
+        rc: &Shared<D>,
+        ctx: &mut Context<'_, D>,
+        data: &mut D,
+        which: usize,
+        what: BevEvent,
+        error: Option<io::Error>,
+    ) {
+        let Some(mut cb) = self.callbacks[which].take() else {
+            return;
+        };
+        let mut bctx = BevContext {
+            ctx,
+            state: self,
+            rc,
+            what,
+            error,
+        };
+        cb(&mut bctx, data);
+        if self.callbacks[which].is_none() && !self.freed {
+            self.callbacks[which] = Some(cb);
+        }
+    }
+
+    fn on_readable(&mut self, fired: EventFlags) {
+        if fired.contains(EventFlags::TIMEOUT) && !fired.contains(EventFlags::READ) {
+            self.enabled = self.enabled.without(EventFlags::READ);
+            self.pending.events |= BevEvent::TIMEOUT | BevEvent::READING;
+            return;
+        }
+        let room = if self.read_high > 0 {
+            self.read_high.saturating_sub(self.input.len())
+        } else {
+            0
+        };
+        if self.read_high > 0 && room == 0 {
+            return; // sync will stop reading until the input drains
+        }
+        let raw = self.fd;
+        // SAFETY: as in `borrowed_fd` (a separate borrow, so the buffer can be borrowed too).
+        let result = self.input.read_from(
+            unsafe { BorrowedFd::borrow_raw(raw) },
+            (room > 0).then_some(room),
+        );
+        match result {
+            Ok(IoOutcome::Done(_)) => {
+                if self.input.len() >= self.read_low.max(1) {
+                    self.pending.read = true;
+                }
+            }
+            Ok(IoOutcome::WouldBlock | IoOutcome::Interrupted) => {}
+            Ok(IoOutcome::Eof) => {
+                self.enabled = self.enabled.without(EventFlags::READ);
+                self.pending.events |= BevEvent::EOF | BevEvent::READING;
+            }
+            Err(e) => {
+                self.enabled = self.enabled.without(EventFlags::READ);
+                self.pending.events |= BevEvent::ERROR | BevEvent::READING;
+                self.pending.error = Some(e);
+            }
+        }
+    }
+
+    fn on_writable(&mut self, fired: EventFlags) {
+        if self.connecting {
+            self.connecting = false;
+            let error = self.connect_error.take().or_else(|| {
+                match rustix::net::sockopt::socket_error(self.borrowed_fd()) {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) | Err(e) => Some(io::Error::from(e)),
+                }
+            });
+            match error {
+                None => self.pending.events |= BevEvent::CONNECTED,
+                Some(e) => {
+                    self.enabled = EventFlags::empty();
+                    self.pending.events |= BevEvent::ERROR;
+                    self.pending.error = Some(e);
+                }
+            }
+            return;
+        }
+        if fired.contains(EventFlags::TIMEOUT) && !fired.contains(EventFlags::WRITE) {
+            self.enabled = self.enabled.without(EventFlags::WRITE);
+            self.pending.events |= BevEvent::TIMEOUT | BevEvent::WRITING;
+            return;
+        }
+        let raw = self.fd;
+        // SAFETY: as in `borrowed_fd`.
+        match self
+            .output
+            .write_to(unsafe { BorrowedFd::borrow_raw(raw) }, None)
+        {
+            Ok(IoOutcome::Done(n)) if n > 0 && self.output.len() <= self.write_low => {
+                self.pending.write = true
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.enabled = self.enabled.without(EventFlags::WRITE);
+                self.pending.events |= BevEvent::ERROR | BevEvent::WRITING;
+                self.pending.error = Some(e);
+            }
+        }
+    }
+}
+
+/// Move bytes from `from.output` to `to.input` within `to`'s high watermark.
+fn transfer<D>(from: &mut State<D>, to: &mut State<D>, ops: &mut dyn EventOps<D>) {
+    if from.output.is_empty() || !from.enabled.contains(EventFlags::WRITE) {
+        return;
+    }
+    let room = if to.read_high > 0 {
+        to.read_high.saturating_sub(to.input.len())
+    } else {
+        usize::MAX
+    };
+    let moved = from.output.remove_into(&mut to.input, room).unwrap_or(0);
+    if moved == 0 {
+        return;
+    }
+    if to.enabled.contains(EventFlags::READ) && to.input.len() >= to.read_low.max(1) {
+        to.pending.read = true;
+        to.schedule(ops);
+    }
+    if from.output.len() <= from.write_low {
+        from.pending.write = true;
+        from.schedule(ops);
+    }
+}
+
+/// What a buffered socket's callback works with: the socket (buffers, writing, enabling,
+/// freeing), why the callback runs, and the loop's [`Context`].
+pub struct BevContext<'a, 'b, D> {
+    ctx: &'a mut Context<'b, D>,
+    state: &'a mut State<D>,
+    rc: &'a Shared<D>,
+    what: BevEvent,
+    error: Option<io::Error>,
+}
+
+impl<'b, D> BevContext<'_, 'b, D> {
+    /// Why the callback runs: READING or WRITING for the read and write callbacks; for the
+    /// event callback what happened (EOF, ERROR, TIMEOUT, CONNECTED) and in which direction.
+    pub fn what(&self) -> BevEvent {
+        self.what
+    }
+
+    /// The error behind an ERROR event.
+    pub fn error(&self) -> Option<&io::Error> {
+        self.error.as_ref()
+    }
+
+    /// The bytes read and not yet consumed.
+    pub fn input(&mut self) -> &mut Buffer {
+        &mut self.state.input
+    }
+
+    /// The bytes waiting to be written. Appending here directly is fine: they go out when
+    /// the callback returns.
+    pub fn output(&mut self) -> &mut Buffer {
+        &mut self.state.output
+    }
+
+    /// The socket's fd (-1 for a pair).
+    pub fn fd(&self) -> RawFd {
+        self.state.fd
+    }
+
+    /// The loop: every event operation, `loop_exit`, `loop_break`.
+    pub fn context(&mut self) -> &mut Context<'b, D> {
+        self.ctx
+    }
+
+    /// A handle to this socket, to keep elsewhere (for use outside its own callbacks).
+    pub fn handle(&self) -> BufferedSocket<D> {
+        BufferedSocket {
+            state: self.rc.clone(),
+        }
+    }
+
+    /// Queue `data` for writing.
+    ///
+    /// # Errors
+    ///
+    /// After `free`; a frozen output.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.state.write(self.ctx, data)
+    }
+
+    /// Start reading and/or writing.
+    ///
+    /// # Errors
+    ///
+    /// After `free`, or the backend refusing the fd.
+    pub fn enable(&mut self, flags: EventFlags) -> io::Result<()> {
+        self.state.set_enabled(self.ctx, flags, true)
+    }
+
+    /// Stop reading and/or writing.
+    ///
+    /// # Errors
+    ///
+    /// After `free`.
+    pub fn disable(&mut self, flags: EventFlags) -> io::Result<()> {
+        self.state.set_enabled(self.ctx, flags, false)
+    }
+
+    /// Set the read watermarks: the read callback waits for `low` bytes; reading stops while
+    /// `high` (0: no limit) are buffered.
+    pub fn set_read_watermark(&mut self, low: usize, high: usize) {
+        self.state.read_low = low;
+        self.state.read_high = high;
+    }
+
+    /// Set the write low watermark: the write callback runs once the output drains to it.
+    pub fn set_write_watermark(&mut self, low: usize) {
+        self.state.write_low = low;
+    }
+
+    /// Set the read and write timeouts (`None`: no timeout).
+    ///
+    /// # Errors
+    ///
+    /// The backend refusing to re-arm the fd.
+    pub fn set_timeouts(
+        &mut self,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) -> io::Result<()> {
+        self.state.set_timeouts(self.ctx, read, write)
+    }
+
+    /// Free the socket once this callback returns: its events go, and its fd is closed
+    /// (`close_on_free`) or returned here.
+    pub fn free(&mut self) -> Option<OwnedFd> {
+        self.state.freed = true;
+        if self.state.close_on_free {
+            None
+        } else {
+            self.state.owned.take()
+        }
+    }
+}
+
+/// A handle to a buffered socket. Cloning it is cheap; the socket lives until
+/// [`free`](Self::free) (or its context's `free`), or until the base is dropped.
+///
+/// # Examples
+///
+/// A pair of connected sockets in one process:
+///
+/// ```
+/// use evloop_core::{Base, BevOptions, BufferedSocket, EventFlags};
+/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+///
+/// let mut base: Base<Vec<u8>> = Base::with_backend(backend(), Default::default())?;
+/// let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default())?;
+/// b.set_read_callback(|bev, got: &mut Vec<u8>| {
+///     let n = bev.input().len();
+///     got.resize(n, 0);
+///     bev.input().remove(got).unwrap();
+///     bev.free();
+/// })?;
+/// b.enable(&mut base, EventFlags::READ)?;
+/// a.write(&mut base, b"ping")?;
+/// let mut got = Vec::new();
+/// base.run(&mut got)?;
+/// assert_eq!(got, b"ping");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct BufferedSocket<D> {
+    state: Shared<D>,
+}
+
+impl<D> Clone for BufferedSocket<D> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<D> std::fmt::Debug for BufferedSocket<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.state.try_borrow() {
+            Ok(s) => f
+                .debug_struct("BufferedSocket")
+                .field("fd", &s.fd)
+                .field("input", &s.input.len())
+                .field("output", &s.output.len())
+                .field("freed", &s.freed)
+                .finish(),
+            Err(_) => f.write_str("BufferedSocket(in its callback)"),
+        }
+    }
+}
+
+fn read_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
+    Box::new(move |ctx, data| {
+        let Ok(mut st) = rc.try_borrow_mut() else {
+            return;
+        };
+        if st.freed {
+            return;
+        }
+        st.on_readable(ctx.fired());
+        st.dispatch(&rc, ctx, data, false);
+    })
+}
+
+fn write_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
+    Box::new(move |ctx, data| {
+        let Ok(mut st) = rc.try_borrow_mut() else {
+            return;
+        };
+        if st.freed {
+            return;
+        }
+        st.on_writable(ctx.fired());
+        st.dispatch(&rc, ctx, data, false);
+    })
+}
+
+fn defer_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
+    Box::new(move |ctx, data| {
+        let Ok(mut st) = rc.try_borrow_mut() else {
+            return;
+        };
+        st.dispatch(&rc, ctx, data, true);
+    })
+}
+
+impl<D: 'static> BufferedSocket<D> {
+    fn build(
+        ops: &mut dyn EventOps<D>,
+        fd: Option<OwnedFd>,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let has_fd = fd.is_some();
+        let state: Shared<D> = Rc::new(RefCell::new(State::new(fd, options)));
+        let raw = state.borrow().fd;
+        let defer = ops.new_event_boxed(-1, EventFlags::empty(), defer_handler(state.clone()))?;
+        state.borrow_mut().defer_ev = Some(defer);
+        if has_fd {
+            let made = ops
+                .new_event_boxed(
+                    raw,
+                    EventFlags::READ | EventFlags::PERSIST,
+                    read_handler(state.clone()),
+                )
+                .and_then(|r| {
+                    state.borrow_mut().read_ev = Some(r);
+                    ops.new_event_boxed(
+                        raw,
+                        EventFlags::WRITE | EventFlags::PERSIST,
+                        write_handler(state.clone()),
+                    )
+                });
+            match made {
+                Ok(w) => state.borrow_mut().write_ev = Some(w),
+                Err(e) => {
+                    state.borrow_mut().teardown(ops);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Self { state })
+    }
+
+    /// A buffered socket over a connected, non-blocking socket (or pipe) fd. Writing is
+    /// enabled, reading is not (as in libevent): call [`enable`](Self::enable).
+    ///
+    /// # Errors
+    ///
+    /// Only if the base cannot create the socket's events.
+    pub fn new(ops: &mut dyn EventOps<D>, fd: OwnedFd, options: BevOptions) -> io::Result<Self> {
+        Self::build(ops, Some(fd), options)
+    }
+
+    /// Start a non-blocking connect to `addr`. The event callback hears CONNECTED, or ERROR
+    /// with the reason (a refused port, say) — even when the refusal is immediate.
+    ///
+    /// # Errors
+    ///
+    /// Creating the socket failed (the fd limit, an unsupported address family).
+    pub fn connect(
+        ops: &mut dyn EventOps<D>,
+        addr: SocketAddr,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let domain = if addr.is_ipv4() {
+            rustix::net::AddressFamily::INET
+        } else {
+            rustix::net::AddressFamily::INET6
+        };
+        let fd = crate::listener::nonblocking_socket(domain)?;
+        let result = rustix::net::connect(&fd, &addr);
+        let bev = Self::build(
+            ops,
+            Some(fd),
+            BevOptions {
+                close_on_free: true,
+                ..options
+            },
+        )?;
+        {
+            let mut st = bev.state.borrow_mut();
+            st.connecting = true;
+            match result {
+                Ok(()) | Err(Errno::INPROGRESS) | Err(Errno::INTR) => {}
+                Err(e) => {
+                    st.connect_error = Some(io::Error::new(
+                        io::Error::from(e).kind(),
+                        format!("connect to {addr}: {e}"),
+                    ))
+                }
+            }
+            st.sync(ops)?;
+        }
+        Ok(bev)
+    }
+
+    /// Two connected sockets without fds (libevent's `bufferevent_pair_new`): what one writes,
+    /// the other reads. Freeing one tells the other EOF.
+    ///
+    /// # Errors
+    ///
+    /// Only if the base cannot create the sockets' events.
+    pub fn pair(ops: &mut dyn EventOps<D>, options: BevOptions) -> io::Result<(Self, Self)> {
+        let options = BevOptions {
+            defer_callbacks: true,
+            ..options
+        };
+        let a = Self::build(ops, None, options)?;
+        let b = Self::build(ops, None, options)?;
+        a.state.borrow_mut().partner = Some(Rc::downgrade(&b.state));
+        b.state.borrow_mut().partner = Some(Rc::downgrade(&a.state));
+        Ok((a, b))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut State<D>) -> io::Result<R>) -> io::Result<R> {
+        let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
+        if st.freed {
+            return Err(freed_error());
+        }
+        f(&mut st)
+    }
+
+    fn set_callback(&self, which: usize, cb: BevCallback<D>) -> io::Result<()> {
+        self.with(|st| {
+            st.callbacks[which] = Some(cb);
+            Ok(())
+        })
+    }
+
+    /// Called when at least the read low watermark is buffered in the input.
+    ///
+    /// # Errors
+    ///
+    /// The socket was freed, or its own callback is running.
+    pub fn set_read_callback(
+        &self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) -> io::Result<()> {
+        self.set_callback(READ_CB, Box::new(cb))
+    }
+
+    /// Called when the output drained to the write low watermark.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_read_callback`](Self::set_read_callback).
+    pub fn set_write_callback(
+        &self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) -> io::Result<()> {
+        self.set_callback(WRITE_CB, Box::new(cb))
+    }
+
+    /// Called on EOF, errors, timeouts and connects; see [`BevContext::what`].
+    ///
+    /// # Errors
+    ///
+    /// As [`set_read_callback`](Self::set_read_callback).
+    pub fn set_event_callback(
+        &self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) -> io::Result<()> {
+        self.set_callback(EVENT_CB, Box::new(cb))
+    }
+
+    /// Start reading and/or writing.
+    ///
+    /// # Errors
+    ///
+    /// Freed, busy, or the backend refusing the fd.
+    pub fn enable(&self, ops: &mut dyn EventOps<D>, flags: EventFlags) -> io::Result<()> {
+        self.with(|st| st.set_enabled(ops, flags, true))
+    }
+
+    /// Stop reading and/or writing.
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy.
+    pub fn disable(&self, ops: &mut dyn EventOps<D>, flags: EventFlags) -> io::Result<()> {
+        self.with(|st| st.set_enabled(ops, flags, false))
+    }
+
+    /// Queue `data` for writing.
+    ///
+    /// # Errors
+    ///
+    /// Freed, busy, or a frozen output.
+    pub fn write(&self, ops: &mut dyn EventOps<D>, data: &[u8]) -> io::Result<()> {
+        self.with(|st| st.write(ops, data))
+    }
+
+    /// Work on the input buffer.
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy.
+    pub fn with_input<R>(&self, f: impl FnOnce(&mut Buffer) -> R) -> io::Result<R> {
+        self.with(|st| Ok(f(&mut st.input)))
+    }
+
+    /// Work on the output buffer; call [`flush`](Self::flush) (or write) after appending.
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy.
+    pub fn with_output<R>(&self, f: impl FnOnce(&mut Buffer) -> R) -> io::Result<R> {
+        self.with(|st| Ok(f(&mut st.output)))
+    }
+
+    /// Re-arm after buffers were changed through `with_input`/`with_output`.
+    ///
+    /// # Errors
+    ///
+    /// Freed, busy, or the backend refusing the fd.
+    pub fn flush(&self, ops: &mut dyn EventOps<D>) -> io::Result<()> {
+        self.with(|st| st.sync(ops))
+    }
+
+    /// See [`BevContext::set_read_watermark`].
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy.
+    pub fn set_read_watermark(
+        &self,
+        ops: &mut dyn EventOps<D>,
+        low: usize,
+        high: usize,
+    ) -> io::Result<()> {
+        self.with(|st| {
+            st.read_low = low;
+            st.read_high = high;
+            st.sync(ops)
+        })
+    }
+
+    /// See [`BevContext::set_write_watermark`].
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy.
+    pub fn set_write_watermark(&self, low: usize) -> io::Result<()> {
+        self.with(|st| {
+            st.write_low = low;
+            Ok(())
+        })
+    }
+
+    /// Set the read and write timeouts: a direction that sees no progress for that long
+    /// reports TIMEOUT and is disabled.
+    ///
+    /// # Errors
+    ///
+    /// Freed, busy, or the backend refusing to re-arm.
+    pub fn set_timeouts(
+        &self,
+        ops: &mut dyn EventOps<D>,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) -> io::Result<()> {
+        self.with(|st| st.set_timeouts(ops, read, write))
+    }
+
+    /// The fd (-1 for a pair).
+    pub fn fd(&self) -> RawFd {
+        self.state.try_borrow().map_or(-1, |s| s.fd)
+    }
+
+    /// Free the socket now: its events go, buffered output is dropped, and the fd is closed
+    /// or (without `close_on_free`) returned.
+    ///
+    /// # Errors
+    ///
+    /// Freed already, or its own callback is running (use [`BevContext::free`] there).
+    pub fn free(self, ops: &mut dyn EventOps<D>) -> io::Result<Option<OwnedFd>> {
+        self.with(|st| Ok(st.teardown(ops)))
+    }
+}
