@@ -28,6 +28,7 @@ use std::time::Duration;
 use evloop_core::{Backend, Base, BaseOptions, Features};
 use libtest_mimic::{Arguments, Trial};
 
+mod buffered;
 mod control;
 mod differential;
 mod io_events;
@@ -183,6 +184,20 @@ scenario_list! {
     scale::thousand_socketpairs_all_ready,
     scale::fds_above_1024,
     differential::random_trace_matches_the_polling_oracle,
+    buffered::buffered_socketpair_both_ways,
+    buffered::read_watermarks,
+    buffered::write_watermark,
+    buffered::read_timeout,
+    buffered::write_timeout,
+    buffered::connect_success,
+    buffered::connect_failure,
+    buffered::eof_after_data,
+    buffered::free_inside_callbacks,
+    buffered::pair_both_ways_and_eof_on_free,
+    buffered::listener_accepts_500_concurrent_clients,
+    buffered::listener_backs_off_on_emfile,
+    buffered::large_transfer_through_echo,
+    buffered::slow_reader_grows_the_output_and_loses_nothing,
 }
 
 /// The scenarios for one backend as libtest-mimic trials named `<backend>::<scenario>`.

@@ -482,6 +482,11 @@ impl<'b, D> BevContext<'_, 'b, D> {
         &mut self.state.output
     }
 
+    /// Both buffers at once, `(input, output)`: an echo moves one into the other.
+    pub fn buffers(&mut self) -> (&mut Buffer, &mut Buffer) {
+        (&mut self.state.input, &mut self.state.output)
+    }
+
     /// The socket's fd (-1 for a pair).
     pub fn fd(&self) -> RawFd {
         self.state.fd

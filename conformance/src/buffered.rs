@@ -1,0 +1,533 @@
+//! Buffered sockets and the listener on every backend: both directions, watermarks,
+//! timeouts, connect, EOF, freeing from callbacks, many clients, fd exhaustion, a large
+//! transfer and a slow reader.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use evloop_core::{
+    BevEvent, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions, RunOutcome,
+};
+
+use crate::util::{fill, raw, read_available, run_until, socketpair, PATIENCE};
+use crate::Harness;
+
+const RW: EventFlags = EventFlags::READ.union(EventFlags::WRITE);
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+#[derive(Default)]
+struct Talk {
+    a_got: Vec<u8>,
+    b_got: Vec<u8>,
+    events: Vec<(&'static str, BevEvent)>,
+}
+
+/// Two buffered sockets over a socket pair talk both ways.
+pub fn buffered_socketpair_both_ways(h: &Harness) {
+    let (x, y) = socketpair();
+    let mut base = h.base::<Talk>();
+    let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
+    let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
+    b.set_read_callback(|bev, t: &mut Talk| {
+        let n = bev.input().len();
+        let mut buf = vec![0; n];
+        bev.input().remove(&mut buf).unwrap();
+        t.b_got.extend(&buf);
+        if t.b_got == b"hello" {
+            bev.write(b"world").unwrap();
+        }
+    })
+    .unwrap();
+    a.set_read_callback(|bev, t: &mut Talk| {
+        let n = bev.input().len();
+        let mut buf = vec![0; n];
+        bev.input().remove(&mut buf).unwrap();
+        t.a_got.extend(&buf);
+        if t.a_got == b"world" {
+            bev.free();
+        }
+    })
+    .unwrap();
+    b.set_event_callback(|bev, t: &mut Talk| {
+        t.events.push(("b", bev.what()));
+        bev.free();
+    })
+    .unwrap();
+    a.enable(&mut base, RW).unwrap();
+    b.enable(&mut base, RW).unwrap();
+    a.write(&mut base, b"hello").unwrap();
+    let mut t = Talk::default();
+    assert_eq!(base.run(&mut t).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(
+        (t.a_got.as_slice(), t.b_got.as_slice()),
+        (&b"world"[..], &b"hello"[..])
+    );
+    assert_eq!(
+        t.events,
+        [("b", BevEvent::EOF | BevEvent::READING)],
+        "a's free closes its fd"
+    );
+}
+
+/// The read callback waits for the low watermark; reading stops at the high watermark, so
+/// the input never holds more, and nothing is lost.
+pub fn read_watermarks(h: &Harness) {
+    #[derive(Default)]
+    struct W {
+        runs: usize,
+        max_seen: usize,
+        consumed: usize,
+        left: usize,
+    }
+    let (x, y) = socketpair();
+    let mut base = h.base::<W>();
+    let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
+    b.set_read_watermark(&mut base, 10, 20).unwrap();
+    b.set_read_callback(|bev, w: &mut W| {
+        w.runs += 1;
+        let n = bev.input().len();
+        assert!(n >= 10, "read callback below the low watermark: {n}");
+        w.max_seen = w.max_seen.max(n);
+        w.consumed += bev.input().drain(7).unwrap();
+        w.left = bev.input().len();
+    })
+    .unwrap();
+    b.enable(&mut base, EventFlags::READ).unwrap();
+    crate::util::write_all(&x, &[1; 5]);
+    let mut w = W::default();
+    for _ in 0..5 {
+        crate::util::turn(&mut base, &mut w);
+    }
+    assert_eq!(w.runs, 0, "callback with 5 of 10 bytes");
+    crate::util::write_all(&x, &[2; 95]);
+    // The callback drains 7 bytes per read; reading resumes below the high watermark.
+    run_until(&mut base, &mut w, "watermarked reads", |w| {
+        w.consumed + w.left == 100
+    });
+    assert!(
+        w.max_seen <= 20,
+        "input grew to {} past the high watermark",
+        w.max_seen
+    );
+    assert!(w.runs >= 100 / 20, "{} callbacks", w.runs);
+    b.free(&mut base).unwrap();
+}
+
+/// The write callback runs once the output drains to the write low watermark.
+pub fn write_watermark(h: &Harness) {
+    let (x, y) = socketpair();
+    let mut base = h.base::<Vec<usize>>();
+    let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
+    a.set_write_watermark(0).unwrap();
+    a.set_write_callback(|bev, seen: &mut Vec<usize>| {
+        seen.push(bev.output().len());
+        bev.free();
+    })
+    .unwrap();
+    a.write(&mut base, &[7; 3000]).unwrap();
+    let mut seen = Vec::new();
+    base.run(&mut seen).unwrap();
+    assert_eq!(seen, [0]);
+    assert_eq!(read_available(&y).len(), 3000);
+}
+
+/// A read timeout with no data reports TIMEOUT|READING, no earlier than the timeout, and
+/// disables reading.
+pub fn read_timeout(h: &Harness) {
+    let (_x, y) = socketpair();
+    let mut base = h.base::<Vec<(BevEvent, Instant)>>();
+    let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
+    b.set_event_callback(|bev, log: &mut Vec<_>| {
+        log.push((bev.what(), Instant::now()));
+        bev.free();
+    })
+    .unwrap();
+    b.set_timeouts(&mut base, Some(Duration::from_millis(50)), None)
+        .unwrap();
+    let start = Instant::now();
+    b.enable(&mut base, EventFlags::READ).unwrap();
+    let mut log = Vec::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].0, BevEvent::TIMEOUT | BevEvent::READING);
+    assert!(log[0].1 - start >= Duration::from_millis(50));
+}
+
+/// A write timeout on a peer that never reads reports TIMEOUT|WRITING.
+pub fn write_timeout(h: &Harness) {
+    let (x, _y) = socketpair();
+    fill(&x);
+    let mut base = h.base::<Vec<BevEvent>>();
+    let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
+    a.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
+        log.push(bev.what());
+        bev.free();
+    })
+    .unwrap();
+    a.set_timeouts(&mut base, None, Some(Duration::from_millis(30)))
+        .unwrap();
+    a.write(&mut base, &[1; 1000]).unwrap();
+    let mut log = Vec::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log, [BevEvent::TIMEOUT | BevEvent::WRITING]);
+}
+
+/// A non-blocking connect to a listening port reports CONNECTED, and the listener sees the
+/// connection.
+pub fn connect_success(h: &Harness) {
+    #[derive(Default)]
+    struct S {
+        connected: bool,
+        accepted: usize,
+    }
+    let mut base = h.base::<S>();
+    let listener = Listener::bind(
+        &mut base,
+        loopback(),
+        ListenerOptions::default(),
+        |_, _fd, _, s: &mut S| s.accepted += 1,
+    )
+    .unwrap();
+    let bev = BufferedSocket::connect(
+        &mut base,
+        listener.local_addr().unwrap(),
+        BevOptions::default(),
+    )
+    .unwrap();
+    bev.set_event_callback(|bev, s: &mut S| {
+        assert_eq!(bev.what(), BevEvent::CONNECTED, "{:?}", bev.error());
+        s.connected = true;
+        bev.free();
+    })
+    .unwrap();
+    let mut s = S::default();
+    run_until(&mut base, &mut s, "connect and accept", |s| {
+        s.connected && s.accepted == 1
+    });
+    listener.free(&mut base).unwrap();
+}
+
+/// A connect to a closed port reports ERROR with `ConnectionRefused`.
+pub fn connect_failure(h: &Harness) {
+    let port = TcpListener::bind(loopback()).unwrap().local_addr().unwrap(); // closed at once
+    let mut base = h.base::<Vec<(BevEvent, Option<io::ErrorKind>)>>();
+    let bev = BufferedSocket::connect(&mut base, port, BevOptions::default()).unwrap();
+    bev.set_event_callback(|bev, log: &mut Vec<_>| {
+        log.push((bev.what(), bev.error().map(|e| e.kind())));
+        bev.free();
+    })
+    .unwrap();
+    let mut log = Vec::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(
+        log,
+        [(BevEvent::ERROR, Some(io::ErrorKind::ConnectionRefused))]
+    );
+}
+
+/// The peer closing reports EOF|READING after the data before it was read.
+pub fn eof_after_data(h: &Harness) {
+    let (x, y) = socketpair();
+    crate::util::write_all(&x, b"last words");
+    drop(x);
+    let mut base = h.base::<(Vec<u8>, Vec<BevEvent>)>();
+    let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
+    b.set_read_callback(|bev, (got, _): &mut (Vec<u8>, Vec<BevEvent>)| {
+        let n = bev.input().len();
+        let mut buf = vec![0; n];
+        bev.input().remove(&mut buf).unwrap();
+        got.extend(buf);
+    })
+    .unwrap();
+    b.set_event_callback(|bev, (_, events): &mut (Vec<u8>, Vec<BevEvent>)| {
+        events.push(bev.what());
+        bev.free();
+    })
+    .unwrap();
+    b.enable(&mut base, EventFlags::READ).unwrap();
+    let mut data = (Vec::new(), Vec::new());
+    base.run(&mut data).unwrap();
+    assert_eq!(data.0, b"last words");
+    assert_eq!(data.1, [BevEvent::EOF | BevEvent::READING]);
+}
+
+/// Freeing a socket from its read callback: no further callbacks, its events are gone (the
+/// loop ends), its fd is closed (the peer sees EOF), and the handle reports it freed.
+pub fn free_inside_callbacks(h: &Harness) {
+    let (x, y) = socketpair();
+    let mut base = h.base::<usize>();
+    let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
+    b.set_read_callback(|bev, runs: &mut usize| {
+        *runs += 1;
+        assert!(bev.free().is_none(), "close_on_free keeps the fd");
+    })
+    .unwrap();
+    b.set_event_callback(|_, runs: &mut usize| *runs += 100)
+        .unwrap();
+    b.enable(&mut base, EventFlags::READ).unwrap();
+    crate::util::write_all(&x, b"x");
+    let mut runs = 0;
+    assert_eq!(base.run(&mut runs).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(runs, 1);
+    assert_eq!(base.num_events(), 0);
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        rustix::io::read(&x, &mut buf).unwrap(),
+        0,
+        "the peer sees EOF"
+    );
+    assert_eq!(
+        b.write(&mut base, b"x").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+}
+
+/// A pair: each side reads what the other writes; freeing one tells the other EOF.
+pub fn pair_both_ways_and_eof_on_free(h: &Harness) {
+    let mut base = h.base::<Talk>();
+    let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
+    b.set_read_callback(|bev, t: &mut Talk| {
+        let n = bev.input().len();
+        let mut buf = vec![0; n];
+        bev.input().remove(&mut buf).unwrap();
+        t.b_got.extend(&buf);
+        bev.write(b"pong").unwrap();
+    })
+    .unwrap();
+    a.set_read_callback(|bev, t: &mut Talk| {
+        let n = bev.input().len();
+        let mut buf = vec![0; n];
+        bev.input().remove(&mut buf).unwrap();
+        t.a_got.extend(&buf);
+        bev.free();
+    })
+    .unwrap();
+    b.set_event_callback(|bev, t: &mut Talk| {
+        t.events.push(("b", bev.what()));
+        bev.free();
+    })
+    .unwrap();
+    a.enable(&mut base, RW).unwrap();
+    b.enable(&mut base, RW).unwrap();
+    a.write(&mut base, b"ping").unwrap();
+    let mut t = Talk::default();
+    assert_eq!(base.run(&mut t).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(
+        (t.a_got.as_slice(), t.b_got.as_slice()),
+        (&b"pong"[..], &b"ping"[..])
+    );
+    assert_eq!(t.events, [("b", BevEvent::EOF | BevEvent::READING)]);
+}
+
+/// An echo server (listener + buffered sockets) serves 500 concurrent clients, each of which
+/// gets its own bytes back.
+pub fn listener_accepts_500_concurrent_clients(h: &Harness) {
+    const CLIENTS: usize = 500;
+    let mut base = h.base::<usize>();
+    let listener = echo_listener(&mut base);
+    let addr = listener.local_addr().unwrap();
+    let clients = std::thread::spawn(move || {
+        let mut streams: Vec<TcpStream> = (0..CLIENTS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        for (i, s) in streams.iter_mut().enumerate() {
+            s.write_all(format!("client {i:04}").as_bytes()).unwrap();
+        }
+        for (i, s) in streams.iter_mut().enumerate() {
+            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut buf = [0u8; 11];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, format!("client {i:04}").as_bytes());
+        }
+    });
+    let mut accepted = 0;
+    run_until(&mut base, &mut accepted, "500 clients served", |_| {
+        clients.is_finished()
+    });
+    clients.join().expect("a client saw the wrong bytes");
+    assert_eq!(accepted, CLIENTS);
+    listener.free(&mut base).unwrap();
+}
+
+fn echo_listener(base: &mut evloop_core::Base<usize>) -> Listener<usize> {
+    Listener::bind(
+        base,
+        loopback(),
+        ListenerOptions::default(),
+        |ctx, fd, _, accepted: &mut usize| {
+            *accepted += 1;
+            let bev = BufferedSocket::new(ctx, fd, BevOptions::default()).unwrap();
+            bev.set_read_callback(|bev, _| {
+                let (input, output) = bev.buffers();
+                output.append_buffer(input).unwrap();
+            })
+            .unwrap();
+            bev.set_event_callback(|bev, _| {
+                bev.free();
+            })
+            .unwrap();
+            bev.enable(ctx, RW).unwrap();
+        },
+    )
+    .unwrap()
+}
+
+/// Out of fds, the listener reports the error and backs off instead of spinning, then
+/// recovers once fds are free. Runs in a child process, since it lowers RLIMIT_NOFILE.
+pub fn listener_backs_off_on_emfile(h: &Harness) {
+    const CHILD: &str = "EVLOOP_CONFORMANCE_EMFILE_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let name = format!("{}::listener_backs_off_on_emfile", h.name());
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &name, "--test-threads", "1", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "child failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("1 passed"),
+            "the child did not run the scenario:\n{text}"
+        );
+        return;
+    }
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    const CLIENTS: usize = 20;
+    // (accepted, errors reported)
+    let mut base = h.base::<(usize, usize)>();
+    let listener = Listener::bind(
+        &mut base,
+        loopback(),
+        ListenerOptions::default(),
+        |_, fd: OwnedFd, _, d: &mut (usize, usize)| {
+            d.0 += 1;
+            drop(fd);
+        },
+    )
+    .unwrap();
+    listener
+        .set_error_callback(|_, e, d: &mut (usize, usize)| {
+            assert!(
+                e.to_string()
+                    .contains(&format!("os error {}", libc::EMFILE)),
+                "{e}"
+            );
+            d.1 += 1;
+        })
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // No fd left: the lowest free fd number becomes the limit.
+    let probe = rustix::io::dup(&clients[0]).unwrap();
+    let saved = getrlimit(Resource::Nofile);
+    let mut low = saved;
+    low.current = Some(raw(&probe) as u64);
+    drop(probe);
+    setrlimit(Resource::Nofile, low).unwrap();
+    let mut d = (0, 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(500) {
+        base.run_with(
+            evloop_core::LoopFlags::ONCE | evloop_core::LoopFlags::NONBLOCK,
+            &mut d,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    setrlimit(Resource::Nofile, saved).unwrap();
+    assert_eq!(d.0, 0, "accepted without a free fd?");
+    // A spinning listener would report thousands of errors in 500 ms; backing off from 10 ms
+    // doubling gives a handful.
+    assert!((1..=12).contains(&d.1), "{} EMFILE reports in 500 ms", d.1);
+    run_until(&mut base, &mut d, "accepts resume once fds are free", |d| {
+        d.0 == CLIENTS
+    });
+    drop(clients);
+    listener.free(&mut base).unwrap();
+}
+
+/// 64 MiB through an echo server come back byte-exact.
+pub fn large_transfer_through_echo(h: &Harness) {
+    const TOTAL: usize = 64 << 20;
+    let mut base = h.base::<usize>();
+    let listener = echo_listener(&mut base);
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(PATIENCE * 3)).unwrap();
+        let mut reader = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut chunk = vec![0u8; 1 << 16];
+            let mut sent = 0usize;
+            while sent < TOTAL {
+                for (i, b) in chunk.iter_mut().enumerate() {
+                    *b = ((sent + i) % 251) as u8;
+                }
+                s.write_all(&chunk).unwrap();
+                sent += chunk.len();
+            }
+        });
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0usize;
+        while got < TOTAL {
+            let n = reader.read(&mut buf).unwrap();
+            assert!(n > 0, "early EOF at {got}");
+            for (i, &b) in buf[..n].iter().enumerate() {
+                assert_eq!(b, ((got + i) % 251) as u8, "byte {}", got + i);
+            }
+            got += n;
+        }
+        writer.join().unwrap();
+        got
+    });
+    let mut accepted = 0;
+    run_until(&mut base, &mut accepted, "64 MiB echoed", |_| {
+        client.is_finished()
+    });
+    assert_eq!(client.join().expect("corrupted echo"), TOTAL);
+    listener.free(&mut base).unwrap();
+}
+
+/// A peer that does not read: the writer's output buffer grows past what the kernel holds,
+/// and once the peer reads, every byte arrives in order.
+pub fn slow_reader_grows_the_output_and_loses_nothing(h: &Harness) {
+    const TOTAL: usize = 4 << 20;
+    let (x, y) = socketpair();
+    let mut base = h.base::<()>();
+    let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
+    let data: Vec<u8> = (0..TOTAL).map(|i| (i % 253) as u8).collect();
+    a.write(&mut base, &data).unwrap();
+    for _ in 0..20 {
+        crate::util::turn(&mut base, &mut ());
+    }
+    let waiting = a.with_output(|o| o.len()).unwrap();
+    assert!(
+        waiting > TOTAL / 2,
+        "only {waiting} bytes wait in the output"
+    );
+    let mut got = Vec::with_capacity(TOTAL);
+    let start = Instant::now();
+    while got.len() < TOTAL {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "received {} of {TOTAL}",
+            got.len()
+        );
+        got.extend(read_available(&y));
+        crate::util::turn(&mut base, &mut ());
+    }
+    assert!(got == data, "bytes lost or reordered");
+    a.free(&mut base).unwrap();
+}

@@ -1,0 +1,204 @@
+//! The examples as processes: what a user sees when running them.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+/// The example's binary: `cargo test` builds examples next to the test binaries
+/// (target/<profile>/examples); a run filtered to this test alone may not, so build it then.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        assert!(build.status().unwrap().success(), "building example {name}");
+    }
+    path
+}
+
+fn check_signals(env: &[&str]) {
+    let mut child = start_with_env("signals", &[], env);
+    let pid = Pid::from_raw(child.id() as i32).unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().expect("a line").expect("utf-8");
+    assert!(next().starts_with("ready: pid"), "{env:?}");
+    for (sig, name) in [
+        (Signal::USR1, "SIGUSR1"),
+        (Signal::HUP, "SIGHUP"),
+        (Signal::USR1, "SIGUSR1"),
+    ] {
+        kill_process(pid, sig).unwrap();
+        assert_eq!(next(), format!("caught {name} count 1"), "{env:?}");
+    }
+    kill_process(pid, Signal::INT).unwrap();
+    let asked = Instant::now();
+    assert_eq!(next(), "exiting cleanly in two seconds", "{env:?}");
+    let status = child.wait().unwrap();
+    let took = asked.elapsed();
+    assert!(status.success(), "{env:?}: {status:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "{env:?}: {took:?}"
+    );
+}
+
+#[test]
+fn reports_signals_and_exits_two_seconds_after_sigint_on_every_backend() {
+    let mut combos: Vec<Vec<&str>> = vec![vec![]];
+    let all = evloop::supported_methods();
+    let vars: Vec<String> = all
+        .iter()
+        .map(|b| format!("EVENT_NO{}", b.to_uppercase()))
+        .collect();
+    for i in 1..all.len() {
+        combos.push(vars[..i].iter().map(|s| s.as_str()).collect());
+    }
+    std::thread::scope(|s| {
+        for combo in &combos {
+            s.spawn(move || check_signals(combo));
+        }
+    });
+}
+
+/// Start example `name` with `args`, no EVENT_* variables but those in `env` (set to 1),
+/// stdout piped.
+fn start_with_env(name: &str, args: &[&str], env: &[&str]) -> Child {
+    let mut cmd = Command::new(example(name));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("EVENT_") {
+            cmd.env_remove(k);
+        }
+    }
+    for var in env {
+        cmd.env(var, "1");
+    }
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the example")
+}
+
+fn start(name: &str, args: &[&str]) -> Child {
+    start_with_env(name, args, &[])
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Connect, retrying while the example starts up.
+fn connect(port: u16) -> TcpStream {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                return s;
+            }
+            Err(e) if start.elapsed() > Duration::from_secs(10) => panic!("connect to {port}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn pid(child: &Child) -> Pid {
+    Pid::from_raw(child.id() as i32).unwrap()
+}
+
+#[test]
+fn hello_world_greets_each_client_and_exits_two_seconds_after_sigint() {
+    let port = free_port();
+    let mut child = start("hello-world", &[&port.to_string()]);
+    for _ in 0..3 {
+        let mut s = connect(port);
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"Hello, World!\n");
+    }
+    kill_process(pid(&child), Signal::INT).unwrap();
+    let asked = Instant::now();
+    let status = child.wait().unwrap();
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took <= Duration::from_secs(4),
+        "{took:?}"
+    );
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out.matches("flushed answer").count(), 3, "{out}");
+    assert!(
+        out.contains("Caught an interrupt signal; exiting cleanly in two seconds."),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("done"), "{out}");
+}
+
+#[test]
+fn http_hello_answers_pipelined_keep_alive_requests_and_exits_on_sigterm() {
+    let port = free_port();
+    let mut child = start("http-hello", &[&port.to_string()]);
+    let mut s = connect(port);
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let response =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+    // Three pipelined requests, the last split in two writes.
+    let mut burst = request.repeat(2);
+    burst.extend_from_slice(&request[..10]);
+    s.write_all(&burst).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&request[10..]).unwrap();
+    let mut got = vec![0u8; response.len() * 3];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(got, response.repeat(3));
+    // Keep-alive: the same connection serves another request.
+    s.write_all(request).unwrap();
+    let mut again = vec![0u8; response.len()];
+    s.read_exact(&mut again).unwrap();
+    assert_eq!(again, response);
+    kill_process(pid(&child), Signal::TERM).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn echo_returns_every_byte_until_the_client_closes() {
+    let port = free_port();
+    let mut child = start("echo", &[&port.to_string()]);
+    let mut s = connect(port);
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut reader = s.try_clone().unwrap();
+    let expected = data.clone();
+    let read = std::thread::spawn(move || {
+        let mut got = vec![0u8; expected.len()];
+        reader.read_exact(&mut got).unwrap();
+        got == expected
+    });
+    s.write_all(&data).unwrap();
+    assert!(read.join().unwrap(), "echo corrupted the bytes");
+    drop(s);
+    kill_process(pid(&child), Signal::INT).unwrap();
+    assert!(child.wait().unwrap().success());
+}
