@@ -91,17 +91,20 @@ fn start_with_env(name: &str, args: &[&str], env: &[&str]) -> Child {
         .expect("start the example")
 }
 
-fn start(name: &str, args: &[&str]) -> Child {
-    start_with_env(name, args, &[])
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// Start a server example on a free port and return it with the port and a first
+/// connection. Choosing the port and waiting until the server listens happen under one lock,
+/// so two tests never pick the same port.
+fn serve(name: &str, env: &[&str]) -> (Child, u16, TcpStream) {
+    static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+        .port();
+    let child = start_with_env(name, &[&port.to_string()], env);
+    let first = connect(port);
+    (child, port, first)
 }
 
 /// Connect, retrying while the example starts up.
@@ -125,10 +128,10 @@ fn pid(child: &Child) -> Pid {
 
 #[test]
 fn hello_world_greets_each_client_and_exits_two_seconds_after_sigint() {
-    let port = free_port();
-    let mut child = start("hello-world", &[&port.to_string()]);
+    let (mut child, port, first) = serve("hello-world", &[]);
+    let mut first = Some(first);
     for _ in 0..3 {
-        let mut s = connect(port);
+        let mut s = first.take().unwrap_or_else(|| connect(port));
         let mut got = Vec::new();
         s.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"Hello, World!\n");
@@ -159,9 +162,7 @@ fn hello_world_greets_each_client_and_exits_two_seconds_after_sigint() {
 
 #[test]
 fn http_hello_answers_pipelined_keep_alive_requests_and_exits_on_sigterm() {
-    let port = free_port();
-    let mut child = start("http-hello", &[&port.to_string()]);
-    let mut s = connect(port);
+    let (mut child, _, mut s) = serve("http-hello", &[]);
     let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     let response =
         b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
@@ -185,9 +186,7 @@ fn http_hello_answers_pipelined_keep_alive_requests_and_exits_on_sigterm() {
 
 #[test]
 fn echo_returns_every_byte_until_the_client_closes() {
-    let port = free_port();
-    let mut child = start("echo", &[&port.to_string()]);
-    let mut s = connect(port);
+    let (mut child, _, mut s) = serve("echo", &[]);
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let mut reader = s.try_clone().unwrap();
     let expected = data.clone();
@@ -201,4 +200,43 @@ fn echo_returns_every_byte_until_the_client_closes() {
     drop(s);
     kill_process(pid(&child), Signal::INT).unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// 1,000 concurrent keep-alive clients, each served three requests, under every backend.
+#[test]
+fn http_hello_holds_1000_keep_alive_clients_on_every_backend() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    lim.current = lim.maximum;
+    let _ = setrlimit(Resource::Nofile, lim);
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let response_len =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
+            .len();
+    let all = evloop::supported_methods();
+    let vars: Vec<String> = all
+        .iter()
+        .map(|b| format!("EVENT_NO{}", b.to_uppercase()))
+        .collect();
+    for i in 0..all.len() {
+        let env: Vec<&str> = vars[..i].iter().map(|s| s.as_str()).collect();
+        let (mut child, port, first) = serve("http-hello", &env);
+        let mut clients: Vec<TcpStream> = std::iter::once(first)
+            .chain((1..1000).map(|_| connect(port)))
+            .collect();
+        for round in 0..3 {
+            for c in &mut clients {
+                c.write_all(request).unwrap();
+            }
+            for (n, c) in clients.iter_mut().enumerate() {
+                let mut got = vec![0u8; response_len];
+                c.read_exact(&mut got)
+                    .unwrap_or_else(|e| panic!("{}: client {n} round {round}: {e}", all[i]));
+                assert!(got.ends_with(b"Hello, World!"), "{}", all[i]);
+            }
+        }
+        drop(clients);
+        kill_process(pid(&child), Signal::INT).unwrap();
+        assert!(child.wait().unwrap().success(), "{}", all[i]);
+    }
 }

@@ -164,6 +164,19 @@ impl<D> State<D> {
             }
         }
         if let Some(ev) = self.write_ev {
+            // Write at once instead of waiting for writability: a socket almost always has
+            // room, and this saves arming and disarming the write event (two epoll_ctl calls
+            // per response). Only what the kernel refuses waits for the write event.
+            if !self.write_armed
+                && !self.connecting
+                && self.enabled.contains(EventFlags::WRITE)
+                && !self.output.is_empty()
+            {
+                self.write_now();
+                if self.pending.write || !self.pending.events.is_empty() {
+                    self.schedule(ops);
+                }
+            }
             let want = self.connecting
                 || (self.enabled.contains(EventFlags::WRITE) && !self.output.is_empty());
             if want != self.write_armed {
@@ -406,6 +419,11 @@ impl<D> State<D> {
             self.pending.events |= BevEvent::TIMEOUT | BevEvent::WRITING;
             return;
         }
+        self.write_now();
+    }
+
+    /// One `writev` of the output; a drain to the low watermark makes the write callback due.
+    fn write_now(&mut self) {
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd`.
         match self
