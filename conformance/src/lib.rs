@@ -33,6 +33,7 @@ mod control;
 mod differential;
 mod io_events;
 mod lifecycle;
+mod remote;
 mod scale;
 pub mod signals;
 mod timers;
@@ -198,6 +199,13 @@ scenario_list! {
     buffered::listener_backs_off_on_emfile,
     buffered::large_transfer_through_echo,
     buffered::slow_reader_grows_the_output_and_loses_nothing,
+    remote::remote_activation_wakes_a_blocked_loop,
+    remote::remote_activations_from_4_threads_all_delivered,
+    remote::remote_loop_break_and_loop_exit,
+    remote::remote_closures_run_fifo_per_sender,
+    remote::remote_activation_leaves_no_busy_loop,
+    remote::remote_handle_after_the_base_is_dropped,
+    remote::remote_delete_while_its_callback_runs,
 }
 
 /// The scenarios for one backend as libtest-mimic trials named `<backend>::<scenario>`.

@@ -11,7 +11,7 @@
 //!    [`Base::run_with`] for the exact stopping rules), then go around again.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use crate::backend::{Backend, ReadyList};
 use crate::event::{Callback, Context, EventId, Pending, Slot};
 use crate::flags::{EventFlags, Features, LoopFlags};
 use crate::io_map::IoMap;
+use crate::remote::{Command, Handle, Remote};
 use crate::signal::{self, Mechanism, Signals};
 use crate::timer_heap::TimerHeap;
 
@@ -111,6 +112,10 @@ pub(crate) struct Inner<D> {
     opts: BaseOptions,
     signals: Signals,
     signal_buf: Vec<(i32, u32)>,
+    signal_event: Option<EventId>,
+    remote: Option<Remote<D>>,
+    remote_buf: Vec<Command<D>>,
+    iterations: u64,
 }
 
 impl<D> Inner<D> {
@@ -493,15 +498,12 @@ impl<D> Inner<D> {
         let signo = self.slots[idx].fd;
         if self.signals.watchers[signo as usize].is_empty() {
             if let Some(fd) = self.signals.ensure_source()? {
-                let reader: Callback<D> = Box::new(|ctx, _| ctx.inner.drain_signals());
-                let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, reader);
-                let slot = &mut self.slots[id.index as usize];
-                slot.internal = true;
-                slot.prio = 0;
-                if let Err(e) = self.add(id, None) {
-                    drop(self.free_idx(id.index as usize));
-                    self.signals.source = None;
-                    return Err(e);
+                match self.add_internal(fd, Box::new(|ctx, _| ctx.inner.drain_signals())) {
+                    Ok(id) => self.signal_event = Some(id),
+                    Err(e) => {
+                        self.signals.source = None;
+                        return Err(e);
+                    }
                 }
             }
             self.signals.install(signo)?;
@@ -514,6 +516,58 @@ impl<D> Inner<D> {
         }
         self.signals.watchers[signo as usize].push(idx as u32);
         self.slots[idx].pending_sig = true;
+        Ok(())
+    }
+
+    /// An internal event: persistent READ on `fd`, priority 0, not keeping the loop alive.
+    fn add_internal(&mut self, fd: RawFd, callback: Callback<D>) -> io::Result<EventId> {
+        let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, callback);
+        let slot = &mut self.slots[id.index as usize];
+        slot.internal = true;
+        slot.prio = 0;
+        if let Err(e) = self.add(id, None) {
+            drop(self.free_idx(id.index as usize));
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    fn handle(&mut self) -> io::Result<Handle<D>> {
+        if self.remote.is_none() {
+            let mut remote = Remote::new()?;
+            remote.event = Some(self.add_internal(
+                remote.fd(),
+                Box::new(|ctx, data| run_remote_commands(ctx, data)),
+            )?);
+            self.remote = Some(remote);
+        }
+        Ok(Handle::new(
+            self.remote.as_ref().expect("just set").shared.clone(),
+        ))
+    }
+
+    /// After fork: replace the fds shared with the parent (signal pipe or signalfd, wake-up
+    /// channel) and their internal events.
+    fn renew_internal_fds(&mut self) -> io::Result<()> {
+        if let Some(old) = self.signal_event.take() {
+            let _ = self.free(old);
+            self.signals.renew()?;
+            if let Some(fd) = self.signals.source.as_ref().map(|f| f.as_raw_fd()) {
+                self.signal_event =
+                    Some(self.add_internal(fd, Box::new(|ctx, _| ctx.inner.drain_signals()))?);
+            }
+        }
+        if let Some(mut remote) = self.remote.take() {
+            if let Some(old) = remote.event.take() {
+                let _ = self.free(old);
+            }
+            let renewed = remote.renew();
+            let fd = remote.fd();
+            self.remote = Some(remote);
+            renewed?;
+            let id = self.add_internal(fd, Box::new(|ctx, data| run_remote_commands(ctx, data)))?;
+            self.remote.as_mut().expect("just set").event = Some(id);
+        }
         Ok(())
     }
 
@@ -664,6 +718,27 @@ impl<D> Inner<D> {
         };
         running.call(fired, ncalls, data);
     }
+}
+
+/// The wake-up channel's internal callback: run what other threads sent, in order.
+fn run_remote_commands<D>(ctx: &mut Context<'_, D>, data: &mut D) {
+    let mut commands = std::mem::take(&mut ctx.inner.remote_buf);
+    if let Some(remote) = ctx.inner.remote.as_ref() {
+        remote.take_commands(&mut commands);
+    }
+    for command in commands.drain(..) {
+        match command {
+            Command::Activate(id, flags, ncalls) => {
+                let _ = ctx.inner.activate(id, flags, ncalls); // freed by now: ignored
+            }
+            Command::Run(f) => f(ctx, data),
+            Command::Exit(after) => {
+                let _ = ctx.inner.loop_exit(after);
+            }
+            Command::Break => ctx.inner.loop_break(),
+        }
+    }
+    ctx.inner.remote_buf = commands;
 }
 
 /// Owns a callback while it runs and gives it back to its slot afterwards — or frees the
@@ -900,6 +975,17 @@ operations! {
     /// The loop's cached time (taken after each wait), or the clock outside the loop.
     ref fn now() -> Instant => |inner: &Inner<D>| inner.epoch + Duration::from_nanos(inner.now_ns());
 
+    /// A handle through which other threads reach this base (created on first use, with an
+    /// eventfd or pipe the loop watches). See [`Handle`].
+    ///
+    /// # Errors
+    ///
+    /// Creating the wake-up fd failed (the fd limit).
+    mut fn handle() -> io::Result<Handle<D>> => Inner::handle;
+
+    /// How many times the loop has waited on the backend (for diagnostics and tests).
+    ref fn iterations() -> u64 => |inner: &Inner<D>| inner.iterations;
+
     /// The backend's name (libevent's `event_base_get_method`).
     ref fn method() -> &'static str => |inner: &Inner<D>| inner.backend.name();
 
@@ -980,6 +1066,10 @@ impl<D> Base<D> {
                 opts: options,
                 signals: Signals::new(mechanism, id),
                 signal_buf: Vec::new(),
+                signal_event: None,
+                remote: None,
+                remote_buf: Vec::new(),
+                iterations: 0,
             },
         })
     }
@@ -1042,6 +1132,7 @@ impl<D> Base<D> {
             };
             inner.now_cache = None;
             inner.ready.clear();
+            inner.iterations += 1;
             inner.backend.dispatch(timeout, &mut inner.ready)?;
             let now = inner.clock();
             inner.now_cache = Some(now);
@@ -1057,22 +1148,28 @@ impl<D> Base<D> {
         }
     }
 
-    /// Re-create the backend's kernel state after `fork` in the child, and register every fd
-    /// afresh (libevent's `event_reinit`). A no-op for backends that need none.
+    /// Call in the child after `fork` (libevent's `event_reinit`): re-create what the child
+    /// shares with its parent — the backend's kernel object where it has one (epoll, kqueue),
+    /// the signal pipe or signalfd, the handles' wake-up fd — and register every fd afresh.
+    /// The parent's registrations are never touched: the shared objects are only closed in
+    /// the child, never modified.
     ///
     /// # Errors
     ///
-    /// The backend's error re-creating its kernel object. fds the new object refuses are
-    /// reported to their events as READ|WRITE.
+    /// Creating a new kernel object or fd failed. fds the new backend refuses are reported to
+    /// their events as READ|WRITE.
     pub fn reinit(&mut self) -> io::Result<()> {
         let inner = &mut self.inner;
-        if !inner.backend.need_reinit() {
-            return Ok(());
+        let recreate = inner.backend.need_reinit();
+        if recreate {
+            inner.backend.reinit()?;
         }
-        inner.backend.reinit()?;
-        inner
-            .io
-            .reregister_all(&mut *inner.backend, &mut inner.failed);
+        inner.renew_internal_fds()?;
+        if recreate {
+            inner
+                .io
+                .reregister_all(&mut *inner.backend, &mut inner.failed);
+        }
         inner.report_failed();
         Ok(())
     }

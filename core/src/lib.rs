@@ -15,6 +15,7 @@
 //! | `buffer` | [`Buffer`], the chained byte queue |
 //! | `buffered_socket` | [`BufferedSocket`]: an fd with input and output buffers |
 //! | `listener` | [`Listener`]: accepting connections |
+//! | `remote` | [`Handle`]: other threads' way in |
 //! | `active_queues` | [`ActiveQueues`] |
 //! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |
 //! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
@@ -31,6 +32,7 @@ mod event;
 mod flags;
 mod io_map;
 mod listener;
+mod remote;
 pub mod signal;
 mod timer_heap;
 
@@ -43,6 +45,7 @@ pub use event::{Callback, Context, EventId, Pending};
 pub use flags::{BevEvent, EventFlags, Features, LoopFlags};
 pub use io_map::IoMap;
 pub use listener::{AcceptCallback, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr};
+pub use remote::{Handle, RemoteFn};
 pub use signal::signal_name;
 pub use timer_heap::TimerHeap;
 

@@ -350,6 +350,43 @@ impl Signals {
         Ok(())
     }
 
+    /// After fork: new fds for this process (the old ones are shared with the parent), the
+    /// handler's wake-up pointed at the new pipe, the signalfd's mask carried over.
+    pub fn renew(&mut self) -> io::Result<()> {
+        if self.source.is_none() {
+            return Ok(());
+        }
+        self.source = None;
+        self.wake = None;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let mask = self.mask.take();
+        self.ensure_source()?;
+        match self.mechanism {
+            Mechanism::SelfPipe => {
+                let wake = self.wake.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+                for signo in 1..NSIG {
+                    if !self.watchers[signo as usize].is_empty()
+                        && OWNER[signo as usize].load(Ordering::Acquire) == self.base
+                    {
+                        WAKE_FD[signo as usize].store(wake, Ordering::Release);
+                    }
+                }
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Mechanism::Signalfd => {
+                if let (Some(mask), Some(fd)) = (mask, self.source.as_ref()) {
+                    // SAFETY: `mask` is the initialised set the old signalfd used.
+                    if unsafe { libc::signalfd(fd.as_raw_fd(), &mask, 0) } < 0 {
+                        return Err(os_error("signalfd after fork".to_string()));
+                    }
+                    self.mask = Some(mask);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Empty the source fd and collect `(signo, count)` of every delivery since last time.
     pub fn drain(&mut self, out: &mut Vec<(i32, u32)>) {
         let Some(source) = self.source.as_ref() else {
@@ -401,7 +438,7 @@ impl Signals {
 }
 
 /// A non-blocking, close-on-exec pipe (macOS has no pipe2, so the flags are set after).
-fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     #[cfg(not(any(target_os = "macos", target_os = "ios")))]
     {
         use rustix::pipe::PipeFlags;
