@@ -1,7 +1,7 @@
 //! Cross-thread access to a base: [`Handle`].
 //!
-//! A base is single-threaded (`!Send`); other threads get a `Handle`, which is `Send + Sync
-//! + Clone`. A handle pushes a command onto a lock-free queue (crossbeam's `SegQueue`: it never
+//! A base is single-threaded (`!Send`); other threads get a `Handle`, which is `Send`,
+//! `Sync` and `Clone`. A handle pushes a command onto a lock-free queue (crossbeam's `SegQueue`: it never
 //! fails and never blocks) and wakes the loop through one fd: an eventfd on Linux, a pipe
 //! elsewhere. A *pending* flag coalesces wake-ups: only the request that turns it on writes to
 //! the fd, so a burst of a million requests costs a handful of writes.
