@@ -206,5 +206,5 @@ pub fn remote_delete_while_its_callback_runs(h: &Harness) {
     let mut runs = 0;
     assert_eq!(base.run(&mut runs).unwrap(), RunOutcome::NoEvents);
     t.join().unwrap();
-    assert!(runs >= 1 && runs <= 2, "{runs} runs");
+    assert!((1..=2).contains(&runs), "{runs} runs");
 }
