@@ -95,6 +95,11 @@ fn start_with_env(name: &str, args: &[&str], env: &[&str]) -> Child {
 /// connection. Choosing the port and waiting until the server listens happen under one lock,
 /// so two tests never pick the same port.
 fn serve(name: &str, env: &[&str]) -> (Child, u16, TcpStream) {
+    serve_with(name, &[], env)
+}
+
+/// [`serve`] with arguments before the port.
+fn serve_with(name: &str, args: &[&str], env: &[&str]) -> (Child, u16, TcpStream) {
     static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let port = TcpListener::bind("127.0.0.1:0")
@@ -102,7 +107,10 @@ fn serve(name: &str, env: &[&str]) -> (Child, u16, TcpStream) {
         .local_addr()
         .unwrap()
         .port();
-    let child = start_with_env(name, &[&port.to_string()], env);
+    let port_arg = port.to_string();
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(&port_arg);
+    let child = start_with_env(name, &all, env);
     let first = connect(port);
     (child, port, first)
 }
@@ -239,4 +247,24 @@ fn http_hello_holds_1000_keep_alive_clients_on_every_backend() {
         kill_process(pid(&child), Signal::INT).unwrap();
         assert!(child.wait().unwrap().success(), "{}", all[i]);
     }
+}
+
+/// Two loops on one port (SO_REUSEPORT): 200 clients are all served, and SIGINT stops both.
+#[test]
+fn multi_reactor_serves_from_two_loops_and_stops_on_sigint() {
+    let (mut child, port, first) = serve_with("multi-reactor", &["--threads", "2"], &[]);
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut clients: Vec<TcpStream> = std::iter::once(first)
+        .chain((1..200).map(|_| connect(port)))
+        .collect();
+    for c in &mut clients {
+        c.write_all(request).unwrap();
+    }
+    for c in &mut clients {
+        let mut got = vec![0u8; 78];
+        c.read_exact(&mut got).unwrap();
+        assert!(got.ends_with(b"Hello, World!"));
+    }
+    kill_process(pid(&child), Signal::INT).unwrap();
+    assert!(child.wait().unwrap().success());
 }

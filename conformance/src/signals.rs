@@ -45,6 +45,7 @@ pub fn signal_scenarios() -> Vec<Scenario> {
         bad_signal_numbers_are_refused,
         signal_method_names_the_mechanism,
         signalfd_refuses_an_unblocked_signal,
+        fork_and_reinit_keep_both_loops_working,
     ]
 }
 
@@ -470,4 +471,99 @@ pub fn signalfd_refuses_an_unblocked_signal(h: &Harness) {
         result.unwrap();
         base.del(e).unwrap();
     }
+}
+
+#[derive(Default)]
+struct Seen {
+    io: bool,
+    signal: bool,
+    remote: bool,
+    timer: bool,
+}
+
+impl Seen {
+    fn all(&self) -> bool {
+        self.io && self.signal && self.remote && self.timer
+    }
+}
+
+/// Fork a process whose base watches fds, a timer, a signal and has a handle. The child calls
+/// `reinit` and gets its own I/O, timer, signal and remote activation; afterwards the parent
+/// still gets all of its own — the child's reinit touched none of the parent's registrations.
+pub fn fork_and_reinit_keep_both_loops_working(h: &Harness) {
+    let (parent_w, parent_r) = socketpair();
+    let (child_w, child_r) = socketpair();
+    let mut base = h.base::<Seen>();
+    for fd in [raw(&parent_r), raw(&child_r)] {
+        let e = base
+            .new_event(
+                fd,
+                EventFlags::READ | EventFlags::PERSIST,
+                move |_, seen: &mut Seen| {
+                    if !read_available(borrow(fd)).is_empty() {
+                        seen.io = true;
+                    }
+                },
+            )
+            .unwrap();
+        base.add(e, None).unwrap();
+    }
+    let sig = base
+        .new_signal(USR1, |_, seen: &mut Seen| seen.signal = true)
+        .unwrap();
+    base.add(sig, None).unwrap();
+    let remote = base
+        .new_timer(EventFlags::empty(), |_, seen: &mut Seen| seen.remote = true)
+        .unwrap();
+    let timer = base
+        .new_timer(EventFlags::empty(), |_, seen: &mut Seen| seen.timer = true)
+        .unwrap();
+    let handle = base.handle().unwrap();
+    let mut seen = Seen::default();
+    base.run_with(evloop_core::LoopFlags::NONBLOCK, &mut seen)
+        .unwrap(); // commit everything
+
+    let drive = |base: &mut evloop_core::Base<Seen>, peer: &std::os::fd::OwnedFd| -> Seen {
+        base.add(timer, Some(Duration::from_millis(5))).unwrap();
+        write_all(peer, b"x");
+        raise(USR1);
+        handle.activate(remote, EventFlags::TIMEOUT, 1).unwrap();
+        let mut seen = Seen::default();
+        let start = Instant::now();
+        while !seen.all() && start.elapsed() < PATIENCE {
+            base.run_with(evloop_core::LoopFlags::NONBLOCK, &mut seen)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        seen
+    };
+
+    // SAFETY: the child only runs this scenario's loop and leaves with _exit, never
+    // returning into the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            base.reinit().unwrap();
+            drive(&mut base, &child_w).all()
+        }));
+        // SAFETY: ends the child at once, without running the parent's destructors twice.
+        unsafe { libc::_exit(if matches!(ok, Ok(true)) { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed: status {status}"
+    );
+    let parent = drive(&mut base, &parent_w);
+    assert!(
+        parent.all(),
+        "parent after the child's reinit: io {} signal {} remote {} timer {}",
+        parent.io,
+        parent.signal,
+        parent.remote,
+        parent.timer
+    );
 }

@@ -264,3 +264,17 @@ impl<D> Handle<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handle crosses threads whatever the user data is: `D` itself never leaves the loop
+    /// thread; only `Send` closures over it travel.
+    #[test]
+    fn handle_is_send_sync_clone_for_any_user_data() {
+        fn send_sync_clone<T: Send + Sync + Clone>() {}
+        send_sync_clone::<Handle<std::rc::Rc<std::cell::RefCell<()>>>>();
+        send_sync_clone::<Handle<()>>();
+    }
+}

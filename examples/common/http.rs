@@ -1,0 +1,56 @@
+//! The keep-alive HTTP/1.1 responder shared by the `http-hello` and `multi-reactor` examples.
+
+use std::io;
+use std::net::SocketAddr;
+
+use evloop::{BevOptions, BufferedSocket, EventFlags, EventOps, Listener, ListenerOptions};
+
+pub const RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+
+/// Listen on `addr` and answer every request (ended by an empty line; pipelining allowed).
+pub fn serve(
+    ops: &mut dyn EventOps<()>,
+    addr: SocketAddr,
+    reuseport: bool,
+) -> io::Result<Listener<()>> {
+    let options = ListenerOptions {
+        backlog: 4096,
+        reuseport,
+        ..Default::default()
+    };
+    Listener::bind(ops, addr, options, |ctx, fd, _, _| {
+        let _ = rustix::net::sockopt::set_tcp_nodelay(&fd, true);
+        let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
+            return;
+        };
+        let _ = bev.set_read_callback(|bev, _| {
+            // Answer every complete request; a partial one waits for more bytes.
+            while let Some(end) = bev.input().search(b"\r\n\r\n", 0) {
+                let _ = bev.input().drain(end + 4);
+                let _ = bev.output().append(RESPONSE);
+            }
+        });
+        let _ = bev.set_event_callback(|bev, _| {
+            bev.free();
+        });
+        let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
+    })
+}
+
+/// Exit the loop on SIGINT or SIGTERM.
+pub fn exit_on_signals(base: &mut evloop::Base) -> io::Result<()> {
+    for signo in [libc::SIGINT, libc::SIGTERM] {
+        let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None).expect("loop_exit"))?;
+        base.add(ev, None)?;
+    }
+    Ok(())
+}
+
+/// Raise the fd limit so that thousands of clients fit.
+pub fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    lim.current = lim.maximum;
+    let _ = setrlimit(Resource::Nofile, lim);
+}
