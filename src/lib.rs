@@ -65,6 +65,8 @@ pub fn backend_by_name(name: &str) -> io::Result<Box<dyn Backend>> {
     match name {
         #[cfg(all(feature = "epoll", any(target_os = "linux", target_os = "android")))]
         "epoll" => Ok(Box::new(evloop_epoll::EpollBackend::new()?)),
+        #[cfg(all(feature = "kqueue", bsd_like))]
+        "kqueue" => Ok(Box::new(evloop_kqueue::KqueueBackend::new()?)),
         #[cfg(all(feature = "poll", unix))]
         "poll" => Ok(Box::new(evloop_poll::PollBackend::new())),
         #[cfg(all(feature = "select", unix))]

@@ -1169,6 +1169,14 @@ impl<D> Base<D> {
             inner
                 .io
                 .reregister_all(&mut *inner.backend, &mut inner.failed);
+            // A backend that delivers signals lost them with its old kernel object.
+            if inner.signals.mechanism == Mechanism::Backend {
+                for signo in 1..signal::NSIG {
+                    if !inner.signals.watchers[signo as usize].is_empty() {
+                        inner.backend.add_signal(signo)?;
+                    }
+                }
+            }
         }
         inner.report_failed();
         Ok(())

@@ -1,0 +1,299 @@
+//! The kqueue syscalls behind the [`Backend`] trait.
+
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::time::Duration;
+
+use evloop_core::backend::wait_timeout;
+use evloop_core::{Backend, EventFlags, Features, ReadyList};
+use rustix::event::kqueue::{self, Event, EventFilter, EventFlags as KFlags};
+use rustix::io::Errno;
+
+use crate::translate::{self, Action, Change, Filter, Outcome, Report};
+
+/// Results taken per wait besides room for every pending change's possible error.
+const EVENTS: usize = 64;
+
+/// The kqueue backend.
+///
+/// # Examples
+///
+/// ```
+/// use evloop_core::{Backend, Base};
+/// let backend = evloop_kqueue::KqueueBackend::new().unwrap();
+/// let base: Base = Base::with_backend(Box::new(backend), Default::default()).unwrap();
+/// assert_eq!(base.method(), "kqueue");
+/// ```
+pub struct KqueueBackend {
+    kq: OwnedFd,
+    pending: Vec<Event>,
+    results: Vec<Event>,
+    scratch: Vec<Change>,
+    /// Dispositions saved when a signal was first watched, restored when it is let go.
+    saved_signals: Vec<(i32, libc::sigaction)>,
+}
+
+impl std::fmt::Debug for KqueueBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KqueueBackend")
+            .field("kq", &self.kq)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+fn os_error(what: String, errno: Errno) -> io::Error {
+    io::Error::new(
+        io::Error::from(errno).kind(),
+        format!("kqueue: {what}: {errno}"),
+    )
+}
+
+fn new_kqueue() -> io::Result<OwnedFd> {
+    let kq = kqueue::kqueue().map_err(|e| os_error("kqueue()".to_string(), e))?;
+    rustix::io::fcntl_setfd(&kq, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(kq)
+}
+
+fn kevent_for(change: &Change, receipt: bool) -> Event {
+    let filter = match change.filter {
+        Filter::Read => EventFilter::Read(change.fd),
+        Filter::Write => EventFilter::Write(change.fd),
+    };
+    let mut flags = match change.action {
+        Action::Add { clear: true } => KFlags::ADD | KFlags::CLEAR,
+        Action::Add { clear: false } => KFlags::ADD,
+        Action::Delete => KFlags::DELETE,
+    };
+    if receipt {
+        flags |= KFlags::RECEIPT;
+    }
+    Event::new(filter, flags, std::ptr::null_mut())
+}
+
+fn report_of(ev: &Event) -> Option<Report> {
+    let (fd, filter) = match ev.filter() {
+        EventFilter::Read(fd) => (fd, Filter::Read),
+        EventFilter::Write(fd) => (fd, Filter::Write),
+        _ => return None,
+    };
+    let flags = ev.flags();
+    let error = flags.contains(KFlags::ERROR).then(|| ev.data() as i32);
+    Some(Report {
+        fd,
+        filter,
+        eof: flags.contains(KFlags::EOF),
+        error,
+    })
+}
+
+impl KqueueBackend {
+    /// A new kqueue.
+    ///
+    /// # Errors
+    ///
+    /// `kqueue()`'s error (the fd limit, say).
+    pub fn new() -> io::Result<Self> {
+        Ok(Self {
+            kq: new_kqueue()?,
+            pending: Vec::new(),
+            results: Vec::with_capacity(EVENTS),
+            scratch: Vec::new(),
+            saved_signals: Vec::new(),
+        })
+    }
+
+    /// Apply `changes` now, with receipts, and turn the first refusal into an error.
+    fn apply_now(&mut self, fd: RawFd) -> io::Result<()> {
+        let list: Vec<Event> = self.scratch.iter().map(|c| kevent_for(c, true)).collect();
+        let mut out: Vec<Event> = Vec::with_capacity(list.len());
+        // SAFETY: the changes name fds the core watches; a closed one is reported per change.
+        unsafe {
+            kqueue::kevent_timespec(
+                &self.kq,
+                &list,
+                rustix::buffer::spare_capacity(&mut out),
+                Some(&Default::default()),
+            )
+        }
+        .map_err(|e| os_error(format!("cannot register fd {fd}"), e))?;
+        for ev in &out {
+            if let Some(report) = report_of(ev) {
+                match translate::outcome(&report) {
+                    Outcome::Ignore | Outcome::Ready(_) => {}
+                    Outcome::Closed | Outcome::Failed(_) => {
+                        let errno = report.error.unwrap_or(0);
+                        return Err(io::Error::new(
+                            io::Error::from_raw_os_error(errno).kind(),
+                            format!(
+                                "kqueue: cannot add fd {fd} to {}: {}",
+                                report.filter.name(),
+                                io::Error::from_raw_os_error(errno)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_disposition(signo: i32, handler: libc::sighandler_t) -> io::Result<libc::sigaction> {
+        // SAFETY: installs SIG_IGN (or a saved action); both pointers are live locals.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler;
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signo, &action, &mut old) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(old)
+        }
+    }
+
+    fn signal_change(&mut self, signo: i32, flags: KFlags) -> io::Result<()> {
+        let signal = rustix::process::Signal::from_named_raw(signo).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("kqueue: signal {signo} has no EVFILT_SIGNAL"),
+            )
+        })?;
+        let ev = Event::new(
+            EventFilter::Signal { signal, times: 0 },
+            flags,
+            std::ptr::null_mut(),
+        );
+        let mut out: Vec<Event> = Vec::new();
+        // SAFETY: a signal filter names no fd.
+        unsafe {
+            kqueue::kevent_timespec(
+                &self.kq,
+                &[ev],
+                rustix::buffer::spare_capacity(&mut out),
+                Some(&Default::default()),
+            )
+        }
+        .map(drop)
+        .map_err(|e| os_error(format!("EVFILT_SIGNAL {signo}"), e))
+    }
+}
+
+impl Backend for KqueueBackend {
+    fn name(&self) -> &'static str {
+        "kqueue"
+    }
+
+    fn features(&self) -> Features {
+        Features::EDGE_TRIGGERED | Features::O1 | Features::FDS | Features::EARLY_CLOSE
+    }
+
+    fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
+        self.scratch.clear();
+        translate::changes(fd, old, new, &mut self.scratch);
+        if old.is_empty() && !new.is_empty() {
+            return self.apply_now(fd);
+        }
+        for change in &self.scratch {
+            self.pending.push(kevent_for(change, false));
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
+        self.results.clear();
+        // Room for one error per pending change, so none is dropped.
+        self.results.reserve(self.pending.len() + EVENTS);
+        let timeout = wait_timeout(timeout);
+        // SAFETY: every fd in `pending` is one the core watches or just let go of; a closed
+        // one comes back as an EV_ERROR result.
+        let result = unsafe {
+            kqueue::kevent_timespec(
+                &self.kq,
+                &self.pending,
+                rustix::buffer::spare_capacity(&mut self.results),
+                timeout.as_ref(),
+            )
+        };
+        self.pending.clear();
+        match result {
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(os_error("kevent".to_string(), e)),
+        }
+        let mut failure = None;
+        for ev in &self.results {
+            if let EventFilter::Signal { signal, times } = ev.filter() {
+                ready.push_signal(signal.as_raw(), times.try_into().unwrap_or(u32::MAX));
+                continue;
+            }
+            let Some(report) = report_of(ev) else {
+                continue;
+            };
+            match translate::outcome(&report) {
+                Outcome::Ready(flags) => ready.push(report.fd, flags),
+                Outcome::Ignore => {}
+                Outcome::Closed => ready.push(report.fd, EventFlags::READ | EventFlags::WRITE),
+                Outcome::Failed(errno) => {
+                    failure.get_or_insert(io::Error::new(
+                        io::Error::from_raw_os_error(errno).kind(),
+                        format!(
+                            "kqueue: change of fd {} on {} failed: {}",
+                            report.fd,
+                            report.filter.name(),
+                            io::Error::from_raw_os_error(errno)
+                        ),
+                    ));
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn need_reinit(&self) -> bool {
+        true
+    }
+
+    /// A kqueue is not inherited across fork: make a new one. The core then re-adds every fd
+    /// and signal.
+    fn reinit(&mut self) -> io::Result<()> {
+        self.kq = new_kqueue()?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn handles_signals(&self) -> bool {
+        true
+    }
+
+    /// Watch `signo` with `EVFILT_SIGNAL`; its disposition is set to ignore meanwhile (the
+    /// filter sees signals even when ignored), and the old one saved.
+    fn add_signal(&mut self, signo: i32) -> io::Result<()> {
+        if !self.saved_signals.iter().any(|(s, _)| *s == signo) {
+            let old = Self::set_disposition(signo, libc::SIG_IGN)?;
+            self.saved_signals.push((signo, old));
+        }
+        self.signal_change(signo, KFlags::ADD)
+    }
+
+    fn del_signal(&mut self, signo: i32) -> io::Result<()> {
+        let result = self.signal_change(signo, KFlags::DELETE);
+        if let Some(pos) = self.saved_signals.iter().position(|(s, _)| *s == signo) {
+            let (_, old) = self.saved_signals.swap_remove(pos);
+            // SAFETY: restores the action sigaction(2) gave us.
+            unsafe { libc::sigaction(signo, &old, std::ptr::null_mut()) };
+        }
+        result
+    }
+}
+
+impl Drop for KqueueBackend {
+    fn drop(&mut self) {
+        for (signo, old) in self.saved_signals.drain(..) {
+            // SAFETY: as in `del_signal`.
+            unsafe { libc::sigaction(signo, &old, std::ptr::null_mut()) };
+        }
+    }
+}
