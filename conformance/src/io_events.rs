@@ -268,16 +268,14 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     let mut log = Log::new();
     turn(&mut base, &mut log);
     base.del(e).unwrap();
-    drop(b);
     drop(a);
-    let (c, d) = socketpair();
-    // The lowest free numbers are reused: one end of the new pair has the old number.
-    let (peer, reused) = if raw(&c) == old { (d, c) } else { (c, d) };
-    assert_eq!(
-        raw(&reused),
-        old,
-        "the fd number was not reused; the scenario needs it"
-    );
+    // Reuse the number atomically (other threads may be opening fds): dup2 closes the old
+    // socket behind `b`'s number and makes the number refer to a new one.
+    let (peer, fresh) = socketpair();
+    let mut reused = b;
+    rustix::io::dup2(&fresh, &mut reused).unwrap();
+    drop(fresh);
+    assert_eq!(raw(&reused), old);
     let fd = raw(&reused);
     let e2 = base
         .new_event(fd, R | P, move |ctx, log: &mut Log| {
