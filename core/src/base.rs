@@ -116,6 +116,10 @@ pub(crate) struct Inner<D> {
     remote: Option<Remote<D>>,
     remote_buf: Vec<Command<D>>,
     iterations: u64,
+    /// Slots deleted from their fd but left in the io map until the next wait: a delete
+    /// followed by an add of the same event is then two flag flips.
+    lazy_io: Vec<u32>,
+    lazy: bool,
 }
 
 impl<D> Inner<D> {
@@ -264,22 +268,35 @@ impl<D> Inner<D> {
         let slot = &self.slots[idx];
         let flags = slot.flags;
         if flags.intersects(EventFlags::IO) && !slot.pending_io {
-            if flags.contains(EventFlags::ET) && !self.features.contains(Features::EDGE_TRIGGERED) {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!(
-                        "backend {} does not support edge-triggered events (ET) on fd {}",
-                        self.backend.name(),
-                        slot.fd
-                    ),
-                ));
+            if slot.detached {
+                // Deleted earlier in this iteration and still in the io map: undo the delete.
+                let slot = &mut self.slots[idx];
+                slot.detached = false;
+                slot.pending_io = true;
+            } else {
+                if flags.contains(EventFlags::ET)
+                    && !self.features.contains(Features::EDGE_TRIGGERED)
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!(
+                            "backend {} does not support edge-triggered events (ET) on fd {}",
+                            self.backend.name(),
+                            slot.fd
+                        ),
+                    ));
+                }
+                // The io map must see the deletes that stand before it changes otherwise:
+                // the fd-reuse rule and the ET check look at the events really there.
+                self.apply_lazy_deletes();
+                let slot = &self.slots[idx];
+                let fresh = !slot.registered;
+                self.io
+                    .add(&mut *self.backend, slot.fd, idx as u32, flags, fresh)?;
+                let slot = &mut self.slots[idx];
+                slot.pending_io = true;
+                slot.registered = true;
             }
-            let fresh = !slot.registered;
-            self.io
-                .add(&mut *self.backend, slot.fd, idx as u32, flags, fresh)?;
-            let slot = &mut self.slots[idx];
-            slot.pending_io = true;
-            slot.registered = true;
         }
         if flags.contains(EventFlags::SIGNAL) && !self.slots[idx].pending_sig {
             self.watch_signal(idx)?;
@@ -312,8 +329,16 @@ impl<D> Inner<D> {
         let mut result = Ok(());
         if slot.pending_io {
             slot.pending_io = false;
-            let (fd, flags) = (slot.fd, slot.flags);
-            result = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+            if self.lazy {
+                slot.detached = true;
+                if !slot.lazy_queued {
+                    slot.lazy_queued = true;
+                    self.lazy_io.push(idx as u32);
+                }
+            } else {
+                let (fd, flags) = (slot.fd, slot.flags);
+                result = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+            }
         }
         if self.slots[idx].pending_sig {
             self.unwatch_signal(idx);
@@ -341,6 +366,7 @@ impl<D> Inner<D> {
 
     fn free_idx(&mut self, idx: usize) -> Option<Callback<D>> {
         let _ = self.del_idx(idx);
+        self.remove_detached(idx);
         let slot = &mut self.slots[idx];
         slot.live = false;
         slot.gen = slot.gen.wrapping_add(1);
@@ -484,8 +510,9 @@ impl<D> Inner<D> {
             // than iterating a borrow) lets activation touch the other fields.
             while let Some(&idx) = self.io.events(fd).get(n) {
                 n += 1;
-                let res = ready & self.slots[idx as usize].flags & EventFlags::IO;
-                if !res.is_empty() {
+                let slot = &self.slots[idx as usize];
+                let res = ready & slot.flags & EventFlags::IO;
+                if !res.is_empty() && slot.pending_io {
                     self.activate_idx(idx as usize, res, 1);
                 }
             }
@@ -607,7 +634,32 @@ impl<D> Inner<D> {
         }
     }
 
+    /// Take an event that was deleted lazily out of the io map for real.
+    fn remove_detached(&mut self, idx: usize) {
+        let slot = &mut self.slots[idx];
+        if slot.detached {
+            slot.detached = false;
+            let (fd, flags) = (slot.fd, slot.flags);
+            let _ = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+        }
+    }
+
+    /// Apply every lazy delete still standing.
+    fn apply_lazy_deletes(&mut self) {
+        if self.lazy_io.is_empty() {
+            return;
+        }
+        let mut lazy = std::mem::take(&mut self.lazy_io);
+        for &idx in &lazy {
+            self.slots[idx as usize].lazy_queued = false;
+            self.remove_detached(idx as usize);
+        }
+        lazy.clear();
+        self.lazy_io = lazy;
+    }
+
     fn flush_changes(&mut self) {
+        self.apply_lazy_deletes();
         self.io.flush(&mut *self.backend, &mut self.failed);
         self.report_failed();
     }
@@ -619,8 +671,11 @@ impl<D> Inner<D> {
             let mut n = 0;
             while let Some(&idx) = self.io.events(fd).get(n) {
                 n += 1;
+                let slot = &self.slots[idx as usize];
                 let res = EventFlags::READ | EventFlags::WRITE;
-                self.activate_idx(idx as usize, res & self.slots[idx as usize].flags, 1);
+                if slot.pending_io {
+                    self.activate_idx(idx as usize, res & slot.flags, 1);
+                }
             }
         }
     }
@@ -1070,6 +1125,8 @@ impl<D> Base<D> {
                 remote: None,
                 remote_buf: Vec::new(),
                 iterations: 0,
+                lazy_io: Vec::new(),
+                lazy: !immediate,
             },
         })
     }
@@ -1160,6 +1217,7 @@ impl<D> Base<D> {
     /// their events as READ|WRITE.
     pub fn reinit(&mut self) -> io::Result<()> {
         let inner = &mut self.inner;
+        inner.apply_lazy_deletes();
         let recreate = inner.backend.need_reinit();
         if recreate {
             inner.backend.reinit()?;

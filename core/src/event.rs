@@ -59,6 +59,10 @@ pub(crate) struct Slot<D> {
     /// Has been in the io map before (see the fd-reuse note in `io_map`).
     pub registered: bool,
     pub pending_io: bool,
+    /// Deleted, but still in the io map until the next wait (see `Inner::del_idx`).
+    pub detached: bool,
+    /// Queued on the base's list of lazy deletes.
+    pub lazy_queued: bool,
     /// Watching its signal (`fd` holds the signal number).
     pub pending_sig: bool,
     pub timer: bool,
@@ -86,6 +90,8 @@ impl<D> Slot<D> {
             once: false,
             registered: false,
             pending_io: false,
+            detached: false,
+            lazy_queued: false,
             pending_sig: false,
             timer: false,
             active: false,

@@ -1,0 +1,91 @@
+/* The pipes and timers workloads on libevent, called from the Rust benches through FFI. */
+#include "common.h"
+#include <event2/event.h>
+
+static void le_read_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    pipes_read((int)(intptr_t)arg, fd);
+}
+
+static struct event_base *le_base(const char *method) {
+    struct event_config *cfg = event_config_new();
+    const char *all[] = {"epoll", "poll", "select", "kqueue", "devpoll", "evport"};
+    unsigned i;
+    for (i = 0; i < sizeof all / sizeof *all; i++)
+        if (strcmp(all[i], method)) event_config_avoid_method(cfg, all[i]);
+    struct event_base *b = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return b;
+}
+
+int peer_pipes_libevent(const char *method, int *fds, int n, int a, int w, int rounds, double *setup, double *run) {
+    struct event_base *base = le_base(method);
+    struct event **evs = calloc(n, sizeof *evs);
+    double *su = calloc(rounds, sizeof *su), *ru = calloc(rounds, sizeof *ru);
+    int i, r;
+    if (!base) return -1;
+    if (strcmp(event_base_get_method(base), method)) { event_base_free(base); return -1; }
+    ps.fds = fds;
+    ps.n = n;
+    for (i = 0; i < n; i++) {
+        evs[i] = event_new(base, fds[2 * i], EV_READ | EV_PERSIST, le_read_cb, (void *)(intptr_t)i);
+        event_add(evs[i], NULL);
+    }
+    for (r = 0; r < rounds; r++) {
+        double t0 = now_us();
+        for (i = 0; i < n; i++) {
+            event_del(evs[i]);
+            event_add(evs[i], NULL);
+        }
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        double t1 = now_us();
+        pipes_start_round(a, w);
+        do event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK); while (ps.count != ps.fired);
+        double t2 = now_us();
+        su[r] = t1 - t0;
+        ru[r] = t2 - t1;
+    }
+    *setup = median(su, rounds);
+    *run = median(ru, rounds);
+    for (i = 0; i < n; i++) event_free(evs[i]);
+    event_base_free(base);
+    free(evs); free(su); free(ru);
+    return 0;
+}
+
+static long le_timer_count;
+static void le_timer_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what; (void)arg;
+    le_timer_count++;
+}
+
+static void deadline(long i, long k, struct timeval *tv) {
+    long us = 50000 + ((i * 7919 + k * 104729) % 200000);
+    tv->tv_sec = us / 1000000;
+    tv->tv_usec = us % 1000000;
+}
+
+int peer_timers_libevent(long n, int r, double *add_ns, double *rearm_ns, double *run_ms, long *fired) {
+    struct event_base *base = event_base_new();
+    struct event **evs = calloc(n, sizeof *evs);
+    struct timeval tv;
+    long i, k;
+    for (i = 0; i < n; i++) evs[i] = event_new(base, -1, 0, le_timer_cb, NULL);
+    double t0 = now_us();
+    for (i = 0; i < n; i++) { deadline(i, 0, &tv); event_add(evs[i], &tv); }
+    double t1 = now_us();
+    for (k = 1; k <= r; k++)
+        for (i = 0; i < n; i++) { deadline(i, k, &tv); event_add(evs[i], &tv); }
+    double t2 = now_us();
+    le_timer_count = 0;
+    event_base_dispatch(base);
+    double t3 = now_us();
+    *add_ns = (t1 - t0) * 1000 / n;
+    *rearm_ns = r ? (t2 - t1) * 1000 / ((double)n * r) : 0;
+    *run_ms = (t3 - t2) / 1000;
+    *fired = le_timer_count;
+    for (i = 0; i < n; i++) event_free(evs[i]);
+    event_base_free(base);
+    free(evs);
+    return 0;
+}

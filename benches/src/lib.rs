@@ -1,0 +1,540 @@
+//! The benchmark workloads, shared by the `pipes`, `timers` and `report` binaries.
+//!
+//! * `pipes` (libevent's test/bench.c): `n` non-blocking AF_UNIX socket pairs with one
+//!   persistent read event each. Per round: delete and re-add every event and run one
+//!   non-blocking iteration ("setup"); then write one byte into `a` evenly spaced pairs;
+//!   each read callback reads its byte and, while writes remain (`w` per round), writes one
+//!   byte into the next pair; "run" lasts until every written byte was read. Medians over
+//!   `r` rounds.
+//! * `timers`: `n` one-shot timers; timer `i`'s `k`-th deadline is
+//!   `50000 + ((i*7919 + k*104729) % 200000)` µs after arming; arm all, re-arm each `r` times,
+//!   run until all fired.
+//!
+//! The same workloads run on evloop's backends, on bare epoll (`raw`), on the `polling` crate
+//! (level mode), and on libevent and libev through FFI where the system has them.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use evloop::{Base, EventFlags, LoopFlags};
+
+/// One pipes result: medians in microseconds.
+#[derive(Copy, Clone, Debug)]
+pub struct PipesResult {
+    /// Delete + re-add of every event and one non-blocking iteration.
+    pub setup_us: f64,
+    /// Until every written byte was read.
+    pub run_us: f64,
+}
+
+/// The pipes workload's size.
+#[derive(Copy, Clone, Debug)]
+pub struct PipesParams {
+    /// Socket pairs.
+    pub n: usize,
+    /// Pairs written to at the start of a round.
+    pub a: usize,
+    /// Writes made by callbacks per round.
+    pub w: usize,
+    /// Rounds.
+    pub r: usize,
+}
+
+/// Raise the soft fd limit to the hard one; returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    lim.current = lim.maximum;
+    let _ = setrlimit(Resource::Nofile, lim);
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// `n` non-blocking socket pairs: `(read ends, write ends)`.
+pub fn socketpairs(n: usize) -> (Vec<OwnedFd>, Vec<OwnedFd>) {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    (0..n)
+        .map(|_| {
+            socketpair(
+                AddressFamily::UNIX,
+                SocketType::STREAM,
+                SocketFlags::empty(),
+                None,
+            )
+            .expect("socketpair")
+        })
+        .map(|(r, w)| {
+            rustix::io::ioctl_fionbio(&r, true).unwrap();
+            rustix::io::ioctl_fionbio(&w, true).unwrap();
+            (r, w)
+        })
+        .unzip()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// The counters every implementation shares, as in bench.c.
+#[derive(Default)]
+pub struct Round {
+    count: usize,
+    fired: usize,
+    writes: usize,
+    writers: Vec<RawFd>,
+}
+
+impl Round {
+    fn start(&mut self, p: &PipesParams) {
+        self.count = 0;
+        self.writes = p.w;
+        self.fired = 0;
+        let space = p.n / p.a;
+        for i in 0..p.a {
+            send_byte(self.writers[i * space]);
+        }
+        self.fired += p.a;
+    }
+
+    /// A read callback: read the byte, pass one on while writes remain.
+    #[inline]
+    fn on_read(&mut self, idx: usize, fd: RawFd) {
+        let mut ch = 0u8;
+        // SAFETY: reads one byte into a live local from an fd the benchmark owns.
+        let n = unsafe { libc::recv(fd, (&mut ch as *mut u8).cast(), 1, 0) };
+        if n > 0 {
+            self.count += n as usize;
+        }
+        if self.writes > 0 {
+            let next = if idx + 1 == self.writers.len() {
+                0
+            } else {
+                idx + 1
+            };
+            send_byte(self.writers[next]);
+            self.writes -= 1;
+            self.fired += 1;
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.count == self.fired
+    }
+}
+
+#[inline]
+fn send_byte(fd: RawFd) {
+    // SAFETY: sends one byte from a static to an fd the benchmark owns.
+    unsafe { libc::send(fd, b"e".as_ptr().cast(), 1, 0) };
+}
+
+/// The pipes workload on evloop's backend `method`.
+pub fn pipes_evloop(method: &str, p: &PipesParams) -> std::io::Result<PipesResult> {
+    let (readers, writers) = socketpairs(p.n);
+    let mut base: Base<Round> =
+        Base::with_backend(evloop::backend_by_name(method)?, Default::default())?;
+    let mut events = Vec::with_capacity(p.n);
+    for (i, r) in readers.iter().enumerate() {
+        let fd = r.as_raw_fd();
+        let e = base.new_event(
+            fd,
+            EventFlags::READ | EventFlags::PERSIST,
+            move |_, st: &mut Round| st.on_read(i, fd),
+        )?;
+        base.add(e, None)?;
+        events.push(e);
+    }
+    let mut st = Round {
+        writers: writers.iter().map(|w| w.as_raw_fd()).collect(),
+        ..Default::default()
+    };
+    let (mut setup, mut run) = (Vec::new(), Vec::new());
+    let flags = LoopFlags::ONCE | LoopFlags::NONBLOCK;
+    for _ in 0..p.r {
+        let t0 = Instant::now();
+        for &e in &events {
+            base.del(e)?;
+            base.add(e, None)?;
+        }
+        base.run_with(flags, &mut st)?;
+        let t1 = Instant::now();
+        st.start(p);
+        loop {
+            base.run_with(flags, &mut st)?;
+            if st.done() {
+                break;
+            }
+        }
+        let t2 = Instant::now();
+        setup.push(us(t1 - t0));
+        run.push(us(t2 - t1));
+    }
+    Ok(PipesResult {
+        setup_us: median(setup),
+        run_us: median(run),
+    })
+}
+
+/// The pipes workload on bare epoll: level-triggered, 64 events per wait, DEL+ADD per fd
+/// per round. The floor for `run_us`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn pipes_raw(p: &PipesParams) -> std::io::Result<PipesResult> {
+    use rustix::event::epoll;
+    let (readers, writers) = socketpairs(p.n);
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    let add = |i: usize, r: &OwnedFd| {
+        epoll::add(
+            &ep,
+            r,
+            epoll::EventData::new_u64(i as u64),
+            epoll::EventFlags::IN,
+        )
+    };
+    for (i, r) in readers.iter().enumerate() {
+        add(i, r)?;
+    }
+    let raw: Vec<RawFd> = readers.iter().map(|r| r.as_raw_fd()).collect();
+    let mut st = Round {
+        writers: writers.iter().map(|w| w.as_raw_fd()).collect(),
+        ..Default::default()
+    };
+    let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut turn = |st: &mut Round| -> std::io::Result<()> {
+        events.clear();
+        epoll::wait(
+            &ep,
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&zero),
+        )?;
+        for ev in &events {
+            let i = ev.data.u64() as usize;
+            st.on_read(i, raw[i]);
+        }
+        Ok(())
+    };
+    let (mut setup, mut run) = (Vec::new(), Vec::new());
+    for _ in 0..p.r {
+        let t0 = Instant::now();
+        for (i, r) in readers.iter().enumerate() {
+            epoll::delete(&ep, r)?;
+            add(i, r)?;
+        }
+        turn(&mut st)?;
+        let t1 = Instant::now();
+        st.start(p);
+        while !st.done() {
+            turn(&mut st)?;
+        }
+        let t2 = Instant::now();
+        setup.push(us(t1 - t0));
+        run.push(us(t2 - t1));
+    }
+    Ok(PipesResult {
+        setup_us: median(setup),
+        run_us: median(run),
+    })
+}
+
+/// The pipes workload on the `polling` crate in level mode.
+pub fn pipes_polling(p: &PipesParams) -> std::io::Result<PipesResult> {
+    use polling::{Event, Events, PollMode, Poller};
+    let (readers, writers) = socketpairs(p.n);
+    let poller = Poller::new()?;
+    for (i, r) in readers.iter().enumerate() {
+        // SAFETY: every fd is deleted from the poller before it is closed (below).
+        unsafe { poller.add_with_mode(r, Event::readable(i), PollMode::Level)? };
+    }
+    let raw: Vec<RawFd> = readers.iter().map(|r| r.as_raw_fd()).collect();
+    let mut st = Round {
+        writers: writers.iter().map(|w| w.as_raw_fd()).collect(),
+        ..Default::default()
+    };
+    let mut events = Events::new();
+    let mut turn = |st: &mut Round| -> std::io::Result<()> {
+        events.clear();
+        poller.wait(&mut events, Some(Duration::ZERO))?;
+        for ev in events.iter() {
+            st.on_read(ev.key, raw[ev.key]);
+        }
+        Ok(())
+    };
+    let (mut setup, mut run) = (Vec::new(), Vec::new());
+    for _ in 0..p.r {
+        let t0 = Instant::now();
+        for (i, r) in readers.iter().enumerate() {
+            poller.delete(r)?;
+            // SAFETY: as above.
+            unsafe { poller.add_with_mode(r, Event::readable(i), PollMode::Level)? };
+        }
+        turn(&mut st)?;
+        let t1 = Instant::now();
+        st.start(p);
+        while !st.done() {
+            turn(&mut st)?;
+        }
+        let t2 = Instant::now();
+        setup.push(us(t1 - t0));
+        run.push(us(t2 - t1));
+    }
+    for r in &readers {
+        poller.delete(r)?;
+    }
+    Ok(PipesResult {
+        setup_us: median(setup),
+        run_us: median(run),
+    })
+}
+
+#[cfg(any(have_libevent, have_libev))]
+mod ffi {
+    use std::os::raw::{c_char, c_double, c_int, c_long};
+    extern "C" {
+        #[cfg(have_libevent)]
+        pub fn peer_pipes_libevent(
+            m: *const c_char,
+            fds: *mut c_int,
+            n: c_int,
+            a: c_int,
+            w: c_int,
+            r: c_int,
+            s: *mut c_double,
+            run: *mut c_double,
+        ) -> c_int;
+        #[cfg(have_libevent)]
+        pub fn peer_timers_libevent(
+            n: c_long,
+            r: c_int,
+            add: *mut c_double,
+            rearm: *mut c_double,
+            run: *mut c_double,
+            fired: *mut c_long,
+        ) -> c_int;
+        #[cfg(have_libev)]
+        pub fn peer_pipes_libev(
+            m: *const c_char,
+            fds: *mut c_int,
+            n: c_int,
+            a: c_int,
+            w: c_int,
+            r: c_int,
+            s: *mut c_double,
+            run: *mut c_double,
+        ) -> c_int;
+        #[cfg(have_libev)]
+        pub fn peer_timers_libev(
+            n: c_long,
+            r: c_int,
+            add: *mut c_double,
+            rearm: *mut c_double,
+            run: *mut c_double,
+            fired: *mut c_long,
+        ) -> c_int;
+    }
+}
+
+/// Which C peers this build has.
+pub fn peers_available() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if cfg!(have_libevent) {
+        v.push("libevent");
+    }
+    if cfg!(have_libev) {
+        v.push("libev");
+    }
+    v
+}
+
+/// The pipes workload on a C peer (`libevent` or `libev`) with backend `method`.
+///
+/// # Errors
+///
+/// The peer is not built in, or it cannot use `method` (or refuses the fds: libevent's
+/// select aborts the process above fd 1023, so that combination is refused here).
+pub fn pipes_peer(peer: &str, method: &str, p: &PipesParams) -> Result<PipesResult, String> {
+    let (readers, writers) = socketpairs(p.n);
+    let mut fds: Vec<i32> = readers
+        .iter()
+        .zip(&writers)
+        .flat_map(|(r, w)| [r.as_raw_fd(), w.as_raw_fd()])
+        .collect();
+    if peer == "libevent" && method == "select" && fds.iter().any(|&fd| fd >= 1024) {
+        return Err(
+            "libevent's select aborts the process on fds >= 1024 (glibc FD_SET check)".into(),
+        );
+    }
+    let cmethod = std::ffi::CString::new(method).unwrap();
+    let (mut s, mut r) = (0.0, 0.0);
+    let (n, a, w, rounds) = (p.n as i32, p.a as i32, p.w as i32, p.r as i32);
+    let _ = (&mut fds, &cmethod, &mut s, &mut r, n, a, w, rounds);
+    let rc: Option<i32> = match peer {
+        #[cfg(have_libevent)]
+        // SAFETY: `fds` holds 2n valid fds; the outputs are live locals.
+        "libevent" => Some(unsafe {
+            ffi::peer_pipes_libevent(
+                cmethod.as_ptr(),
+                fds.as_mut_ptr(),
+                n,
+                a,
+                w,
+                rounds,
+                &mut s,
+                &mut r,
+            )
+        }),
+        #[cfg(have_libev)]
+        // SAFETY: as above.
+        "libev" => Some(unsafe {
+            ffi::peer_pipes_libev(
+                cmethod.as_ptr(),
+                fds.as_mut_ptr(),
+                n,
+                a,
+                w,
+                rounds,
+                &mut s,
+                &mut r,
+            )
+        }),
+        _ => None,
+    };
+    match rc {
+        None => {
+            return Err(format!(
+                "{peer} is not built in (its headers were absent at build time)"
+            ))
+        }
+        Some(0) => {}
+        Some(_) => return Err(format!("{peer} has no {method} backend here")),
+    }
+    Ok(PipesResult {
+        setup_us: s,
+        run_us: r,
+    })
+}
+
+/// One timers result.
+#[derive(Copy, Clone, Debug)]
+pub struct TimersResult {
+    /// Nanoseconds per first arm.
+    pub add_ns: f64,
+    /// Nanoseconds per re-arm.
+    pub rearm_ns: f64,
+    /// Milliseconds from the end of arming until all fired (includes the ~250 ms wait).
+    pub run_ms: f64,
+    /// Callbacks that ran.
+    pub fired: u64,
+}
+
+/// Timer `i`'s `k`-th timeout.
+pub fn timer_deadline(i: u64, k: u64) -> Duration {
+    Duration::from_micros(50_000 + ((i * 7919 + k * 104_729) % 200_000))
+}
+
+/// The timers workload on evloop (the backend matters little: it only waits).
+pub fn timers_evloop(n: u64, r: u64) -> std::io::Result<TimersResult> {
+    let mut base: Base<u64> = evloop::new_base()?;
+    let ids: Vec<_> = (0..n)
+        .map(|_| base.new_timer(EventFlags::empty(), |_, fired: &mut u64| *fired += 1))
+        .collect::<std::io::Result<_>>()?;
+    let t0 = Instant::now();
+    for (i, &id) in ids.iter().enumerate() {
+        base.add(id, Some(timer_deadline(i as u64, 0)))?;
+    }
+    let t1 = Instant::now();
+    for k in 1..=r {
+        for (i, &id) in ids.iter().enumerate() {
+            base.add(id, Some(timer_deadline(i as u64, k)))?;
+        }
+    }
+    let t2 = Instant::now();
+    let mut fired = 0;
+    base.run(&mut fired)?;
+    let t3 = Instant::now();
+    Ok(TimersResult {
+        add_ns: (t1 - t0).as_nanos() as f64 / n as f64,
+        rearm_ns: if r == 0 {
+            0.0
+        } else {
+            (t2 - t1).as_nanos() as f64 / (n * r) as f64
+        },
+        run_ms: (t3 - t2).as_secs_f64() * 1e3,
+        fired,
+    })
+}
+
+/// The timers workload on a C peer.
+///
+/// # Errors
+///
+/// The peer is not built in.
+pub fn timers_peer(peer: &str, n: u64, r: u64) -> Result<TimersResult, String> {
+    let (mut add, mut rearm, mut run, mut fired) = (0.0, 0.0, 0.0, 0i64);
+    let (count, rounds) = (n as i64, r as i32);
+    let _ = (&mut add, &mut rearm, &mut run, &mut fired, count, rounds);
+    let rc: Option<i32> = match peer {
+        #[cfg(have_libevent)]
+        // SAFETY: the outputs are live locals.
+        "libevent" => Some(unsafe {
+            ffi::peer_timers_libevent(count, rounds, &mut add, &mut rearm, &mut run, &mut fired)
+        }),
+        #[cfg(have_libev)]
+        // SAFETY: as above.
+        "libev" => Some(unsafe {
+            ffi::peer_timers_libev(count, rounds, &mut add, &mut rearm, &mut run, &mut fired)
+        }),
+        _ => None,
+    };
+    match rc {
+        None => {
+            return Err(format!(
+                "{peer} is not built in (its headers were absent at build time)"
+            ))
+        }
+        Some(0) => {}
+        Some(_) => return Err(format!("{peer} failed")),
+    }
+    Ok(TimersResult {
+        add_ns: add,
+        rearm_ns: rearm,
+        run_ms: run,
+        fired: fired as u64,
+    })
+}
+
+/// This process's peak resident set size in KiB.
+pub fn peak_rss_kib() -> u64 {
+    // SAFETY: getrusage fills a zeroed local.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let maxrss = usage.ru_maxrss as u64;
+    if cfg!(any(target_os = "macos", target_os = "ios")) {
+        maxrss / 1024 // bytes there
+    } else {
+        maxrss
+    }
+}
+
+/// Parse `-x value` flags in any order.
+pub fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
