@@ -173,3 +173,4 @@ impl<D> Context<'_, D> {
         self.inner.slots[self.id.index as usize].fd
     }
 }
+
