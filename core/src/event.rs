@@ -173,4 +173,3 @@ impl<D> Context<'_, D> {
         self.inner.slots[self.id.index as usize].fd
     }
 }
-

@@ -6,7 +6,8 @@
 //! ```
 //! `--backend` takes an evloop backend (`epoll`, `poll`, `select`, `kqueue`), `all` (every
 //! evloop backend compiled in, then every peer), or a peer: `raw` (bare epoll), `polling`,
-//! `libevent`, `libev` (each peer on epoll, poll and select where it has them).
+//! `libevent`, `libev` (each peer on epoll, poll and select where it has them), or one peer
+//! backend as `libev:epoll`.
 
 use evloop_benches::*;
 
@@ -73,6 +74,10 @@ fn main() {
             pipes_polling(&p).map_err(|e| e.to_string()),
         ),
         "libevent" | "libev" => run_peer(&backend),
+        peer_method if peer_method.contains(':') => {
+            let (peer, method) = peer_method.split_once(':').expect("checked");
+            line(peer, method, pipes_peer(peer, method, &p));
+        }
         m if evloop_backends.contains(&m) => run_evloop(m),
         other => {
             eprintln!(
