@@ -1,32 +1,25 @@
-//! Prioritized FIFO queues of active events, as intrusive doubly linked lists.
+//! Prioritized FIFO queues of active events.
 //!
-//! Links live in a side table indexed by event slot (`links[id]`), so pushing, removing an
-//! event from the middle (an active event deleted by another callback) and popping are O(1)
-//! and never allocate once the table has grown to the number of slots. Priority 0 is the
-//! most urgent.
+//! Each priority is a vector of `(id, token)` read from a head index: pushing appends,
+//! popping advances the head, and a drained vector is reset, so neither allocates once grown.
+//! Removing an event from the middle (an active event deleted by another callback) only bumps
+//! the event's token in a side table (`state[id]`): its entry goes stale and is skipped when
+//! the head reaches it. A vector whose stale entries pile up (events activated and removed
+//! again and again between two runs) is compacted, so its size stays bounded. Priority 0 is
+//! the most urgent.
 
-const NONE: u32 = u32::MAX;
-
-#[derive(Copy, Clone, Debug)]
-struct Link {
-    prev: u32,
-    next: u32,
+#[derive(Copy, Clone, Debug, Default)]
+struct State {
+    token: u32,
     prio: u16,
     queued: bool,
 }
 
-const UNLINKED: Link = Link {
-    prev: NONE,
-    next: NONE,
-    prio: 0,
-    queued: false,
-};
-
-#[derive(Copy, Clone, Debug)]
-struct Queue {
-    head: u32,
-    tail: u32,
-    len: u32,
+#[derive(Debug, Default)]
+struct Fifo {
+    items: Vec<(u32, u32)>,
+    head: usize,
+    live: usize,
 }
 
 /// One FIFO queue per priority of events waiting for their callback to run.
@@ -46,8 +39,8 @@ struct Queue {
 /// ```
 #[derive(Debug)]
 pub struct ActiveQueues {
-    queues: Vec<Queue>,
-    links: Vec<Link>,
+    queues: Vec<Fifo>,
+    state: Vec<State>,
     len: usize,
 }
 
@@ -56,15 +49,8 @@ impl ActiveQueues {
     pub fn new(priorities: u16) -> Self {
         let n = priorities.max(1) as usize;
         Self {
-            queues: vec![
-                Queue {
-                    head: NONE,
-                    tail: NONE,
-                    len: 0
-                };
-                n
-            ],
-            links: Vec::new(),
+            queues: (0..n).map(|_| Fifo::default()).collect(),
+            state: Vec::new(),
             len: 0,
         }
     }
@@ -86,7 +72,7 @@ impl ActiveQueues {
 
     /// Whether `id` is queued.
     pub fn contains(&self, id: u32) -> bool {
-        self.links.get(id as usize).is_some_and(|l| l.queued)
+        self.state.get(id as usize).is_some_and(|s| s.queued)
     }
 
     /// The most urgent priority with a queued event.
@@ -94,65 +80,79 @@ impl ActiveQueues {
         if self.len == 0 {
             return None;
         }
-        self.queues.iter().position(|q| q.len > 0).map(|p| p as u16)
+        self.queues
+            .iter()
+            .position(|q| q.live > 0)
+            .map(|p| p as u16)
+    }
+
+    /// Whether an event more urgent than `prio` is queued.
+    #[inline]
+    pub fn has_better_than(&self, prio: u16) -> bool {
+        prio > 0 && self.queues[..prio as usize].iter().any(|q| q.live > 0)
     }
 
     /// Append `id` to the queue of `prio`. `id` must not be queued and `prio` must be below
     /// [`priorities`](Self::priorities); the base checks both.
+    #[inline]
     pub fn push(&mut self, id: u32, prio: u16) {
         let idx = id as usize;
-        if idx >= self.links.len() {
-            self.links.resize(idx + 1, UNLINKED);
+        if idx >= self.state.len() {
+            self.state.resize(idx + 1, State::default());
         }
-        debug_assert!(!self.links[idx].queued);
+        let st = &mut self.state[idx];
+        debug_assert!(!st.queued);
+        st.token = st.token.wrapping_add(1);
+        st.queued = true;
+        st.prio = prio;
+        let token = st.token;
         let q = &mut self.queues[prio as usize];
-        let tail = q.tail;
-        self.links[idx] = Link {
-            prev: tail,
-            next: NONE,
-            prio,
-            queued: true,
-        };
-        if tail == NONE {
-            q.head = id;
-        } else {
-            self.links[tail as usize].next = id;
+        if q.items.len() - q.head > 2 * q.live + 64 {
+            let state = &self.state;
+            q.items.drain(..q.head);
+            q.head = 0;
+            q.items.retain(|&(i, t)| {
+                state[i as usize].queued && state[i as usize].token == t && i != id
+            });
         }
-        q.tail = id;
-        q.len += 1;
+        q.items.push((id, token));
+        q.live += 1;
         self.len += 1;
     }
 
     /// Take `id` out of its queue; returns whether it was queued.
     pub fn remove(&mut self, id: u32) -> bool {
-        let Some(link) = self.links.get(id as usize).copied().filter(|l| l.queued) else {
+        let Some(st) = self.state.get_mut(id as usize).filter(|s| s.queued) else {
             return false;
         };
-        let q = &mut self.queues[link.prio as usize];
-        if link.prev == NONE {
-            q.head = link.next;
-        } else {
-            self.links[link.prev as usize].next = link.next;
-        }
-        if link.next == NONE {
-            q.tail = link.prev;
-        } else {
-            self.links[link.next as usize].prev = link.prev;
-        }
-        q.len -= 1;
+        st.queued = false;
+        st.token = st.token.wrapping_add(1);
+        self.queues[st.prio as usize].live -= 1;
         self.len -= 1;
-        self.links[id as usize] = UNLINKED;
         true
     }
 
     /// Remove and return the first event of `prio`'s queue.
+    #[inline]
     pub fn pop(&mut self, prio: u16) -> Option<u32> {
-        let head = self.queues.get(prio as usize)?.head;
-        if head == NONE {
-            return None;
+        let q = self.queues.get_mut(prio as usize)?;
+        while let Some(&(id, token)) = q.items.get(q.head) {
+            q.head += 1;
+            let st = &mut self.state[id as usize];
+            if st.queued && st.token == token {
+                st.queued = false;
+                q.live -= 1;
+                self.len -= 1;
+                if q.live == 0 {
+                    q.items.clear();
+                    q.head = 0;
+                }
+                return Some(id);
+            }
         }
-        self.remove(head);
-        Some(head)
+        q.items.clear();
+        q.head = 0;
+        None
     }
 }
 

@@ -749,7 +749,7 @@ impl<D> Inner<D> {
                 }
             }
             // A more urgent event was activated by this callback: let it run first.
-            if self.active.best().is_some_and(|b| b < prio) {
+            if self.active.has_better_than(prio) {
                 break;
             }
         }
