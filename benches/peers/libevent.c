@@ -89,3 +89,69 @@ int peer_timers_libevent(long n, int r, double *add_ns, double *rearm_ns, double
     free(evs);
     return 0;
 }
+
+/* The http-hello responder on libevent's bufferevent, for the HTTP load comparison: every
+ * request (ended by an empty line) gets the same 13-byte response as evloop's example. */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+
+static const char HTTP_RESPONSE[] =
+    "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+
+static void http_read_cb(struct bufferevent *bev, void *arg) {
+    struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
+    struct evbuffer_ptr end;
+    (void)arg;
+    for (;;) {
+        end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+        if (end.pos < 0) break;
+        evbuffer_drain(in, end.pos + 4);
+        evbuffer_add(out, HTTP_RESPONSE, sizeof HTTP_RESPONSE - 1);
+    }
+}
+
+static void http_event_cb(struct bufferevent *bev, short what, void *arg) {
+    (void)what; (void)arg;
+    bufferevent_free(bev);
+}
+
+static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg) {
+    struct event_base *base = arg;
+    int one = 1;
+    (void)l; (void)sa; (void)len;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, http_read_cb, NULL, http_event_cb, NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void http_signal_cb(evutil_socket_t sig, short what, void *arg) {
+    (void)sig; (void)what;
+    event_base_loopexit(arg, NULL);
+}
+
+int peer_http_libevent(int port) {
+    struct event_base *base = event_base_new();
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    struct evconnlistener *l = evconnlistener_new_bind(base, http_accept_cb, base,
+        LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 4096, (struct sockaddr *)&sin, sizeof sin);
+    if (!l) return -1;
+    struct event *sigint = evsignal_new(base, SIGINT, http_signal_cb, base);
+    struct event *sigterm = evsignal_new(base, SIGTERM, http_signal_cb, base);
+    event_add(sigint, NULL);
+    event_add(sigterm, NULL);
+    event_base_dispatch(base);
+    event_free(sigint);
+    event_free(sigterm);
+    evconnlistener_free(l);
+    event_base_free(base);
+    return 0;
+}

@@ -322,6 +322,8 @@ mod ffi {
             run: *mut c_double,
             fired: *mut c_long,
         ) -> c_int;
+        #[cfg(have_libevent)]
+        pub fn peer_http_libevent(port: c_int) -> c_int;
         #[cfg(have_libev)]
         pub fn peer_pipes_libev(
             m: *const c_char,
@@ -537,4 +539,30 @@ pub fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T 
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Serve the http-hello responder on libevent's bufferevent at 127.0.0.1:`port` until SIGINT
+/// or SIGTERM.
+///
+/// # Errors
+///
+/// libevent is not built in, or it cannot listen.
+pub fn http_libevent(port: u16) -> Result<(), String> {
+    let rc: Option<i32> = {
+        #[cfg(have_libevent)]
+        {
+            // SAFETY: runs libevent's loop on this thread until a signal ends it.
+            Some(unsafe { ffi::peer_http_libevent(i32::from(port)) })
+        }
+        #[cfg(not(have_libevent))]
+        {
+            let _ = port;
+            None
+        }
+    };
+    match rc {
+        None => Err("libevent is not built in (its headers were absent at build time)".into()),
+        Some(0) => Ok(()),
+        Some(_) => Err(format!("libevent cannot listen on port {port}")),
+    }
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The http-hello load comparison, in one sitting: evloop's http-hello example on each backend,
+# the same responder on libevent's bufferevent (C) and on tokio's current-thread runtime,
+# each under `wrk -t1 -c100 -d5s` and `-c1000`. Prints req/s and the ratio of each to the
+# libevent responder. Needs wrk (apt-get install wrk); DURATION=5s by default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "http.sh: wrk is not installed (apt-get install wrk)"; exit 1; }
+cargo build --release -q --example http-hello -p evloop
+cargo build --release -q -p evloop-benches --bin http_libevent --bin http_tokio
+dur=${DURATION:-5s}
+port=18180
+
+declare -A rps
+run() { # name, env, command...
+  local name=$1 envs=$2; shift 2
+  port=$((port + 1))
+  env $envs "$@" "$port" 2>/dev/null &
+  local pid=$!
+  sleep 0.5
+  for c in 100 1000; do
+    local r
+    r=$(wrk -t1 -c$c -d"$dur" "http://127.0.0.1:$port/" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+    rps["$name,$c"]=${r:-0}
+  done
+  kill -INT $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+}
+
+run "evloop-epoll" "" target/release/examples/http-hello
+run "evloop-poll" "EVENT_NOEPOLL=1" target/release/examples/http-hello
+run "evloop-select" "EVENT_NOEPOLL=1 EVENT_NOPOLL=1" target/release/examples/http-hello
+if [ "$(target/release/http_libevent --built 2>&1)" != "yes" ]; then
+  echo "http.sh: libevent peer not built (install libevent-dev and rebuild)"
+else
+  run "libevent" "" target/release/http_libevent
+fi
+run "tokio" "" target/release/http_tokio
+
+printf '%-16s %12s %12s %10s %10s\n' server "c100 req/s" "c1000 req/s" "/libevent" "/libevent"
+for name in evloop-epoll evloop-poll evloop-select libevent tokio; do
+  [ -n "${rps[$name,100]:-}" ] || continue
+  r100=${rps[$name,100]}; r1000=${rps[$name,1000]}
+  b100=${rps[libevent,100]:-0}; b1000=${rps[libevent,1000]:-0}
+  q1=$(awk -v a="$r100" -v b="$b100" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+  q2=$(awk -v a="$r1000" -v b="$b1000" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+  printf '%-16s %12s %12s %10s %10s\n' "$name" "$r100" "$r1000" "$q1" "$q2"
+done
