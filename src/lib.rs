@@ -228,7 +228,13 @@ impl Config {
     ///
     /// See [`backend`](Self::backend).
     pub fn backend_with_env(&self, is_set: impl Fn(&str) -> bool) -> io::Result<Box<dyn Backend>> {
-        let use_env = !self.ignore_env && environment_trusted();
+        self.select(is_set, environment_trusted())
+    }
+
+    /// The selection rules, with whether the environment may be trusted passed in, so the
+    /// setuid/setgid rule is testable without a setuid binary.
+    fn select(&self, is_set: impl Fn(&str) -> bool, trusted: bool) -> io::Result<Box<dyn Backend>> {
+        let use_env = !self.ignore_env && trusted;
         let mut reasons = Vec::new();
         for name in PREFERENCE {
             let reason = if !supported_methods().contains(&name) {
@@ -310,6 +316,20 @@ mod tests {
             .backend_with_env(|v| v == env_var_for(first))
             .unwrap();
         assert_eq!(b.name(), first);
+    }
+
+    #[test]
+    fn the_environment_is_ignored_when_it_is_not_trusted() {
+        // As in a setuid or setgid process (AT_SECURE): EVENT_NO* must not steer the choice.
+        let first = supported_methods()[0];
+        let b = Config::new()
+            .select(|v| v.starts_with("EVENT_NO"), false)
+            .unwrap();
+        assert_eq!(b.name(), first);
+        assert!(
+            environment_trusted(),
+            "the test process itself is not setuid"
+        );
     }
 
     #[test]

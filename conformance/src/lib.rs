@@ -31,6 +31,7 @@ use libtest_mimic::{Arguments, Trial};
 mod buffered;
 mod control;
 mod differential;
+mod hostile;
 mod io_events;
 mod lifecycle;
 mod remote;
@@ -206,6 +207,9 @@ scenario_list! {
     remote::remote_activation_leaves_no_busy_loop,
     remote::remote_handle_after_the_base_is_dropped,
     remote::remote_delete_while_its_callback_runs,
+    hostile::bad_input_gets_clear_errors_and_the_base_keeps_working,
+    hostile::more_than_65535_events_on_one_fd_are_refused,
+    hostile::injected_faults_lose_nothing,
 }
 
 /// The scenarios for one backend as libtest-mimic trials named `<backend>::<scenario>`.

@@ -1,0 +1,228 @@
+//! Bad input and injected faults: clear errors, no panic, nothing registered lost.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use evloop_core::{
+    Backend, Base, BaseOptions, EventFlags, Features, LoopFlags, ReadyList, RunOutcome,
+};
+use rustix::io::Errno;
+
+use crate::util::{borrow, raw, socketpair, write_all, PATIENCE};
+use crate::Harness;
+
+#[track_caller]
+fn invalid(result: io::Result<impl std::fmt::Debug>, needle: &str) {
+    let err = result.expect_err(needle);
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains(needle), "{err:?} lacks {needle:?}");
+}
+
+/// Negative, closed and absurd fds, extreme timeouts, priorities out of range, adding twice,
+/// more than 65535 events on one fd: each gets a clear error or a defined behaviour, and the
+/// base works afterwards.
+pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
+    let mut base = h.base_with::<usize>(BaseOptions {
+        priorities: 2,
+        ..Default::default()
+    });
+    invalid(base.new_event(-5, EventFlags::READ, |_, _| {}), "fd -5");
+    // A closed fd: refused at add, naming it (by the backend, or by the map).
+    let (closed, other) = socketpair();
+    let closed_fd = raw(&closed);
+    drop(closed);
+    let e = base
+        .new_event(closed_fd, EventFlags::READ, |_, _| {})
+        .unwrap();
+    let err = base.add(e, None).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("fd {closed_fd}")),
+        "{err}"
+    );
+    assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
+    // An fd number nobody opened, far above the table: refused without allocating for it.
+    let far = base
+        .new_event(1 << 30, EventFlags::READ, |_, _| {})
+        .unwrap();
+    invalid(
+        base.add(far, None),
+        "fd 1073741824 is not an open file descriptor",
+    );
+    // Duration::MAX means "never" (saturating), zero means "at the next iteration".
+    let never = base
+        .new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1000)
+        .unwrap();
+    base.add(never, Some(Duration::MAX)).unwrap();
+    let deadline = base.pending(never).unwrap().deadline.unwrap();
+    assert!(deadline > Instant::now() + Duration::from_secs(100 * 365 * 86400));
+    let soon = base.new_timer(EventFlags::empty(), |ctx, n: &mut usize| {
+        assert_eq!(ctx.fired(), EventFlags::TIMEOUT);
+        *n += 1;
+    });
+    let soon = soon.unwrap();
+    base.add(soon, Some(Duration::ZERO)).unwrap();
+    base.add(soon, Some(Duration::ZERO)).unwrap(); // added twice: still one run
+    let mut n = 0;
+    base.run_with(LoopFlags::NONBLOCK, &mut n).unwrap();
+    assert_eq!(n, 1);
+    invalid(base.set_priority(soon, 2), "priority 2");
+    base.free(never).unwrap();
+    // A working event after all of it.
+    let ok = base
+        .new_event(raw(&other), EventFlags::WRITE, |_, n: &mut usize| *n += 10)
+        .unwrap();
+    base.add(ok, None).unwrap();
+    assert_eq!(base.run(&mut n).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(n, 11);
+}
+
+/// 65,535 readers of one fd are accepted; the next is refused with the limit named.
+pub fn more_than_65535_events_on_one_fd_are_refused(h: &Harness) {
+    let (_a, b) = socketpair();
+    let mut base = h.base::<()>();
+    for _ in 0..65_535 {
+        let e = base
+            .new_event(raw(&b), EventFlags::READ, |_, _| {})
+            .unwrap();
+        base.add(e, None).unwrap();
+    }
+    let e = base
+        .new_event(raw(&b), EventFlags::READ, |_, _| {})
+        .unwrap();
+    invalid(base.add(e, None), "65535");
+    assert_eq!(base.num_events(), 65_535);
+}
+
+/// A backend wrapper that injects faults: waits that return at once with nothing (what a
+/// backend does on `EINTR`), spurious readiness of every watched fd, and one `ENOMEM`.
+struct Faulty {
+    inner: Box<dyn Backend>,
+    watched: Vec<RawFd>,
+    rng: u64,
+    calls: usize,
+    enomem_at: usize,
+}
+
+impl Backend for Faulty {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn features(&self) -> Features {
+        self.inner.features()
+    }
+    fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
+        self.inner.change(fd, old, new)?;
+        self.watched.retain(|&w| w != fd);
+        if !new.is_empty() {
+            self.watched.push(fd);
+        }
+        Ok(())
+    }
+    fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
+        self.calls += 1;
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        if self.calls == self.enomem_at {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "injected ENOMEM",
+            ));
+        }
+        match self.rng % 4 {
+            0 => Ok(()), // interrupted: nothing ready, no wait
+            1 => {
+                for &fd in &self.watched {
+                    ready.push(fd, EventFlags::READ | EventFlags::WRITE);
+                }
+                self.inner.dispatch(Some(Duration::ZERO), ready)
+            }
+            _ => self
+                .inner
+                .dispatch(timeout.map(|t| t.min(Duration::from_millis(5))), ready),
+        }
+    }
+    fn immediate_changes(&self) -> bool {
+        self.inner.immediate_changes()
+    }
+}
+
+/// Under injected EINTR, spurious readiness and one ENOMEM: callbacks that read see
+/// `WouldBlock` on spurious wake-ups and go on, timers are neither lost nor doubled, every
+/// byte arrives, and after the hard error the same registrations work when run again.
+pub fn injected_faults_lose_nothing(h: &Harness) {
+    #[derive(Default)]
+    struct S {
+        bytes: usize,
+        spurious: usize,
+        ticks: usize,
+        oneshot: usize,
+    }
+    let backend = Faulty {
+        inner: h.backend(),
+        watched: Vec::new(),
+        rng: 0x9e37_79b9,
+        calls: 0,
+        enomem_at: 40,
+    };
+    let mut base: Base<S> = Base::with_backend(Box::new(backend), BaseOptions::default()).unwrap();
+    let pairs: Vec<_> = (0..8).map(|_| socketpair()).collect();
+    for (_, b) in &pairs {
+        let fd = b.as_raw_fd();
+        let e = base
+            .new_event(
+                fd,
+                EventFlags::READ | EventFlags::PERSIST,
+                move |_, s: &mut S| {
+                    let mut buf = [0u8; 64];
+                    match rustix::io::read(borrow(fd), &mut buf) {
+                        Ok(n) => s.bytes += n,
+                        Err(Errno::AGAIN) => s.spurious += 1,
+                        Err(e) => panic!("read: {e}"),
+                    }
+                },
+            )
+            .unwrap();
+        base.add(e, None).unwrap();
+    }
+    let tick = base
+        .new_timer(EventFlags::PERSIST, |_, s: &mut S| s.ticks += 1)
+        .unwrap();
+    base.add(tick, Some(Duration::from_millis(2))).unwrap();
+    let once = base
+        .new_timer(EventFlags::empty(), |_, s: &mut S| s.oneshot += 1)
+        .unwrap();
+    base.add(once, Some(Duration::from_millis(30))).unwrap();
+    let mut s = S::default();
+    let mut hard_errors = 0;
+    let mut sent = 0;
+    let start = Instant::now();
+    while s.bytes < 100 || s.oneshot == 0 || s.ticks < 5 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "bytes {} ticks {} oneshot {}",
+            s.bytes,
+            s.ticks,
+            s.oneshot
+        );
+        if sent < 100 {
+            write_all(&pairs[sent % 8].0, b"x");
+            sent += 1;
+        }
+        match base.run_with(LoopFlags::ONCE | LoopFlags::NONBLOCK, &mut s) {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+                assert!(e.to_string().contains("injected"), "{e}");
+                hard_errors += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    assert_eq!(hard_errors, 1);
+    assert_eq!(s.bytes, 100, "bytes lost or duplicated");
+    assert_eq!(s.oneshot, 1);
+    assert!(s.spurious > 0, "no spurious readiness reached a callback");
+    assert_eq!(base.pending(tick).unwrap().flags, EventFlags::TIMEOUT);
+}
