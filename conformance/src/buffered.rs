@@ -124,7 +124,7 @@ pub fn write_watermark(h: &Harness) {
     let (x, y) = socketpair();
     let mut base = h.base::<Vec<usize>>();
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
-    a.set_write_watermark(0).unwrap();
+    a.set_write_watermark(0, 0).unwrap();
     a.set_write_callback(|bev, seen: &mut Vec<usize>| {
         seen.push(bev.output().len());
         bev.free();
@@ -530,4 +530,118 @@ pub fn slow_reader_grows_the_output_and_loses_nothing(h: &Harness) {
     }
     assert!(got == data, "bytes lost or reordered");
     a.free(&mut base).unwrap();
+}
+
+/// A peer that never reads: with a write high watermark, `write` refuses (`WouldBlock`, the
+/// limit named) instead of letting the output grow; everything accepted arrives once the
+/// peer reads.
+pub fn output_limit_tells_the_writer_and_loses_nothing(h: &Harness) {
+    const LIMIT: usize = 256 * 1024;
+    let (x, y) = socketpair();
+    let mut base = h.base::<()>();
+    let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
+    a.set_write_watermark(0, LIMIT).unwrap();
+    let mut accepted = 0usize;
+    let refusal = loop {
+        let chunk: Vec<u8> = (accepted..accepted + 65536)
+            .map(|i| (i % 241) as u8)
+            .collect();
+        match a.write(&mut base, &chunk) {
+            Ok(()) => accepted += chunk.len(),
+            Err(e) => break e,
+        }
+        crate::util::turn(&mut base, &mut ());
+        assert!(accepted < 64 << 20, "the limit never took effect");
+    };
+    assert_eq!(refusal.kind(), io::ErrorKind::WouldBlock);
+    assert!(
+        refusal.to_string().contains(&format!("limit of {LIMIT}")),
+        "{refusal}"
+    );
+    assert!(a.with_output(|o| o.len()).unwrap() <= LIMIT);
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.len() < accepted {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "received {} of {accepted}",
+            got.len()
+        );
+        got.extend(read_available(&y));
+        crate::util::turn(&mut base, &mut ());
+    }
+    assert!(
+        got.iter().enumerate().all(|(i, &b)| b == (i % 241) as u8),
+        "bytes corrupted"
+    );
+    a.free(&mut base).unwrap();
+}
+
+/// The peer resets the connection while we write: the event callback reports ERROR while
+/// writing (EPIPE or ECONNRESET), the process is not killed by SIGPIPE, the loop goes on.
+pub fn peer_reset_mid_write_reports_an_error(h: &Harness) {
+    let server = TcpListener::bind(loopback()).unwrap();
+    let mut base = h.base::<Vec<(BevEvent, Option<io::ErrorKind>)>>();
+    let bev = BufferedSocket::connect(
+        &mut base,
+        server.local_addr().unwrap(),
+        BevOptions::default(),
+    )
+    .unwrap();
+    bev.set_event_callback(|bev, log: &mut Vec<_>| {
+        log.push((bev.what(), bev.error().map(|e| e.kind())));
+        if !bev.what().contains(BevEvent::CONNECTED) {
+            bev.free();
+        }
+    })
+    .unwrap();
+    let (peer, _) = server.accept().unwrap();
+    let mut log = Vec::new();
+    run_until(&mut base, &mut log, "connected", |l| !l.is_empty());
+    rustix::net::sockopt::set_socket_linger(&peer, Some(Duration::ZERO)).unwrap();
+    drop(peer); // RST
+    let chunk = vec![7u8; 1 << 16];
+    let start = Instant::now();
+    while log.len() < 2 {
+        assert!(start.elapsed() < PATIENCE, "no error reported: {log:?}");
+        let _ = bev.write(&mut base, &chunk);
+        crate::util::turn(&mut base, &mut log);
+    }
+    let (what, kind) = log[1];
+    assert!(
+        what.contains(BevEvent::ERROR) && what.contains(BevEvent::WRITING),
+        "{log:?}"
+    );
+    assert!(
+        matches!(
+            kind,
+            Some(io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
+        ),
+        "{log:?}"
+    );
+}
+
+/// A half-closed socket: the peer shuts down its writing side; we hear EOF while reading,
+/// and can still write our answer, which the peer reads.
+pub fn half_closed_socket_still_writes(h: &Harness) {
+    let (x, y) = socketpair();
+    let mut base = h.base::<Vec<BevEvent>>();
+    let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
+    b.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
+        log.push(bev.what());
+        bev.write(b"bye").unwrap();
+    })
+    .unwrap();
+    b.set_write_callback(|bev, _| {
+        bev.free();
+    })
+    .unwrap();
+    b.enable(&mut base, RW).unwrap();
+    rustix::net::shutdown(&x, rustix::net::Shutdown::Write).unwrap();
+    let mut log = Vec::new();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(log, [BevEvent::EOF | BevEvent::READING]);
+    let mut got = [0u8; 8];
+    let n = rustix::io::read(&x, &mut got).unwrap();
+    assert_eq!(&got[..n], b"bye");
 }

@@ -744,6 +744,26 @@ impl Buffer {
     /// The OS error (`EPIPE`, `ECONNRESET`, …); would-block and `EINTR` are outcomes.
     /// `PermissionDenied` if the start is frozen.
     pub fn write_to(&mut self, fd: impl AsFd, max: Option<usize>) -> io::Result<IoOutcome> {
+        self.write_with(fd.as_fd(), max, false)
+    }
+
+    /// [`write_to`](Self::write_to) for a socket: `sendmsg` with `MSG_NOSIGNAL`, so a peer
+    /// that reset the connection gives `EPIPE` instead of killing the process with SIGPIPE
+    /// (where the OS has the flag; elsewhere `writev`).
+    ///
+    /// # Errors
+    ///
+    /// As [`write_to`](Self::write_to); `ENOTSOCK` if `fd` is no socket.
+    pub fn send_to(&mut self, fd: impl AsFd, max: Option<usize>) -> io::Result<IoOutcome> {
+        self.write_with(fd.as_fd(), max, true)
+    }
+
+    fn write_with(
+        &mut self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        max: Option<usize>,
+        socket: bool,
+    ) -> io::Result<IoOutcome> {
         self.check_start()?;
         if self.len == 0 {
             return Ok(IoOutcome::Done(0));
@@ -761,7 +781,11 @@ impl Buffer {
                 budget -= take;
                 n += 1;
             }
-            rustix::io::writev(fd, &slices[..n])
+            if socket {
+                send_nosignal(fd, &slices[..n])
+            } else {
+                rustix::io::writev(fd, &slices[..n])
+            }
         };
         match result {
             Ok(n) => {
@@ -773,6 +797,28 @@ impl Buffer {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+fn send_nosignal(
+    fd: std::os::fd::BorrowedFd<'_>,
+    slices: &[IoSlice<'_>],
+) -> rustix::io::Result<usize> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendFlags};
+    sendmsg(
+        fd,
+        slices,
+        &mut SendAncillaryBuffer::default(),
+        SendFlags::NOSIGNAL,
+    )
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+fn send_nosignal(
+    fd: std::os::fd::BorrowedFd<'_>,
+    slices: &[IoSlice<'_>],
+) -> rustix::io::Result<usize> {
+    rustix::io::writev(fd, slices)
 }
 
 #[cfg(test)]

@@ -83,6 +83,10 @@ struct State<D> {
     read_low: usize,
     read_high: usize,
     write_low: usize,
+    /// Most bytes `write` lets wait in the output (0: no limit).
+    write_high: usize,
+    /// Writes go through `sendmsg(MSG_NOSIGNAL)`.
+    is_socket: bool,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     connecting: bool,
@@ -108,6 +112,9 @@ fn freed_error() -> io::Error {
 
 impl<D> State<D> {
     fn new(fd: Option<OwnedFd>, options: BevOptions) -> Self {
+        let is_socket = fd
+            .as_ref()
+            .is_some_and(|f| rustix::net::sockopt::socket_type(f).is_ok());
         State {
             fd: fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             owned: fd,
@@ -122,6 +129,8 @@ impl<D> State<D> {
             read_low: 0,
             read_high: 0,
             write_low: 0,
+            write_high: 0,
+            is_socket,
             read_timeout: None,
             write_timeout: None,
             connecting: false,
@@ -219,6 +228,20 @@ impl<D> State<D> {
     fn write(&mut self, ops: &mut dyn EventOps<D>, data: &[u8]) -> io::Result<()> {
         if self.freed {
             return Err(freed_error());
+        }
+        if self.write_high > 0 && self.output.len() + data.len() > self.write_high {
+            // The peer is not keeping up: tell the writer instead of growing without limit.
+            // Nothing was queued; the caller keeps its bytes and may retry after the write
+            // callback says the output drained.
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "output full: {} bytes wait, {} more would pass the limit of {}",
+                    self.output.len(),
+                    data.len(),
+                    self.write_high
+                ),
+            ));
         }
         self.output.append(data)?;
         self.sync(ops)
@@ -426,10 +449,13 @@ impl<D> State<D> {
     fn write_now(&mut self) {
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd`.
-        match self
-            .output
-            .write_to(unsafe { BorrowedFd::borrow_raw(raw) }, None)
-        {
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        let result = if self.is_socket {
+            self.output.send_to(fd, None)
+        } else {
+            self.output.write_to(fd, None)
+        };
+        match result {
             Ok(IoOutcome::Done(n)) if n > 0 && self.output.len() <= self.write_low => {
                 self.pending.write = true
             }
@@ -556,9 +582,12 @@ impl<'b, D> BevContext<'_, 'b, D> {
         self.state.read_high = high;
     }
 
-    /// Set the write low watermark: the write callback runs once the output drains to it.
-    pub fn set_write_watermark(&mut self, low: usize) {
+    /// Set the write watermarks: the write callback runs once the output drains to `low`;
+    /// `write` refuses (`WouldBlock`) what would make more than `high` bytes wait (0: no
+    /// limit), so a peer that never reads cannot make the output grow without bound.
+    pub fn set_write_watermark(&mut self, low: usize, high: usize) {
         self.state.write_low = low;
+        self.state.write_high = high;
     }
 
     /// Set the read and write timeouts (`None`: no timeout).
@@ -910,9 +939,10 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed or busy.
-    pub fn set_write_watermark(&self, low: usize) -> io::Result<()> {
+    pub fn set_write_watermark(&self, low: usize, high: usize) -> io::Result<()> {
         self.with(|st| {
             st.write_low = low;
+            st.write_high = high;
             Ok(())
         })
     }
