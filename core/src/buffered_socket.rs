@@ -55,6 +55,9 @@ impl Default for BevOptions {
 /// A buffered socket's callback: its context and the loop's user data.
 pub type BevCallback<D> = Box<dyn FnMut(&mut BevContext<'_, '_, D>, &mut D)>;
 
+const MIN_READ: usize = 4096;
+const MAX_READ: usize = 64 * 1024;
+
 const READ_CB: usize = 0;
 const WRITE_CB: usize = 1;
 const EVENT_CB: usize = 2;
@@ -87,6 +90,10 @@ struct State<D> {
     write_high: usize,
     /// Writes go through `sendmsg(MSG_NOSIGNAL)`.
     is_socket: bool,
+    /// Bytes asked for by the next read: 4 KiB, doubling while reads fill it (to 64 KiB),
+    /// halving when they come back small, so an idle connection holds a small chunk and a
+    /// bulk transfer still reads in large ones.
+    read_size: usize,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     connecting: bool,
@@ -131,6 +138,7 @@ impl<D> State<D> {
             write_low: 0,
             write_high: 0,
             is_socket,
+            read_size: MIN_READ,
             read_timeout: None,
             write_timeout: None,
             connecting: false,
@@ -388,19 +396,24 @@ impl<D> State<D> {
         let room = if self.read_high > 0 {
             self.read_high.saturating_sub(self.input.len())
         } else {
-            0
+            usize::MAX
         };
-        if self.read_high > 0 && room == 0 {
+        if room == 0 {
             return; // sync will stop reading until the input drains
         }
+        let want = self.read_size.min(room);
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd` (a separate borrow, so the buffer can be borrowed too).
-        let result = self.input.read_from(
-            unsafe { BorrowedFd::borrow_raw(raw) },
-            (room > 0).then_some(room),
-        );
+        let result = self
+            .input
+            .read_from(unsafe { BorrowedFd::borrow_raw(raw) }, Some(want));
         match result {
-            Ok(IoOutcome::Done(_)) => {
+            Ok(IoOutcome::Done(n)) => {
+                if n == want {
+                    self.read_size = (self.read_size * 2).min(MAX_READ);
+                } else if n < self.read_size / 4 {
+                    self.read_size = (self.read_size / 2).max(MIN_READ);
+                }
                 if self.input.len() >= self.read_low.max(1) {
                     self.pending.read = true;
                 }
