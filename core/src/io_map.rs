@@ -328,6 +328,7 @@ mod tests {
     const E: EventFlags = EventFlags::empty();
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn two_readers_one_registration_and_delete_keeps_the_other() {
         let (_k3, f3) = open_fd(3);
         let mut b = Recorder::default();
@@ -342,6 +343,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn delete_then_readd_costs_nothing() {
         let (_k4, f4) = open_fd(4);
         let mut b = Recorder::default();
@@ -361,6 +363,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn fresh_event_on_a_stale_registration_registers_afresh() {
         let (_k5, f5) = open_fd(5);
         let mut b = Recorder::default();
@@ -373,6 +376,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn refused_registration_leaves_the_map_unchanged() {
         let (_k6, f6) = open_fd(6);
         let mut b = Recorder {
@@ -388,6 +392,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn et_mixing_and_negative_fds_are_refused() {
         let (_k7, f7) = open_fd(7);
         let mut b = Recorder::default();
@@ -400,6 +405,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn a_huge_unopened_fd_is_refused_without_growing_the_table() {
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
@@ -414,6 +420,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn emulated_closed_watches_read() {
         let (_k8, f8) = open_fd(8);
         let mut b = Recorder::default();
