@@ -1,0 +1,86 @@
+//! Random event operations on a base (poll backend, two socket pairs): create, add with
+//! short timeouts, delete, free, activate, change priority, run without blocking, in any
+//! order and on stale ids. Nothing may panic; bad ids must be errors.
+#![no_main]
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use evloop_core::{Base, BaseOptions, EventFlags, EventId, LoopFlags};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let backend = Box::new(evloop_poll::PollBackend::new());
+    let mut base: Base<u64> = Base::with_backend(backend, BaseOptions { priorities: 3, ..Default::default() }).unwrap();
+    let pairs: Vec<_> = (0..2)
+        .map(|_| {
+            rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::NONBLOCK,
+                None,
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut ids: Vec<EventId> = Vec::new();
+    let mut runs = 0u64;
+    for op in data.chunks(2) {
+        let (kind, arg) = (op[0] % 9, *op.get(1).unwrap_or(&0));
+        let pick = |ids: &Vec<EventId>| ids.get(arg as usize % ids.len().max(1)).copied();
+        match kind {
+            0 => {
+                let flags = if arg & 1 == 1 { EventFlags::PERSIST } else { EventFlags::empty() };
+                if let Ok(id) = base.new_timer(flags, |_, n: &mut u64| *n += 1) {
+                    ids.push(id);
+                }
+            }
+            1 => {
+                let (a, _) = &pairs[arg as usize % 2];
+                let flags = EventFlags::READ | EventFlags::WRITE | if arg & 2 == 2 { EventFlags::PERSIST } else { EventFlags::empty() };
+                if let Ok(id) = base.new_event(a.as_raw_fd(), flags, |ctx, n: &mut u64| {
+                    *n += 1;
+                    if *n % 7 == 0 {
+                        let me = ctx.id();
+                        let _ = ctx.del(me);
+                    }
+                }) {
+                    ids.push(id);
+                }
+            }
+            2 => {
+                if let Some(id) = pick(&ids) {
+                    let _ = base.add(id, Some(Duration::from_micros(u64::from(arg) * 10)));
+                }
+            }
+            3 => {
+                if let Some(id) = pick(&ids) {
+                    let _ = base.del(id);
+                }
+            }
+            4 => {
+                if let Some(id) = pick(&ids) {
+                    let _ = base.free(id); // stale ids stay in `ids`: later uses must be errors
+                }
+            }
+            5 => {
+                if let Some(id) = pick(&ids) {
+                    let _ = base.activate(id, EventFlags::TIMEOUT, u32::from(arg));
+                }
+            }
+            6 => {
+                if let Some(id) = pick(&ids) {
+                    let _ = base.set_priority(id, u16::from(arg % 4));
+                }
+            }
+            7 => {
+                let _ = base.run_with(LoopFlags::NONBLOCK | LoopFlags::NO_EXIT_ON_EMPTY, &mut runs);
+            }
+            _ => {
+                let (_, b) = &pairs[arg as usize % 2];
+                let _ = rustix::io::write(b, b"x");
+            }
+        }
+    }
+    let _ = base.run_with(LoopFlags::NONBLOCK | LoopFlags::NO_EXIT_ON_EMPTY, &mut runs);
+});
