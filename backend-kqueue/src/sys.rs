@@ -14,6 +14,72 @@ use crate::translate::{self, Action, Change, Filter, Outcome, Report};
 /// Results taken per wait besides room for every pending change's possible error.
 const EVENTS: usize = 64;
 
+/// The ident of the `EVFILT_USER` event that handles trigger to wake the loop.
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly"
+))]
+const WAKE_IDENT: isize = 0x6576_6c70; // "evlp"
+
+/// Wakes a kqueue from any thread by triggering its `EVFILT_USER` event. It holds its own
+/// dup of the kqueue fd, so it stays valid however the backend moves.
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly"
+))]
+struct UserWaker {
+    kq: OwnedFd,
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly"
+))]
+fn user_event(flags: KFlags, trigger: bool) -> Event {
+    use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
+    let user = if trigger {
+        UserFlags::TRIGGER
+    } else {
+        UserFlags::empty()
+    };
+    Event::new(
+        EventFilter::User {
+            ident: WAKE_IDENT as _,
+            flags: user,
+            user_flags: UserDefinedFlags::new(0),
+        },
+        flags,
+        std::ptr::null_mut(),
+    )
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly"
+))]
+impl evloop_core::Waker for UserWaker {
+    fn wake(&self) {
+        let mut out: Vec<Event> = Vec::new();
+        // SAFETY: a user filter names no fd.
+        let _ = unsafe {
+            kqueue::kevent_timespec(
+                &self.kq,
+                &[user_event(KFlags::empty(), true)],
+                rustix::buffer::spare_capacity(&mut out),
+                Some(&Default::default()),
+            )
+        };
+    }
+}
+
 /// The kqueue backend.
 ///
 /// # Examples
@@ -222,9 +288,22 @@ impl Backend for KqueueBackend {
         }
         let mut failure = None;
         for ev in &self.results {
-            if let EventFilter::Signal { signal, times } = ev.filter() {
-                ready.push_signal(signal.as_raw(), times.try_into().unwrap_or(u32::MAX));
-                continue;
+            match ev.filter() {
+                EventFilter::Signal { signal, times } => {
+                    ready.push_signal(signal.as_raw(), times.try_into().unwrap_or(u32::MAX));
+                    continue;
+                }
+                #[cfg(any(
+                    target_os = "macos",
+                    target_os = "ios",
+                    target_os = "freebsd",
+                    target_os = "dragonfly"
+                ))]
+                EventFilter::User { .. } => {
+                    ready.push_wake();
+                    continue;
+                }
+                _ => {}
             }
             let Some(report) = report_of(ev) else {
                 continue;
@@ -266,6 +345,34 @@ impl Backend for KqueueBackend {
 
     fn handles_signals(&self) -> bool {
         true
+    }
+
+    /// `EVFILT_USER`, registered with `EV_CLEAR` so that a trigger is reported once and then
+    /// resets (a user event left triggered would make every wait return at once: the
+    /// pitfall in the polling crate's issue tracker).
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "dragonfly"
+    ))]
+    fn waker(&mut self) -> Option<io::Result<std::sync::Arc<dyn evloop_core::Waker>>> {
+        let register = || -> io::Result<std::sync::Arc<dyn evloop_core::Waker>> {
+            let mut out: Vec<Event> = Vec::new();
+            // SAFETY: a user filter names no fd.
+            unsafe {
+                kqueue::kevent_timespec(
+                    &self.kq,
+                    &[user_event(KFlags::ADD | KFlags::CLEAR, false)],
+                    rustix::buffer::spare_capacity(&mut out),
+                    Some(&Default::default()),
+                )
+            }
+            .map_err(|e| os_error("EVFILT_USER".to_string(), e))?;
+            let kq = rustix::io::fcntl_dupfd_cloexec(&self.kq, 0)?;
+            Ok(std::sync::Arc::new(UserWaker { kq }))
+        };
+        Some(register())
     }
 
     /// Watch `signo` with `EVFILT_SIGNAL`; its disposition is set to ignore meanwhile (the

@@ -147,6 +147,19 @@ pub trait Backend {
         ))
     }
 
+    /// A way for other threads to interrupt this backend's wait, where the mechanism has one
+    /// (kqueue's `EVFILT_USER`); a wait it interrupts reports [`ReadyList::push_wake`].
+    /// Called when the base's first [`Handle`](crate::Handle) is made, and again after
+    /// [`reinit`](Backend::reinit). Default: `None`, and the core wakes the loop through an
+    /// eventfd (Linux) or a pipe that it watches like any fd.
+    ///
+    /// # Errors
+    ///
+    /// Registering the wake-up with the kernel failed.
+    fn waker(&mut self) -> Option<io::Result<std::sync::Arc<dyn Waker>>> {
+        None
+    }
+
     /// Stop delivering `signo` and restore its disposition. Default: nothing to do.
     ///
     /// # Errors
@@ -158,6 +171,13 @@ pub trait Backend {
     }
 }
 
+/// Interrupts a backend's wait from any thread (see [`Backend::waker`]).
+pub trait Waker: Send + Sync {
+    /// Make the current or next wait return, reporting [`ReadyList::push_wake`]. Many calls
+    /// before the wait returns may be reported once.
+    fn wake(&self);
+}
+
 /// The fds a backend found ready in one dispatch, with their readiness.
 ///
 /// The core keeps one list per base and clears it before each dispatch, so pushing does not
@@ -166,6 +186,7 @@ pub trait Backend {
 pub struct ReadyList {
     items: Vec<(RawFd, EventFlags)>,
     signals: Vec<(i32, u32)>,
+    woken: bool,
 }
 
 impl ReadyList {
@@ -201,6 +222,11 @@ impl ReadyList {
         self.signals.push((signo, count));
     }
 
+    /// Report that the backend's [`Waker`] interrupted this wait.
+    pub fn push_wake(&mut self) {
+        self.woken = true;
+    }
+
     /// The reported signal deliveries.
     pub fn signals(&self) -> impl Iterator<Item = (i32, u32)> + '_ {
         self.signals.iter().copied()
@@ -210,10 +236,15 @@ impl ReadyList {
     pub fn clear(&mut self) {
         self.items.clear();
         self.signals.clear();
+        self.woken = false;
     }
 
     pub(crate) fn get(&self, i: usize) -> (RawFd, EventFlags) {
         self.items[i]
+    }
+
+    pub(crate) fn take_woken(&mut self) -> bool {
+        std::mem::take(&mut self.woken)
     }
 
     pub(crate) fn take_signals(&mut self, out: &mut Vec<(i32, u32)>) {

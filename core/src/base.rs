@@ -316,6 +316,10 @@ impl<D> Inner<D> {
                 // The io map must see the deletes that stand before it changes otherwise:
                 // the fd-reuse rule and the ET check look at the events really there.
                 self.apply_lazy_deletes();
+                let fd = self.slots[idx].fd;
+                if !self.io.covers(fd) {
+                    check_open(fd)?;
+                }
                 let slot = &self.slots[idx];
                 let fresh = !slot.registered;
                 self.io
@@ -519,6 +523,11 @@ impl<D> Inner<D> {
     }
 
     fn activate_ready(&mut self) {
+        if self.ready.take_woken() {
+            if let Some(ev) = self.remote.as_ref().and_then(|r| r.event) {
+                self.activate_idx(ev.index as usize, EventFlags::READ, 1);
+            }
+        }
         if self.signals.mechanism == Mechanism::Backend {
             let mut delivered = std::mem::take(&mut self.signal_buf);
             self.ready.take_signals(&mut delivered);
@@ -586,13 +595,27 @@ impl<D> Inner<D> {
         Ok(id)
     }
 
+    /// The internal event that runs remote commands: a READ event on our wake-up fd, or,
+    /// when the backend wakes itself, one the core activates when the backend says so.
+    fn remote_event(&mut self, fd: Option<RawFd>) -> io::Result<EventId> {
+        let run: Callback<D> = Box::new(|ctx, data| run_remote_commands(ctx, data));
+        match fd {
+            Some(fd) => self.add_internal(fd, run),
+            None => {
+                let id = self.alloc(-1, EventFlags::empty(), run);
+                let slot = &mut self.slots[id.index as usize];
+                slot.internal = true;
+                slot.prio = 0;
+                Ok(id)
+            }
+        }
+    }
+
     fn handle(&mut self) -> io::Result<Handle<D>> {
         if self.remote.is_none() {
-            let mut remote = Remote::new()?;
-            remote.event = Some(self.add_internal(
-                remote.fd(),
-                Box::new(|ctx, data| run_remote_commands(ctx, data)),
-            )?);
+            let waker = self.backend.waker().transpose()?;
+            let mut remote = Remote::new(waker)?;
+            remote.event = Some(self.remote_event(remote.fd())?);
             self.remote = Some(remote);
         }
         Ok(Handle::new(
@@ -615,11 +638,12 @@ impl<D> Inner<D> {
             if let Some(old) = remote.event.take() {
                 let _ = self.free(old);
             }
-            let renewed = remote.renew();
+            let waker = self.backend.waker().transpose();
+            let renewed = waker.and_then(|w| remote.renew(w));
             let fd = remote.fd();
             self.remote = Some(remote);
             renewed?;
-            let id = self.add_internal(fd, Box::new(|ctx, data| run_remote_commands(ctx, data)))?;
+            let id = self.remote_event(fd)?;
             self.remote.as_mut().expect("just set").event = Some(id);
         }
         Ok(())
@@ -869,6 +893,21 @@ impl<D> Drop for LoopGuard<'_, D> {
         self.0.running = false;
         self.0.now_cache = None;
     }
+}
+
+/// Refuse an fd number nobody opened before the io map grows its table to it (fd 1 << 30
+/// would otherwise mean gigabytes for nothing). Only fds beyond the table pay this fcntl.
+fn check_open(fd: RawFd) -> io::Result<()> {
+    if fd < 0 {
+        return Err(invalid(format!(
+            "fd {fd} is negative: an I/O event needs an open fd"
+        )));
+    }
+    // SAFETY: fcntl(F_GETFD) only inspects the descriptor table.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(borrowed)
+        .map(drop)
+        .map_err(|e| invalid(format!("fd {fd} is not an open file descriptor: {e}")))
 }
 
 /// Whether a readable fd is at end of file: nothing to read. Used to emulate CLOSED.

@@ -72,6 +72,12 @@ impl IoMap {
         }
     }
 
+    /// Whether `fd` is within the table (adding beyond it grows the table to `fd + 1`; the
+    /// base checks such an fd is open first).
+    pub fn covers(&self, fd: RawFd) -> bool {
+        fd >= 0 && (fd as usize) < self.fds.len()
+    }
+
     /// Whether some event on `fd` watches CLOSED while the backend cannot report it.
     #[inline]
     pub fn emulates_closed(&self, fd: RawFd) -> bool {
@@ -118,16 +124,6 @@ impl IoMap {
         }
         let idx = fd as usize;
         if idx >= self.fds.len() {
-            // Growing the table to a number nobody opened (fd 1 << 30, say) would allocate
-            // for nothing, or abort: an open fd's number is bounded by the fd limit.
-            // SAFETY: fcntl(F_GETFD) only inspects the descriptor table.
-            let open = rustix::io::fcntl_getfd(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
-            if let Err(e) = open {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("fd {fd} is not an open file descriptor: {e}"),
-                ));
-            }
             self.fds.resize_with(idx + 1, FdEntry::default);
         }
         let e = &mut self.fds[idx];
@@ -314,119 +310,83 @@ mod tests {
         }
     }
 
-    /// An open fd (kept open by the returned owner) whose number stands in for `n`.
-    fn open_fd(n: i32) -> (std::os::fd::OwnedFd, RawFd) {
-        use std::os::fd::AsRawFd;
-        let (r, _w) = rustix::pipe::pipe().unwrap();
-        let fd = rustix::io::fcntl_dupfd_cloexec(&r, 700 + n).unwrap();
-        let raw = fd.as_raw_fd();
-        (fd, raw)
-    }
-
     const R: EventFlags = EventFlags::READ;
     const W: EventFlags = EventFlags::WRITE;
     const E: EventFlags = EventFlags::empty();
 
     #[test]
-    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn two_readers_one_registration_and_delete_keeps_the_other() {
-        let (_k3, f3) = open_fd(3);
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
-        m.add(&mut b, f3, 0, R, true).unwrap();
-        m.add(&mut b, f3, 1, R, true).unwrap();
-        m.remove(&mut b, f3, 0, R).unwrap();
+        m.add(&mut b, 3, 0, R, true).unwrap();
+        m.add(&mut b, 3, 1, R, true).unwrap();
+        m.remove(&mut b, 3, 0, R).unwrap();
         let mut failed = vec![];
         m.flush(&mut b, &mut failed);
-        assert_eq!(b.log, [(f3, E, R)]);
-        assert_eq!(m.events(f3), [1]);
+        assert_eq!(b.log, [(3, E, R)]);
+        assert_eq!(m.events(3), [1]);
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn delete_then_readd_costs_nothing() {
-        let (_k4, f4) = open_fd(4);
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
-        m.add(&mut b, f4, 0, R, true).unwrap();
-        m.remove(&mut b, f4, 0, R).unwrap();
-        m.add(&mut b, f4, 0, R, false).unwrap();
+        m.add(&mut b, 4, 0, R, true).unwrap();
+        m.remove(&mut b, 4, 0, R).unwrap();
+        m.add(&mut b, 4, 0, R, false).unwrap();
         m.flush(&mut b, &mut vec![]);
-        assert_eq!(b.log, [(f4, E, R)]);
+        assert_eq!(b.log, [(4, E, R)]);
         // A modification is coalesced into one net change.
-        m.add(&mut b, f4, 1, W, true).unwrap();
-        m.remove(&mut b, f4, 1, W).unwrap();
-        m.add(&mut b, f4, 2, W, true).unwrap();
+        m.add(&mut b, 4, 1, W, true).unwrap();
+        m.remove(&mut b, 4, 1, W).unwrap();
+        m.add(&mut b, 4, 2, W, true).unwrap();
         assert_eq!(m.pending_changes(), 1);
         m.flush(&mut b, &mut vec![]);
-        assert_eq!(b.log, [(f4, E, R), (f4, R, R | W)]);
+        assert_eq!(b.log, [(4, E, R), (4, R, R | W)]);
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn fresh_event_on_a_stale_registration_registers_afresh() {
-        let (_k5, f5) = open_fd(5);
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
-        m.add(&mut b, f5, 0, R, true).unwrap();
-        m.remove(&mut b, f5, 0, R).unwrap();
+        m.add(&mut b, 5, 0, R, true).unwrap();
+        m.remove(&mut b, 5, 0, R).unwrap();
         // (the fd is closed and its number reused here)
-        m.add(&mut b, f5, 1, R, true).unwrap();
-        assert_eq!(b.log, [(f5, E, R), (f5, E, R)]);
+        m.add(&mut b, 5, 1, R, true).unwrap();
+        assert_eq!(b.log, [(5, E, R), (5, E, R)]);
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn refused_registration_leaves_the_map_unchanged() {
-        let (_k6, f6) = open_fd(6);
         let mut b = Recorder {
-            refuse: Some(f6),
+            refuse: Some(6),
             ..Default::default()
         };
         let mut m = IoMap::new(false, false);
-        assert!(m.add(&mut b, f6, 0, R, true).is_err());
-        assert!(m.events(f6).is_empty());
+        assert!(m.add(&mut b, 6, 0, R, true).is_err());
+        assert!(m.events(6).is_empty());
         b.refuse = None;
-        m.add(&mut b, f6, 0, R, true).unwrap();
-        assert_eq!(b.log, [(f6, E, R)]);
+        m.add(&mut b, 6, 0, R, true).unwrap();
+        assert_eq!(b.log, [(6, E, R)]);
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn et_mixing_and_negative_fds_are_refused() {
-        let (_k7, f7) = open_fd(7);
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
-        m.add(&mut b, f7, 0, R | EventFlags::ET, true).unwrap();
-        let err = m.add(&mut b, f7, 1, W, true).unwrap_err();
-        assert!(err.to_string().contains(&format!("fd {f7}:")), "{err}");
+        m.add(&mut b, 7, 0, R | EventFlags::ET, true).unwrap();
+        let err = m.add(&mut b, 7, 1, W, true).unwrap_err();
+        assert!(err.to_string().contains("fd 7:"), "{err}");
         let err = m.add(&mut b, -1, 2, R, true).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
-    fn a_huge_unopened_fd_is_refused_without_growing_the_table() {
-        let mut b = Recorder::default();
-        let mut m = IoMap::new(false, false);
-        let err = m.add(&mut b, 1 << 30, 0, R, true).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        assert!(
-            err.to_string()
-                .contains("fd 1073741824 is not an open file descriptor"),
-            "{err}"
-        );
-        assert!(m.fds.is_empty());
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn emulated_closed_watches_read() {
-        let (_k8, f8) = open_fd(8);
         let mut b = Recorder::default();
         let mut m = IoMap::new(true, false);
-        m.add(&mut b, f8, 0, EventFlags::CLOSED, true).unwrap();
-        assert_eq!(b.log, [(f8, E, R)]);
-        assert!(m.emulates_closed(f8));
+        m.add(&mut b, 8, 0, EventFlags::CLOSED, true).unwrap();
+        assert_eq!(b.log, [(8, E, R)]);
+        assert!(m.emulates_closed(8));
     }
 }

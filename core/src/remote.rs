@@ -3,7 +3,8 @@
 //! A base is single-threaded (`!Send`); other threads get a `Handle`, which is `Send`,
 //! `Sync` and `Clone`. A handle pushes a command onto a lock-free queue (crossbeam's `SegQueue`: it never
 //! fails and never blocks) and wakes the loop through one fd: an eventfd on Linux, a pipe
-//! elsewhere. A *pending* flag coalesces wake-ups: only the request that turns it on writes to
+//! elsewhere — or through the backend itself where it offers a [`Waker`] (kqueue's
+//! `EVFILT_USER`). A *pending* flag coalesces wake-ups: only the request that turns it on writes to
 //! the fd, so a burst of a million requests costs a handful of writes.
 //!
 //! On the loop thread an internal event (level-triggered, priority 0, not keeping the loop
@@ -29,6 +30,7 @@ use std::time::Duration;
 use crossbeam_queue::SegQueue;
 use rustix::io::Errno;
 
+use crate::backend::Waker;
 use crate::event::{Context, EventId};
 use crate::flags::EventFlags;
 
@@ -46,15 +48,33 @@ pub(crate) struct Shared<D> {
     queue: SegQueue<Command<D>>,
     pending: AtomicBool,
     alive: AtomicBool,
-    /// The fd handles write to (the eventfd itself, or a pipe's write end).
-    wake: Mutex<Option<OwnedFd>>,
+    /// What handles poke: an fd to write to (the eventfd itself, or a pipe's write end), or
+    /// the backend's own waker.
+    wake: Mutex<Option<WakeTarget>>,
 }
 
-/// The loop side: the shared state and the fd its internal event reads.
+enum WakeTarget {
+    Fd(OwnedFd),
+    Backend(Arc<dyn Waker>),
+}
+
+/// The loop side: the shared state and the fd its internal event reads (none when the
+/// backend wakes itself).
 pub(crate) struct Remote<D> {
     pub shared: Arc<Shared<D>>,
-    pub read: OwnedFd,
+    pub read: Option<OwnedFd>,
     pub event: Option<EventId>,
+}
+
+/// The wake-up target and the fd the loop reads, for a backend waker or a channel of ours.
+fn wake_target(waker: Option<Arc<dyn Waker>>) -> io::Result<(WakeTarget, Option<OwnedFd>)> {
+    Ok(match waker {
+        Some(w) => (WakeTarget::Backend(w), None),
+        None => {
+            let (read, write) = wake_channel()?;
+            (WakeTarget::Fd(write), Some(read))
+        }
+    })
 }
 
 /// A wake-up channel: `(read end, write end)`; for an eventfd both are the same object.
@@ -74,13 +94,13 @@ fn wake_channel() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 impl<D> Remote<D> {
-    pub fn new() -> io::Result<Self> {
-        let (read, write) = wake_channel()?;
+    pub fn new(waker: Option<Arc<dyn Waker>>) -> io::Result<Self> {
+        let (target, read) = wake_target(waker)?;
         let shared = Arc::new(Shared {
             queue: SegQueue::new(),
             pending: AtomicBool::new(false),
             alive: AtomicBool::new(true),
-            wake: Mutex::new(Some(write)),
+            wake: Mutex::new(Some(target)),
         });
         Ok(Remote {
             shared,
@@ -89,11 +109,12 @@ impl<D> Remote<D> {
         })
     }
 
-    /// After fork: a new channel, so the child's wake-ups stay in the child.
-    pub fn renew(&mut self) -> io::Result<()> {
-        let (read, write) = wake_channel()?;
+    /// After fork: a new channel (or the new backend's waker), so the child's wake-ups stay
+    /// in the child.
+    pub fn renew(&mut self, waker: Option<Arc<dyn Waker>>) -> io::Result<()> {
+        let (target, read) = wake_target(waker)?;
         self.read = read;
-        *self.shared.wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(write);
+        *self.shared.wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(target);
         self.shared.pending.store(false, Ordering::SeqCst);
         if !self.shared.queue.is_empty() {
             self.shared.wake();
@@ -101,8 +122,8 @@ impl<D> Remote<D> {
         Ok(())
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.read.as_raw_fd()
+    pub fn fd(&self) -> Option<RawFd> {
+        self.read.as_ref().map(|fd| fd.as_raw_fd())
     }
 
     /// Empty the fd, clear the flag, and take every queued command — in that order. Clearing
@@ -111,8 +132,8 @@ impl<D> Remote<D> {
     /// no later sender would write again.
     pub fn take_commands(&self, out: &mut Vec<Command<D>>) {
         let mut buf = [0u8; 64];
-        loop {
-            match rustix::io::read(&self.read, &mut buf) {
+        while let Some(read) = self.read.as_ref() {
+            match rustix::io::read(read, &mut buf) {
                 Ok(n) if n == buf.len() => continue,
                 Ok(_) | Err(Errno::AGAIN) => break,
                 Err(Errno::INTR) => continue,
@@ -140,10 +161,14 @@ impl<D> Shared<D> {
             return;
         }
         let guard = self.wake.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(fd) = guard.as_ref() {
+        match guard.as_ref() {
             // eventfd counts in 8-byte units; a pipe takes any bytes. A full pipe (EAGAIN)
             // means the loop is awake already.
-            let _ = rustix::io::write(fd.as_fd(), &1u64.to_ne_bytes());
+            Some(WakeTarget::Fd(fd)) => {
+                let _ = rustix::io::write(fd.as_fd(), &1u64.to_ne_bytes());
+            }
+            Some(WakeTarget::Backend(waker)) => waker.wake(),
+            None => {}
         }
     }
 }
@@ -268,9 +293,90 @@ impl<D> Handle<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::RawFd;
 
     /// A handle crosses threads whatever the user data is: `D` itself never leaves the loop
     /// thread; only `Send` closures over it travel.
+    /// A backend that wakes itself, as kqueue does with EVFILT_USER: its waker writes to a
+    /// pipe only the backend reads, and a wait it interrupts reports `push_wake`.
+    struct SelfWaking {
+        read: OwnedFd,
+        write: Arc<OwnedFd>,
+        wakes_reported: Arc<std::sync::atomic::AtomicUsize>,
+    }
+    struct PipeWaker(Arc<OwnedFd>);
+    impl Waker for PipeWaker {
+        fn wake(&self) {
+            let _ = rustix::io::write(&*self.0, b"w");
+        }
+    }
+    impl crate::Backend for SelfWaking {
+        fn name(&self) -> &'static str {
+            "self-waking"
+        }
+        fn features(&self) -> crate::Features {
+            crate::Features::O1
+        }
+        fn change(&mut self, fd: RawFd, _: EventFlags, _: EventFlags) -> io::Result<()> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("no fds here ({fd})"),
+            ))
+        }
+        fn dispatch(
+            &mut self,
+            timeout: Option<Duration>,
+            ready: &mut crate::ReadyList,
+        ) -> io::Result<()> {
+            let mut fds = [rustix::event::PollFd::new(
+                &self.read,
+                rustix::event::PollFlags::IN,
+            )];
+            let t = crate::backend::wait_timeout(timeout);
+            if rustix::event::poll(&mut fds, t.as_ref()).unwrap_or(0) > 0 {
+                let mut buf = [0u8; 64];
+                let _ = rustix::io::read(&self.read, &mut buf);
+                self.wakes_reported.fetch_add(1, Ordering::SeqCst);
+                ready.push_wake();
+            }
+            Ok(())
+        }
+        fn waker(&mut self) -> Option<io::Result<Arc<dyn Waker>>> {
+            Some(Ok(Arc::new(PipeWaker(self.write.clone()))))
+        }
+    }
+
+    #[test]
+    fn a_backend_waker_carries_remote_commands() {
+        let (read, write) = crate::signal::nonblocking_pipe().unwrap();
+        let reported = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let backend = SelfWaking {
+            read,
+            write: Arc::new(write),
+            wakes_reported: reported.clone(),
+        };
+        let mut base: crate::Base<Vec<u32>> =
+            crate::Base::with_backend(Box::new(backend), Default::default()).unwrap();
+        let handle = base.handle().unwrap();
+        let sender = std::thread::spawn(move || {
+            for i in 0..100 {
+                handle
+                    .run(move |_, seen: &mut Vec<u32>| seen.push(i))
+                    .unwrap();
+            }
+            handle.loop_exit(None).unwrap();
+        });
+        let mut seen = Vec::new();
+        base.run_with(crate::LoopFlags::NO_EXIT_ON_EMPTY, &mut seen)
+            .unwrap();
+        sender.join().unwrap();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        assert!(
+            reported.load(Ordering::SeqCst) >= 1,
+            "the backend's waker was not used"
+        );
+    }
+
     #[test]
     fn handle_is_send_sync_clone_for_any_user_data() {
         fn send_sync_clone<T: Send + Sync + Clone>() {}
