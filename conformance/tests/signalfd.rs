@@ -3,6 +3,9 @@
 //! any other thread exists, so every thread inherits the mask, as signalfd requires. On
 //! other systems the binary lists no test.
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod common;
+
 fn main() {
     let mut args = libtest_mimic::Arguments::from_args();
     args.test_threads = Some(1);
@@ -16,7 +19,7 @@ fn trials() -> Vec<libtest_mimic::Trial> {
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn trials() -> Vec<libtest_mimic::Trial> {
-    use evloop_conformance::{signals::signal_scenarios, trials_of, Factory, Harness};
+    use evloop_conformance::{signals::signal_scenarios, trials_of, Harness};
 
     // SAFETY: builds a set on the stack and blocks it in the calling (main) thread.
     unsafe {
@@ -28,13 +31,7 @@ fn trials() -> Vec<libtest_mimic::Trial> {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
     let mut trials = Vec::new();
-    for name in evloop::supported_methods() {
-        let factory: Factory = match name {
-            "epoll" => || evloop::backend_by_name("epoll"),
-            "poll" => || evloop::backend_by_name("poll"),
-            "select" => || evloop::backend_by_name("select"),
-            other => panic!("no factory for backend {other}"),
-        };
+    for (name, factory) in common::backends() {
         let prefix = format!("{name}::signalfd");
         let harness = Harness::new(name, factory).with_signalfd();
         trials.extend(trials_of(&prefix, harness, signal_scenarios()));

@@ -347,6 +347,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn a_backend_waker_carries_remote_commands() {
         let (read, write) = crate::signal::nonblocking_pipe().unwrap();
         let reported = Arc::new(std::sync::atomic::AtomicUsize::new(0));
