@@ -17,6 +17,13 @@ use crate::Harness;
 
 const RW: EventFlags = EventFlags::READ.union(EventFlags::WRITE);
 
+/// Everything in a buffered socket's input, removed.
+fn take_input<D>(bev: &mut evloop_core::BevContext<'_, '_, D>) -> Vec<u8> {
+    let mut buf = vec![0; bev.input().len()];
+    bev.input().remove(&mut buf).unwrap();
+    buf
+}
+
 fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -35,9 +42,7 @@ pub fn buffered_socketpair_both_ways(h: &Harness) {
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
     b.set_read_callback(|bev, t: &mut Talk| {
-        let n = bev.input().len();
-        let mut buf = vec![0; n];
-        bev.input().remove(&mut buf).unwrap();
+        let buf = take_input(bev);
         t.b_got.extend(&buf);
         if t.b_got == b"hello" {
             bev.write(b"world").unwrap();
@@ -45,9 +50,7 @@ pub fn buffered_socketpair_both_ways(h: &Harness) {
     })
     .unwrap();
     a.set_read_callback(|bev, t: &mut Talk| {
-        let n = bev.input().len();
-        let mut buf = vec![0; n];
-        bev.input().remove(&mut buf).unwrap();
+        let buf = take_input(bev);
         t.a_got.extend(&buf);
         if t.a_got == b"world" {
             bev.free();
@@ -239,9 +242,7 @@ pub fn eof_after_data(h: &Harness) {
     let mut base = h.base::<(Vec<u8>, Vec<BevEvent>)>();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
     b.set_read_callback(|bev, (got, _): &mut (Vec<u8>, Vec<BevEvent>)| {
-        let n = bev.input().len();
-        let mut buf = vec![0; n];
-        bev.input().remove(&mut buf).unwrap();
+        let buf = take_input(bev);
         got.extend(buf);
     })
     .unwrap();
@@ -293,17 +294,13 @@ pub fn pair_both_ways_and_eof_on_free(h: &Harness) {
     let mut base = h.base::<Talk>();
     let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
     b.set_read_callback(|bev, t: &mut Talk| {
-        let n = bev.input().len();
-        let mut buf = vec![0; n];
-        bev.input().remove(&mut buf).unwrap();
+        let buf = take_input(bev);
         t.b_got.extend(&buf);
         bev.write(b"pong").unwrap();
     })
     .unwrap();
     a.set_read_callback(|bev, t: &mut Talk| {
-        let n = bev.input().len();
-        let mut buf = vec![0; n];
-        bev.input().remove(&mut buf).unwrap();
+        let buf = take_input(bev);
         t.a_got.extend(&buf);
         bev.free();
     })

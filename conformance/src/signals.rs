@@ -76,16 +76,24 @@ fn set_disposition(signo: i32, handler: libc::sighandler_t) {
 
 type Log = Vec<(&'static str, EventFlags, u32)>;
 
+/// A signal event that logs its run as `(name, fired, ncalls)` and then deletes itself.
+fn logging_once(
+    base: &mut evloop_core::Base<Log>,
+    signo: i32,
+    name: &'static str,
+) -> evloop_core::EventId {
+    base.new_signal(signo, move |ctx, log: &mut Log| {
+        log.push((name, ctx.fired(), ctx.ncalls()));
+        let me = ctx.id();
+        ctx.del(me).unwrap();
+    })
+    .unwrap()
+}
+
 /// One raise, one run with SIGNAL and count 1.
 pub fn simple_signal(h: &Harness) {
     let mut base = h.base::<Log>();
-    let e = base
-        .new_signal(USR1, |ctx, log: &mut Log| {
-            log.push(("usr1", ctx.fired(), ctx.ncalls()));
-            let me = ctx.id();
-            ctx.del(me).unwrap();
-        })
-        .unwrap();
+    let e = logging_once(&mut base, USR1, "usr1");
     base.add(e, None).unwrap();
     assert_eq!(base.pending(e).unwrap().flags, EventFlags::SIGNAL);
     raise(USR1);
@@ -97,13 +105,7 @@ pub fn simple_signal(h: &Harness) {
 /// A signal event with a timeout runs with TIMEOUT when no signal comes.
 pub fn signal_with_timeout(h: &Harness) {
     let mut base = h.base::<Log>();
-    let e = base
-        .new_signal(USR1, |ctx, log: &mut Log| {
-            log.push(("usr1", ctx.fired(), ctx.ncalls()));
-            let me = ctx.id();
-            ctx.del(me).unwrap();
-        })
-        .unwrap();
+    let e = logging_once(&mut base, USR1, "usr1");
     let start = Instant::now();
     base.add(e, Some(Duration::from_millis(30))).unwrap();
     let mut log = Log::new();
@@ -116,13 +118,7 @@ pub fn signal_with_timeout(h: &Harness) {
 pub fn two_events_on_one_signal(h: &Harness) {
     let mut base = h.base::<Log>();
     for name in ["first", "second"] {
-        let e = base
-            .new_signal(USR1, move |ctx, log: &mut Log| {
-                log.push((name, ctx.fired(), ctx.ncalls()));
-                let me = ctx.id();
-                ctx.del(me).unwrap();
-            })
-            .unwrap();
+        let e = logging_once(&mut base, USR1, name);
         base.add(e, None).unwrap();
     }
     raise(USR1);
@@ -141,13 +137,7 @@ pub fn two_events_on_one_signal(h: &Harness) {
 pub fn two_signals(h: &Harness) {
     let mut base = h.base::<Log>();
     for (name, signo) in [("usr1", USR1), ("usr2", USR2)] {
-        let e = base
-            .new_signal(signo, move |ctx, log: &mut Log| {
-                log.push((name, ctx.fired(), ctx.ncalls()));
-                let me = ctx.id();
-                ctx.del(me).unwrap();
-            })
-            .unwrap();
+        let e = logging_once(&mut base, signo, name);
         base.add(e, None).unwrap();
     }
     raise(USR2);
@@ -167,13 +157,7 @@ pub fn two_signals(h: &Harness) {
 /// Add, delete, add again: the event still receives the signal, once.
 pub fn add_delete_add_again(h: &Harness) {
     let mut base = h.base::<Log>();
-    let e = base
-        .new_signal(USR1, |ctx, log: &mut Log| {
-            log.push(("usr1", ctx.fired(), ctx.ncalls()));
-            let me = ctx.id();
-            ctx.del(me).unwrap();
-        })
-        .unwrap();
+    let e = logging_once(&mut base, USR1, "usr1");
     base.add(e, None).unwrap();
     base.del(e).unwrap();
     base.add(e, None).unwrap();
@@ -186,13 +170,7 @@ pub fn add_delete_add_again(h: &Harness) {
 /// A signal raised before the loop runs is delivered when it runs.
 pub fn raised_before_the_loop_runs(h: &Harness) {
     let mut base = h.base::<Log>();
-    let e = base
-        .new_signal(USR1, |ctx, log: &mut Log| {
-            log.push(("usr1", ctx.fired(), ctx.ncalls()));
-            let me = ctx.id();
-            ctx.del(me).unwrap();
-        })
-        .unwrap();
+    let e = logging_once(&mut base, USR1, "usr1");
     base.add(e, None).unwrap();
     raise(USR1);
     std::thread::sleep(Duration::from_millis(20));
@@ -205,13 +183,7 @@ pub fn raised_before_the_loop_runs(h: &Harness) {
 /// signalfd the kernel may merge pending raises, so at least 1).
 pub fn raises_before_the_loop_coalesce_into_one_run(h: &Harness) {
     let mut base = h.base::<Log>();
-    let e = base
-        .new_signal(USR1, |ctx, log: &mut Log| {
-            log.push(("usr1", ctx.fired(), ctx.ncalls()));
-            let me = ctx.id();
-            ctx.del(me).unwrap();
-        })
-        .unwrap();
+    let e = logging_once(&mut base, USR1, "usr1");
     base.add(e, None).unwrap();
     for _ in 0..10 {
         raise(USR1);
