@@ -425,9 +425,13 @@ impl<D> Inner<D> {
         slot.active = true;
         slot.res = res;
         slot.ncalls = ncalls;
+        // Becoming active can only make a live, non-internal event count.
+        if !slot.counted && !slot.internal {
+            slot.counted = true;
+            self.live += 1;
+        }
         let prio = slot.prio;
         self.active.push(idx as u32, prio);
-        self.sync_count(idx);
     }
 
     pub fn activate(&mut self, id: EventId, res: EventFlags, ncalls: u32) -> io::Result<()> {
@@ -807,7 +811,12 @@ impl<D> Inner<D> {
             slot.timer = true;
             self.timers.schedule(idx as u32, deadline);
         }
-        self.sync_count(idx);
+        let slot = &self.slots[idx];
+        // A persistent event still watching something counts as before; only the rest can
+        // stop counting now that it is no longer active.
+        if !(slot.pending_io || slot.pending_sig || slot.timer) {
+            self.sync_count(idx);
+        }
         let slot = &mut self.slots[idx];
         let Some(callback) = slot.callback.take() else {
             return;
