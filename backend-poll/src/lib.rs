@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
-use evloop_core::{fd_error, Backend, EventFlags, Features, ReadyList};
+use evloop_core::{fd_error, fd_is_open, Backend, EventFlags, Features, ReadyList};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
@@ -112,7 +112,7 @@ impl Backend for PollBackend {
         // both of which report a closed fd instead of touching it.
         let borrowed: BorrowedFd<'static> = unsafe { BorrowedFd::borrow_raw(fd) };
         if old.is_empty() && slot == NO_SLOT {
-            rustix::io::fcntl_getfd(borrowed).map_err(|e| fd_error("poll", "add", fd, e.into()))?;
+            fd_is_open(fd).map_err(|e| fd_error("poll", "add", fd, e))?;
         }
         let entry = PollFd::from_borrowed_fd(borrowed, poll_flags(new));
         if slot == NO_SLOT {

@@ -14,11 +14,11 @@
 //! References: select(2).
 
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
-use evloop_core::{fd_error, Backend, EventFlags, Features, ReadyList};
+use evloop_core::{fd_error, fd_is_open, Backend, EventFlags, Features, ReadyList};
 use rustix::event::{
     fd_set_bound, fd_set_insert, fd_set_num_elements, fd_set_remove, FdSetElement, FdSetIter,
 };
@@ -48,14 +48,6 @@ impl std::fmt::Debug for SelectBackend {
             .field("nfds", &self.nfds())
             .finish()
     }
-}
-
-fn is_open(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl(F_GETFD) only inspects the descriptor table; a closed fd gives EBADF.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_getfd(borrowed)
-        .map(drop)
-        .map_err(Into::into)
 }
 
 fn set(fds: &mut Vec<FdSetElement>, fd: RawFd, on: bool) {
@@ -122,7 +114,7 @@ impl Backend for SelectBackend {
 
     fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
         if old.is_empty() && !new.is_empty() {
-            is_open(fd).map_err(|e| fd_error("select", "add", fd, e))?;
+            fd_is_open(fd).map_err(|e| fd_error("select", "add", fd, e))?;
         }
         set(&mut self.read_interest, fd, new.contains(EventFlags::READ));
         set(
@@ -142,7 +134,7 @@ impl Backend for SelectBackend {
             // their events must run).
             let mut bad: Vec<RawFd> = FdSetIter::new(&self.read_interest)
                 .chain(FdSetIter::new(&self.write_interest))
-                .filter(|&fd| is_open(fd).is_err())
+                .filter(|&fd| fd_is_open(fd).is_err())
                 .collect();
             bad.sort_unstable();
             bad.dedup();

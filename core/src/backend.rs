@@ -252,6 +252,36 @@ impl ReadyList {
     }
 }
 
+/// Whether `fd` is an open file descriptor (`fcntl(F_GETFD)`): for mechanisms whose
+/// registration does not check the fd itself (poll, select), so that adding a closed fd is an
+/// error at once, and for the core before its per-fd table grows to a new fd number.
+///
+/// # Errors
+///
+/// `EBADF` (or `EINVAL` for a negative number) from the kernel, as the OS error.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// let (r, _w) = rustix::pipe::pipe().unwrap();
+/// assert!(evloop_core::fd_is_open(r.as_raw_fd()).is_ok());
+/// assert!(evloop_core::fd_is_open(1 << 30).is_err());
+/// assert!(evloop_core::fd_is_open(-1).is_err());
+/// ```
+pub fn fd_is_open(fd: RawFd) -> io::Result<()> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::BADF.raw_os_error(),
+        ));
+    }
+    // SAFETY: fcntl(F_GETFD) only inspects the descriptor table; a closed fd gives EBADF.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(borrowed)
+        .map(drop)
+        .map_err(Into::into)
+}
+
 /// Build the error a backend returns when the kernel refuses `fd`: the OS error kind, with a
 /// message naming the backend, the operation and the fd.
 ///

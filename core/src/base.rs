@@ -907,15 +907,7 @@ impl<D> Drop for LoopGuard<'_, D> {
 /// Refuse an fd number nobody opened before the io map grows its table to it (fd 1 << 30
 /// would otherwise mean gigabytes for nothing). Only fds beyond the table pay this fcntl.
 fn check_open(fd: RawFd) -> io::Result<()> {
-    if fd < 0 {
-        return Err(invalid(format!(
-            "fd {fd} is negative: an I/O event needs an open fd"
-        )));
-    }
-    // SAFETY: fcntl(F_GETFD) only inspects the descriptor table.
-    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_getfd(borrowed)
-        .map(drop)
+    crate::backend::fd_is_open(fd)
         .map_err(|e| invalid(format!("fd {fd} is not an open file descriptor: {e}")))
 }
 
