@@ -118,29 +118,13 @@ fn is_privileged() -> bool {
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(bsd_like)]
 fn is_privileged() -> bool {
     // SAFETY: issetugid has no preconditions.
     unsafe { libc::issetugid() != 0 }
 }
 
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)))]
+#[cfg(not(any(target_os = "linux", target_os = "android", bsd_like)))]
 fn is_privileged() -> bool {
     // SAFETY: these calls have no preconditions.
     unsafe { libc::getuid() != libc::geteuid() || libc::getgid() != libc::getegid() }

@@ -15,32 +15,17 @@ use crate::translate::{self, Action, Change, Filter, Outcome, Report};
 const EVENTS: usize = 64;
 
 /// The ident of the `EVFILT_USER` event that handles trigger to wake the loop.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly"
-))]
+#[cfg(has_evfilt_user)]
 const WAKE_IDENT: isize = 0x6576_6c70; // "evlp"
 
 /// Wakes a kqueue from any thread by triggering its `EVFILT_USER` event. It holds its own
 /// dup of the kqueue fd, so it stays valid however the backend moves.
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly"
-))]
+#[cfg(has_evfilt_user)]
 struct UserWaker {
     kq: OwnedFd,
 }
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly"
-))]
+#[cfg(has_evfilt_user)]
 fn user_event(flags: KFlags, trigger: bool) -> Event {
     use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
     let user = if trigger {
@@ -59,12 +44,7 @@ fn user_event(flags: KFlags, trigger: bool) -> Event {
     )
 }
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly"
-))]
+#[cfg(has_evfilt_user)]
 impl evloop_core::Waker for UserWaker {
     fn wake(&self) {
         let mut out: Vec<Event> = Vec::new();
@@ -293,12 +273,7 @@ impl Backend for KqueueBackend {
                     ready.push_signal(signal.as_raw(), times.try_into().unwrap_or(u32::MAX));
                     continue;
                 }
-                #[cfg(any(
-                    target_os = "macos",
-                    target_os = "ios",
-                    target_os = "freebsd",
-                    target_os = "dragonfly"
-                ))]
+                #[cfg(has_evfilt_user)]
                 EventFilter::User { .. } => {
                     ready.push_wake();
                     continue;
@@ -350,12 +325,7 @@ impl Backend for KqueueBackend {
     /// `EVFILT_USER`, registered with `EV_CLEAR` so that a trigger is reported once and then
     /// resets (a user event left triggered would make every wait return at once: the
     /// pitfall in the polling crate's issue tracker).
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(has_evfilt_user)]
     fn waker(&mut self) -> Option<io::Result<std::sync::Arc<dyn evloop_core::Waker>>> {
         let register = || -> io::Result<std::sync::Arc<dyn evloop_core::Waker>> {
             let mut out: Vec<Event> = Vec::new();
