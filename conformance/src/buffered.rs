@@ -353,26 +353,9 @@ pub fn listener_accepts_500_concurrent_clients(h: &Harness) {
 }
 
 fn echo_listener(base: &mut evloop_core::Base<usize>) -> Listener<usize> {
-    Listener::bind(
-        base,
-        loopback(),
-        ListenerOptions::default(),
-        |ctx, fd, _, accepted: &mut usize| {
-            *accepted += 1;
-            let bev = BufferedSocket::new(ctx, fd, BevOptions::default()).unwrap();
-            bev.set_read_callback(|bev, _| {
-                let (input, output) = bev.buffers();
-                output.append_buffer(input).unwrap();
-            })
-            .unwrap();
-            bev.set_event_callback(|bev, _| {
-                bev.free();
-            })
-            .unwrap();
-            bev.enable(ctx, RW).unwrap();
-        },
-    )
-    .unwrap()
+    crate::util::echo_listener(base, ListenerOptions::default(), |accepted: &mut usize| {
+        *accepted += 1
+    })
 }
 
 /// Out of fds, the listener reports the error and backs off instead of spinning, then

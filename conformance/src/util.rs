@@ -8,7 +8,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop_core::{Backend, Base, EventFlags, Features, LoopFlags, ReadyList};
+use evloop_core::{
+    Backend, Base, BevOptions, BufferedSocket, EventFlags, EventOps, Features, Listener,
+    ListenerOptions, LoopFlags, ReadyList,
+};
 use rustix::io::Errno;
 use rustix::net::{socketpair as sys_socketpair, AddressFamily, SocketFlags, SocketType};
 
@@ -169,4 +172,30 @@ impl Backend for Counting {
 /// The raw fd of an owned one (shorthand).
 pub fn raw(fd: &OwnedFd) -> RawFd {
     fd.as_raw_fd()
+}
+
+/// An echo server on 127.0.0.1 (a free port: see `Listener::local_addr`): every connection
+/// gets a buffered socket that moves its input to its output; `on_accept` hears each accept.
+pub fn echo_listener<D: 'static>(
+    ops: &mut dyn EventOps<D>,
+    options: ListenerOptions,
+    on_accept: fn(&mut D),
+) -> Listener<D> {
+    let addr = "127.0.0.1:0".parse().expect("a loopback address");
+    Listener::bind(ops, addr, options, move |ctx, fd, _, data: &mut D| {
+        on_accept(data);
+        let bev = BufferedSocket::new(ctx, fd, BevOptions::default()).expect("buffered socket");
+        bev.set_read_callback(|bev, _| {
+            let (input, output) = bev.buffers();
+            output.append_buffer(input).expect("unfrozen buffers");
+        })
+        .expect("fresh socket");
+        bev.set_event_callback(|bev, _| {
+            bev.free();
+        })
+        .expect("fresh socket");
+        bev.enable(ctx, EventFlags::READ | EventFlags::WRITE)
+            .expect("enable");
+    })
+    .expect("listen on loopback")
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evloop::{Base, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions, LoopFlags};
+use evloop::{Base, EventFlags, ListenerOptions, LoopFlags};
 use libtest_mimic::{Arguments, Trial};
 
 const CLIENT: &str = "EVLOOP_SOAK_CLIENT";
@@ -113,30 +113,13 @@ fn soak(backend: &'static str) -> Result<(), String> {
         Default::default(),
     )
     .map_err(|e| e.to_string())?;
-    let listener = Listener::bind(
-        &mut base,
-        "127.0.0.1:0".parse().unwrap(),
-        ListenerOptions {
-            backlog: 4096,
-            ..Default::default()
-        },
-        |ctx, fd, _, s: &mut Stats| {
-            s.accepted += 1;
-            let bev = BufferedSocket::new(ctx, fd, BevOptions::default()).unwrap();
-            bev.set_read_callback(|bev, _| {
-                let (input, output) = bev.buffers();
-                output.append_buffer(input).unwrap();
-            })
-            .unwrap();
-            bev.set_event_callback(|bev, _| {
-                bev.free();
-            })
-            .unwrap();
-            bev.enable(ctx, EventFlags::READ | EventFlags::WRITE)
-                .unwrap();
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let options = ListenerOptions {
+        backlog: 4096,
+        ..Default::default()
+    };
+    let listener = evloop_conformance::util::echo_listener(&mut base, options, |s: &mut Stats| {
+        s.accepted += 1
+    });
     let addr = listener.local_addr().unwrap();
     let sig = base
         .new_signal(libc::SIGUSR1, |ctx, s: &mut Stats| {
