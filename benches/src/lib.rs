@@ -347,6 +347,18 @@ mod ffi {
     }
 }
 
+/// What a C peer's return code means: `None` when the peer is not built in, 0 for success,
+/// anything else the failure `failed` describes.
+fn peer_status(peer: &str, rc: Option<i32>, failed: impl FnOnce() -> String) -> Result<(), String> {
+    match rc {
+        None => Err(format!(
+            "{peer} is not built in (its headers were absent at build time)"
+        )),
+        Some(0) => Ok(()),
+        Some(_) => Err(failed()),
+    }
+}
+
 /// Which C peers this build has.
 pub fn peers_available() -> Vec<&'static str> {
     let mut v = Vec::new();
@@ -412,15 +424,7 @@ pub fn pipes_peer(peer: &str, method: &str, p: &PipesParams) -> Result<PipesResu
         }),
         _ => None,
     };
-    match rc {
-        None => {
-            return Err(format!(
-                "{peer} is not built in (its headers were absent at build time)"
-            ))
-        }
-        Some(0) => {}
-        Some(_) => return Err(format!("{peer} has no {method} backend here")),
-    }
+    peer_status(peer, rc, || format!("{peer} has no {method} backend here"))?;
     Ok(PipesResult {
         setup_us: s,
         run_us: r,
@@ -499,15 +503,7 @@ pub fn timers_peer(peer: &str, n: u64, r: u64) -> Result<TimersResult, String> {
         }),
         _ => None,
     };
-    match rc {
-        None => {
-            return Err(format!(
-                "{peer} is not built in (its headers were absent at build time)"
-            ))
-        }
-        Some(0) => {}
-        Some(_) => return Err(format!("{peer} failed")),
-    }
+    peer_status(peer, rc, || format!("{peer} failed"))?;
     Ok(TimersResult {
         add_ns: add,
         rearm_ns: rearm,
@@ -560,9 +556,7 @@ pub fn http_libevent(port: u16) -> Result<(), String> {
             None
         }
     };
-    match rc {
-        None => Err("libevent is not built in (its headers were absent at build time)".into()),
-        Some(0) => Ok(()),
-        Some(_) => Err(format!("libevent cannot listen on port {port}")),
-    }
+    peer_status("libevent", rc, || {
+        format!("libevent cannot listen on port {port}")
+    })
 }
