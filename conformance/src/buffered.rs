@@ -12,7 +12,7 @@ use evloop_core::{
     BevEvent, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions, RunOutcome,
 };
 
-use crate::util::{fill, raw, read_available, run_until, socketpair, PATIENCE};
+use crate::util::{fill, patience, raw, read_available, run_until, socketpair};
 use crate::Harness;
 
 const RW: EventFlags = EventFlags::READ.union(EventFlags::WRITE);
@@ -337,7 +337,7 @@ pub fn listener_accepts_500_concurrent_clients(h: &Harness) {
             s.write_all(format!("client {i:04}").as_bytes()).unwrap();
         }
         for (i, s) in streams.iter_mut().enumerate() {
-            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            s.set_read_timeout(Some(patience())).unwrap();
             let mut buf = [0u8; 11];
             s.read_exact(&mut buf).unwrap();
             assert_eq!(&buf, format!("client {i:04}").as_bytes());
@@ -446,7 +446,7 @@ pub fn large_transfer_through_echo(h: &Harness) {
     let addr = listener.local_addr().unwrap();
     let client = std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(PATIENCE * 3)).unwrap();
+        s.set_read_timeout(Some(patience() * 3)).unwrap();
         let mut reader = s.try_clone().unwrap();
         let writer = std::thread::spawn(move || {
             let mut chunk = vec![0u8; 1 << 16];
@@ -501,7 +501,7 @@ pub fn slow_reader_grows_the_output_and_loses_nothing(h: &Harness) {
     let start = Instant::now();
     while got.len() < TOTAL {
         assert!(
-            start.elapsed() < PATIENCE,
+            start.elapsed() < patience(),
             "received {} of {TOTAL}",
             got.len()
         );
@@ -543,7 +543,7 @@ pub fn output_limit_tells_the_writer_and_loses_nothing(h: &Harness) {
     let start = Instant::now();
     while got.len() < accepted {
         assert!(
-            start.elapsed() < PATIENCE,
+            start.elapsed() < patience(),
             "received {} of {accepted}",
             got.len()
         );
@@ -583,7 +583,7 @@ pub fn peer_reset_mid_write_reports_an_error(h: &Harness) {
     let chunk = vec![7u8; 1 << 16];
     let start = Instant::now();
     while log.len() < 2 {
-        assert!(start.elapsed() < PATIENCE, "no error reported: {log:?}");
+        assert!(start.elapsed() < patience(), "no error reported: {log:?}");
         let _ = bev.write(&mut base, &chunk);
         crate::util::turn(&mut base, &mut log);
     }

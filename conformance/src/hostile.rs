@@ -9,7 +9,7 @@ use evloop_core::{
 };
 use rustix::io::Errno;
 
-use crate::util::{borrow, raw, socketpair, write_all, PATIENCE};
+use crate::util::{borrow, patience, raw, socketpair, write_all};
 use crate::Harness;
 
 #[track_caller]
@@ -200,7 +200,7 @@ pub fn injected_faults_lose_nothing(h: &Harness) {
     let start = Instant::now();
     while s.bytes < 100 || s.oneshot == 0 || s.ticks < 5 {
         assert!(
-            start.elapsed() < PATIENCE,
+            start.elapsed() < patience(),
             "bytes {} ticks {} oneshot {}",
             s.bytes,
             s.ticks,

@@ -216,7 +216,8 @@ scenario_list! {
 }
 
 /// The scenarios for one backend as libtest-mimic trials named `<backend>::<scenario>`.
-/// Each trial fails if it runs longer than 60 seconds, so a hung loop cannot stall CI.
+/// Each trial aborts the suite if it runs longer than six times [`util::patience`] (60 s by
+/// default), so a hung loop cannot stall CI.
 pub fn trials(name: &'static str, factory: Factory) -> Vec<Trial> {
     trials_of(name, Harness::new(name, factory), scenarios())
 }
@@ -237,13 +238,15 @@ pub fn trials_of(prefix: &str, harness: Harness, scenarios: Vec<Scenario>) -> Ve
                 let done = Arc::new(AtomicBool::new(false));
                 let flag = done.clone();
                 std::thread::spawn(move || {
-                    for _ in 0..600 {
+                    let limit = util::patience() * 6;
+                    let started = std::time::Instant::now();
+                    while started.elapsed() < limit {
                         std::thread::sleep(Duration::from_millis(100));
                         if flag.load(Ordering::Relaxed) {
                             return;
                         }
                     }
-                    eprintln!("{watched_name}: still running after 60 s; aborting the suite");
+                    eprintln!("{watched_name}: still running after {limit:?}; aborting the suite");
                     std::process::exit(101);
                 });
                 let result = std::panic::catch_unwind(|| run(&harness));

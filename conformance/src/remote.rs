@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{EventFlags, LoopFlags, RunOutcome};
 
-use crate::util::{raw, socketpair, PATIENCE};
+use crate::util::{patience, raw, socketpair};
 use crate::Harness;
 
 const KEEP: LoopFlags = LoopFlags::NO_EXIT_ON_EMPTY;
@@ -71,7 +71,7 @@ pub fn remote_activations_from_4_threads_all_delivered(h: &Harness) {
     let mut seen = [0u64; 4];
     let start = Instant::now();
     while seen.iter().sum::<u64>() < 4 * PER_THREAD {
-        assert!(start.elapsed() < PATIENCE * 3, "delivered {seen:?}");
+        assert!(start.elapsed() < patience() * 3, "delivered {seen:?}");
         base.run_with(KEEP | LoopFlags::ONCE, &mut seen).unwrap();
     }
     for s in senders {
@@ -125,7 +125,7 @@ pub fn remote_closures_run_fifo_per_sender(h: &Harness) {
     let start = Instant::now();
     while seen.iter().map(Vec::len).sum::<usize>() < 2 * N as usize {
         assert!(
-            start.elapsed() < PATIENCE,
+            start.elapsed() < patience(),
             "ran {} closures",
             seen.iter().map(Vec::len).sum::<usize>()
         );

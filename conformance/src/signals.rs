@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{EventFlags, Features, RunOutcome};
 
-use crate::util::{borrow, raw, read_available, socketpair, write_all, PATIENCE};
+use crate::util::{borrow, patience, raw, read_available, socketpair, write_all};
 use crate::{Harness, Scenario};
 
 const USR1: i32 = libc::SIGUSR1;
@@ -369,7 +369,7 @@ pub fn signal_storm_during_io(h: &Harness) {
             }
         }
         assert!(
-            start.elapsed() < PATIENCE * 3,
+            start.elapsed() < patience() * 3,
             "storm: {data:?} after {:?}",
             start.elapsed()
         );
@@ -502,7 +502,7 @@ pub fn fork_and_reinit_keep_both_loops_working(h: &Harness) {
         handle.activate(remote, EventFlags::TIMEOUT, 1).unwrap();
         let mut seen = Seen::default();
         let start = Instant::now();
-        while !seen.all() && start.elapsed() < PATIENCE {
+        while !seen.all() && start.elapsed() < patience() {
             base.run_with(evloop_core::LoopFlags::NONBLOCK, &mut seen)
                 .unwrap();
             std::thread::sleep(Duration::from_millis(1));

@@ -15,8 +15,15 @@ use evloop_core::{
 use rustix::io::Errno;
 use rustix::net::{socketpair as sys_socketpair, AddressFamily, SocketFlags, SocketType};
 
-/// How long a scenario waits for something that should take milliseconds before failing.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+/// How long a scenario waits for something that should take milliseconds before failing:
+/// 10 s, or `EVLOOP_PATIENCE_SECS` for slow runs (valgrind, sanitizers).
+pub fn patience() -> Duration {
+    let secs = std::env::var("EVLOOP_PATIENCE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    Duration::from_secs(secs)
+}
 
 /// A non-blocking, close-on-exec AF_UNIX stream socket pair. (macOS has no
 /// `SOCK_NONBLOCK`/`SOCK_CLOEXEC`, so the flags are set afterwards, portably.)
@@ -79,7 +86,7 @@ pub fn fill(fd: impl AsFd) -> usize {
 }
 
 /// Run `base` with `ONCE|NONBLOCK` iterations until `done(data)`, failing after
-/// [`PATIENCE`]. Sleeps a millisecond between idle iterations.
+/// [`patience`]. Sleeps a millisecond between idle iterations.
 #[track_caller]
 pub fn run_until<D>(
     base: &mut Base<D>,
@@ -87,11 +94,11 @@ pub fn run_until<D>(
     what: &str,
     mut done: impl FnMut(&D) -> bool,
 ) {
-    let start = Instant::now();
+    let (start, limit) = (Instant::now(), patience());
     while !done(data) {
         assert!(
-            start.elapsed() < PATIENCE,
-            "{what}: still not done after {PATIENCE:?}"
+            start.elapsed() < limit,
+            "{what}: still not done after {limit:?}"
         );
         base.run_with(LoopFlags::NONBLOCK, data)
             .expect("loop iteration");
