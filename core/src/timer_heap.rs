@@ -1,27 +1,73 @@
 //! A 4-ary min-heap of deadlines with stored positions (libev's timer heap).
 //!
-//! Each entry is `(deadline, seq, id)`: `deadline` in nanoseconds on the base's monotonic
-//! clock, `seq` a counter taken when the entry was (re)scheduled, and `id` the event's slot.
-//! Ordering by `(deadline, seq)` makes timers with equal deadlines fire in the order they were
-//! scheduled, which libevent does not promise and we do. `pos[id]` is the entry's index in
-//! `heap`, so removing or rescheduling an event is O(log n) without a search. A 4-ary heap is
-//! shallower than a binary one and keeps the four children in one cache line pair.
+//! Each entry is 16 bytes, `(deadline, seq, id)`: `deadline` in nanoseconds on the base's
+//! monotonic clock, `seq` a 32-bit counter taken when the entry was (re)scheduled, and `id`
+//! the event's slot. Ordering by `(deadline, seq)` — one 128-bit comparison — makes timers
+//! with equal deadlines fire in the order they were scheduled, which libevent does not promise
+//! and we do. When the counter runs out (after 4 billion schedules) the entries are renumbered
+//! by rank, which keeps every comparison, and so the heap, unchanged. `pos[id]` is the entry's
+//! index in `heap`, so removing or rescheduling an event is O(log n) without a search.
+//!
+//! A 4-ary heap is shallower than a binary one and keeps four children in one cache line.
+//! Taking the earliest timer moves the hole left at the root down to a leaf, always choosing
+//! the earliest child, and only then sifts the last entry up from there (Floyd's method): the
+//! last entry usually belongs near the bottom, so this costs about one comparison per level
+//! instead of two.
 
 const NONE: u32 = u32::MAX;
 const ARITY: usize = 4;
 
 #[derive(Copy, Clone, Debug)]
 struct Entry {
+    /// `seq << 32 | id`: the low half of the key, and the id.
+    seq_id: u64,
     deadline: u64,
-    seq: u64,
-    id: u32,
 }
 
 impl Entry {
-    #[inline]
-    fn key(&self) -> (u64, u64) {
-        (self.deadline, self.seq)
+    #[inline(always)]
+    fn new(deadline: u64, seq: u32, id: u32) -> Self {
+        Entry {
+            seq_id: (u64::from(seq) << 32) | u64::from(id),
+            deadline,
+        }
     }
+
+    /// `(deadline, seq)` as one number (the id in the low bits never decides: seqs differ).
+    #[inline(always)]
+    fn key(&self) -> u128 {
+        (u128::from(self.deadline) << 64) | u128::from(self.seq_id)
+    }
+
+    #[inline(always)]
+    fn id(&self) -> u32 {
+        self.seq_id as u32
+    }
+
+    #[inline(always)]
+    fn with_seq(self, seq: u32) -> Self {
+        Entry::new(self.deadline, seq, self.id())
+    }
+}
+
+/// The index of the earliest entry among `kids` (one to four siblings). Four siblings, the
+/// common case, are compared as a tournament without a loop.
+#[inline(always)]
+fn earliest(kids: &[Entry]) -> usize {
+    if let [a, b, c, d] = kids {
+        let (i, ki) = if b.key() < a.key() { (1, b.key()) } else { (0, a.key()) };
+        let (j, kj) = if d.key() < c.key() { (3, d.key()) } else { (2, c.key()) };
+        return if kj < ki { j } else { i };
+    }
+    let mut best = 0;
+    let mut key = kids[0].key();
+    for (i, k) in kids.iter().enumerate().skip(1) {
+        if k.key() < key {
+            key = k.key();
+            best = i;
+        }
+    }
+    best
 }
 
 /// Deadlines of events, earliest first, equal deadlines in scheduling order.
@@ -43,7 +89,7 @@ impl Entry {
 pub struct TimerHeap {
     heap: Vec<Entry>,
     pos: Vec<u32>,
-    next_seq: u64,
+    next_seq: u32,
 }
 
 impl TimerHeap {
@@ -77,12 +123,15 @@ impl TimerHeap {
 
     /// The earliest timer as `(id, deadline)`.
     pub fn peek(&self) -> Option<(u32, u64)> {
-        self.heap.first().map(|e| (e.id, e.deadline))
+        self.heap.first().map(|e| (e.id(), e.deadline))
     }
 
     /// Schedule `id` at `deadline`, replacing its previous deadline if it had one. It then
     /// sorts after every timer already scheduled at the same deadline.
     pub fn schedule(&mut self, id: u32, deadline: u64) {
+        if self.next_seq == u32::MAX {
+            self.renumber();
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let idx = id as usize;
@@ -90,19 +139,17 @@ impl TimerHeap {
             self.pos.resize(idx + 1, NONE);
         }
         let p = self.pos[idx];
+        let entry = Entry::new(deadline, seq, id);
         if p == NONE {
-            let at = self.heap.len();
-            self.heap.push(Entry { deadline, seq, id });
-            self.sift_up(at);
+            self.heap.push(entry);
+            self.sift_up(self.heap.len() - 1, entry);
         } else {
             let at = p as usize;
-            let old = self.heap[at].key();
-            self.heap[at].deadline = deadline;
-            self.heap[at].seq = seq;
-            if (deadline, seq) < old {
-                self.sift_up(at);
+            // A later key (the usual re-arm) can only move down, an earlier one only up.
+            if entry.key() < self.heap[at].key() {
+                self.sift_up(at, entry);
             } else {
-                self.sift_down(at);
+                self.sift_down(at, entry);
             }
         }
     }
@@ -114,19 +161,16 @@ impl TimerHeap {
             _ => return false,
         };
         self.pos[id as usize] = NONE;
-        let last = self
-            .heap
-            .pop()
-            .expect("a stored position implies a non-empty heap");
+        let Some(last) = self.heap.pop() else {
+            return false; // unreachable: a stored position implies an entry
+        };
         if p < self.heap.len() {
             // Move the last entry into the hole, then restore order in whichever direction
             // it is out of place.
-            self.heap[p] = last;
-            self.pos[last.id as usize] = p as u32;
             if p > 0 && last.key() < self.heap[(p - 1) / ARITY].key() {
-                self.sift_up(p);
+                self.sift_up(p, last);
             } else {
-                self.sift_down(p);
+                self.sift_down(p, last);
             }
         }
         true
@@ -138,49 +182,79 @@ impl TimerHeap {
         if first.deadline > now {
             return None;
         }
-        self.remove(first.id);
-        Some((first.id, first.deadline))
+        self.pos[first.id() as usize] = NONE;
+        let last = self.heap.pop().unwrap_or(first);
+        if !self.heap.is_empty() {
+            // Floyd: walk the hole down to a leaf along the earliest children, then let the
+            // last entry rise from there.
+            let len = self.heap.len();
+            let mut hole = 0;
+            loop {
+                let first_child = hole * ARITY + 1;
+                if first_child >= len {
+                    break;
+                }
+                let end = (first_child + ARITY).min(len);
+                let child = first_child + earliest(&self.heap[first_child..end]);
+                let moved = self.heap[child];
+                self.heap[hole] = moved;
+                self.pos[moved.id() as usize] = hole as u32;
+                hole = child;
+            }
+            self.sift_up(hole, last);
+        }
+        Some((first.id(), first.deadline))
     }
 
-    fn sift_up(&mut self, mut at: usize) {
-        let entry = self.heap[at];
+    /// Put `entry` at `at` or above it, moving later parents down.
+    fn sift_up(&mut self, mut at: usize, entry: Entry) {
+        let key = entry.key();
         while at > 0 {
             let parent = (at - 1) / ARITY;
-            if self.heap[parent].key() <= entry.key() {
+            let p = self.heap[parent];
+            if p.key() <= key {
                 break;
             }
-            self.heap[at] = self.heap[parent];
-            self.pos[self.heap[at].id as usize] = at as u32;
+            self.heap[at] = p;
+            self.pos[p.id() as usize] = at as u32;
             at = parent;
         }
         self.heap[at] = entry;
-        self.pos[entry.id as usize] = at as u32;
+        self.pos[entry.id() as usize] = at as u32;
     }
 
-    fn sift_down(&mut self, mut at: usize) {
-        let entry = self.heap[at];
+    /// Put `entry` at `at` or below it, moving earlier children up.
+    fn sift_down(&mut self, mut at: usize, entry: Entry) {
+        let key = entry.key();
         let len = self.heap.len();
         loop {
             let first_child = at * ARITY + 1;
             if first_child >= len {
                 break;
             }
-            let last_child = (first_child + ARITY).min(len);
-            let mut best = first_child;
-            for c in first_child + 1..last_child {
-                if self.heap[c].key() < self.heap[best].key() {
-                    best = c;
-                }
-            }
-            if entry.key() <= self.heap[best].key() {
+            let end = (first_child + ARITY).min(len);
+            let child = first_child + earliest(&self.heap[first_child..end]);
+            let c = self.heap[child];
+            if key <= c.key() {
                 break;
             }
-            self.heap[at] = self.heap[best];
-            self.pos[self.heap[at].id as usize] = at as u32;
-            at = best;
+            self.heap[at] = c;
+            self.pos[c.id() as usize] = at as u32;
+            at = child;
         }
         self.heap[at] = entry;
-        self.pos[entry.id as usize] = at as u32;
+        self.pos[entry.id() as usize] = at as u32;
+    }
+
+    /// Renumber `seq` by rank when the counter runs out: relative order, and so the heap,
+    /// stays as it was.
+    fn renumber(&mut self) {
+        let mut order: Vec<u32> = (0..self.heap.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| self.heap[i as usize].key());
+        for (rank, &i) in order.iter().enumerate() {
+            self.heap[i as usize] = self.heap[i as usize].with_seq(rank as u32);
+        }
+        self.next_seq = self.heap.len() as u32;
     }
 }
 
@@ -209,6 +283,21 @@ mod tests {
         h.schedule(1, 10); // rescheduling moves it behind the others
         let order: Vec<u32> = std::iter::from_fn(|| h.pop_expired(10).map(|e| e.0)).collect();
         assert_eq!(order, [5, 9, 3, 7, 1]);
+    }
+
+    #[test]
+    fn running_out_of_sequence_numbers_keeps_the_order() {
+        let mut h = TimerHeap::new();
+        for id in 0..6 {
+            h.schedule(id, 10 + u64::from(id % 2));
+        }
+        h.next_seq = u32::MAX - 2; // as if 4 billion schedules had happened
+        for id in 6..12 {
+            h.schedule(id, 10 + u64::from(id % 2));
+        }
+        assert!(h.next_seq < 20, "renumbered by rank");
+        let order: Vec<u32> = std::iter::from_fn(|| h.pop_expired(11).map(|e| e.0)).collect();
+        assert_eq!(order, [0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11]);
     }
 
     #[test]
