@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::active_queues::ActiveQueues;
 use crate::backend::{Backend, ReadyList};
-use crate::event::{Callback, Context, EventId, Pending, Slot};
+use crate::event::{state, Callback, Context, EventId, Pending, Slot, NO_INTERVAL};
 use crate::flags::{EventFlags, Features, LoopFlags};
 use crate::io_map::IoMap;
 use crate::remote::{Command, Handle, Remote};
@@ -163,19 +163,25 @@ impl<D> Inner<D> {
         }
     }
 
+    #[inline]
     fn check(&self, id: EventId) -> io::Result<usize> {
+        // A live slot's generation is odd, a free one's even: one comparison checks both.
+        match self.slots.get(id.index as usize) {
+            Some(s) if s.gen == id.gen && id.base == self.id => Ok(id.index as usize),
+            _ => Err(self.bad_id(id)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_id(&self, id: EventId) -> io::Error {
         if id.base != self.id {
-            return Err(invalid(format!(
+            invalid(format!(
                 "{id:?} belongs to another base (this is base {})",
                 self.id
-            )));
-        }
-        match self.slots.get(id.index as usize) {
-            Some(s) if s.live && s.gen == id.gen => Ok(id.index as usize),
-            _ => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{id:?} was freed"),
-            )),
+            ))
+        } else {
+            io::Error::new(io::ErrorKind::NotFound, format!("{id:?} was freed"))
         }
     }
 
@@ -183,8 +189,8 @@ impl<D> Inner<D> {
     fn sync_count(&mut self, idx: usize) {
         let slot = &mut self.slots[idx];
         let should = slot.should_count();
-        if should != slot.counted {
-            slot.counted = should;
+        if should != slot.is(state::COUNTED) {
+            slot.state ^= state::COUNTED;
             if should {
                 self.live += 1;
             } else {
@@ -198,7 +204,7 @@ impl<D> Inner<D> {
         let index = if self.free_head != NO_SLOT {
             let index = self.free_head;
             let slot = &mut self.slots[index as usize];
-            self.free_head = slot.next_free;
+            self.free_head = slot.ncalls;
             *slot = Slot::new(slot.gen, fd, flags, prio, callback);
             index
         } else {
@@ -292,78 +298,87 @@ impl<D> Inner<D> {
 
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         let idx = self.check(id)?;
-        let slot = &self.slots[idx];
+        let slot = &mut self.slots[idx];
         let flags = slot.flags;
-        if flags.intersects(EventFlags::IO) && !slot.pending_io {
-            if slot.detached {
+        if flags.intersects(EventFlags::IO) && !slot.is(state::PENDING_IO) {
+            if slot.is(state::DETACHED) {
                 // Deleted earlier in this iteration and still in the io map: undo the delete.
-                let slot = &mut self.slots[idx];
-                slot.detached = false;
-                slot.pending_io = true;
+                slot.state ^= state::DETACHED | state::PENDING_IO;
             } else {
-                if flags.contains(EventFlags::ET)
-                    && !self.features.contains(Features::EDGE_TRIGGERED)
-                {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        format!(
-                            "backend {} does not support edge-triggered events (ET) on fd {}",
-                            self.backend.name(),
-                            slot.fd
-                        ),
-                    ));
-                }
-                // The io map must see the deletes that stand before it changes otherwise:
-                // the fd-reuse rule and the ET check look at the events really there.
-                self.apply_lazy_deletes();
-                let fd = self.slots[idx].fd;
-                if !self.io.covers(fd) {
-                    check_open(fd)?;
-                }
-                let slot = &self.slots[idx];
-                let fresh = !slot.registered;
-                self.io
-                    .add(&mut *self.backend, slot.fd, idx as u32, flags, fresh)?;
-                let slot = &mut self.slots[idx];
-                slot.pending_io = true;
-                slot.registered = true;
+                self.add_io(idx, flags)?;
             }
         }
-        if flags.contains(EventFlags::SIGNAL) && !self.slots[idx].pending_sig {
+        if flags.contains(EventFlags::SIGNAL) && !self.slots[idx].is(state::PENDING_SIG) {
             self.watch_signal(idx)?;
         }
         if let Some(t) = timeout {
-            let ns = to_ns(t);
-            let deadline = self.now_ns().saturating_add(ns);
-            let slot = &mut self.slots[idx];
-            if flags.contains(EventFlags::PERSIST) {
-                slot.interval = Some(ns);
-            }
-            // An activation by the old timeout is superseded by the new one (libevent).
-            if slot.active && slot.res.contains(EventFlags::TIMEOUT) {
-                slot.active = false;
-                slot.res = EventFlags::empty();
-                slot.ncalls = 0;
-                self.active.remove(idx as u32);
-            }
-            let slot = &mut self.slots[idx];
-            slot.deadline = deadline;
-            slot.timer = true;
-            self.timers.schedule(idx as u32, deadline);
+            self.add_timer(idx, flags, to_ns(t));
         }
         self.sync_count(idx);
         Ok(())
     }
 
+    /// Put a new registration of the event into the io map (and so the backend). Kept out of
+    /// line, like the other slow paths below, so that the fast paths need no stack frame.
+    #[inline(never)]
+    fn add_io(&mut self, idx: usize, flags: EventFlags) -> io::Result<()> {
+        let fd = self.slots[idx].fd;
+        if flags.contains(EventFlags::ET) && !self.features.contains(Features::EDGE_TRIGGERED) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "backend {} does not support edge-triggered events (ET) on fd {fd}",
+                    self.backend.name(),
+                ),
+            ));
+        }
+        // The io map must see the deletes that stand before it changes otherwise: the
+        // fd-reuse rule and the ET check look at the events really there.
+        self.apply_lazy_deletes();
+        if !self.io.covers(fd) {
+            check_open(fd)?;
+        }
+        let fresh = !self.slots[idx].is(state::REGISTERED);
+        self.io
+            .add(&mut *self.backend, fd, idx as u32, flags, fresh)?;
+        self.slots[idx].set(state::PENDING_IO | state::REGISTERED);
+        Ok(())
+    }
+
+    /// (Re)start the event's timer `ns` from now.
+    #[inline(never)]
+    fn add_timer(&mut self, idx: usize, flags: EventFlags, ns: u64) {
+        let deadline = self.now_ns().saturating_add(ns);
+        let slot = &mut self.slots[idx];
+        if flags.contains(EventFlags::PERSIST) {
+            slot.interval = ns;
+        }
+        // An activation by the old timeout is superseded by the new one (libevent).
+        if slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT) {
+            slot.clear(state::ACTIVE);
+            slot.res = EventFlags::empty();
+            slot.ncalls = 0;
+            self.active.remove(idx as u32);
+        }
+        let slot = &mut self.slots[idx];
+        slot.deadline = deadline;
+        slot.set(state::TIMER);
+        self.timers.schedule(idx as u32, deadline);
+    }
+
     fn del_idx(&mut self, idx: usize) -> io::Result<()> {
         let slot = &mut self.slots[idx];
+        if !slot.is(state::WAITING | state::COUNTED) {
+            return Ok(());
+        }
         let mut result = Ok(());
-        if slot.pending_io {
-            slot.pending_io = false;
+        if slot.is(state::PENDING_IO) {
+            slot.clear(state::PENDING_IO);
             if self.lazy {
-                slot.detached = true;
-                if !slot.lazy_queued {
-                    slot.lazy_queued = true;
+                // Left in the io map until the next wait (see `lazy_io`).
+                slot.set(state::DETACHED);
+                if !slot.is(state::LAZY_QUEUED) {
+                    slot.set(state::LAZY_QUEUED);
                     self.lazy_io.push(idx as u32);
                 }
             } else {
@@ -371,23 +386,36 @@ impl<D> Inner<D> {
                 result = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
             }
         }
-        if self.slots[idx].pending_sig {
+        if self.slots[idx].is(state::PENDING_SIG | state::TIMER | state::ACTIVE) {
+            self.del_rest(idx);
+        }
+        // Nothing is pending or active any more, so the event no longer counts.
+        let slot = &mut self.slots[idx];
+        if slot.is(state::COUNTED) {
+            slot.clear(state::COUNTED);
+            self.live -= 1;
+        }
+        result
+    }
+
+    /// The signal, timer and activation part of a delete.
+    #[inline(never)]
+    fn del_rest(&mut self, idx: usize) {
+        if self.slots[idx].is(state::PENDING_SIG) {
             self.unwatch_signal(idx);
         }
         let slot = &mut self.slots[idx];
-        if slot.timer {
-            slot.timer = false;
+        if slot.is(state::TIMER) {
+            slot.clear(state::TIMER);
             self.timers.remove(idx as u32);
         }
         let slot = &mut self.slots[idx];
-        if slot.active {
-            slot.active = false;
+        if slot.is(state::ACTIVE) {
+            slot.clear(state::ACTIVE);
             slot.res = EventFlags::empty();
             slot.ncalls = 0;
             self.active.remove(idx as u32);
         }
-        self.sync_count(idx);
-        result
     }
 
     pub fn del(&mut self, id: EventId) -> io::Result<()> {
@@ -399,9 +427,9 @@ impl<D> Inner<D> {
         let _ = self.del_idx(idx);
         self.remove_detached(idx);
         let slot = &mut self.slots[idx];
-        slot.live = false;
-        slot.gen = slot.gen.wrapping_add(1);
-        slot.next_free = self.free_head;
+        slot.gen = slot.gen.wrapping_add(1); // even: free
+        slot.state = 0;
+        slot.ncalls = self.free_head;
         self.free_head = idx as u32;
         slot.callback.take()
     }
@@ -417,21 +445,20 @@ impl<D> Inner<D> {
     #[inline]
     fn activate_idx(&mut self, idx: usize, res: EventFlags, ncalls: u32) {
         let slot = &mut self.slots[idx];
-        if slot.active {
+        if slot.is(state::ACTIVE) {
             slot.res |= res;
             slot.ncalls = slot.ncalls.saturating_add(ncalls);
             return;
         }
-        slot.active = true;
         slot.res = res;
         slot.ncalls = ncalls;
         // Becoming active can only make a live, non-internal event count.
-        if !slot.counted && !slot.internal {
-            slot.counted = true;
+        if !slot.is(state::COUNTED | state::INTERNAL) {
+            slot.set(state::COUNTED);
             self.live += 1;
         }
-        let prio = slot.prio;
-        self.active.push(idx as u32, prio);
+        slot.set(state::ACTIVE);
+        self.active.push(idx as u32, slot.prio);
     }
 
     pub fn activate(&mut self, id: EventId, res: EventFlags, ncalls: u32) -> io::Result<()> {
@@ -443,20 +470,20 @@ impl<D> Inner<D> {
     pub fn pending(&self, id: EventId) -> io::Result<Pending> {
         let slot = &self.slots[self.check(id)?];
         let mut flags = EventFlags::empty();
-        if slot.pending_io {
+        if slot.is(state::PENDING_IO) {
             flags |= slot.flags & EventFlags::IO;
         }
-        if slot.pending_sig {
+        if slot.is(state::PENDING_SIG) {
             flags |= EventFlags::SIGNAL;
         }
-        if slot.timer {
+        if slot.is(state::TIMER) {
             flags |= EventFlags::TIMEOUT;
         }
-        if slot.active {
+        if slot.is(state::ACTIVE) {
             flags |= slot.res;
         }
         let deadline = slot
-            .timer
+            .is(state::TIMER)
             .then(|| self.epoch + Duration::from_nanos(slot.deadline));
         Ok(Pending { flags, deadline })
     }
@@ -470,7 +497,7 @@ impl<D> Inner<D> {
             )));
         }
         let slot = &mut self.slots[idx];
-        if slot.active {
+        if slot.is(state::ACTIVE) {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
                 format!("{id:?} is active: its priority cannot change until its callback ran"),
@@ -495,7 +522,7 @@ impl<D> Inner<D> {
         }
         let id = self.new_event(fd, flags, callback)?;
         let idx = id.index as usize;
-        self.slots[idx].once = true;
+        self.slots[idx].set(state::ONCE);
         let io = flags.intersects(EventFlags::IO);
         let result = if !io && timeout.is_none_or(|t| t.is_zero()) {
             self.activate_idx(idx, EventFlags::TIMEOUT, 1);
@@ -552,7 +579,7 @@ impl<D> Inner<D> {
                 n += 1;
                 let slot = &self.slots[idx as usize];
                 let res = ready & slot.flags & EventFlags::IO;
-                if !res.is_empty() && slot.pending_io {
+                if !res.is_empty() && slot.is(state::PENDING_IO) {
                     self.activate_idx(idx as usize, res, 1);
                 }
             }
@@ -561,6 +588,7 @@ impl<D> Inner<D> {
 
     /// First watcher of a signal on this base: create the mechanism's fd (and the internal
     /// event reading it) if needed, take ownership of the signal, start receiving it.
+    #[inline(never)]
     fn watch_signal(&mut self, idx: usize) -> io::Result<()> {
         let signo = self.slots[idx].fd;
         if self.signals.watchers[signo as usize].is_empty() {
@@ -582,7 +610,7 @@ impl<D> Inner<D> {
             }
         }
         self.signals.watchers[signo as usize].push(idx as u32);
-        self.slots[idx].pending_sig = true;
+        self.slots[idx].set(state::PENDING_SIG);
         Ok(())
     }
 
@@ -590,7 +618,7 @@ impl<D> Inner<D> {
     fn add_internal(&mut self, fd: RawFd, callback: Callback<D>) -> io::Result<EventId> {
         let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, callback);
         let slot = &mut self.slots[id.index as usize];
-        slot.internal = true;
+        slot.set(state::INTERNAL);
         slot.prio = 0;
         if let Err(e) = self.add(id, None) {
             drop(self.free_idx(id.index as usize));
@@ -608,7 +636,7 @@ impl<D> Inner<D> {
             None => {
                 let id = self.alloc(-1, EventFlags::empty(), run);
                 let slot = &mut self.slots[id.index as usize];
-                slot.internal = true;
+                slot.set(state::INTERNAL);
                 slot.prio = 0;
                 Ok(id)
             }
@@ -655,7 +683,7 @@ impl<D> Inner<D> {
 
     fn unwatch_signal(&mut self, idx: usize) {
         let signo = self.slots[idx].fd;
-        self.slots[idx].pending_sig = false;
+        self.slots[idx].clear(state::PENDING_SIG);
         let watchers = &mut self.signals.watchers[signo as usize];
         watchers.retain(|&w| w != idx as u32);
         if watchers.is_empty() {
@@ -692,8 +720,8 @@ impl<D> Inner<D> {
     /// Take an event that was deleted lazily out of the io map for real.
     fn remove_detached(&mut self, idx: usize) {
         let slot = &mut self.slots[idx];
-        if slot.detached {
-            slot.detached = false;
+        if slot.is(state::DETACHED) {
+            slot.clear(state::DETACHED);
             let (fd, flags) = (slot.fd, slot.flags);
             let _ = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
         }
@@ -706,7 +734,7 @@ impl<D> Inner<D> {
         }
         let mut lazy = std::mem::take(&mut self.lazy_io);
         for &idx in &lazy {
-            self.slots[idx as usize].lazy_queued = false;
+            self.slots[idx as usize].clear(state::LAZY_QUEUED);
             self.remove_detached(idx as usize);
         }
         lazy.clear();
@@ -728,7 +756,7 @@ impl<D> Inner<D> {
                 n += 1;
                 let slot = &self.slots[idx as usize];
                 let res = EventFlags::READ | EventFlags::WRITE;
-                if slot.pending_io {
+                if slot.is(state::PENDING_IO) {
                     self.activate_idx(idx as usize, res & slot.flags, 1);
                 }
             }
@@ -737,7 +765,7 @@ impl<D> Inner<D> {
 
     fn expire_timers(&mut self, now: u64) {
         while let Some((idx, _)) = self.timers.pop_expired(now) {
-            self.slots[idx as usize].timer = false;
+            self.slots[idx as usize].clear(state::TIMER);
             self.activate_idx(idx as usize, EventFlags::TIMEOUT, 1);
         }
     }
@@ -747,75 +775,61 @@ impl<D> Inner<D> {
         let Some(prio) = self.active.best() else {
             return 0;
         };
-        let limited = prio >= self.opts.limit_callbacks_after_prio;
-        let max_cb = if limited {
-            self.opts.max_dispatch_callbacks
-        } else {
-            None
-        };
-        let max_time = if limited {
-            self.opts.max_dispatch_interval
-        } else {
-            None
-        };
-        let started = max_time.map(|_| Instant::now());
+        let limited = prio >= self.opts.limit_callbacks_after_prio
+            && (self.opts.max_dispatch_callbacks.is_some()
+                || self.opts.max_dispatch_interval.is_some());
         let mut count = 0usize;
-        while let Some(idx) = self.active.pop(prio) {
-            if !self.slots[idx as usize].internal {
-                count += 1;
+        if !limited {
+            while let Some(idx) = self.active.pop(prio) {
+                count += usize::from(!self.slots[idx as usize].is(state::INTERNAL));
+                self.run_one(idx as usize, data);
+                // Stop for a break, or when a callback activated a more urgent event: it
+                // runs first.
+                if self.got_break || self.active.has_better_than(prio) {
+                    break;
+                }
             }
+            return count;
+        }
+        let max_cb = self.opts.max_dispatch_callbacks;
+        let max_time = self.opts.max_dispatch_interval;
+        let started = Instant::now();
+        while let Some(idx) = self.active.pop(prio) {
+            count += usize::from(!self.slots[idx as usize].is(state::INTERNAL));
             self.run_one(idx as usize, data);
-            if self.got_break {
+            if self.got_break || self.active.has_better_than(prio) {
                 break;
             }
             if max_cb.is_some_and(|m| count >= m as usize) {
                 break;
             }
-            if let (Some(max), Some(t0)) = (max_time, started) {
-                if t0.elapsed() >= max {
-                    break;
-                }
-            }
-            // A more urgent event was activated by this callback: let it run first.
-            if self.active.has_better_than(prio) {
+            if max_time.is_some_and(|max| started.elapsed() >= max) {
                 break;
             }
         }
         count
     }
 
+    /// Run the callback of the active event `idx`, just taken off its queue.
+    #[inline]
     fn run_one(&mut self, idx: usize, data: &mut D) {
         let slot = &mut self.slots[idx];
-        slot.active = false;
+        slot.clear(state::ACTIVE);
         let fired = std::mem::take(&mut slot.res);
         let ncalls = std::mem::take(&mut slot.ncalls);
-        let (flags, interval, old_deadline) = (slot.flags, slot.interval, slot.deadline);
-        if !flags.contains(EventFlags::PERSIST) {
+        if !slot.flags.contains(EventFlags::PERSIST) {
             let _ = self.del_idx(idx);
-        } else if let Some(interval) = interval {
-            // Re-arm before the callback (libevent's event_persist_closure): a timeout keeps
-            // its cadence from the old deadline, anything else restarts it from now, and a
-            // deadline already past restarts from now (no burst of catch-up runs).
-            let now = self.now_ns();
-            let from = if fired.contains(EventFlags::TIMEOUT) {
-                old_deadline
-            } else {
-                now
-            };
-            let mut deadline = from.saturating_add(interval);
-            if deadline < now {
-                deadline = now.saturating_add(interval);
+        } else {
+            if slot.interval != NO_INTERVAL {
+                self.rearm_persistent(idx, fired);
             }
+            // A persistent event still watching something counts as before; one that was
+            // activated by hand while not pending stops counting now.
             let slot = &mut self.slots[idx];
-            slot.deadline = deadline;
-            slot.timer = true;
-            self.timers.schedule(idx as u32, deadline);
-        }
-        let slot = &self.slots[idx];
-        // A persistent event still watching something counts as before; only the rest can
-        // stop counting now that it is no longer active.
-        if !(slot.pending_io || slot.pending_sig || slot.timer) {
-            self.sync_count(idx);
+            if !slot.is(state::WAITING) && slot.is(state::COUNTED) {
+                slot.clear(state::COUNTED);
+                self.live -= 1;
+            }
         }
         let slot = &mut self.slots[idx];
         let Some(callback) = slot.callback.take() else {
@@ -832,6 +846,54 @@ impl<D> Inner<D> {
             callback: Some(callback),
         };
         running.call(fired, ncalls, data);
+        running.finish();
+    }
+
+    /// Re-arm a persistent event's timeout before its callback (libevent's
+    /// event_persist_closure): a timeout keeps its cadence from the old deadline, anything
+    /// else restarts it from now, and a deadline already past restarts from now (no burst of
+    /// catch-up runs).
+    #[inline(never)]
+    fn rearm_persistent(&mut self, idx: usize, fired: EventFlags) {
+        let now = self.now_ns();
+        let slot = &mut self.slots[idx];
+        let interval = slot.interval;
+        let from = if fired.contains(EventFlags::TIMEOUT) {
+            slot.deadline
+        } else {
+            now
+        };
+        let mut deadline = from.saturating_add(interval);
+        if deadline < now {
+            deadline = now.saturating_add(interval);
+        }
+        slot.deadline = deadline;
+        slot.set(state::TIMER);
+        self.timers.schedule(idx as u32, deadline);
+    }
+
+    /// Give a callback back to its slot after it ran — or free the event if the callback
+    /// freed it, if it was a one-shot, or if the callback panicked.
+    #[inline]
+    fn put_back(&mut self, id: EventId, callback: Callback<D>) {
+        let idx = id.index as usize;
+        let slot = &mut self.slots[idx];
+        if slot.gen != id.gen {
+            return; // freed by its own callback: the closure drops here
+        }
+        if slot.is(state::ONCE) || std::thread::panicking() {
+            self.free_after_run(idx);
+        } else {
+            slot.callback = Some(callback);
+        }
+    }
+
+    /// A one-shot event after its run, or any event whose callback panicked: its closure may
+    /// be half-way through an update, and running it again would observe that.
+    #[cold]
+    #[inline(never)]
+    fn free_after_run(&mut self, idx: usize) {
+        self.free_idx(idx);
     }
 }
 
@@ -856,8 +918,8 @@ fn run_remote_commands<D>(ctx: &mut Context<'_, D>, data: &mut D) {
     ctx.inner.remote_buf = commands;
 }
 
-/// Owns a callback while it runs and gives it back to its slot afterwards — or frees the
-/// event if the callback freed it, if it was a one-shot, or if the callback panicked.
+/// Owns a callback while it runs; gives it back to its slot when the callback returns
+/// ([`finish`](Self::finish)) or unwinds (drop). See [`Inner::put_back`].
 struct Running<'a, D> {
     inner: &'a mut Inner<D>,
     id: EventId,
@@ -865,8 +927,11 @@ struct Running<'a, D> {
 }
 
 impl<D> Running<'_, D> {
+    #[inline]
     fn call(&mut self, fired: EventFlags, ncalls: u32, data: &mut D) {
-        let cb = self.callback.as_mut().expect("taken only in drop");
+        let Some(cb) = self.callback.as_mut() else {
+            return;
+        };
         let mut ctx = Context {
             inner: &mut *self.inner,
             id: self.id,
@@ -875,21 +940,20 @@ impl<D> Running<'_, D> {
         };
         cb(&mut ctx, data);
     }
+
+    #[inline]
+    fn finish(mut self) {
+        if let Some(cb) = self.callback.take() {
+            self.inner.put_back(self.id, cb);
+        }
+    }
 }
 
 impl<D> Drop for Running<'_, D> {
+    #[inline]
     fn drop(&mut self) {
-        let idx = self.id.index as usize;
-        let slot = &mut self.inner.slots[idx];
-        if !(slot.live && slot.gen == self.id.gen) {
-            return; // freed by its own callback: the closure drops with `self`
-        }
-        if slot.once || std::thread::panicking() {
-            // A panicking callback's event is freed: its closure may be half-way through an
-            // update, and running it again would observe that.
-            self.inner.free_idx(idx);
-        } else {
-            slot.callback = self.callback.take();
+        if let Some(cb) = self.callback.take() {
+            self.inner.put_back(self.id, cb);
         }
     }
 }

@@ -46,70 +46,96 @@ pub struct Pending {
     pub deadline: Option<Instant>,
 }
 
-pub(crate) struct Slot<D> {
-    pub gen: u32,
-    pub live: bool,
-    pub fd: RawFd,
-    pub flags: EventFlags,
-    pub prio: u16,
+/// The state bits of a [`Slot`], one `u16` so that "does this event keep the loop alive" and
+/// similar questions are one mask test.
+pub(crate) mod state {
     /// Internal events (the loop-exit timer is not one) do not keep the loop alive.
-    pub internal: bool,
+    pub const INTERNAL: u16 = 1 << 0;
     /// Freed after its callback runs (`once`, `loop_exit`).
-    pub once: bool,
+    pub const ONCE: u16 = 1 << 1;
     /// Has been in the io map before (see the fd-reuse note in `io_map`).
-    pub registered: bool,
-    pub pending_io: bool,
+    pub const REGISTERED: u16 = 1 << 2;
+    /// Watching its fd.
+    pub const PENDING_IO: u16 = 1 << 3;
     /// Deleted, but still in the io map until the next wait (see `Inner::del_idx`).
-    pub detached: bool,
+    pub const DETACHED: u16 = 1 << 4;
     /// Queued on the base's list of lazy deletes.
-    pub lazy_queued: bool,
+    pub const LAZY_QUEUED: u16 = 1 << 5;
     /// Watching its signal (`fd` holds the signal number).
-    pub pending_sig: bool,
-    pub timer: bool,
-    pub active: bool,
+    pub const PENDING_SIG: u16 = 1 << 6;
+    /// Its timer runs.
+    pub const TIMER: u16 = 1 << 7;
+    /// Waiting in the active queues for its callback.
+    pub const ACTIVE: u16 = 1 << 8;
     /// Counted in the base's number of live events.
-    pub counted: bool,
-    pub res: EventFlags,
-    pub ncalls: u32,
-    /// Timeout of a persistent event, re-armed after each activation.
-    pub interval: Option<u64>,
-    pub deadline: u64,
+    pub const COUNTED: u16 = 1 << 9;
+    /// Pending or active: what makes a non-internal event count.
+    pub const WAITING: u16 = PENDING_IO | PENDING_SIG | TIMER | ACTIVE;
+}
+
+/// `interval` of an event without a persistent timeout.
+pub(crate) const NO_INTERVAL: u64 = u64::MAX;
+
+/// One event's stored state, 56 bytes. `gen` is odd while the slot holds an event and even
+/// while it is free, so checking an id is one comparison; `ncalls` doubles as the free list's
+/// link while the slot is free.
+pub(crate) struct Slot<D> {
     pub callback: Option<Callback<D>>,
-    pub next_free: u32,
+    /// Timeout of a persistent event, re-armed after each activation, or [`NO_INTERVAL`].
+    pub interval: u64,
+    pub deadline: u64,
+    pub gen: u32,
+    pub fd: RawFd,
+    pub ncalls: u32,
+    pub flags: EventFlags,
+    pub res: EventFlags,
+    pub state: u16,
+    pub prio: u16,
 }
 
 impl<D> Slot<D> {
+    /// A fresh event in a slot whose last generation was `gen` (even: free).
+    #[inline]
     pub fn new(gen: u32, fd: RawFd, flags: EventFlags, prio: u16, callback: Callback<D>) -> Self {
         Slot {
-            gen,
-            live: true,
-            fd,
-            flags,
-            prio,
-            internal: false,
-            once: false,
-            registered: false,
-            pending_io: false,
-            detached: false,
-            lazy_queued: false,
-            pending_sig: false,
-            timer: false,
-            active: false,
-            counted: false,
-            res: EventFlags::empty(),
-            ncalls: 0,
-            interval: None,
-            deadline: 0,
             callback: Some(callback),
-            next_free: u32::MAX,
+            interval: NO_INTERVAL,
+            deadline: 0,
+            gen: gen | 1,
+            fd,
+            ncalls: 0,
+            flags,
+            res: EventFlags::empty(),
+            state: 0,
+            prio,
         }
     }
 
+    #[inline]
+    pub fn live(&self) -> bool {
+        self.gen & 1 == 1
+    }
+
+    /// Whether any of `bits` is set.
+    #[inline]
+    pub fn is(&self, bits: u16) -> bool {
+        self.state & bits != 0
+    }
+
+    #[inline]
+    pub fn set(&mut self, bits: u16) {
+        self.state |= bits;
+    }
+
+    #[inline]
+    pub fn clear(&mut self, bits: u16) {
+        self.state &= !bits;
+    }
+
     /// Whether the event keeps the loop alive now.
+    #[inline]
     pub fn should_count(&self) -> bool {
-        self.live
-            && !self.internal
-            && (self.pending_io || self.pending_sig || self.timer || self.active)
+        self.live() && !self.is(state::INTERNAL) && self.is(state::WAITING)
     }
 }
 

@@ -55,8 +55,16 @@ impl Entry {
 #[inline(always)]
 fn earliest(kids: &[Entry]) -> usize {
     if let [a, b, c, d] = kids {
-        let (i, ki) = if b.key() < a.key() { (1, b.key()) } else { (0, a.key()) };
-        let (j, kj) = if d.key() < c.key() { (3, d.key()) } else { (2, c.key()) };
+        let (i, ki) = if b.key() < a.key() {
+            (1, b.key())
+        } else {
+            (0, a.key())
+        };
+        let (j, kj) = if d.key() < c.key() {
+            (3, d.key())
+        } else {
+            (2, c.key())
+        };
         return if kj < ki { j } else { i };
     }
     let mut best = 0;
