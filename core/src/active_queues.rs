@@ -1,25 +1,35 @@
 //! Prioritized FIFO queues of active events.
 //!
-//! Each priority is a vector of `(id, token)` read from a head index: pushing appends,
-//! popping advances the head, and a drained vector is reset, so neither allocates once grown.
-//! Removing an event from the middle (an active event deleted by another callback) only bumps
-//! the event's token in a side table (`state[id]`): its entry goes stale and is skipped when
-//! the head reaches it. A vector whose stale entries pile up (events activated and removed
-//! again and again between two runs) is compacted, so its size stays bounded. Priority 0 is
-//! the most urgent.
+//! Each priority is a doubly linked list threaded through a side table indexed by event id
+//! (`links[id]` holds the event's neighbours and its priority), so pushing, popping and
+//! removing an event from the middle (an active event deleted by another callback) are all
+//! O(1) and allocate nothing once the table has grown to the highest id. A bit per priority
+//! marks the non-empty queues, so finding the most urgent one is a count of trailing zeros.
+//! Priority 0 is the most urgent.
 
-#[derive(Copy, Clone, Debug, Default)]
-struct State {
-    token: u32,
+const NIL: u32 = u32::MAX;
+/// `Link::prio` of an event that is not queued.
+const IDLE: u16 = u16::MAX;
+/// The most priorities a base can have (see `BaseOptions::priorities`).
+const MAX_PRIORITIES: usize = 256;
+
+#[derive(Copy, Clone, Debug)]
+struct Link {
+    prev: u32,
+    next: u32,
     prio: u16,
-    queued: bool,
 }
 
-#[derive(Debug, Default)]
-struct Fifo {
-    items: Vec<(u32, u32)>,
-    head: usize,
-    live: usize,
+const UNLINKED: Link = Link {
+    prev: NIL,
+    next: NIL,
+    prio: IDLE,
+};
+
+#[derive(Copy, Clone, Debug)]
+struct Ends {
+    head: u32,
+    tail: u32,
 }
 
 /// One FIFO queue per priority of events waiting for their callback to run.
@@ -39,18 +49,27 @@ struct Fifo {
 /// ```
 #[derive(Debug)]
 pub struct ActiveQueues {
-    queues: Vec<Fifo>,
-    state: Vec<State>,
+    queues: Vec<Ends>,
+    links: Vec<Link>,
+    /// Bit `p` is set while priority `p` has a queued event.
+    occupied: [u64; MAX_PRIORITIES / 64],
     len: usize,
 }
 
 impl ActiveQueues {
-    /// `priorities` empty queues (at least one).
+    /// `priorities` empty queues (1 to 256; values outside are clamped).
     pub fn new(priorities: u16) -> Self {
-        let n = priorities.max(1) as usize;
+        let n = (priorities as usize).clamp(1, MAX_PRIORITIES);
         Self {
-            queues: (0..n).map(|_| Fifo::default()).collect(),
-            state: Vec::new(),
+            queues: vec![
+                Ends {
+                    head: NIL,
+                    tail: NIL
+                };
+                n
+            ],
+            links: Vec::new(),
+            occupied: [0; MAX_PRIORITIES / 64],
             len: 0,
         }
     }
@@ -72,24 +91,33 @@ impl ActiveQueues {
 
     /// Whether `id` is queued.
     pub fn contains(&self, id: u32) -> bool {
-        self.state.get(id as usize).is_some_and(|s| s.queued)
+        self.links.get(id as usize).is_some_and(|l| l.prio != IDLE)
     }
 
     /// The most urgent priority with a queued event.
+    #[inline]
     pub fn best(&self) -> Option<u16> {
-        if self.len == 0 {
-            return None;
-        }
-        self.queues
+        self.occupied
             .iter()
-            .position(|q| q.live > 0)
-            .map(|p| p as u16)
+            .enumerate()
+            .find(|(_, &w)| w != 0)
+            .map(|(i, w)| (i * 64) as u16 + w.trailing_zeros() as u16)
     }
 
     /// Whether an event more urgent than `prio` is queued.
     #[inline]
     pub fn has_better_than(&self, prio: u16) -> bool {
-        prio > 0 && self.queues[..prio as usize].iter().any(|q| q.live > 0)
+        self.best().is_some_and(|b| b < prio)
+    }
+
+    #[inline]
+    fn mark(&mut self, prio: u16, occupied: bool) {
+        let (word, bit) = (prio as usize / 64, prio % 64);
+        if occupied {
+            self.occupied[word] |= 1 << bit;
+        } else {
+            self.occupied[word] &= !(1 << bit);
+        }
     }
 
     /// Append `id` to the queue of `prio`. `id` must not be queued and `prio` must be below
@@ -97,37 +125,46 @@ impl ActiveQueues {
     #[inline]
     pub fn push(&mut self, id: u32, prio: u16) {
         let idx = id as usize;
-        if idx >= self.state.len() {
-            self.state.resize(idx + 1, State::default());
+        if idx >= self.links.len() {
+            self.links.resize(idx + 1, UNLINKED);
         }
-        let st = &mut self.state[idx];
-        debug_assert!(!st.queued);
-        st.token = st.token.wrapping_add(1);
-        st.queued = true;
-        st.prio = prio;
-        let token = st.token;
-        let q = &mut self.queues[prio as usize];
-        if q.items.len() - q.head > 2 * q.live + 64 {
-            let state = &self.state;
-            q.items.drain(..q.head);
-            q.head = 0;
-            q.items.retain(|&(i, t)| {
-                state[i as usize].queued && state[i as usize].token == t && i != id
-            });
+        debug_assert_eq!(self.links[idx].prio, IDLE, "pushed twice");
+        let tail = self.queues[prio as usize].tail;
+        self.links[idx] = Link {
+            prev: tail,
+            next: NIL,
+            prio,
+        };
+        if tail == NIL {
+            self.queues[prio as usize].head = id;
+            self.mark(prio, true);
+        } else {
+            self.links[tail as usize].next = id;
         }
-        q.items.push((id, token));
-        q.live += 1;
+        self.queues[prio as usize].tail = id;
         self.len += 1;
     }
 
     /// Take `id` out of its queue; returns whether it was queued.
     pub fn remove(&mut self, id: u32) -> bool {
-        let Some(st) = self.state.get_mut(id as usize).filter(|s| s.queued) else {
+        let Some(&link) = self.links.get(id as usize).filter(|l| l.prio != IDLE) else {
             return false;
         };
-        st.queued = false;
-        st.token = st.token.wrapping_add(1);
-        self.queues[st.prio as usize].live -= 1;
+        self.links[id as usize] = UNLINKED;
+        let prio = link.prio;
+        if link.prev == NIL {
+            self.queues[prio as usize].head = link.next;
+        } else {
+            self.links[link.prev as usize].next = link.next;
+        }
+        if link.next == NIL {
+            self.queues[prio as usize].tail = link.prev;
+        } else {
+            self.links[link.next as usize].prev = link.prev;
+        }
+        if self.queues[prio as usize].head == NIL {
+            self.mark(prio, false);
+        }
         self.len -= 1;
         true
     }
@@ -136,23 +173,20 @@ impl ActiveQueues {
     #[inline]
     pub fn pop(&mut self, prio: u16) -> Option<u32> {
         let q = self.queues.get_mut(prio as usize)?;
-        while let Some(&(id, token)) = q.items.get(q.head) {
-            q.head += 1;
-            let st = &mut self.state[id as usize];
-            if st.queued && st.token == token {
-                st.queued = false;
-                q.live -= 1;
-                self.len -= 1;
-                if q.live == 0 {
-                    q.items.clear();
-                    q.head = 0;
-                }
-                return Some(id);
-            }
+        let id = q.head;
+        if id == NIL {
+            return None;
         }
-        q.items.clear();
-        q.head = 0;
-        None
+        let link = std::mem::replace(&mut self.links[id as usize], UNLINKED);
+        q.head = link.next;
+        if link.next == NIL {
+            q.tail = NIL;
+            self.mark(prio, false);
+        } else {
+            self.links[link.next as usize].prev = NIL;
+        }
+        self.len -= 1;
+        Some(id)
     }
 }
 
@@ -177,6 +211,21 @@ mod tests {
         }
         assert_eq!(order, [9, 0, 1, 3, 4]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn best_spans_every_word_of_the_bit_set() {
+        let mut q = ActiveQueues::new(256);
+        for (id, p) in [(1, 255), (2, 130), (3, 64), (4, 63)] {
+            q.push(id, p);
+        }
+        assert!(q.has_better_than(64) && !q.has_better_than(63));
+        let mut order = vec![];
+        while let Some(p) = q.best() {
+            order.push((p, q.pop(p).unwrap()));
+        }
+        assert_eq!(order, [(63, 4), (64, 3), (130, 2), (255, 1)]);
+        assert!(q.is_empty() && !q.contains(1));
     }
 
     #[test]
