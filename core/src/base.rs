@@ -296,8 +296,27 @@ impl<D> Inner<D> {
         self.once(fd, flags, timeout, boxed)
     }
 
+    #[inline]
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         let idx = self.check(id)?;
+        let slot = &mut self.slots[idx];
+        // Fast path: an I/O event deleted earlier in this iteration, re-added without a
+        // timeout, is still in the io map: undo the delete, and it counts again.
+        if timeout.is_none()
+            && slot.state & (state::PENDING_IO | state::DETACHED) == state::DETACHED
+        {
+            slot.state ^= state::DETACHED | state::PENDING_IO;
+            if !slot.is(state::COUNTED | state::INTERNAL) {
+                slot.set(state::COUNTED);
+                self.live += 1;
+            }
+            return Ok(());
+        }
+        self.add_idx(idx, timeout)
+    }
+
+    #[inline(never)]
+    fn add_idx(&mut self, idx: usize, timeout: Option<Duration>) -> io::Result<()> {
         let slot = &mut self.slots[idx];
         let flags = slot.flags;
         if flags.intersects(EventFlags::IO) && !slot.is(state::PENDING_IO) {
@@ -418,8 +437,23 @@ impl<D> Inner<D> {
         }
     }
 
+    #[inline]
     pub fn del(&mut self, id: EventId) -> io::Result<()> {
         let idx = self.check(id)?;
+        let slot = &mut self.slots[idx];
+        // Fast path: an event that only watches its fd is detached lazily (see `lazy_io`).
+        if self.lazy && slot.state & state::WAITING == state::PENDING_IO {
+            slot.state ^= state::PENDING_IO | state::DETACHED;
+            if !slot.is(state::LAZY_QUEUED) {
+                slot.set(state::LAZY_QUEUED);
+                self.lazy_io.push(idx as u32);
+            }
+            if slot.is(state::COUNTED) {
+                slot.clear(state::COUNTED);
+                self.live -= 1;
+            }
+            return Ok(());
+        }
         self.del_idx(idx)
     }
 
@@ -718,6 +752,7 @@ impl<D> Inner<D> {
     }
 
     /// Take an event that was deleted lazily out of the io map for real.
+    #[inline(never)]
     fn remove_detached(&mut self, idx: usize) {
         let slot = &mut self.slots[idx];
         if slot.is(state::DETACHED) {
@@ -734,8 +769,12 @@ impl<D> Inner<D> {
         }
         let mut lazy = std::mem::take(&mut self.lazy_io);
         for &idx in &lazy {
-            self.slots[idx as usize].clear(state::LAZY_QUEUED);
-            self.remove_detached(idx as usize);
+            // Usually re-added since (a delete-then-add): only the mark goes.
+            let slot = &mut self.slots[idx as usize];
+            slot.clear(state::LAZY_QUEUED);
+            if slot.is(state::DETACHED) {
+                self.remove_detached(idx as usize);
+            }
         }
         lazy.clear();
         self.lazy_io = lazy;
@@ -811,25 +850,19 @@ impl<D> Inner<D> {
     }
 
     /// Run the callback of the active event `idx`, just taken off its queue.
-    #[inline]
+    #[inline(always)]
     fn run_one(&mut self, idx: usize, data: &mut D) {
         let slot = &mut self.slots[idx];
         slot.clear(state::ACTIVE);
         let fired = std::mem::take(&mut slot.res);
         let ncalls = std::mem::take(&mut slot.ncalls);
-        if !slot.flags.contains(EventFlags::PERSIST) {
-            let _ = self.del_idx(idx);
-        } else {
-            if slot.interval != NO_INTERVAL {
-                self.rearm_persistent(idx, fired);
-            }
-            // A persistent event still watching something counts as before; one that was
-            // activated by hand while not pending stops counting now.
-            let slot = &mut self.slots[idx];
-            if !slot.is(state::WAITING) && slot.is(state::COUNTED) {
-                slot.clear(state::COUNTED);
-                self.live -= 1;
-            }
+        // The common case, a persistent event without a timeout that still watches its fd
+        // or signal, needs nothing before its callback: it stays pending and counted.
+        if !(slot.flags.contains(EventFlags::PERSIST)
+            && slot.interval == NO_INTERVAL
+            && slot.is(state::WAITING))
+        {
+            self.before_run(idx, fired);
         }
         let slot = &mut self.slots[idx];
         let Some(callback) = slot.callback.take() else {
@@ -847,6 +880,27 @@ impl<D> Inner<D> {
         };
         running.call(fired, ncalls, data);
         running.finish();
+    }
+
+    /// What the other activations need before their callback runs: a one-shot event is
+    /// deleted, a persistent timeout re-armed, and an event no longer pending stops counting.
+    #[inline(never)]
+    fn before_run(&mut self, idx: usize, fired: EventFlags) {
+        let slot = &self.slots[idx];
+        if !slot.flags.contains(EventFlags::PERSIST) {
+            let _ = self.del_idx(idx);
+            return;
+        }
+        if slot.interval != NO_INTERVAL {
+            self.rearm_persistent(idx, fired);
+        }
+        // A persistent event still watching something counts as before; one that was
+        // activated by hand while not pending stops counting now.
+        let slot = &mut self.slots[idx];
+        if !slot.is(state::WAITING) && slot.is(state::COUNTED) {
+            slot.clear(state::COUNTED);
+            self.live -= 1;
+        }
     }
 
     /// Re-arm a persistent event's timeout before its callback (libevent's
@@ -872,19 +926,18 @@ impl<D> Inner<D> {
         self.timers.schedule(idx as u32, deadline);
     }
 
-    /// Give a callback back to its slot after it ran — or free the event if the callback
-    /// freed it, if it was a one-shot, or if the callback panicked.
-    #[inline]
+    /// Give a callback back to its slot after it returned — or free the event if it was a
+    /// one-shot; nothing if the callback freed its own event (the closure drops here).
+    #[inline(always)]
     fn put_back(&mut self, id: EventId, callback: Callback<D>) {
         let idx = id.index as usize;
-        let slot = &mut self.slots[idx];
-        if slot.gen != id.gen {
-            return; // freed by its own callback: the closure drops here
-        }
-        if slot.is(state::ONCE) || std::thread::panicking() {
+        let Some(slot) = self.slots.get_mut(idx).filter(|s| s.gen == id.gen) else {
+            return;
+        };
+        if slot.is(state::ONCE) {
             self.free_after_run(idx);
         } else {
-            slot.callback = Some(callback);
+            let _none = slot.callback.replace(callback);
         }
     }
 
@@ -927,7 +980,7 @@ struct Running<'a, D> {
 }
 
 impl<D> Running<'_, D> {
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, fired: EventFlags, ncalls: u32, data: &mut D) {
         let Some(cb) = self.callback.as_mut() else {
             return;
@@ -941,19 +994,31 @@ impl<D> Running<'_, D> {
         cb(&mut ctx, data);
     }
 
-    #[inline]
+    /// The callback returned: give it back, and skip the unwinding guard.
+    #[inline(always)]
     fn finish(mut self) {
         if let Some(cb) = self.callback.take() {
             self.inner.put_back(self.id, cb);
         }
+        // Nothing left to drop but a reference and an id.
+        std::mem::forget(self);
     }
 }
 
 impl<D> Drop for Running<'_, D> {
-    #[inline]
+    /// Reached with the callback still here only when it unwinds: the event is freed.
     fn drop(&mut self) {
         if let Some(cb) = self.callback.take() {
-            self.inner.put_back(self.id, cb);
+            let idx = self.id.index as usize;
+            if self
+                .inner
+                .slots
+                .get(idx)
+                .is_some_and(|s| s.gen == self.id.gen)
+            {
+                self.inner.free_after_run(idx);
+            }
+            drop(cb);
         }
     }
 }
