@@ -7,6 +7,7 @@
 //! marks the non-empty queues, so finding the most urgent one is a count of trailing zeros.
 //! Priority 0 is the most urgent.
 
+/// No neighbour. Also never a valid index into `links`, so `links.get(NIL)` is `None`.
 const NIL: u32 = u32::MAX;
 /// `Link::prio` of an event that is not queued.
 const IDLE: u16 = u16::MAX;
@@ -128,21 +129,28 @@ impl ActiveQueues {
         if idx >= self.links.len() {
             self.links.resize(idx + 1, UNLINKED);
         }
-        debug_assert_eq!(self.links[idx].prio, IDLE, "pushed twice");
-        let tail = self.queues[prio as usize].tail;
-        self.links[idx] = Link {
-            prev: tail,
+        let Self {
+            queues,
+            links,
+            occupied,
+            len,
+        } = self;
+        let q = &mut queues[prio as usize];
+        debug_assert_eq!(links[idx].prio, IDLE, "pushed twice");
+        links[idx] = Link {
+            prev: q.tail,
             next: NIL,
             prio,
         };
-        if tail == NIL {
-            self.queues[prio as usize].head = id;
-            self.mark(prio, true);
-        } else {
-            self.links[tail as usize].next = id;
+        match links.get_mut(q.tail as usize) {
+            Some(tail) => tail.next = id,
+            None => {
+                q.head = id;
+                occupied[prio as usize / 64] |= 1 << (prio % 64);
+            }
         }
-        self.queues[prio as usize].tail = id;
-        self.len += 1;
+        q.tail = id;
+        *len += 1;
     }
 
     /// Take `id` out of its queue; returns whether it was queued.
@@ -172,20 +180,24 @@ impl ActiveQueues {
     /// Remove and return the first event of `prio`'s queue.
     #[inline]
     pub fn pop(&mut self, prio: u16) -> Option<u32> {
-        let q = self.queues.get_mut(prio as usize)?;
+        let Self {
+            queues,
+            links,
+            occupied,
+            len,
+        } = self;
+        let q = queues.get_mut(prio as usize)?;
         let id = q.head;
-        if id == NIL {
-            return None;
-        }
-        let link = std::mem::replace(&mut self.links[id as usize], UNLINKED);
+        let link = std::mem::replace(links.get_mut(id as usize)?, UNLINKED);
         q.head = link.next;
-        if link.next == NIL {
-            q.tail = NIL;
-            self.mark(prio, false);
-        } else {
-            self.links[link.next as usize].prev = NIL;
+        match links.get_mut(link.next as usize) {
+            Some(next) => next.prev = NIL,
+            None => {
+                q.tail = NIL;
+                occupied[prio as usize / 64] &= !(1 << (prio % 64));
+            }
         }
-        self.len -= 1;
+        *len -= 1;
         Some(id)
     }
 }

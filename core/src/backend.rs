@@ -239,10 +239,6 @@ impl ReadyList {
         self.woken = false;
     }
 
-    pub(crate) fn get(&self, i: usize) -> (RawFd, EventFlags) {
-        self.items[i]
-    }
-
     pub(crate) fn take_woken(&mut self) -> bool {
         std::mem::take(&mut self.woken)
     }

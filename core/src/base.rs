@@ -479,6 +479,26 @@ impl<D> Inner<D> {
     #[inline]
     fn activate_idx(&mut self, idx: usize, res: EventFlags, ncalls: u32) {
         let slot = &mut self.slots[idx];
+        Self::activate_slot(
+            slot,
+            idx as u32,
+            res,
+            ncalls,
+            &mut self.active,
+            &mut self.live,
+        );
+    }
+
+    /// Activate the event in `slot` (number `idx`), or add to its pending activation.
+    #[inline(always)]
+    fn activate_slot(
+        slot: &mut Slot<D>,
+        idx: u32,
+        res: EventFlags,
+        ncalls: u32,
+        active: &mut ActiveQueues,
+        live: &mut usize,
+    ) {
         if slot.is(state::ACTIVE) {
             slot.res |= res;
             slot.ncalls = slot.ncalls.saturating_add(ncalls);
@@ -489,10 +509,10 @@ impl<D> Inner<D> {
         // Becoming active can only make a live, non-internal event count.
         if !slot.is(state::COUNTED | state::INTERNAL) {
             slot.set(state::COUNTED);
-            self.live += 1;
+            *live += 1;
         }
         slot.set(state::ACTIVE);
-        self.active.push(idx as u32, slot.prio);
+        active.push(idx, slot.prio);
     }
 
     pub fn activate(&mut self, id: EventId, res: EventFlags, ncalls: u32) -> io::Result<()> {
@@ -601,20 +621,25 @@ impl<D> Inner<D> {
             }
             self.signal_buf = delivered;
         }
-        for i in 0..self.ready.len() {
-            let (fd, mut ready) = self.ready.get(i);
-            if ready.contains(EventFlags::READ) && self.io.emulates_closed(fd) && at_eof(fd) {
+        // Borrowed apart, so the io map's lists are read while the slots and queues change.
+        let Inner {
+            ready,
+            io,
+            slots,
+            active,
+            live,
+            ..
+        } = self;
+        for (fd, mut ready) in ready.iter() {
+            if ready.contains(EventFlags::READ) && io.emulates_closed(fd) && at_eof(fd) {
                 ready |= EventFlags::CLOSED;
             }
-            let mut n = 0;
-            // Events are activated in the order they were added to the fd. Indexing (rather
-            // than iterating a borrow) lets activation touch the other fields.
-            while let Some(&idx) = self.io.events(fd).get(n) {
-                n += 1;
-                let slot = &self.slots[idx as usize];
+            // Events are activated in the order they were added to the fd.
+            for &idx in io.events(fd) {
+                let slot = &mut slots[idx as usize];
                 let res = ready & slot.flags & EventFlags::IO;
                 if !res.is_empty() && slot.is(state::PENDING_IO) {
-                    self.activate_idx(idx as usize, res, 1);
+                    Self::activate_slot(slot, idx, res, 1, active, live);
                 }
             }
         }
