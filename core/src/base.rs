@@ -300,19 +300,26 @@ impl<D> Inner<D> {
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         let idx = self.check(id)?;
         let slot = &mut self.slots[idx];
-        // Fast path: an I/O event deleted earlier in this iteration, re-added without a
-        // timeout, is still in the io map: undo the delete, and it counts again.
-        if timeout.is_none()
-            && slot.state & (state::PENDING_IO | state::DETACHED) == state::DETACHED
-        {
-            slot.state ^= state::DETACHED | state::PENDING_IO;
-            if !slot.is(state::COUNTED | state::INTERNAL) {
-                slot.set(state::COUNTED);
-                self.live += 1;
+        match timeout {
+            // Fast path: an I/O event deleted earlier in this iteration, re-added without a
+            // timeout, is still in the io map: undo the delete, and it counts again.
+            None if slot.state & (state::PENDING_IO | state::DETACHED) == state::DETACHED => {
+                slot.state ^= state::DETACHED | state::PENDING_IO;
             }
-            return Ok(());
+            // Fast path: a pure timer.
+            Some(t) if !slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL) => {
+                let flags = slot.flags;
+                self.add_timer(idx, flags, to_ns(t));
+            }
+            _ => return self.add_idx(idx, timeout),
         }
-        self.add_idx(idx, timeout)
+        // Pending now, so it counts (unless internal).
+        let slot = &mut self.slots[idx];
+        if !slot.is(state::COUNTED | state::INTERNAL) {
+            slot.set(state::COUNTED);
+            self.live += 1;
+        }
+        Ok(())
     }
 
     #[inline(never)]
@@ -365,7 +372,7 @@ impl<D> Inner<D> {
     }
 
     /// (Re)start the event's timer `ns` from now.
-    #[inline(never)]
+    #[inline]
     fn add_timer(&mut self, idx: usize, flags: EventFlags, ns: u64) {
         let deadline = self.now_ns().saturating_add(ns);
         let slot = &mut self.slots[idx];
@@ -911,9 +918,15 @@ impl<D> Inner<D> {
     /// deleted, a persistent timeout re-armed, and an event no longer pending stops counting.
     #[inline(never)]
     fn before_run(&mut self, idx: usize, fired: EventFlags) {
-        let slot = &self.slots[idx];
+        let slot = &mut self.slots[idx];
         if !slot.flags.contains(EventFlags::PERSIST) {
-            let _ = self.del_idx(idx);
+            if slot.is(state::WAITING) {
+                let _ = self.del_idx(idx);
+            } else if slot.is(state::COUNTED) {
+                // An expired one-shot timer, say: nothing left to delete.
+                slot.clear(state::COUNTED);
+                self.live -= 1;
+            }
             return;
         }
         if slot.interval != NO_INTERVAL {

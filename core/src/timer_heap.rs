@@ -50,32 +50,51 @@ impl Entry {
     }
 }
 
-/// The index of the earliest entry among `kids` (one to four siblings). Four siblings, the
-/// common case, are compared as a tournament without a loop.
+/// The index of the earliest of four siblings, compared as a tournament without a loop.
 #[inline(always)]
-fn earliest(kids: &[Entry]) -> usize {
-    if let [a, b, c, d] = kids {
-        let (i, ki) = if b.key() < a.key() {
-            (1, b.key())
-        } else {
-            (0, a.key())
-        };
-        let (j, kj) = if d.key() < c.key() {
-            (3, d.key())
-        } else {
-            (2, c.key())
-        };
-        return if kj < ki { j } else { i };
+fn earliest4(k: &[Entry; 4]) -> usize {
+    let (i, ki) = if k[1].key() < k[0].key() {
+        (1, k[1].key())
+    } else {
+        (0, k[0].key())
+    };
+    let (j, kj) = if k[3].key() < k[2].key() {
+        (3, k[3].key())
+    } else {
+        (2, k[2].key())
+    };
+    if kj < ki {
+        j
+    } else {
+        i
     }
+}
+
+/// The index of the earliest entry among `kids` (one to three siblings: the heap's last
+/// parent).
+#[inline(never)]
+fn earliest(kids: &[Entry]) -> usize {
     let mut best = 0;
-    let mut key = kids[0].key();
     for (i, k) in kids.iter().enumerate().skip(1) {
-        if k.key() < key {
-            key = k.key();
+        if k.key() < kids[best].key() {
             best = i;
         }
     }
     best
+}
+
+/// The earliest child of `at`, if it has children.
+#[inline(always)]
+fn earliest_child(heap: &[Entry], at: usize) -> Option<usize> {
+    let first = at * ARITY + 1;
+    if let Some(kids) = heap.get(first..first + ARITY) {
+        let kids: &[Entry; ARITY] = kids.try_into().ok()?;
+        Some(first + earliest4(kids))
+    } else if first < heap.len() {
+        Some(first + earliest(&heap[first..]))
+    } else {
+        None
+    }
 }
 
 /// Deadlines of events, earliest first, equal deadlines in scheduling order.
@@ -195,15 +214,8 @@ impl TimerHeap {
         if !self.heap.is_empty() {
             // Floyd: walk the hole down to a leaf along the earliest children, then let the
             // last entry rise from there.
-            let len = self.heap.len();
             let mut hole = 0;
-            loop {
-                let first_child = hole * ARITY + 1;
-                if first_child >= len {
-                    break;
-                }
-                let end = (first_child + ARITY).min(len);
-                let child = first_child + earliest(&self.heap[first_child..end]);
+            while let Some(child) = earliest_child(&self.heap, hole) {
                 let moved = self.heap[child];
                 self.heap[hole] = moved;
                 self.pos[moved.id() as usize] = hole as u32;
@@ -234,14 +246,7 @@ impl TimerHeap {
     /// Put `entry` at `at` or below it, moving earlier children up.
     fn sift_down(&mut self, mut at: usize, entry: Entry) {
         let key = entry.key();
-        let len = self.heap.len();
-        loop {
-            let first_child = at * ARITY + 1;
-            if first_child >= len {
-                break;
-            }
-            let end = (first_child + ARITY).min(len);
-            let child = first_child + earliest(&self.heap[first_child..end]);
+        while let Some(child) = earliest_child(&self.heap, at) {
             let c = self.heap[child];
             if key <= c.key() {
                 break;
