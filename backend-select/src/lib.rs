@@ -169,9 +169,15 @@ impl Backend for SelectBackend {
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
+    use std::sync::Mutex;
+
+    /// The tests close fds and expect their numbers to stay unused: another test opening
+    /// fds at the same time could take the number, so they run one at a time.
+    static FD_NUMBERS: Mutex<()> = Mutex::new(());
 
     #[test]
     fn closed_fd_is_reported_not_fatal() {
+        let _serial = FD_NUMBERS.lock().unwrap_or_else(|e| e.into_inner());
         let (a, b) = rustix::pipe::pipe().unwrap();
         let keep = rustix::pipe::pipe().unwrap();
         let mut s = SelectBackend::new();
@@ -197,6 +203,7 @@ mod tests {
 
     #[test]
     fn removal_shrinks_nfds() {
+        let _serial = FD_NUMBERS.lock().unwrap_or_else(|e| e.into_inner());
         let (a, _b) = rustix::pipe::pipe().unwrap();
         let mut s = SelectBackend::new();
         let fa = a.as_raw_fd();
