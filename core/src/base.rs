@@ -897,7 +897,7 @@ impl<D> Inner<D> {
             self.before_run(idx, fired);
         }
         let slot = &mut self.slots[idx];
-        let Some(callback) = slot.callback.take() else {
+        let Some(mut callback) = slot.callback.take() else {
             return;
         };
         let id = EventId {
@@ -905,13 +905,20 @@ impl<D> Inner<D> {
             index: idx as u32,
             gen: slot.gen,
         };
-        let mut running = Running {
+        let mut guard = Unwinding {
             inner: self,
             id,
-            callback: Some(callback),
+            armed: true,
         };
-        running.call(fired, ncalls, data);
-        running.finish();
+        let mut ctx = Context {
+            inner: &mut *guard.inner,
+            id,
+            fired,
+            ncalls,
+        };
+        callback(&mut ctx, data);
+        guard.armed = false;
+        guard.inner.put_back(id, callback);
     }
 
     /// What the other activations need before their callback runs: a one-shot event is
@@ -979,8 +986,8 @@ impl<D> Inner<D> {
         }
     }
 
-    /// A one-shot event after its run, or any event whose callback panicked: its closure may
-    /// be half-way through an update, and running it again would observe that.
+    /// A one-shot event after its run, or any event whose callback panicked (see
+    /// [`Unwinding`]).
     #[cold]
     #[inline(never)]
     fn free_after_run(&mut self, idx: usize) {
@@ -1009,44 +1016,18 @@ fn run_remote_commands<D>(ctx: &mut Context<'_, D>, data: &mut D) {
     ctx.inner.remote_buf = commands;
 }
 
-/// Owns a callback while it runs; gives it back to its slot when the callback returns
-/// ([`finish`](Self::finish)) or unwinds (drop). See [`Inner::put_back`].
-struct Running<'a, D> {
+/// Frees the event whose callback is unwinding (a panic): its closure may be half-way through
+/// an update, and running it again would observe that. Disarmed when the callback returns.
+struct Unwinding<'a, D> {
     inner: &'a mut Inner<D>,
     id: EventId,
-    callback: Option<Callback<D>>,
+    armed: bool,
 }
 
-impl<D> Running<'_, D> {
-    #[inline(always)]
-    fn call(&mut self, fired: EventFlags, ncalls: u32, data: &mut D) {
-        let Some(cb) = self.callback.as_mut() else {
-            return;
-        };
-        let mut ctx = Context {
-            inner: &mut *self.inner,
-            id: self.id,
-            fired,
-            ncalls,
-        };
-        cb(&mut ctx, data);
-    }
-
-    /// The callback returned: give it back, and skip the unwinding guard.
-    #[inline(always)]
-    fn finish(mut self) {
-        if let Some(cb) = self.callback.take() {
-            self.inner.put_back(self.id, cb);
-        }
-        // Nothing left to drop but a reference and an id.
-        std::mem::forget(self);
-    }
-}
-
-impl<D> Drop for Running<'_, D> {
-    /// Reached with the callback still here only when it unwinds: the event is freed.
+impl<D> Drop for Unwinding<'_, D> {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(cb) = self.callback.take() {
+        if self.armed {
             let idx = self.id.index as usize;
             if self
                 .inner
@@ -1056,7 +1037,6 @@ impl<D> Drop for Running<'_, D> {
             {
                 self.inner.free_after_run(idx);
             }
-            drop(cb);
         }
     }
 }
