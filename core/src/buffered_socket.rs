@@ -61,6 +61,7 @@ const MAX_READ: usize = 64 * 1024;
 const READ_CB: usize = 0;
 const WRITE_CB: usize = 1;
 const EVENT_CB: usize = 2;
+const NO_CB: usize = usize::MAX;
 
 #[derive(Default)]
 struct Pending {
@@ -88,7 +89,7 @@ struct State<D> {
     write_low: usize,
     /// Most bytes `write` lets wait in the output (0: no limit).
     write_high: usize,
-    /// Writes go through `sendmsg(MSG_NOSIGNAL)`.
+    /// Writes go through `send`/`sendmsg` with `MSG_NOSIGNAL`.
     is_socket: bool,
     /// Bytes asked for by the next read: 4 KiB, doubling while reads fill it (to 64 KiB),
     /// halving when they come back small, so an idle connection holds a small chunk and a
@@ -99,6 +100,8 @@ struct State<D> {
     connecting: bool,
     connect_error: Option<io::Error>,
     callbacks: [Option<BevCallback<D>>; 3],
+    /// The callback running now (taken out of `callbacks`), or `NO_CB`.
+    invoking: usize,
     pending: Pending,
     defer: bool,
     partner: Option<Weak<RefCell<State<D>>>>,
@@ -144,6 +147,7 @@ impl<D> State<D> {
             connecting: false,
             connect_error: None,
             callbacks: [None, None, None],
+            invoking: NO_CB,
             pending: Pending::default(),
             defer: options.defer_callbacks,
             partner: None,
@@ -225,6 +229,11 @@ impl<D> State<D> {
         }
         transfer(self, &mut other, ops);
         transfer(&mut other, self, ops);
+    }
+
+    /// Whether the callback `which` is set (or running now).
+    fn has_callback(&self, which: usize) -> bool {
+        self.callbacks[which].is_some() || self.invoking == which
     }
 
     fn schedule(&mut self, ops: &mut dyn EventOps<D>) {
@@ -374,6 +383,7 @@ impl<D> State<D> {
         let Some(mut cb) = self.callbacks[which].take() else {
             return;
         };
+        let outer = std::mem::replace(&mut self.invoking, which);
         let mut bctx = BevContext {
             ctx,
             state: self,
@@ -382,6 +392,7 @@ impl<D> State<D> {
             error,
         };
         cb(&mut bctx, data);
+        self.invoking = outer;
         if self.callbacks[which].is_none() && !self.freed {
             self.callbacks[which] = Some(cb);
         }
@@ -469,7 +480,11 @@ impl<D> State<D> {
             self.output.write_to(fd, None)
         };
         match result {
-            Ok(IoOutcome::Done(n)) if n > 0 && self.output.len() <= self.write_low => {
+            // Only a write callback cares that the output drained (libevent runs none when
+            // none is set); skipping it saves scheduling the deferred run per response.
+            Ok(IoOutcome::Done(n))
+                if n > 0 && self.output.len() <= self.write_low && self.has_callback(WRITE_CB) =>
+            {
                 self.pending.write = true
             }
             Ok(_) => {}
@@ -723,6 +738,12 @@ impl<D: 'static> BufferedSocket<D> {
         options: BevOptions,
     ) -> io::Result<Self> {
         let has_fd = fd.is_some();
+        // macOS has no MSG_NOSIGNAL: the socket itself is told not to raise SIGPIPE (an
+        // error here means it is no socket, and a pipe's reader is ours to keep alive).
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        if let Some(fd) = fd.as_ref() {
+            let _ = rustix::net::sockopt::set_socket_nosigpipe(fd, true);
+        }
         let state: Shared<D> = Rc::new(RefCell::new(State::new(fd, options)));
         let raw = state.borrow().fd;
         let defer = ops.new_event_boxed(-1, EventFlags::empty(), defer_handler(state.clone()))?;
