@@ -564,14 +564,16 @@ impl Buffer {
             let (lo, hi) = (from.max(base), (last_start + 1).min(base + data.len()));
             let mut i = lo;
             while i < hi {
-                let Some(k) = data[i - base..hi - base]
-                    .iter()
-                    .position(|&b| b == pattern[0])
-                else {
+                let Some(k) = find_byte(&data[i - base..hi - base], pattern[0]) else {
                     break;
                 };
                 let at = i + k;
-                if self.matches_at(ci, at - base, pattern) {
+                // Within the chunk, compare in place; across chunks, walk them.
+                let matched = match data.get(at - base..at - base + pattern.len()) {
+                    Some(candidate) => candidate == pattern,
+                    None => self.matches_at(ci, at - base, pattern),
+                };
+                if matched {
                     return Some(at);
                 }
                 i = at + 1;
@@ -747,9 +749,10 @@ impl Buffer {
         self.write_with(fd.as_fd(), max, false)
     }
 
-    /// [`write_to`](Self::write_to) for a socket: `sendmsg` with `MSG_NOSIGNAL`, so a peer
-    /// that reset the connection gives `EPIPE` instead of killing the process with SIGPIPE
-    /// (where the OS has the flag; elsewhere `writev`).
+    /// [`write_to`](Self::write_to) for a socket: `send` (one chunk) or `sendmsg` with
+    /// `MSG_NOSIGNAL`, so a peer that reset the connection gives `EPIPE` instead of killing
+    /// the process with SIGPIPE (where the OS has the flag; elsewhere `write`/`writev`, and a
+    /// [`BufferedSocket`](crate::BufferedSocket) sets `SO_NOSIGPIPE` on its socket).
     ///
     /// # Errors
     ///
@@ -768,24 +771,21 @@ impl Buffer {
         if self.len == 0 {
             return Ok(IoOutcome::Done(0));
         }
-        let mut budget = max.unwrap_or(usize::MAX);
-        let result = {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut n = 0;
-            for data in self.chunks() {
-                if n == MAX_IOVECS || budget == 0 {
-                    break;
+        let budget = max.unwrap_or(usize::MAX);
+        let result = match self.chunks.len() {
+            // One chunk, the usual case: a plain send or write, no iovec to build.
+            1 => {
+                let data = self.chunks[0].data();
+                let data = &data[..data.len().min(budget)];
+                if socket {
+                    send_one_nosignal(fd, data)
+                } else {
+                    rustix::io::write(fd, data)
                 }
-                let take = data.len().min(budget);
-                slices[n] = IoSlice::new(&data[..take]);
-                budget -= take;
-                n += 1;
             }
-            if socket {
-                send_nosignal(fd, &slices[..n])
-            } else {
-                rustix::io::writev(fd, &slices[..n])
-            }
+            // Gathered: a small iovec array for a few chunks, the full one beyond.
+            2..=8 => self.write_gathered::<8>(fd, budget, socket),
+            _ => self.write_gathered::<MAX_IOVECS>(fd, budget, socket),
         };
         match result {
             Ok(n) => {
@@ -797,6 +797,71 @@ impl Buffer {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The index of the first `byte` in `hay`, eight bytes at a time: in `w = word ^ byte×8` a
+/// matching byte is zero, and `(w - 0x01…) & !w & 0x80…` flags zero bytes. A borrow can only
+/// flag bytes *after* a real zero, so the lowest flag (little-endian: the first byte) is a
+/// true match. The tail goes byte by byte.
+fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(byte);
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let bytes: [u8; 8] = word.try_into().unwrap_or_default();
+        let w = u64::from_le_bytes(bytes) ^ pattern;
+        let zeros = w.wrapping_sub(LO) & !w & HI;
+        if zeros != 0 {
+            return Some(at + zeros.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| at + i)
+}
+
+impl Buffer {
+    /// One `sendmsg`/`writev` of the first `N` chunks, at most `budget` bytes.
+    fn write_gathered<const N: usize>(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        mut budget: usize,
+        socket: bool,
+    ) -> rustix::io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); N];
+        let mut n = 0;
+        for data in self.chunks() {
+            if n == N || budget == 0 {
+                break;
+            }
+            let take = data.len().min(budget);
+            slices[n] = IoSlice::new(&data[..take]);
+            budget -= take;
+            n += 1;
+        }
+        if socket {
+            send_nosignal(fd, &slices[..n])
+        } else {
+            rustix::io::writev(fd, &slices[..n])
+        }
+    }
+}
+
+/// `send` with `MSG_NOSIGNAL`: a peer that reset the connection gives `EPIPE`, not SIGPIPE.
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+fn send_one_nosignal(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+    rustix::net::send(fd, data, rustix::net::SendFlags::NOSIGNAL)
+}
+
+/// macOS has no `MSG_NOSIGNAL`: a buffered socket sets `SO_NOSIGPIPE` on its fd instead.
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+fn send_one_nosignal(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+    rustix::io::write(fd, data)
 }
 
 #[cfg(not(any(target_os = "macos", target_os = "ios")))]
@@ -827,6 +892,24 @@ mod tests {
     use std::cell::RefCell;
     use std::collections::VecDeque;
     use std::rc::Rc;
+
+    #[test]
+    fn find_byte_matches_position_everywhere() {
+        let mut rng = Rng(0x5eed);
+        for len in 0..40 {
+            for _ in 0..50 {
+                // A small alphabet, so that matches, near-matches (byte ± 1, 0x80) and misses
+                // all occur.
+                let hay: Vec<u8> = (0..len)
+                    .map(|_| [0x0d, 0x0c, 0x0e, 0x80, 0x8d, 0x00, b'a'][rng.below(7)])
+                    .collect();
+                for byte in [0x0d, 0x80, 0x00, b'a', 0xff] {
+                    let expected = hay.iter().position(|&b| b == byte);
+                    assert_eq!(find_byte(&hay, byte), expected, "{hay:?} {byte:#x}");
+                }
+            }
+        }
+    }
 
     struct Rng(u64);
     impl Rng {
