@@ -701,21 +701,30 @@ impl Buffer {
             None
         };
         let use_room = room.min(max);
-        let result = {
-            let mut slices: [IoSliceMut<'_>; 2] =
-                [IoSliceMut::new(&mut []), IoSliceMut::new(&mut [])];
-            let mut n = 0;
-            if use_room > 0 {
+        let result = match (use_room > 0, extra.as_mut()) {
+            // One destination, the steady state of a connection: a plain read.
+            (true, None) => {
                 let spare = self.chunks.back_mut().expect("room > 0").spare();
-                slices[n] = IoSliceMut::new(&mut spare[..use_room]);
-                n += 1;
+                rustix::io::read(&fd, &mut spare[..use_room])
             }
-            if let Some(chunk) = extra.as_mut() {
+            (false, Some(chunk)) => {
+                let want = max.min(chunk.spare().len());
+                rustix::io::read(&fd, &mut chunk.spare()[..want])
+            }
+            (true, Some(chunk)) => {
                 let want = (max - use_room).min(chunk.spare().len());
-                slices[n] = IoSliceMut::new(&mut chunk.spare()[..want]);
-                n += 1;
+                let spare = self.chunks.back_mut().expect("room > 0").spare();
+                rustix::io::readv(
+                    &fd,
+                    &mut [
+                        IoSliceMut::new(&mut spare[..use_room]),
+                        IoSliceMut::new(&mut chunk.spare()[..want]),
+                    ],
+                )
             }
-            rustix::io::readv(fd, &mut slices[..n])
+            // Cannot happen (`max` is at least 1, so one of them has room); reporting "nothing
+            // yet" is the one answer that cannot mislead a caller.
+            (false, None) => Err(Errno::AGAIN),
         };
         let got = match result {
             Ok(0) => return Ok(IoOutcome::Eof),
