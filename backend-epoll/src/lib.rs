@@ -169,9 +169,11 @@ impl Backend for EpollBackend {
                 ))
             }
         }
-        for ev in &self.events {
-            ready.push(ev.data.u64() as RawFd, readiness(ev.flags));
-        }
+        ready.extend(
+            self.events
+                .iter()
+                .map(|ev| (ev.data.u64() as RawFd, readiness(ev.flags))),
+        );
         if self.events.len() == self.events.capacity() && self.events.capacity() < MAX_EVENTS {
             self.events.reserve(self.events.capacity());
         }

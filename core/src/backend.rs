@@ -201,6 +201,21 @@ impl ReadyList {
         self.items.push((fd, readiness));
     }
 
+    /// Report every `(fd, readiness)` of `ready` (one capacity check for all of them).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_core::{EventFlags, ReadyList};
+    /// let mut ready = ReadyList::new();
+    /// ready.extend([(3, EventFlags::READ), (4, EventFlags::WRITE)]);
+    /// assert_eq!(ready.len(), 2);
+    /// ```
+    #[inline]
+    pub fn extend(&mut self, ready: impl IntoIterator<Item = (RawFd, EventFlags)>) {
+        self.items.extend(ready);
+    }
+
     /// How many fds were reported.
     pub fn len(&self) -> usize {
         self.items.len()
