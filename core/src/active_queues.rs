@@ -123,7 +123,7 @@ impl ActiveQueues {
 
     /// Append `id` to the queue of `prio`. `id` must not be queued and `prio` must be below
     /// [`priorities`](Self::priorities); the base checks both.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, id: u32, prio: u16) {
         let idx = id as usize;
         if idx >= self.links.len() {

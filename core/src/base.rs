@@ -835,9 +835,17 @@ impl<D> Inner<D> {
     }
 
     fn expire_timers(&mut self, now: u64) {
-        while let Some((idx, _)) = self.timers.pop_expired(now) {
-            self.slots[idx as usize].clear(state::TIMER);
-            self.activate_idx(idx as usize, EventFlags::TIMEOUT, 1);
+        let Inner {
+            timers,
+            slots,
+            active,
+            live,
+            ..
+        } = self;
+        while let Some((idx, _)) = timers.pop_expired(now) {
+            let slot = &mut slots[idx as usize];
+            slot.clear(state::TIMER);
+            Self::activate_slot(slot, idx, EventFlags::TIMEOUT, 1, active, live);
         }
     }
 
