@@ -4,8 +4,12 @@
 //! timers to libev) and writes `report.md`, `report.csv` and `pipes.svg` under
 //! `target/bench-report/`.
 //!
+//! On a shared machine a burst of foreign load lands on whichever implementation runs at the
+//! time, so the whole set is run `--repeat` times, the implementations taking turns, and each
+//! figure is the median over the repeats (of the per-run medians over `--rounds`).
+//!
 //! ```text
-//! cargo run --release -p evloop-benches --bin report [-- --rounds 25]
+//! cargo run --release -p evloop-benches --bin report [-- --rounds 25 --repeat 3]
 //! ```
 
 use std::fmt::Write as _;
@@ -143,13 +147,59 @@ fn svg_chart(rows: &[Pipes], sizes: &[usize]) -> String {
     svg
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// One row per (n, implementation), in first-seen order, each figure the median of its runs.
+fn median_pipes(samples: &[Pipes]) -> Vec<Pipes> {
+    let mut rows: Vec<Pipes> = Vec::new();
+    for s in samples {
+        if !rows.iter().any(|r| r.n == s.n && r.name == s.name) {
+            let same = samples.iter().filter(|o| o.n == s.n && o.name == s.name);
+            rows.push(Pipes {
+                setup_us: median(same.clone().map(|o| o.setup_us).collect()),
+                run_us: median(same.map(|o| o.run_us).collect()),
+                ..s.clone()
+            });
+        }
+    }
+    rows.sort_by_key(|r| r.n);
+    rows
+}
+
+/// As [`median_pipes`], for the timers rows.
+fn median_timers(samples: &[Timers]) -> Vec<Timers> {
+    let mut rows: Vec<Timers> = Vec::new();
+    for s in samples {
+        if !rows.iter().any(|r| r.n == s.n && r.name == s.name) {
+            let same: Vec<&Timers> = samples
+                .iter()
+                .filter(|o| o.n == s.n && o.name == s.name)
+                .collect();
+            let m = |f: fn(&Timers) -> f64| median(same.iter().map(|t| f(t)).collect());
+            rows.push(Timers {
+                add_ns: m(|t| t.add_ns),
+                rearm_ns: m(|t| t.rearm_ns),
+                run_ms: m(|t| t.run_ms),
+                rss_kib: m(|t| t.rss_kib as f64) as u64,
+                ..s.clone()
+            });
+        }
+    }
+    rows.sort_by_key(|r| r.n);
+    rows
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds: usize = flag(&args, "--rounds", 25);
+    let repeat: usize = flag(&args, "--repeat", 3).max(1);
     let sizes = [100usize, 1000, 8000];
     let mut pipes = Vec::new();
-    for &n in &sizes {
-        eprintln!("report: pipes n={n} ...");
+    for (rep, &n) in (0..repeat).flat_map(|r| sizes.iter().map(move |n| (r, n))) {
+        eprintln!("report: pipes n={n} (run {} of {repeat}) ...", rep + 1);
         let a = (n / 10).max(1);
         let args: Vec<String> = [
             "-n",
@@ -180,10 +230,11 @@ fn main() {
             }
         }
     }
+    let pipes = median_pipes(&pipes);
     let mut timers = Vec::new();
-    for n in [10_000u64, 1_000_000] {
+    for (rep, n) in (0..repeat).flat_map(|r| [10_000u64, 1_000_000].map(move |n| (r, n))) {
         for imp in ["evloop", "libev", "libevent"] {
-            eprintln!("report: timers n={n} {imp} ...");
+            eprintln!("report: timers n={n} {imp} (run {} of {repeat}) ...", rep + 1);
             let args: Vec<String> = ["-n", &n.to_string(), "-r", "2", "--impl", imp]
                 .iter()
                 .map(|s| s.to_string())
@@ -211,11 +262,13 @@ fn main() {
         }
     }
 
+    let timers = median_timers(&timers);
+
     let mut md = String::new();
     let mut csv = String::from("workload,n,impl,setup_us,run_us,ratio_run_to_raw,add_ns,rearm_ns,run_ms,rss_kib,ratio_add_to_libev,ratio_rearm_to_libev\n");
     let _ = writeln!(
         md,
-        "### pipes (medians of {rounds} rounds; ratio = run_us / raw epoll's)\n"
+        "### pipes (medians of {rounds} rounds, median of {repeat} runs; ratio = run_us / raw epoll's)\n"
     );
     let _ = writeln!(
         md,
@@ -244,7 +297,10 @@ fn main() {
             );
         }
     }
-    let _ = writeln!(md, "\n### timers (r = 2; ratios to libev)\n");
+    let _ = writeln!(
+        md,
+        "\n### timers (r = 2, median of {repeat} runs; ratios to libev)\n"
+    );
     let _ = writeln!(md, "| n | impl | add_ns | rearm_ns | run_ms | peak RSS (KiB) | add / libev | rearm / libev |\n|---|---|---|---|---|---|---|---|");
     for n in [10_000u64, 1_000_000] {
         let libev = timers
