@@ -2,7 +2,8 @@
 # The http-hello load comparison, in one sitting: evloop's http-hello example on each backend,
 # the same responder on libevent's bufferevent (C) and on tokio's current-thread runtime,
 # each under `wrk -t1 -c100 -d5s` and `-c1000`. Prints req/s and the ratio of each to the
-# libevent responder. Needs wrk (apt-get install wrk); DURATION=5s by default.
+# libevent responder. Needs wrk (apt-get install wrk); DURATION=5s by default;
+# INSTRUCTIONS=1 adds user-space instructions per request (needs valgrind).
 # With two cores, one wrk thread can be the bottleneck, which pulls every req/s towards wrk's
 # own limit; the last column is therefore the server's CPU time (user + system, from
 # /proc/PID/stat) per request over both runs, which does not depend on who waits for whom.
@@ -55,3 +56,24 @@ for name in evloop-epoll evloop-poll evloop-select libevent tokio; do
   q2=$(awk -v a="$r1000" -v b="$b1000" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
   printf '%-16s %12s %12s %10s %10s %12s\n' "$name" "$r100" "$r1000" "$q1" "$q2" "${cpu[$name]}"
 done
+
+# INSTRUCTIONS=1: also count each server's user-space instructions per request under callgrind
+# (wrk -c50 for 4 s; start-up is included but small against ~100k requests).
+if [ "${INSTRUCTIONS:-0}" = 1 ] && command -v valgrind >/dev/null; then
+  echo
+  printf '%-16s %14s\n' server "instr/request"
+  for entry in "evloop-epoll:target/release/examples/http-hello" "libevent:target/release/http_libevent" "tokio:target/release/http_tokio"; do
+    name=${entry%%:*}; bin=${entry#*:}
+    [ "$name" = libevent ] && [ "$($bin --built 2>&1)" != "yes" ] && continue
+    port=$((port + 1))
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$port" >/dev/null 2>/tmp/http-instr.$$ &
+    pid=$!
+    sleep 2
+    n=$(wrk -t1 -c50 -d4s "http://127.0.0.1:$port/" 2>/dev/null | awk '/requests in/ {print $1}')
+    kill -INT $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+    c=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' /tmp/http-instr.$$)
+    rm -f /tmp/http-instr.$$
+    printf '%-16s %14s\n' "$name" "$(( ${c:-0} / ${n:-1} ))"
+  done
+fi
