@@ -345,7 +345,7 @@ impl<D> Inner<D> {
     }
 
     /// Put a new registration of the event into the io map (and so the backend). Kept out of
-    /// line, like the other slow paths below, so that the fast paths need no stack frame.
+    /// line, like the other slow paths below, so that the fast paths stay small.
     #[inline(never)]
     fn add_io(&mut self, idx: usize, flags: EventFlags) -> io::Result<()> {
         let fd = self.slots[idx].fd;

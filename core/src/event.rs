@@ -83,6 +83,7 @@ pub(crate) struct Slot<D> {
     pub callback: Option<Callback<D>>,
     /// Timeout of a persistent event, re-armed after each activation, or [`NO_INTERVAL`].
     pub interval: u64,
+    /// When the timer expires (while `TIMER` is set), on the base's clock in nanoseconds.
     pub deadline: u64,
     pub gen: u32,
     pub fd: RawFd,
@@ -197,5 +198,17 @@ impl<D> Context<'_, D> {
     /// The fd of the running event (-1 for a timer, the signal number for a signal event).
     pub fn fd(&self) -> RawFd {
         self.inner.slots[self.id.index as usize].fd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot's size matters to memory per timer (see the README's performance notes).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_slot_is_56_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<()>>(), 56);
     }
 }

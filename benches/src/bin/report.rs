@@ -234,7 +234,10 @@ fn main() {
     let mut timers = Vec::new();
     for (rep, n) in (0..repeat).flat_map(|r| [10_000u64, 1_000_000].map(move |n| (r, n))) {
         for imp in ["evloop", "libev", "libevent"] {
-            eprintln!("report: timers n={n} {imp} (run {} of {repeat}) ...", rep + 1);
+            eprintln!(
+                "report: timers n={n} {imp} (run {} of {repeat}) ...",
+                rep + 1
+            );
             let args: Vec<String> = ["-n", &n.to_string(), "-r", "2", "--impl", imp]
                 .iter()
                 .map(|s| s.to_string())
