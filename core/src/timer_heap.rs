@@ -8,7 +8,7 @@
 //! by rank, which keeps every comparison, and so the heap, unchanged. `pos[id]` is the entry's
 //! index in `heap`, so removing or rescheduling an event is O(log n) without a search.
 //!
-//! A 4-ary heap is shallower than a binary one and keeps four children in one cache line.
+//! A 4-ary heap is shallower than a binary one, and four children are 64 contiguous bytes.
 //! Taking the earliest timer moves the hole left at the root down to a leaf, always choosing
 //! the earliest child, and only then sifts the last entry up from there (Floyd's method): the
 //! last entry usually belongs near the bottom, so this costs about one comparison per level

@@ -152,44 +152,60 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// One row per (n, implementation), in first-seen order, each figure the median of its runs.
-fn median_pipes(samples: &[Pipes]) -> Vec<Pipes> {
-    let mut rows: Vec<Pipes> = Vec::new();
+/// One row per (n, implementation) of `samples`, ordered by n (first seen first within an
+/// n), made by `merge` from that row's samples.
+fn per_row<T>(
+    samples: &[T],
+    key: impl Fn(&T) -> (u64, &str),
+    merge: impl Fn(&[&T]) -> T,
+) -> Vec<T> {
+    let mut keys: Vec<(u64, &str)> = Vec::new();
     for s in samples {
-        if !rows.iter().any(|r| r.n == s.n && r.name == s.name) {
-            let same = samples.iter().filter(|o| o.n == s.n && o.name == s.name);
-            rows.push(Pipes {
-                setup_us: median(same.clone().map(|o| o.setup_us).collect()),
-                run_us: median(same.map(|o| o.run_us).collect()),
-                ..s.clone()
-            });
+        if !keys.contains(&key(s)) {
+            keys.push(key(s));
         }
     }
-    rows.sort_by_key(|r| r.n);
-    rows
+    keys.sort_by_key(|k| k.0);
+    keys.iter()
+        .map(|k| {
+            let same: Vec<&T> = samples.iter().filter(|s| key(s) == *k).collect();
+            merge(&same)
+        })
+        .collect()
 }
 
-/// As [`median_pipes`], for the timers rows.
+/// Each figure the median over its runs.
+fn median_pipes(samples: &[Pipes]) -> Vec<Pipes> {
+    per_row(
+        samples,
+        |p| (p.n as u64, p.name.as_str()),
+        |same| {
+            let m = |f: fn(&Pipes) -> f64| median(same.iter().map(|p| f(p)).collect());
+            Pipes {
+                setup_us: m(|p| p.setup_us),
+                run_us: m(|p| p.run_us),
+                ..same[0].clone()
+            }
+        },
+    )
+}
+
+/// Each figure the median over its runs.
 fn median_timers(samples: &[Timers]) -> Vec<Timers> {
-    let mut rows: Vec<Timers> = Vec::new();
-    for s in samples {
-        if !rows.iter().any(|r| r.n == s.n && r.name == s.name) {
-            let same: Vec<&Timers> = samples
-                .iter()
-                .filter(|o| o.n == s.n && o.name == s.name)
-                .collect();
+    per_row(
+        samples,
+        |t| (t.n, t.name.as_str()),
+        |same| {
             let m = |f: fn(&Timers) -> f64| median(same.iter().map(|t| f(t)).collect());
-            rows.push(Timers {
+            Timers {
                 add_ns: m(|t| t.add_ns),
                 rearm_ns: m(|t| t.rearm_ns),
                 run_ms: m(|t| t.run_ms),
                 rss_kib: m(|t| t.rss_kib as f64) as u64,
-                ..s.clone()
-            });
-        }
-    }
-    rows.sort_by_key(|r| r.n);
-    rows
+                ..same[0].clone()
+            }
+        },
+    )
 }
 
 fn main() {
