@@ -33,6 +33,17 @@ struct Ends {
     tail: u32,
 }
 
+/// Set or clear the bit of `prio` in the set of non-empty queues.
+#[inline(always)]
+fn mark(occupied: &mut [u64; MAX_PRIORITIES / 64], prio: u16, non_empty: bool) {
+    let (word, bit) = (prio as usize / 64, prio % 64);
+    if non_empty {
+        occupied[word] |= 1 << bit;
+    } else {
+        occupied[word] &= !(1 << bit);
+    }
+}
+
 /// One FIFO queue per priority of events waiting for their callback to run.
 ///
 /// # Examples
@@ -111,16 +122,6 @@ impl ActiveQueues {
         self.best().is_some_and(|b| b < prio)
     }
 
-    #[inline]
-    fn mark(&mut self, prio: u16, occupied: bool) {
-        let (word, bit) = (prio as usize / 64, prio % 64);
-        if occupied {
-            self.occupied[word] |= 1 << bit;
-        } else {
-            self.occupied[word] &= !(1 << bit);
-        }
-    }
-
     /// Append `id` to the queue of `prio`. `id` must not be queued and `prio` must be below
     /// [`priorities`](Self::priorities); the base checks both.
     #[inline(always)]
@@ -146,7 +147,7 @@ impl ActiveQueues {
             Some(tail) => tail.next = id,
             None => {
                 q.head = id;
-                occupied[prio as usize / 64] |= 1 << (prio % 64);
+                mark(occupied, prio, true);
             }
         }
         q.tail = id;
@@ -171,7 +172,7 @@ impl ActiveQueues {
             self.links[link.next as usize].prev = link.prev;
         }
         if self.queues[prio as usize].head == NIL {
-            self.mark(prio, false);
+            mark(&mut self.occupied, prio, false);
         }
         self.len -= 1;
         true
@@ -194,7 +195,7 @@ impl ActiveQueues {
             Some(next) => next.prev = NIL,
             None => {
                 q.tail = NIL;
-                occupied[prio as usize / 64] &= !(1 << (prio % 64));
+                mark(occupied, prio, false);
             }
         }
         *len -= 1;
