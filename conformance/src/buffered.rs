@@ -35,24 +35,28 @@ struct Talk {
     events: Vec<(&'static str, BevEvent)>,
 }
 
-/// Two buffered sockets over a socket pair talk both ways.
-pub fn buffered_socketpair_both_ways(h: &Harness) {
-    let (x, y) = socketpair();
-    let mut base = h.base::<Talk>();
-    let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
-    let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
-    b.set_read_callback(|bev, t: &mut Talk| {
+/// `a` asks, `b` answers once the whole question is in, `a` frees itself once the whole
+/// answer is in, and `b` frees itself on its first event (the EOF that `a`'s free causes).
+/// Returns what each side received and `b`'s events.
+fn ask_and_answer(
+    base: &mut evloop_core::Base<Talk>,
+    a: &BufferedSocket<Talk>,
+    b: &BufferedSocket<Talk>,
+    question: &'static [u8],
+    answer: &'static [u8],
+) -> Talk {
+    b.set_read_callback(move |bev, t: &mut Talk| {
         let buf = take_input(bev);
         t.b_got.extend(&buf);
-        if t.b_got == b"hello" {
-            bev.write(b"world").unwrap();
+        if t.b_got == question {
+            bev.write(answer).unwrap();
         }
     })
     .unwrap();
-    a.set_read_callback(|bev, t: &mut Talk| {
+    a.set_read_callback(move |bev, t: &mut Talk| {
         let buf = take_input(bev);
         t.a_got.extend(&buf);
-        if t.a_got == b"world" {
+        if t.a_got == answer {
             bev.free();
         }
     })
@@ -62,11 +66,21 @@ pub fn buffered_socketpair_both_ways(h: &Harness) {
         bev.free();
     })
     .unwrap();
-    a.enable(&mut base, RW).unwrap();
-    b.enable(&mut base, RW).unwrap();
-    a.write(&mut base, b"hello").unwrap();
+    a.enable(base, RW).unwrap();
+    b.enable(base, RW).unwrap();
+    a.write(base, question).unwrap();
     let mut t = Talk::default();
     assert_eq!(base.run(&mut t).unwrap(), RunOutcome::NoEvents);
+    t
+}
+
+/// Two buffered sockets over a socket pair talk both ways.
+pub fn buffered_socketpair_both_ways(h: &Harness) {
+    let (x, y) = socketpair();
+    let mut base = h.base::<Talk>();
+    let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
+    let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
+    let t = ask_and_answer(&mut base, &a, &b, b"hello", b"world");
     assert_eq!(
         (t.a_got.as_slice(), t.b_got.as_slice()),
         (&b"world"[..], &b"hello"[..])
@@ -293,28 +307,7 @@ pub fn free_inside_callbacks(h: &Harness) {
 pub fn pair_both_ways_and_eof_on_free(h: &Harness) {
     let mut base = h.base::<Talk>();
     let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
-    b.set_read_callback(|bev, t: &mut Talk| {
-        let buf = take_input(bev);
-        t.b_got.extend(&buf);
-        bev.write(b"pong").unwrap();
-    })
-    .unwrap();
-    a.set_read_callback(|bev, t: &mut Talk| {
-        let buf = take_input(bev);
-        t.a_got.extend(&buf);
-        bev.free();
-    })
-    .unwrap();
-    b.set_event_callback(|bev, t: &mut Talk| {
-        t.events.push(("b", bev.what()));
-        bev.free();
-    })
-    .unwrap();
-    a.enable(&mut base, RW).unwrap();
-    b.enable(&mut base, RW).unwrap();
-    a.write(&mut base, b"ping").unwrap();
-    let mut t = Talk::default();
-    assert_eq!(base.run(&mut t).unwrap(), RunOutcome::NoEvents);
+    let t = ask_and_answer(&mut base, &a, &b, b"ping", b"pong");
     assert_eq!(
         (t.a_got.as_slice(), t.b_got.as_slice()),
         (&b"pong"[..], &b"ping"[..])
