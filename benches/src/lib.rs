@@ -84,6 +84,34 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Times `p.r` rounds of the pipes workload. `step(true, st)` deletes and re-adds every
+/// reader's registration and runs one non-blocking turn ("setup"); `step(false, st)` runs one
+/// turn; after setup the round's writes start and turns run until every byte was read
+/// ("run"). Medians of both.
+fn time_rounds(
+    p: &PipesParams,
+    st: &mut Round,
+    mut step: impl FnMut(bool, &mut Round) -> std::io::Result<()>,
+) -> std::io::Result<PipesResult> {
+    let (mut setup, mut run) = (Vec::new(), Vec::new());
+    for _ in 0..p.r {
+        let t0 = Instant::now();
+        step(true, st)?;
+        let t1 = Instant::now();
+        st.start(p);
+        while !st.done() {
+            step(false, st)?;
+        }
+        let t2 = Instant::now();
+        setup.push(us(t1 - t0));
+        run.push(us(t2 - t1));
+    }
+    Ok(PipesResult {
+        setup_us: median(setup),
+        run_us: median(run),
+    })
+}
+
 /// The counters every implementation shares, as in bench.c.
 #[derive(Default)]
 pub struct Round {
@@ -157,30 +185,15 @@ pub fn pipes_evloop(method: &str, p: &PipesParams) -> std::io::Result<PipesResul
         writers: writers.iter().map(|w| w.as_raw_fd()).collect(),
         ..Default::default()
     };
-    let (mut setup, mut run) = (Vec::new(), Vec::new());
     let flags = LoopFlags::ONCE | LoopFlags::NONBLOCK;
-    for _ in 0..p.r {
-        let t0 = Instant::now();
-        for &e in &events {
-            base.del(e)?;
-            base.add(e, None)?;
-        }
-        base.run_with(flags, &mut st)?;
-        let t1 = Instant::now();
-        st.start(p);
-        loop {
-            base.run_with(flags, &mut st)?;
-            if st.done() {
-                break;
+    time_rounds(p, &mut st, |reregister, st| {
+        if reregister {
+            for &e in &events {
+                base.del(e)?;
+                base.add(e, None)?;
             }
         }
-        let t2 = Instant::now();
-        setup.push(us(t1 - t0));
-        run.push(us(t2 - t1));
-    }
-    Ok(PipesResult {
-        setup_us: median(setup),
-        run_us: median(run),
+        base.run_with(flags, st).map(drop)
     })
 }
 
@@ -212,7 +225,13 @@ pub fn pipes_raw(p: &PipesParams) -> std::io::Result<PipesResult> {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    let mut turn = |st: &mut Round| -> std::io::Result<()> {
+    time_rounds(p, &mut st, |reregister, st| {
+        if reregister {
+            for (i, r) in readers.iter().enumerate() {
+                epoll::delete(&ep, r)?;
+                add(i, r)?;
+            }
+        }
         events.clear();
         epoll::wait(
             &ep,
@@ -224,27 +243,6 @@ pub fn pipes_raw(p: &PipesParams) -> std::io::Result<PipesResult> {
             st.on_read(i, raw[i]);
         }
         Ok(())
-    };
-    let (mut setup, mut run) = (Vec::new(), Vec::new());
-    for _ in 0..p.r {
-        let t0 = Instant::now();
-        for (i, r) in readers.iter().enumerate() {
-            epoll::delete(&ep, r)?;
-            add(i, r)?;
-        }
-        turn(&mut st)?;
-        let t1 = Instant::now();
-        st.start(p);
-        while !st.done() {
-            turn(&mut st)?;
-        }
-        let t2 = Instant::now();
-        setup.push(us(t1 - t0));
-        run.push(us(t2 - t1));
-    }
-    Ok(PipesResult {
-        setup_us: median(setup),
-        run_us: median(run),
     })
 }
 
@@ -263,39 +261,27 @@ pub fn pipes_polling(p: &PipesParams) -> std::io::Result<PipesResult> {
         ..Default::default()
     };
     let mut events = Events::new();
-    let mut turn = |st: &mut Round| -> std::io::Result<()> {
+    let result = time_rounds(p, &mut st, |reregister, st| {
+        if reregister {
+            for (i, r) in readers.iter().enumerate() {
+                poller.delete(r)?;
+                // SAFETY: as above.
+                unsafe { poller.add_with_mode(r, Event::readable(i), PollMode::Level)? };
+            }
+        }
         events.clear();
         poller.wait(&mut events, Some(Duration::ZERO))?;
         for ev in events.iter() {
             st.on_read(ev.key, raw[ev.key]);
         }
         Ok(())
-    };
-    let (mut setup, mut run) = (Vec::new(), Vec::new());
-    for _ in 0..p.r {
-        let t0 = Instant::now();
-        for (i, r) in readers.iter().enumerate() {
-            poller.delete(r)?;
-            // SAFETY: as above.
-            unsafe { poller.add_with_mode(r, Event::readable(i), PollMode::Level)? };
-        }
-        turn(&mut st)?;
-        let t1 = Instant::now();
-        st.start(p);
-        while !st.done() {
-            turn(&mut st)?;
-        }
-        let t2 = Instant::now();
-        setup.push(us(t1 - t0));
-        run.push(us(t2 - t1));
-    }
+    });
+    // Every fd leaves the poller before it closes, also after an error (one the error left
+    // unregistered just reports so).
     for r in &readers {
-        poller.delete(r)?;
+        let _ = poller.delete(r);
     }
-    Ok(PipesResult {
-        setup_us: median(setup),
-        run_us: median(run),
-    })
+    result
 }
 
 #[cfg(any(have_libevent, have_libev))]
