@@ -4,10 +4,10 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{BaseOptions, EventFlags, LoopFlags, RunOutcome};
 
-use crate::util::{borrow, raw, read_available, run_until, socketpair, turn, write_all};
+use crate::util::{
+    borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
+};
 use crate::Harness;
-
-type Log = Vec<(&'static str, EventFlags)>;
 
 fn three_priorities() -> BaseOptions {
     BaseOptions {
@@ -99,11 +99,7 @@ pub fn manual_activation_with_a_pending_fd(h: &Harness) {
             },
         )
         .unwrap();
-    let once = base
-        .new_event(fd, EventFlags::READ, |ctx, log: &mut Log| {
-            log.push(("plain", ctx.fired()))
-        })
-        .unwrap();
+    let once = logging_event(&mut base, fd, EventFlags::READ, "plain");
     base.add(p, None).unwrap();
     base.add(once, Some(Duration::from_secs(60))).unwrap();
     base.activate(p, EventFlags::TIMEOUT, 1).unwrap();

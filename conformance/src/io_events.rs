@@ -6,10 +6,10 @@ use std::time::Duration;
 use evloop_core::{EventFlags, Features, RunOutcome};
 use rustix::net::Shutdown;
 
-use crate::util::{borrow, raw, read_available, run_until, socketpair, turn, write_all};
+use crate::util::{
+    borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
+};
 use crate::Harness;
-
-type Log = Vec<(&'static str, EventFlags)>;
 
 const R: EventFlags = EventFlags::READ;
 const W: EventFlags = EventFlags::WRITE;
@@ -58,11 +58,7 @@ pub fn two_readers_and_a_writer_on_one_fd(h: &Harness) {
     write_all(&a, b"x");
     let mut base = h.base::<Log>();
     for (name, flags) in [("r1", R), ("r2", R), ("w", W)] {
-        let e = base
-            .new_event(raw(&b), flags, move |ctx, log: &mut Log| {
-                log.push((name, ctx.fired()))
-            })
-            .unwrap();
+        let e = logging_event(&mut base, raw(&b), flags, name);
         base.add(e, None).unwrap();
     }
     let mut log = Log::new();
@@ -99,11 +95,7 @@ pub fn combined_read_write(h: &Harness) {
     let (a, b) = socketpair();
     write_all(&a, b"x");
     let mut base = h.base::<Log>();
-    let e = base
-        .new_event(raw(&b), R | W, |ctx, log: &mut Log| {
-            log.push(("rw", ctx.fired()))
-        })
-        .unwrap();
+    let e = logging_event(&mut base, raw(&b), R | W, "rw");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     base.run(&mut log).unwrap();
@@ -115,11 +107,7 @@ pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
     let fd = raw(&b);
-    let e1 = base
-        .new_event(fd, R | P, |ctx, log: &mut Log| {
-            log.push(("e1", ctx.fired()))
-        })
-        .unwrap();
+    let e1 = logging_event(&mut base, fd, R | P, "e1");
     let e2 = base
         .new_event(fd, R | P, move |ctx, log: &mut Log| {
             log.push(("e2", ctx.fired()));
@@ -142,11 +130,7 @@ pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
 pub fn closed_on_peer_shutdown(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e = base
-        .new_event(raw(&b), EventFlags::CLOSED, |ctx, log: &mut Log| {
-            log.push(("closed", ctx.fired()))
-        })
-        .unwrap();
+    let e = logging_event(&mut base, raw(&b), EventFlags::CLOSED, "closed");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
@@ -217,11 +201,7 @@ pub fn et_refused_without_the_feature(h: &Harness) {
 pub fn fd_closed_while_registered(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e = base
-        .new_event(raw(&b), R, |ctx, log: &mut Log| {
-            log.push(("closed fd", ctx.fired()))
-        })
-        .unwrap();
+    let e = logging_event(&mut base, raw(&b), R, "closed fd");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
@@ -241,11 +221,7 @@ pub fn fd_closed_while_registered(h: &Harness) {
     drop(a);
     let (c, d) = socketpair();
     write_all(&c, b"x");
-    let ok = base
-        .new_event(raw(&d), R, |ctx, log: &mut Log| {
-            log.push(("new", ctx.fired()))
-        })
-        .unwrap();
+    let ok = logging_event(&mut base, raw(&d), R, "new");
     base.add(ok, None).unwrap();
     log.clear();
     base.run(&mut log).unwrap();
@@ -259,11 +235,7 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     let (a, b) = socketpair();
     let old = raw(&b);
     let mut base = h.base::<Log>();
-    let e = base
-        .new_event(old, R | P, |ctx, log: &mut Log| {
-            log.push(("old", ctx.fired()))
-        })
-        .unwrap();
+    let e = logging_event(&mut base, old, R | P, "old");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
@@ -374,11 +346,7 @@ pub fn closed_reported_before_data_is_read(h: &Harness) {
     write_all(&a, b"unread");
     rustix::net::shutdown(&a, Shutdown::Write).unwrap();
     let mut base = h.base::<Log>();
-    let e = base
-        .new_event(raw(&b), EventFlags::CLOSED, |ctx, log: &mut Log| {
-            log.push(("closed", ctx.fired()))
-        })
-        .unwrap();
+    let e = logging_event(&mut base, raw(&b), EventFlags::CLOSED, "closed");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     run_until(&mut base, &mut log, "early CLOSED", |l| !l.is_empty());

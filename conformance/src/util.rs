@@ -9,11 +9,28 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evloop_core::{
-    Backend, Base, BevOptions, BufferedSocket, EventFlags, EventOps, Features, Listener,
+    Backend, Base, BevOptions, BufferedSocket, EventFlags, EventId, EventOps, Features, Listener,
     ListenerOptions, LoopFlags, ReadyList,
 };
 use rustix::io::Errno;
 use rustix::net::{socketpair as sys_socketpair, AddressFamily, SocketFlags, SocketType};
+
+/// What ran, in order: a name and the flags its callback was given.
+pub type Log = Vec<(&'static str, EventFlags)>;
+
+/// A new (not yet added) event on `fd` whose callback logs `name` and what fired.
+#[track_caller]
+pub fn logging_event(
+    base: &mut Base<Log>,
+    fd: RawFd,
+    flags: EventFlags,
+    name: &'static str,
+) -> EventId {
+    base.new_event(fd, flags, move |ctx, log: &mut Log| {
+        log.push((name, ctx.fired()))
+    })
+    .unwrap()
+}
 
 /// How long a scenario waits for something that should take milliseconds before failing:
 /// 10 s, or `EVLOOP_PATIENCE_SECS` for slow runs (valgrind, sanitizers).
