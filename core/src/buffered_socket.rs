@@ -696,7 +696,9 @@ impl<D> std::fmt::Debug for BufferedSocket<D> {
     }
 }
 
-fn read_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
+/// The callback of the read or the write event: `on_ready` takes in what fired (a read, a
+/// write, or their timeout), then the socket's callbacks run.
+fn io_handler<D: 'static>(rc: Shared<D>, on_ready: fn(&mut State<D>, EventFlags)) -> Callback<D> {
     Box::new(move |ctx, data| {
         let Ok(mut st) = rc.try_borrow_mut() else {
             return;
@@ -704,20 +706,7 @@ fn read_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
         if st.freed {
             return;
         }
-        st.on_readable(ctx.fired());
-        st.dispatch(&rc, ctx, data, false);
-    })
-}
-
-fn write_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
-    Box::new(move |ctx, data| {
-        let Ok(mut st) = rc.try_borrow_mut() else {
-            return;
-        };
-        if st.freed {
-            return;
-        }
-        st.on_writable(ctx.fired());
+        on_ready(&mut st, ctx.fired());
         st.dispatch(&rc, ctx, data, false);
     })
 }
@@ -753,14 +742,14 @@ impl<D: 'static> BufferedSocket<D> {
                 .new_event_boxed(
                     raw,
                     EventFlags::READ | EventFlags::PERSIST,
-                    read_handler(state.clone()),
+                    io_handler(state.clone(), State::on_readable),
                 )
                 .and_then(|r| {
                     state.borrow_mut().read_ev = Some(r);
                     ops.new_event_boxed(
                         raw,
                         EventFlags::WRITE | EventFlags::PERSIST,
-                        write_handler(state.clone()),
+                        io_handler(state.clone(), State::on_writable),
                     )
                 });
             match made {
