@@ -62,9 +62,8 @@ impl EpollBackend {
     ///
     /// `epoll_create1`'s error (the fd limit, say).
     pub fn new() -> io::Result<Self> {
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| {
-            io::Error::new(io::Error::from(e).kind(), format!("epoll_create1: {e}"))
-        })?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| evloop_core::os_error("epoll_create1", e))?;
         Ok(Self {
             epoll,
             events: Vec::with_capacity(INITIAL_EVENTS),
@@ -162,12 +161,7 @@ impl Backend for EpollBackend {
         ) {
             Ok(_) => {}
             Err(Errno::INTR) => return Ok(()),
-            Err(e) => {
-                return Err(io::Error::new(
-                    io::Error::from(e).kind(),
-                    format!("epoll_wait: {e}"),
-                ))
-            }
+            Err(e) => return Err(evloop_core::os_error("epoll_wait", e)),
         }
         ready.extend(
             self.events

@@ -89,10 +89,7 @@ impl std::fmt::Debug for KqueueBackend {
 }
 
 fn os_error(what: String, errno: Errno) -> io::Error {
-    io::Error::new(
-        io::Error::from(errno).kind(),
-        format!("kqueue: {what}: {errno}"),
-    )
+    evloop_core::os_error(&format!("kqueue: {what}"), errno)
 }
 
 fn new_kqueue() -> io::Result<OwnedFd> {

@@ -132,12 +132,7 @@ impl Backend for PollBackend {
         match rustix::event::poll(&mut self.fds, timeout.as_ref()) {
             Ok(0) | Err(Errno::INTR) => return Ok(()),
             Ok(_) => {}
-            Err(e) => {
-                return Err(io::Error::new(
-                    io::Error::from(e).kind(),
-                    format!("poll: {e}"),
-                ))
-            }
+            Err(e) => return Err(evloop_core::os_error("poll", e)),
         }
         for pfd in &self.fds {
             let revents = pfd.revents();

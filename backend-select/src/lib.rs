@@ -147,12 +147,7 @@ impl Backend for SelectBackend {
         match result {
             Ok(0) | Err(Errno::INTR) => return Ok(()),
             Ok(_) => {}
-            Err(e) => {
-                return Err(io::Error::new(
-                    io::Error::from(e).kind(),
-                    format!("select: {e}"),
-                ))
-            }
+            Err(e) => return Err(evloop_core::os_error("select", e)),
         }
         // An fd ready both ways is pushed twice; the core merges the two reports.
         for fd in FdSetIter::new(&self.read_out) {

@@ -306,6 +306,19 @@ pub fn fd_error(backend: &str, op: &str, fd: RawFd, err: io::Error) -> io::Error
     io::Error::new(err.kind(), format!("{backend}: cannot {op} fd {fd}: {err}"))
 }
 
+/// An OS error with a message naming what failed: `"{what}: {err}"`, of the error's kind.
+///
+/// # Examples
+///
+/// ```
+/// let e = evloop_core::os_error("epoll_wait", std::io::Error::from_raw_os_error(4));
+/// assert!(e.to_string().starts_with("epoll_wait: "));
+/// ```
+pub fn os_error(what: &str, err: impl Into<io::Error>) -> io::Error {
+    let err = err.into();
+    io::Error::new(err.kind(), format!("{what}: {err}"))
+}
+
 /// The longest single wait handed to the kernel: 35 minutes, as libevent does. Older Linux
 /// kernels mishandle larger epoll timeouts, and a larger `i32` millisecond count would make
 /// rustix switch to `epoll_pwait2`, which kernels before 5.11 lack. The loop simply waits

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use rustix::io::Errno;
 
+use crate::backend::os_error;
 use crate::base::EventOps;
 use crate::buffer::{Buffer, IoOutcome};
 use crate::event::{Callback, Context, EventId};
@@ -804,12 +805,7 @@ impl<D: 'static> BufferedSocket<D> {
             st.connecting = true;
             match result {
                 Ok(()) | Err(Errno::INPROGRESS) | Err(Errno::INTR) => {}
-                Err(e) => {
-                    st.connect_error = Some(io::Error::new(
-                        io::Error::from(e).kind(),
-                        format!("connect to {addr}: {e}"),
-                    ))
-                }
+                Err(e) => st.connect_error = Some(os_error(&format!("connect to {addr}"), e)),
             }
             st.sync(ops)?;
         }

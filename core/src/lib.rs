@@ -37,7 +37,7 @@ pub mod signal;
 mod timer_heap;
 
 pub use active_queues::ActiveQueues;
-pub use backend::{fd_error, fd_is_open, Backend, ReadyList, Waker};
+pub use backend::{fd_error, fd_is_open, os_error, Backend, ReadyList, Waker};
 pub use base::{Base, BaseOptions, EventOps, RunOutcome};
 pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
 pub use buffered_socket::{BevCallback, BevContext, BevOptions, BufferedSocket};

@@ -21,6 +21,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrAny, SocketType};
 
+use crate::backend::os_error;
 use crate::base::EventOps;
 use crate::event::{Callback, Context, EventId};
 use crate::flags::EventFlags;
@@ -209,10 +210,6 @@ fn accept_one(listener: BorrowedFd<'_>) -> rustix::io::Result<(OwnedFd, Option<S
     }
 }
 
-fn named(what: &str, e: Errno) -> io::Error {
-    io::Error::new(io::Error::from(e).kind(), format!("{what}: {e}"))
-}
-
 fn accept_handler<D: 'static>(rc: Rc<RefCell<State<D>>>) -> Callback<D> {
     Box::new(move |ctx, data| {
         for _ in 0..MAX_ACCEPTS_PER_WAKEUP {
@@ -243,7 +240,7 @@ fn accept_handler<D: 'static>(rc: Rc<RefCell<State<D>>>) -> Callback<D> {
                 Err(Errno::AGAIN) => return,
                 Err(Errno::INTR | Errno::CONNABORTED) => continue,
                 Err(e) => {
-                    report(&rc, ctx, data, named(&format!("accept on fd {raw}"), e));
+                    report(&rc, ctx, data, os_error(&format!("accept on fd {raw}"), e));
                     back_off(&rc, ctx);
                     return;
                 }
@@ -310,15 +307,15 @@ impl<D: 'static> Listener<D> {
         let fd = nonblocking_socket(domain)?;
         if options.reuseaddr {
             rustix::net::sockopt::set_socket_reuseaddr(&fd, true)
-                .map_err(|e| named("SO_REUSEADDR", e))?;
+                .map_err(|e| os_error("SO_REUSEADDR", e))?;
         }
         if options.reuseport {
             rustix::net::sockopt::set_socket_reuseport(&fd, true)
-                .map_err(|e| named("SO_REUSEPORT", e))?;
+                .map_err(|e| os_error("SO_REUSEPORT", e))?;
         }
-        rustix::net::bind(&fd, &addr).map_err(|e| named(&format!("bind {addr}"), e))?;
+        rustix::net::bind(&fd, &addr).map_err(|e| os_error(&format!("bind {addr}"), e))?;
         rustix::net::listen(&fd, options.backlog)
-            .map_err(|e| named(&format!("listen on {addr}"), e))?;
+            .map_err(|e| os_error(&format!("listen on {addr}"), e))?;
         Self::adopt(ops, fd, options, on_accept)
     }
 
@@ -335,10 +332,11 @@ impl<D: 'static> Listener<D> {
     ) -> io::Result<Self> {
         let fd = nonblocking_socket(AddressFamily::UNIX)?;
         let addr = rustix::net::SocketAddrUnix::new(path)
-            .map_err(|e| named(&format!("{}", path.display()), e))?;
-        rustix::net::bind(&fd, &addr).map_err(|e| named(&format!("bind {}", path.display()), e))?;
+            .map_err(|e| os_error(&format!("{}", path.display()), e))?;
+        rustix::net::bind(&fd, &addr)
+            .map_err(|e| os_error(&format!("bind {}", path.display()), e))?;
         rustix::net::listen(&fd, options.backlog)
-            .map_err(|e| named(&format!("listen on {}", path.display()), e))?;
+            .map_err(|e| os_error(&format!("listen on {}", path.display()), e))?;
         Self::adopt(ops, fd, options, on_accept)
     }
 
@@ -353,7 +351,7 @@ impl<D: 'static> Listener<D> {
         options: ListenerOptions,
         on_accept: impl FnMut(&mut Context<'_, D>, OwnedFd, PeerAddr, &mut D) + 'static,
     ) -> io::Result<Self> {
-        rustix::io::ioctl_fionbio(&fd, true).map_err(|e| named("FIONBIO", e))?;
+        rustix::io::ioctl_fionbio(&fd, true).map_err(|e| os_error("FIONBIO", e))?;
         let raw = fd.as_raw_fd();
         let state = Rc::new(RefCell::new(State {
             fd: Some(fd),

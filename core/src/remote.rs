@@ -83,7 +83,7 @@ fn wake_channel() -> io::Result<(OwnedFd, OwnedFd)> {
     {
         use rustix::event::{eventfd, EventfdFlags};
         let fd = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)
-            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("eventfd: {e}")))?;
+            .map_err(|e| crate::backend::os_error("eventfd", e))?;
         let write = fd.try_clone()?;
         Ok((fd, write))
     }
