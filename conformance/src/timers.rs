@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use evloop_core::{EventFlags, RunOutcome};
+use evloop_core::{BaseOptions, EventFlags, LoopFlags, RunOutcome};
 
-use crate::util::{raw, socketpair};
+use crate::util::{raw, socketpair, write_all};
 use crate::Harness;
 
 const GENEROUS: Duration = Duration::from_secs(5);
@@ -166,4 +166,107 @@ pub fn pending_reports_flags_and_deadline(h: &Harness) {
     assert_eq!((p.flags, p.deadline), (EventFlags::empty(), None));
     base.activate(e, EventFlags::WRITE, 1).unwrap();
     assert_eq!(base.pending(e).unwrap().flags, EventFlags::WRITE);
+}
+
+/// A persistent timer with a zero interval runs once per loop iteration, after the I/O
+/// callbacks of that iteration, and never twice in one.
+pub fn zero_interval_persistent_timer_runs_once_per_iteration(h: &Harness) {
+    let (a, b) = socketpair();
+    write_all(&a, b"x"); // stays unread: b is readable every iteration
+    let mut base = h.base::<Vec<char>>();
+    let reader = base
+        .new_event(
+            raw(&b),
+            EventFlags::READ | EventFlags::PERSIST,
+            |ctx, log| {
+                log.push('r');
+                if log.len() >= 5 {
+                    let me = ctx.id();
+                    ctx.del(me).unwrap();
+                }
+            },
+        )
+        .unwrap();
+    let tick = base
+        .new_timer(EventFlags::PERSIST, |ctx, log: &mut Vec<char>| {
+            log.push('t');
+            if log.len() >= 5 {
+                let me = ctx.id();
+                ctx.del(me).unwrap();
+            }
+        })
+        .unwrap();
+    // Each deletes itself on its third run.
+    base.add(reader, None).unwrap();
+    base.add(tick, Some(Duration::ZERO)).unwrap();
+    let mut log = Vec::new();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+    assert_eq!(log.iter().collect::<String>(), "rtrtrt");
+}
+
+/// Activating a pending persistent timer by hand with TIMEOUT runs it and keeps its cadence:
+/// the next deadline is one interval after the one that was pending (libevent).
+pub fn timeout_activated_by_hand_keeps_the_cadence(h: &Harness) {
+    let interval = Duration::from_secs(10);
+    let mut base = h.base::<Vec<Option<Instant>>>();
+    let t = base
+        .new_timer(
+            EventFlags::PERSIST,
+            |ctx, seen: &mut Vec<Option<Instant>>| {
+                let me = ctx.id();
+                seen.push(ctx.pending(me).unwrap().deadline);
+            },
+        )
+        .unwrap();
+    base.add(t, Some(interval)).unwrap();
+    let first = base.pending(t).unwrap().deadline.unwrap();
+    base.activate(t, EventFlags::TIMEOUT, 1).unwrap();
+    let mut seen = Vec::new();
+    base.run_with(LoopFlags::ONCE, &mut seen).unwrap();
+    assert_eq!(seen, [Some(first + interval)]);
+    base.free(t).unwrap();
+}
+
+/// A persistent timer starved by a more urgent priority for several intervals runs once when
+/// its turn comes, for one activation, and stays armed: its timeouts go on afterwards.
+pub fn persistent_timeout_starved_by_a_better_priority_runs_once_and_goes_on(h: &Harness) {
+    let interval = Duration::from_millis(5);
+    let (a, b) = socketpair();
+    write_all(&a, b"x");
+    let mut base = h.base_with::<Vec<(u32, bool)>>(BaseOptions {
+        priorities: 2,
+        ..Default::default()
+    });
+    let start = Instant::now();
+    // Readable every iteration, priority 0: runs for 40 ms while the timer waits.
+    let hog = base
+        .new_event(
+            raw(&b),
+            EventFlags::READ | EventFlags::PERSIST,
+            move |ctx, _| {
+                if start.elapsed() >= Duration::from_millis(40) {
+                    let me = ctx.id();
+                    ctx.del(me).unwrap();
+                }
+            },
+        )
+        .unwrap();
+    base.set_priority(hog, 0).unwrap();
+    let t = base
+        .new_timer(EventFlags::PERSIST, |ctx, runs: &mut Vec<(u32, bool)>| {
+            let me = ctx.id();
+            let armed = ctx.pending(me).unwrap().flags.contains(EventFlags::TIMEOUT);
+            runs.push((ctx.ncalls(), armed));
+            if runs.len() == 3 {
+                ctx.del(me).unwrap();
+            }
+        })
+        .unwrap();
+    base.set_priority(t, 1).unwrap();
+    base.add(hog, None).unwrap();
+    base.add(t, Some(interval)).unwrap();
+    let mut runs = Vec::new();
+    base.run(&mut runs).unwrap();
+    assert_eq!(runs, [(1, true), (1, true), (1, true)]);
+    assert!(start.elapsed() >= Duration::from_millis(40));
 }

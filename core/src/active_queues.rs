@@ -1,36 +1,96 @@
 //! Prioritized FIFO queues of active events.
 //!
-//! Each priority is a doubly linked list threaded through a side table indexed by event id
-//! (`links[id]` holds the event's neighbours and its priority), so pushing, popping and
-//! removing an event from the middle (an active event deleted by another callback) are all
-//! O(1) and allocate nothing once the table has grown to the highest id. A bit per priority
-//! marks the non-empty queues, so finding the most urgent one is a count of trailing zeros.
-//! Priority 0 is the most urgent.
+//! Each priority's queue is a ring buffer of event ids. Every push is numbered — the entry's
+//! *ticket*, a wrapping count of the queue's pushes — and the caller keeps the ticket (the
+//! base keeps it in the event's slot, where it fills padding). `buf[ticket & mask]` finds
+//! the entry again, so removing an event from the middle (an active event deleted by another
+//! callback) leaves a tombstone there in O(1); entries at either end are popped instead, so
+//! the first and last entries of a queue are always live and a queue whose last live entry
+//! goes is empty at once. Memory follows what is queued, not every event ever created: an
+//! event costs 4 bytes for its ticket, where a linked list needs two links per event.
+//! (libev's pending arrays work this way too, but run last-in first-out; libevent's queues
+//! and ours run first-in first-out.)
+//!
+//! A bit per priority marks the non-empty queues, so finding the most urgent one is a count of
+//! trailing zeros. Priority 0 is the most urgent.
 
-/// No neighbour. Also never a valid index into `links`, so `links.get(NIL)` is `None`.
-const NIL: u32 = u32::MAX;
-/// `Link::prio` of an event that is not queued.
-const IDLE: u16 = u16::MAX;
+/// A removed entry, skipped by `pop`. Never an event id: the base refuses that many events.
+const TOMBSTONE: u32 = u32::MAX;
 /// The most priorities a base can have (see `BaseOptions::priorities`).
 const MAX_PRIORITIES: usize = 256;
 
-#[derive(Copy, Clone, Debug)]
-struct Link {
-    prev: u32,
-    next: u32,
-    prio: u16,
-}
-
-const UNLINKED: Link = Link {
-    prev: NIL,
-    next: NIL,
-    prio: IDLE,
-};
-
-#[derive(Copy, Clone, Debug)]
-struct Ends {
+/// One priority's queue: a ring buffer whose capacity is a power of two, addressed by ticket.
+/// `head` and `tail` are the tickets of the first entry and of the next push, wrapping, so the
+/// entry with ticket `t` is at `buf[t & (capacity - 1)]` and a ticket is valid while
+/// `t - head < tail - head`. `live` counts the entries that are not tombstones; when it drops
+/// to zero the tombstones left go at once.
+#[derive(Debug, Default)]
+struct Queue {
+    buf: Vec<u32>,
     head: u32,
     tail: u32,
+    live: u32,
+}
+
+impl Queue {
+    #[inline(always)]
+    fn span(&self) -> u32 {
+        self.tail.wrapping_sub(self.head)
+    }
+
+    #[inline(always)]
+    fn at(&mut self, ticket: u32) -> &mut u32 {
+        let mask = self.buf.len().wrapping_sub(1);
+        &mut self.buf[ticket as usize & mask]
+    }
+
+    #[inline(always)]
+    fn push(&mut self, id: u32) -> u32 {
+        if self.span() as usize == self.buf.len() {
+            self.grow();
+        }
+        let ticket = self.tail;
+        *self.at(ticket) = id;
+        self.tail = ticket.wrapping_add(1);
+        self.live += 1;
+        ticket
+    }
+
+    /// Double the capacity, moving each entry to where its ticket now points.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let cap = (self.buf.len() * 2).max(16);
+        let mut buf = vec![TOMBSTONE; cap];
+        let mut t = self.head;
+        while t != self.tail {
+            buf[t as usize & (cap - 1)] = *self.at(t);
+            t = t.wrapping_add(1);
+        }
+        self.buf = buf;
+    }
+
+    /// The first live entry, taken out; the caller knows `live > 0`.
+    #[inline(always)]
+    fn pop_live(&mut self) -> u32 {
+        loop {
+            let id = *self.at(self.head);
+            self.head = self.head.wrapping_add(1);
+            if id != TOMBSTONE {
+                self.settle_one_less();
+                return id;
+            }
+        }
+    }
+
+    /// One live entry fewer; an empty queue drops its tombstones.
+    #[inline(always)]
+    fn settle_one_less(&mut self) {
+        self.live -= 1;
+        if self.live == 0 {
+            self.head = self.tail;
+        }
+    }
 }
 
 /// Set or clear the bit of `prio` in the set of non-empty queues.
@@ -53,16 +113,15 @@ fn mark(occupied: &mut [u64; MAX_PRIORITIES / 64], prio: u16, non_empty: bool) {
 /// let mut q = ActiveQueues::new(3);
 /// q.push(10, 2);
 /// q.push(11, 0);
-/// q.push(12, 0);
+/// let ticket = q.push(12, 0);
 /// assert_eq!(q.best(), Some(0));
 /// assert_eq!(q.pop(0), Some(11));
-/// q.remove(12);
+/// assert!(q.remove(12, 0, ticket));
 /// assert_eq!(q.best(), Some(2));
 /// ```
 #[derive(Debug)]
 pub struct ActiveQueues {
-    queues: Vec<Ends>,
-    links: Vec<Link>,
+    queues: Vec<Queue>,
     /// Bit `p` is set while priority `p` has a queued event.
     occupied: [u64; MAX_PRIORITIES / 64],
     len: usize,
@@ -73,14 +132,7 @@ impl ActiveQueues {
     pub fn new(priorities: u16) -> Self {
         let n = (priorities as usize).clamp(1, MAX_PRIORITIES);
         Self {
-            queues: vec![
-                Ends {
-                    head: NIL,
-                    tail: NIL
-                };
-                n
-            ],
-            links: Vec::new(),
+            queues: (0..n).map(|_| Queue::default()).collect(),
             occupied: [0; MAX_PRIORITIES / 64],
             len: 0,
         }
@@ -101,14 +153,18 @@ impl ActiveQueues {
         self.len == 0
     }
 
-    /// Whether `id` is queued.
-    pub fn contains(&self, id: u32) -> bool {
-        self.links.get(id as usize).is_some_and(|l| l.prio != IDLE)
-    }
-
     /// The most urgent priority with a queued event.
     #[inline]
     pub fn best(&self) -> Option<u16> {
+        // Most bases have fewer than 64 priorities: the first word answers.
+        match self.occupied[0] {
+            0 => self.best_beyond_64(),
+            w => Some(w.trailing_zeros() as u16),
+        }
+    }
+
+    #[inline(never)]
+    fn best_beyond_64(&self) -> Option<u16> {
         self.occupied
             .iter()
             .enumerate()
@@ -119,59 +175,43 @@ impl ActiveQueues {
     /// Whether an event more urgent than `prio` is queued.
     #[inline]
     pub fn has_better_than(&self, prio: u16) -> bool {
-        self.best().is_some_and(|b| b < prio)
+        if prio < 64 {
+            // The bits below `prio`'s in the first word.
+            self.occupied[0] & ((1u64 << prio) - 1) != 0
+        } else {
+            self.best().is_some_and(|b| b < prio)
+        }
     }
 
-    /// Append `id` to the queue of `prio`. `id` must not be queued and `prio` must be below
+    /// Append `id` to the queue of `prio` and return its ticket, which
+    /// [`remove`](Self::remove) takes. `id` must not be queued and `prio` must be below
     /// [`priorities`](Self::priorities); the base checks both.
     #[inline(always)]
-    pub fn push(&mut self, id: u32, prio: u16) {
-        let idx = id as usize;
-        if idx >= self.links.len() {
-            self.links.resize(idx + 1, UNLINKED);
+    pub fn push(&mut self, id: u32, prio: u16) -> u32 {
+        debug_assert_ne!(id, TOMBSTONE);
+        let q = &mut self.queues[prio as usize];
+        if q.live == 0 {
+            mark(&mut self.occupied, prio, true);
         }
-        let Self {
-            queues,
-            links,
-            occupied,
-            len,
-        } = self;
-        let q = &mut queues[prio as usize];
-        debug_assert_eq!(links[idx].prio, IDLE, "pushed twice");
-        links[idx] = Link {
-            prev: q.tail,
-            next: NIL,
-            prio,
-        };
-        match links.get_mut(q.tail as usize) {
-            Some(tail) => tail.next = id,
-            None => {
-                q.head = id;
-                mark(occupied, prio, true);
-            }
-        }
-        q.tail = id;
-        *len += 1;
+        self.len += 1;
+        q.push(id)
     }
 
-    /// Take `id` out of its queue; returns whether it was queued.
-    pub fn remove(&mut self, id: u32) -> bool {
-        let Some(&link) = self.links.get(id as usize).filter(|l| l.prio != IDLE) else {
+    /// Take `id`, queued at `prio` with `ticket`, out of its queue; returns whether it was
+    /// there (a stale ticket finds nothing).
+    pub fn remove(&mut self, id: u32, prio: u16, ticket: u32) -> bool {
+        let Some(q) = self.queues.get_mut(prio as usize) else {
             return false;
         };
-        self.links[id as usize] = UNLINKED;
-        let prio = link.prio;
-        if link.prev == NIL {
-            self.queues[prio as usize].head = link.next;
-        } else {
-            self.links[link.prev as usize].next = link.next;
+        if ticket.wrapping_sub(q.head) >= q.span() || *q.at(ticket) != id {
+            return false;
         }
-        if link.next == NIL {
-            self.queues[prio as usize].tail = link.prev;
-        } else {
-            self.links[link.next as usize].prev = link.prev;
+        *q.at(ticket) = TOMBSTONE;
+        if ticket.wrapping_add(1) == q.tail {
+            q.tail = ticket; // the last entry leaves no tombstone
         }
-        if self.queues[prio as usize].head == NIL {
+        q.settle_one_less();
+        if q.live == 0 {
             mark(&mut self.occupied, prio, false);
         }
         self.len -= 1;
@@ -181,24 +221,15 @@ impl ActiveQueues {
     /// Remove and return the first event of `prio`'s queue.
     #[inline]
     pub fn pop(&mut self, prio: u16) -> Option<u32> {
-        let Self {
-            queues,
-            links,
-            occupied,
-            len,
-        } = self;
-        let q = queues.get_mut(prio as usize)?;
-        let id = q.head;
-        let link = std::mem::replace(links.get_mut(id as usize)?, UNLINKED);
-        q.head = link.next;
-        match links.get_mut(link.next as usize) {
-            Some(next) => next.prev = NIL,
-            None => {
-                q.tail = NIL;
-                mark(occupied, prio, false);
-            }
+        let q = self.queues.get_mut(prio as usize)?;
+        if q.live == 0 {
+            return None;
         }
-        *len -= 1;
+        let id = q.pop_live();
+        if q.live == 0 {
+            mark(&mut self.occupied, prio, false);
+        }
+        self.len -= 1;
         Some(id)
     }
 }
@@ -211,12 +242,12 @@ mod tests {
     #[test]
     fn fifo_per_priority_and_removal_from_the_middle() {
         let mut q = ActiveQueues::new(2);
-        for id in 0..5 {
-            q.push(id, 1);
-        }
+        let tickets: Vec<u32> = (0..5).map(|id| q.push(id, 1)).collect();
         q.push(9, 0);
-        assert!(q.remove(2));
-        assert!(!q.remove(2));
+        assert!(q.remove(2, 1, tickets[2]));
+        assert!(!q.remove(2, 1, tickets[2]), "removed twice");
+        assert!(!q.remove(3, 1, tickets[2]), "another event's ticket");
+        assert!(!q.remove(3, 0, tickets[3]), "another priority");
         assert_eq!(q.len(), 5);
         let mut order = vec![];
         while let Some(p) = q.best() {
@@ -224,6 +255,27 @@ mod tests {
         }
         assert_eq!(order, [9, 0, 1, 3, 4]);
         assert!(q.is_empty());
+        assert!(
+            !q.remove(4, 1, tickets[4]),
+            "a popped event's ticket is stale"
+        );
+    }
+
+    #[test]
+    fn a_queue_emptied_by_removals_is_empty() {
+        let mut q = ActiveQueues::new(1);
+        let a = q.push(1, 0);
+        let b = q.push(2, 0);
+        let c = q.push(3, 0);
+        assert!(q.remove(2, 0, b)); // a tombstone in the middle
+        assert!(q.remove(3, 0, c)); // the back goes, and the tombstone behind it
+        assert!(q.remove(1, 0, a));
+        assert_eq!((q.best(), q.len()), (None, 0));
+        assert_eq!(q.queues[0].span(), 0, "no tombstone is left");
+        // Tickets keep counting: an old one never names a new entry.
+        let d = q.push(1, 0);
+        assert!(!q.remove(1, 0, a));
+        assert!(q.remove(1, 0, d));
     }
 
     #[test]
@@ -238,11 +290,26 @@ mod tests {
             order.push((p, q.pop(p).unwrap()));
         }
         assert_eq!(order, [(63, 4), (64, 3), (130, 2), (255, 1)]);
-        assert!(q.is_empty() && !q.contains(1));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn tickets_survive_the_counter_wrapping() {
+        let mut q = ActiveQueues::new(1);
+        q.queues[0].head = u32::MAX - 2;
+        q.queues[0].tail = u32::MAX - 2;
+        let tickets: Vec<u32> = (0..6).map(|id| q.push(id, 0)).collect();
+        assert_eq!(tickets[3], 0);
+        assert!(q.remove(4, 0, tickets[4]));
+        assert_eq!(q.pop(0), Some(0));
+        assert!(q.remove(2, 0, tickets[2]));
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop(0)).collect();
+        assert_eq!(order, [1, 3, 5]);
     }
 
     #[test]
     fn matches_a_vecdeque_model() {
+        use std::collections::hash_map::{Entry, HashMap};
         let mut state = 0x1234_5678_9abc_def1u64;
         let mut rnd = move || {
             state ^= state << 13;
@@ -252,13 +319,15 @@ mod tests {
         };
         let mut q = ActiveQueues::new(3);
         let mut model: Vec<VecDeque<u32>> = vec![VecDeque::new(); 3];
+        // What the base keeps in each slot: the queued event's priority and ticket.
+        let mut kept: HashMap<u32, (u16, u32)> = HashMap::new();
         for _ in 0..if cfg!(miri) { 2_000 } else { 20_000 } {
             let id = (rnd() % 32) as u32;
             match rnd() % 3 {
                 0 => {
-                    if !q.contains(id) {
+                    if let Entry::Vacant(slot) = kept.entry(id) {
                         let p = (rnd() % 3) as u16;
-                        q.push(id, p);
+                        slot.insert((p, q.push(id, p)));
                         model[p as usize].push_back(id);
                     }
                 }
@@ -269,17 +338,25 @@ mod tests {
                             .map(|i| m.remove(i))
                             .is_some()
                     });
-                    assert_eq!(q.remove(id), was);
+                    let (p, t) = kept.remove(&id).unwrap_or((0, 0));
+                    assert_eq!(q.remove(id, p, t), was);
                 }
                 _ => {
                     let best = model.iter().position(|m| !m.is_empty());
                     assert_eq!(q.best(), best.map(|b| b as u16));
                     if let Some(b) = best {
-                        assert_eq!(q.pop(b as u16), model[b].pop_front());
+                        let id = q.pop(b as u16);
+                        assert_eq!(id, model[b].pop_front());
+                        kept.remove(&id.unwrap());
                     }
                 }
             }
             assert_eq!(q.len(), model.iter().map(|m| m.len()).sum::<usize>());
+            // Each queue counts its live entries, and one without any holds no tombstones.
+            for (queue, m) in q.queues.iter().zip(&model) {
+                assert_eq!(queue.live as usize, m.len());
+                assert!(queue.live > 0 || queue.span() == 0);
+            }
         }
     }
 }

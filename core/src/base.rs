@@ -26,6 +26,9 @@ use crate::timer_heap::TimerHeap;
 
 static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(1);
 const NO_SLOT: u32 = u32::MAX;
+/// The most events a base holds at once: slot numbers are `u32`, and `u32::MAX` is taken (the
+/// free list's end, the active queues' tombstone).
+const MAX_EVENTS: usize = u32::MAX as usize;
 
 /// How a base is set up: priorities and the dispatch limits (libevent's `event_config`).
 ///
@@ -99,6 +102,18 @@ fn monotonic_ns() -> u64 {
     (t.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(t.tv_nsec as u64)
+}
+
+/// The next deadline of a persistent timeout: `interval` after `from`, or after `now` if that
+/// is not later than now — a timer that fell behind restarts instead of running a burst of
+/// catch-up callbacks (libevent's event_persist_closure).
+fn next_deadline(from: u64, interval: u64, now: u64) -> u64 {
+    let deadline = from.saturating_add(interval);
+    if deadline <= now {
+        now.saturating_add(interval)
+    } else {
+        deadline
+    }
 }
 
 fn to_ns(d: Duration) -> u64 {
@@ -199,7 +214,18 @@ impl<D> Inner<D> {
         }
     }
 
-    fn alloc(&mut self, fd: RawFd, flags: EventFlags, callback: Callback<D>) -> EventId {
+    fn alloc(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        callback: Callback<D>,
+    ) -> io::Result<EventId> {
+        if self.free_head == NO_SLOT && self.slots.len() >= MAX_EVENTS {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("too many events: a base holds at most {MAX_EVENTS}"),
+            ));
+        }
         let prio = self.active.priorities() / 2;
         let index = if self.free_head != NO_SLOT {
             let index = self.free_head;
@@ -211,11 +237,11 @@ impl<D> Inner<D> {
             self.slots.push(Slot::new(0, fd, flags, prio, callback));
             (self.slots.len() - 1) as u32
         };
-        EventId {
+        Ok(EventId {
             base: self.id,
             index,
             gen: self.slots[index as usize].gen,
-        }
+        })
     }
 
     pub fn new_event(
@@ -232,7 +258,7 @@ impl<D> Inner<D> {
                 )));
             }
             signal::validate(fd)?;
-            return Ok(self.alloc(fd, flags.without(EventFlags::TIMEOUT), callback));
+            return self.alloc(fd, flags.without(EventFlags::TIMEOUT), callback);
         }
         let io = flags.intersects(EventFlags::IO);
         if io && fd < 0 {
@@ -244,7 +270,7 @@ impl<D> Inner<D> {
             return Err(invalid("ET needs READ, WRITE or CLOSED".to_string()));
         }
         let flags = flags.without(EventFlags::TIMEOUT);
-        Ok(self.alloc(if io { fd } else { -1 }, flags, callback))
+        self.alloc(if io { fd } else { -1 }, flags, callback)
     }
 
     fn new_event_fn<F>(&mut self, fd: RawFd, flags: EventFlags, callback: F) -> io::Result<EventId>
@@ -381,14 +407,12 @@ impl<D> Inner<D> {
         }
         // An activation by the old timeout is superseded by the new one (libevent).
         if slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT) {
-            slot.clear(state::ACTIVE);
+            slot.clear(state::ACTIVE | state::REARMED);
             slot.res = EventFlags::empty();
             slot.ncalls = 0;
-            self.active.remove(idx as u32);
+            self.active.remove(idx as u32, slot.prio, slot.ticket);
         }
-        let slot = &mut self.slots[idx];
-        slot.deadline = deadline;
-        slot.set(state::TIMER);
+        self.slots[idx].set(state::TIMER);
         self.timers.schedule(idx as u32, deadline);
     }
 
@@ -437,10 +461,10 @@ impl<D> Inner<D> {
         }
         let slot = &mut self.slots[idx];
         if slot.is(state::ACTIVE) {
-            slot.clear(state::ACTIVE);
+            slot.clear(state::ACTIVE | state::REARMED);
             slot.res = EventFlags::empty();
             slot.ncalls = 0;
-            self.active.remove(idx as u32);
+            self.active.remove(idx as u32, slot.prio, slot.ticket);
         }
     }
 
@@ -519,7 +543,7 @@ impl<D> Inner<D> {
             *live += 1;
         }
         slot.set(state::ACTIVE);
-        active.push(idx, slot.prio);
+        slot.ticket = active.push(idx, slot.prio);
     }
 
     pub fn activate(&mut self, id: EventId, res: EventFlags, ncalls: u32) -> io::Result<()> {
@@ -543,9 +567,10 @@ impl<D> Inner<D> {
         if slot.is(state::ACTIVE) {
             flags |= slot.res;
         }
-        let deadline = slot
-            .is(state::TIMER)
-            .then(|| self.epoch + Duration::from_nanos(slot.deadline));
+        let deadline = self
+            .timers
+            .deadline(id.index)
+            .map(|ns| self.epoch + Duration::from_nanos(ns));
         Ok(Pending { flags, deadline })
     }
 
@@ -682,7 +707,7 @@ impl<D> Inner<D> {
 
     /// An internal event: persistent READ on `fd`, priority 0, not keeping the loop alive.
     fn add_internal(&mut self, fd: RawFd, callback: Callback<D>) -> io::Result<EventId> {
-        let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, callback);
+        let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, callback)?;
         let slot = &mut self.slots[id.index as usize];
         slot.set(state::INTERNAL);
         slot.prio = 0;
@@ -700,7 +725,7 @@ impl<D> Inner<D> {
         match fd {
             Some(fd) => self.add_internal(fd, run),
             None => {
-                let id = self.alloc(-1, EventFlags::empty(), run);
+                let id = self.alloc(-1, EventFlags::empty(), run)?;
                 let slot = &mut self.slots[id.index as usize];
                 slot.set(state::INTERNAL);
                 slot.prio = 0;
@@ -842,10 +867,22 @@ impl<D> Inner<D> {
             live,
             ..
         } = self;
-        while let Some((idx, _)) = timers.pop_expired(now) {
+        while let Some((idx, deadline)) = timers.pop_expired(now) {
             let slot = &mut slots[idx as usize];
             slot.clear(state::TIMER);
-            Self::activate_slot(slot, idx, EventFlags::TIMEOUT, 1, active, live);
+            // An event still waiting for the run of an earlier expiry (starved by a more
+            // urgent priority) runs once for both, as in libevent.
+            if !(slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT)) {
+                Self::activate_slot(slot, idx, EventFlags::TIMEOUT, 1, active, live);
+            }
+            // A persistent timeout is re-armed here rather than before its callback: its
+            // cadence runs from the deadline that passed, and no slot keeps a copy of that.
+            // The new deadline is after `now`, so this pass does not meet it again. A zero
+            // interval would be met again: it is re-armed before the callback, from now.
+            if slot.interval != NO_INTERVAL && slot.interval != 0 {
+                slot.set(state::TIMER | state::REARMED);
+                timers.schedule(idx, next_deadline(deadline, slot.interval, now));
+            }
         }
     }
 
@@ -957,25 +994,24 @@ impl<D> Inner<D> {
     }
 
     /// Re-arm a persistent event's timeout before its callback (libevent's
-    /// event_persist_closure): a timeout keeps its cadence from the old deadline, anything
-    /// else restarts it from now, and a deadline already past restarts from now (no burst of
-    /// catch-up runs).
+    /// event_persist_closure), unless its expiry did already (see `expire_timers`). A
+    /// timeout activated by hand keeps the cadence of the pending deadline; any other
+    /// activation restarts the timeout from now.
     #[inline(never)]
     fn rearm_persistent(&mut self, idx: usize, fired: EventFlags) {
-        let now = self.now_ns();
         let slot = &mut self.slots[idx];
-        let interval = slot.interval;
-        let from = if fired.contains(EventFlags::TIMEOUT) {
-            slot.deadline
-        } else {
-            now
-        };
-        let mut deadline = from.saturating_add(interval);
-        if deadline < now {
-            deadline = now.saturating_add(interval);
+        if slot.is(state::REARMED) {
+            slot.clear(state::REARMED);
+            return;
         }
-        slot.deadline = deadline;
+        let now = self.now_ns();
+        let from = match self.timers.deadline(idx as u32) {
+            Some(pending) if fired.contains(EventFlags::TIMEOUT) => pending,
+            _ => now,
+        };
+        let slot = &mut self.slots[idx];
         slot.set(state::TIMER);
+        let deadline = next_deadline(from, slot.interval, now);
         self.timers.schedule(idx as u32, deadline);
     }
 

@@ -69,6 +69,8 @@ pub(crate) mod state {
     pub const ACTIVE: u16 = 1 << 8;
     /// Counted in the base's number of live events.
     pub const COUNTED: u16 = 1 << 9;
+    /// A persistent timeout whose expiry re-armed it already; its callback has yet to run.
+    pub const REARMED: u16 = 1 << 10;
     /// Pending or active: what makes a non-internal event count.
     pub const WAITING: u16 = PENDING_IO | PENDING_SIG | TIMER | ACTIVE;
 }
@@ -76,18 +78,18 @@ pub(crate) mod state {
 /// `interval` of an event without a persistent timeout.
 pub(crate) const NO_INTERVAL: u64 = u64::MAX;
 
-/// One event's stored state, 56 bytes. `gen` is odd while the slot holds an event and even
+/// One event's stored state, 48 bytes (its deadline lives in the timer heap). `gen` is odd while the slot holds an event and even
 /// while it is free, so checking an id is one comparison; `ncalls` doubles as the free list's
 /// link while the slot is free.
 pub(crate) struct Slot<D> {
     pub callback: Option<Callback<D>>,
     /// Timeout of a persistent event, re-armed after each activation, or [`NO_INTERVAL`].
     pub interval: u64,
-    /// When the timer expires (while `TIMER` is set), on the base's clock in nanoseconds.
-    pub deadline: u64,
     pub gen: u32,
     pub fd: RawFd,
     pub ncalls: u32,
+    /// Its ticket in the active queues while `ACTIVE` (see `active_queues`).
+    pub ticket: u32,
     pub flags: EventFlags,
     pub res: EventFlags,
     pub state: u16,
@@ -101,10 +103,10 @@ impl<D> Slot<D> {
         Slot {
             callback: Some(callback),
             interval: NO_INTERVAL,
-            deadline: 0,
             gen: gen | 1,
             fd,
             ncalls: 0,
+            ticket: 0,
             flags,
             res: EventFlags::empty(),
             state: 0,
@@ -208,7 +210,7 @@ mod tests {
     /// The slot's size matters to memory per timer (see the README's performance notes).
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_slot_is_56_bytes() {
-        assert_eq!(std::mem::size_of::<Slot<()>>(), 56);
+    fn a_slot_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<()>>(), 48);
     }
 }
