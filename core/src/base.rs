@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::active_queues::ActiveQueues;
 use crate::backend::{Backend, ReadyList};
-use crate::event::{state, Callback, Context, EventId, Pending, Slot, NO_INTERVAL};
+use crate::event::{state, Callback, Context, EventId, Pending, Slot};
 use crate::flags::{EventFlags, Features, LoopFlags};
 use crate::io_map::IoMap;
 use crate::remote::{Command, Handle, Remote};
@@ -152,6 +152,9 @@ pub(crate) struct Inner<D> {
     /// followed by an add of the same event is then two flag flips.
     lazy_io: Vec<u32>,
     lazy: bool,
+    /// The timeouts of persistent events (`intervals[idx]` while slot `idx` has `INTERVAL`),
+    /// kept out of the slots: most events have none, and every event would pay 8 bytes.
+    intervals: Vec<u64>,
 }
 
 impl<D> Inner<D> {
@@ -403,7 +406,11 @@ impl<D> Inner<D> {
         let deadline = self.now_ns().saturating_add(ns);
         let slot = &mut self.slots[idx];
         if flags.contains(EventFlags::PERSIST) {
-            slot.interval = ns;
+            slot.set(state::INTERVAL);
+            if self.intervals.len() <= idx {
+                self.intervals.resize(idx + 1, 0);
+            }
+            self.intervals[idx] = ns;
         }
         // An activation by the old timeout is superseded by the new one (libevent).
         if slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT) {
@@ -865,6 +872,7 @@ impl<D> Inner<D> {
             slots,
             active,
             live,
+            intervals,
             ..
         } = self;
         while let Some((idx, deadline)) = timers.pop_expired(now) {
@@ -879,9 +887,12 @@ impl<D> Inner<D> {
             // cadence runs from the deadline that passed, and no slot keeps a copy of that.
             // The new deadline is after `now`, so this pass does not meet it again. A zero
             // interval would be met again: it is re-armed before the callback, from now.
-            if slot.interval != NO_INTERVAL && slot.interval != 0 {
-                slot.set(state::TIMER | state::REARMED);
-                timers.schedule(idx, next_deadline(deadline, slot.interval, now));
+            if slot.is(state::INTERVAL) {
+                let interval = intervals[idx as usize];
+                if interval != 0 {
+                    slot.set(state::TIMER | state::REARMED);
+                    timers.schedule(idx, next_deadline(deadline, interval, now));
+                }
             }
         }
     }
@@ -936,7 +947,7 @@ impl<D> Inner<D> {
         // The common case, a persistent event without a timeout that still watches its fd
         // or signal, needs nothing before its callback: it stays pending and counted.
         if !(slot.flags.contains(EventFlags::PERSIST)
-            && slot.interval == NO_INTERVAL
+            && !slot.is(state::INTERVAL)
             && slot.is(state::WAITING))
         {
             self.before_run(idx, fired);
@@ -981,7 +992,7 @@ impl<D> Inner<D> {
             }
             return;
         }
-        if slot.interval != NO_INTERVAL {
+        if slot.is(state::INTERVAL) {
             self.rearm_persistent(idx, fired);
         }
         // A persistent event still watching something counts as before; one that was
@@ -1009,9 +1020,8 @@ impl<D> Inner<D> {
             Some(pending) if fired.contains(EventFlags::TIMEOUT) => pending,
             _ => now,
         };
-        let slot = &mut self.slots[idx];
-        slot.set(state::TIMER);
-        let deadline = next_deadline(from, slot.interval, now);
+        self.slots[idx].set(state::TIMER);
+        let deadline = next_deadline(from, self.intervals[idx], now);
         self.timers.schedule(idx as u32, deadline);
     }
 
@@ -1385,6 +1395,7 @@ impl<D> Base<D> {
                 remote_buf: Vec::new(),
                 iterations: 0,
                 lazy_io: Vec::new(),
+                intervals: Vec::new(),
                 lazy: !immediate,
             },
         })

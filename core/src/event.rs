@@ -71,20 +71,18 @@ pub(crate) mod state {
     pub const COUNTED: u16 = 1 << 9;
     /// A persistent timeout whose expiry re-armed it already; its callback has yet to run.
     pub const REARMED: u16 = 1 << 10;
+    /// Has a persistent timeout, re-armed after each activation (the base keeps its length).
+    pub const INTERVAL: u16 = 1 << 11;
     /// Pending or active: what makes a non-internal event count.
     pub const WAITING: u16 = PENDING_IO | PENDING_SIG | TIMER | ACTIVE;
 }
 
-/// `interval` of an event without a persistent timeout.
-pub(crate) const NO_INTERVAL: u64 = u64::MAX;
-
-/// One event's stored state, 48 bytes (its deadline lives in the timer heap). `gen` is odd while the slot holds an event and even
+/// One event's stored state, 40 bytes (its deadline lives in the timer heap, a persistent
+/// timeout's length in the base). `gen` is odd while the slot holds an event and even
 /// while it is free, so checking an id is one comparison; `ncalls` doubles as the free list's
 /// link while the slot is free.
 pub(crate) struct Slot<D> {
     pub callback: Option<Callback<D>>,
-    /// Timeout of a persistent event, re-armed after each activation, or [`NO_INTERVAL`].
-    pub interval: u64,
     pub gen: u32,
     pub fd: RawFd,
     pub ncalls: u32,
@@ -102,7 +100,6 @@ impl<D> Slot<D> {
     pub fn new(gen: u32, fd: RawFd, flags: EventFlags, prio: u16, callback: Callback<D>) -> Self {
         Slot {
             callback: Some(callback),
-            interval: NO_INTERVAL,
             gen: gen | 1,
             fd,
             ncalls: 0,
@@ -210,7 +207,7 @@ mod tests {
     /// The slot's size matters to memory per timer (see the README's performance notes).
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_slot_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Slot<()>>(), 48);
+    fn a_slot_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<()>>(), 40);
     }
 }
