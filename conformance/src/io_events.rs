@@ -264,6 +264,41 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     base.free(e2).unwrap();
 }
 
+/// Free an fd's last event, then close the fd while a duplicate of it lives on: the backend
+/// must have forgotten the fd before the close. (epoll keeps a closed fd's registration while
+/// its file is open elsewhere, and would report that file's readiness under the number of
+/// the next fd to take it.)
+pub fn freed_fd_with_a_live_duplicate_leaves_no_registration(h: &Harness) {
+    let (a, b) = socketpair();
+    let number = raw(&b);
+    let duplicate = rustix::io::dup(&b).unwrap();
+    let mut base = h.base::<Log>();
+    let e = logging_event(&mut base, number, R | P, "old");
+    base.add(e, None).unwrap();
+    let mut log = Log::new();
+    turn(&mut base, &mut log);
+    base.free(e).unwrap();
+    // Give the number to a new socket at once (dup2 closes `b`'s, other threads may be
+    // opening fds); `b`'s socket lives on through `duplicate`.
+    let (_peer, fresh) = socketpair();
+    let mut reused = b;
+    rustix::io::dup2(&fresh, &mut reused).unwrap();
+    drop(fresh);
+    let e2 = logging_event(&mut base, number, R | P, "new");
+    base.add(e2, None).unwrap();
+    write_all(&a, b"x"); // the old socket is readable now; the new one is not
+    for _ in 0..5 {
+        turn(&mut base, &mut log);
+    }
+    assert_eq!(
+        log,
+        [],
+        "the old socket's readiness was reported for the new fd"
+    );
+    base.free(e2).unwrap();
+    drop(duplicate);
+}
+
 /// Deleting and re-adding events before the next wait costs no interest change at all, and
 /// the events still work afterwards.
 pub fn delete_then_readd_costs_no_change(h: &Harness) {

@@ -153,6 +153,7 @@ scenario_list! {
     io_events::et_refused_without_the_feature,
     io_events::fd_closed_while_registered,
     io_events::fd_number_reused_after_close,
+    io_events::freed_fd_with_a_live_duplicate_leaves_no_registration,
     io_events::delete_then_readd_costs_no_change,
     io_events::persistent_io_timeout_restarts_on_activity,
     timers::simple_timeout,

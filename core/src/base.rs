@@ -499,6 +499,12 @@ impl<D> Inner<D> {
         let _ = self.del_idx(idx);
         self.remove_detached(idx);
         let slot = &mut self.slots[idx];
+        // Freeing an fd's last event usually comes right before closing the fd.
+        if slot.flags.intersects(EventFlags::IO) && slot.is(state::REGISTERED) {
+            let fd = slot.fd;
+            self.io.release(&mut *self.backend, fd);
+        }
+        let slot = &mut self.slots[idx];
         slot.gen = slot.gen.wrapping_add(1); // even: free
         slot.state = 0;
         slot.ncalls = self.free_head;

@@ -218,6 +218,21 @@ impl IoMap {
         Ok(())
     }
 
+    /// Tell the backend now, not at the next flush, that `fd` has no event left. An fd's last
+    /// event is freed just before the fd is closed, and the kernel has to hear of it while
+    /// the fd is still open: epoll keeps a closed fd's registration for as long as a duplicate
+    /// of the fd lives, and would report it under the number of whatever fd comes next. A
+    /// refusal means the registration is gone already (the fd was closed first).
+    pub fn release(&mut self, backend: &mut dyn Backend, fd: RawFd) {
+        let Some(e) = self.fds.get_mut(fd as usize) else {
+            return;
+        };
+        if e.events.is_empty() && !e.committed.is_empty() {
+            let _ = backend.change(fd, e.committed, EventFlags::empty());
+            e.committed = EventFlags::empty();
+        }
+    }
+
     fn mark_dirty(&mut self, fd: RawFd) {
         let e = &mut self.fds[fd as usize];
         if !e.dirty {
