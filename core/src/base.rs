@@ -1233,6 +1233,10 @@ operations! {
 
     /// Make the event non-pending: stop watching its fd, stop its timer and cancel an
     /// activation whose callback has not run yet. Deleting a non-pending event is a no-op.
+    /// The backend hears of it at the next wait (a delete followed by an add costs nothing);
+    /// before closing an fd, [`free`](Base::free) its events instead, which tells the
+    /// backend at once — epoll would keep watching a closed fd whose file a duplicate keeps
+    /// open.
     ///
     /// # Errors
     ///
@@ -1240,7 +1244,8 @@ operations! {
     mut fn del(id: EventId) -> io::Result<()> => Inner::del;
 
     /// Delete the event and free it: its callback is dropped (after it returns, if it is the
-    /// one running) and the id is refused from now on.
+    /// one running) and the id is refused from now on. Freeing the last event of an fd
+    /// unregisters the fd from the backend at once, so the fd may be closed right after.
     ///
     /// # Errors
     ///
