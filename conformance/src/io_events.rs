@@ -7,7 +7,8 @@ use evloop_core::{EventFlags, Features, RunOutcome};
 use rustix::net::Shutdown;
 
 use crate::util::{
-    borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
+    borrow, logging_event, raw, read_available, renumber, run_until, socketpair, turn, write_all,
+    Log,
 };
 use crate::Harness;
 
@@ -241,13 +242,7 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     turn(&mut base, &mut log);
     base.del(e).unwrap();
     drop(a);
-    // Reuse the number atomically (other threads may be opening fds): dup2 closes the old
-    // socket behind `b`'s number and makes the number refer to a new one.
-    let (peer, fresh) = socketpair();
-    let mut reused = b;
-    rustix::io::dup2(&fresh, &mut reused).unwrap();
-    drop(fresh);
-    assert_eq!(raw(&reused), old);
+    let (peer, reused) = renumber(b);
     let fd = raw(&reused);
     let e2 = base
         .new_event(fd, R | P, move |ctx, log: &mut Log| {
@@ -278,12 +273,8 @@ pub fn freed_fd_with_a_live_duplicate_leaves_no_registration(h: &Harness) {
     let mut log = Log::new();
     turn(&mut base, &mut log);
     base.free(e).unwrap();
-    // Give the number to a new socket at once (dup2 closes `b`'s, other threads may be
-    // opening fds); `b`'s socket lives on through `duplicate`.
-    let (_peer, fresh) = socketpair();
-    let mut reused = b;
-    rustix::io::dup2(&fresh, &mut reused).unwrap();
-    drop(fresh);
+    // `b`'s socket lives on through `duplicate`.
+    let (_peer, _reused) = renumber(b);
     let e2 = logging_event(&mut base, number, R | P, "new");
     base.add(e2, None).unwrap();
     write_all(&a, b"x"); // the old socket is readable now; the new one is not

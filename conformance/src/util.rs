@@ -132,6 +132,17 @@ pub fn turn<D>(base: &mut Base<D>, data: &mut D) {
         .expect("loop iteration");
 }
 
+/// Close `fd` and give its number to one end of a new socket pair at once (other threads may
+/// be opening fds): returns the pair's other end and the renumbered one.
+pub fn renumber(fd: OwnedFd) -> (OwnedFd, OwnedFd) {
+    let number = raw(&fd);
+    let (peer, fresh) = socketpair();
+    let mut renumbered = fd;
+    rustix::io::dup2(&fresh, &mut renumbered).unwrap();
+    assert_eq!(raw(&renumbered), number);
+    (peer, renumbered)
+}
+
 /// Raise the soft fd limit to the hard limit, for the scenarios that open thousands of fds.
 pub fn raise_fd_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource};
