@@ -148,7 +148,20 @@ impl KqueueBackend {
 
     /// Apply `changes` now, with receipts, and turn the first refusal into an error.
     fn apply_now(&mut self, fd: RawFd) -> io::Result<()> {
-        let list: Vec<Event> = self.scratch.iter().map(|c| kevent_for(c, true)).collect();
+        // Changes to this fd still waiting for the next wait go first, in order: a removal
+        // queued when the fd's last event was freed must not undo this registration by being
+        // applied after it. (A removal's ENOENT is ignored below; its EBADF means the fd is
+        // not open, which fails this registration too.)
+        let mut list: Vec<Event> = Vec::new();
+        self.pending.retain(|ev| {
+            let same =
+                matches!(ev.filter(), EventFilter::Read(f) | EventFilter::Write(f) if f == fd);
+            if same {
+                list.push(*ev);
+            }
+            !same
+        });
+        list.extend(self.scratch.iter().map(|c| kevent_for(c, true)));
         let mut out: Vec<Event> = Vec::with_capacity(list.len());
         // SAFETY: the changes name fds the core watches; a closed one is reported per change.
         unsafe {
