@@ -20,8 +20,12 @@
 //! * By default the core coalesces changes made between two waits (its *change list*): an fd
 //!   deleted and re-added before the next [`dispatch`](Backend::dispatch) costs no call at all.
 //!   New registrations are applied at once so that their errors (a closed fd, a regular file
-//!   on epoll) reach the caller of `add`. A backend that wants every change at once returns
-//!   `true` from [`immediate_changes`](Backend::immediate_changes).
+//!   on epoll) reach the caller of `add`, and so is the removal of an fd whose last event is
+//!   freed, so that the kernel hears of it before the fd is closed. A backend that wants every
+//!   change at once returns `true` from [`immediate_changes`](Backend::immediate_changes).
+//!   A backend that queues changes itself (kqueue batches them into the next `kevent`) must
+//!   still apply the changes of one fd in the order they were made: a registration it
+//!   applies at once goes after that fd's queued changes, not before them.
 //! * [`dispatch`](Backend::dispatch)`(timeout, ready)`: wait at most `timeout` (`None`: no
 //!   limit; zero: do not block) and push every ready fd with its readiness onto `ready`.
 //!   Readiness holds READ, WRITE and CLOSED; errors and hang-ups report READ|WRITE so that the
