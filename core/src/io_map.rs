@@ -10,7 +10,8 @@
 //! is not applied at once: the fd is marked dirty and [`IoMap::flush`] applies the net change
 //! just before the next wait, so deleting and re-adding an fd in one iteration costs nothing
 //! (libev's behaviour). A *new* registration is applied at once, because that is where the
-//! kernel refuses bad fds and the caller of `add` deserves the error.
+//! kernel refuses bad fds and the caller of `add` deserves the error; so is the removal of an
+//! fd whose last event is freed ([`IoMap::release`]), because the fd is about to be closed.
 //!
 //! Closing an fd and reusing its number between a delete and an add is the one trap of
 //! coalescing: the kernel dropped the old registration, our `committed` still claims it. An
