@@ -4,9 +4,9 @@
 //! *ticket*, a wrapping count of the queue's pushes — and the caller keeps the ticket (the
 //! base keeps it in the event's slot, where it fills padding). `buf[ticket & mask]` finds
 //! the entry again, so removing an event from the middle (an active event deleted by another
-//! callback) leaves a tombstone there in O(1); entries at either end are popped instead, so
-//! the first and last entries of a queue are always live and a queue whose last live entry
-//! goes is empty at once. Memory follows what is queued, not every event ever created: an
+//! callback) leaves a tombstone there in O(1), which `pop` skips; the last entry is taken off
+//! instead. Each queue counts its live entries: a queue whose last live entry goes drops its
+//! tombstones at once. Memory follows what is queued, not every event ever created: an
 //! event costs 4 bytes for its ticket, where a linked list needs two links per event.
 //! (libev's pending arrays work this way too, but run last-in first-out; libevent's queues
 //! and ours run first-in first-out.)
