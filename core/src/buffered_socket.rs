@@ -117,6 +117,25 @@ fn busy() -> io::Error {
     )
 }
 
+/// Add or delete `ev` so that it is armed exactly when `want`; `armed` tracks which it is.
+fn set_armed<D>(
+    ops: &mut dyn EventOps<D>,
+    ev: EventId,
+    want: bool,
+    armed: &mut bool,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    if want != *armed {
+        if want {
+            ops.add(ev, timeout)?;
+        } else {
+            ops.del(ev)?;
+        }
+        *armed = want;
+    }
+    Ok(())
+}
+
 fn freed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "this buffered socket was freed")
 }
@@ -176,14 +195,7 @@ impl<D> State<D> {
         if let Some(ev) = self.read_ev {
             let want = self.enabled.contains(EventFlags::READ)
                 && (self.read_high == 0 || self.input.len() < self.read_high);
-            if want != self.read_armed {
-                if want {
-                    ops.add(ev, self.read_timeout)?;
-                } else {
-                    ops.del(ev)?;
-                }
-                self.read_armed = want;
-            }
+            set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
         }
         if let Some(ev) = self.write_ev {
             // Write at once instead of waiting for writability: a socket almost always has
@@ -201,14 +213,7 @@ impl<D> State<D> {
             }
             let want = self.connecting
                 || (self.enabled.contains(EventFlags::WRITE) && !self.output.is_empty());
-            if want != self.write_armed {
-                if want {
-                    ops.add(ev, self.write_timeout)?;
-                } else {
-                    ops.del(ev)?;
-                }
-                self.write_armed = want;
-            }
+            set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
         }
         if self.partner.is_some() {
             self.pair_exchange(ops);
@@ -296,9 +301,8 @@ impl<D> State<D> {
             (self.read_ev, &mut self.read_armed),
             (self.write_ev, &mut self.write_armed),
         ] {
-            if let (Some(ev), true) = (ev, *armed) {
-                ops.del(ev)?;
-                *armed = false;
+            if let Some(ev) = ev {
+                set_armed(ops, ev, false, armed, None)?;
             }
         }
         self.sync(ops)
