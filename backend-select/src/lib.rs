@@ -12,6 +12,20 @@
 //! triggering is not offered; CLOSED is emulated by the core.
 //!
 //! References: select(2).
+//!
+//! Where rustix has no caller-sized select (illumos, Solaris, other Unixes: their `fd_set` is
+//! fixed at `FD_SETSIZE`), this crate is empty; poll and the `polling` adapter serve there.
+
+#![cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
 
 use std::io;
 use std::os::fd::RawFd;

@@ -310,8 +310,7 @@ impl<D: 'static> Listener<D> {
                 .map_err(|e| os_error("SO_REUSEADDR", e))?;
         }
         if options.reuseport {
-            rustix::net::sockopt::set_socket_reuseport(&fd, true)
-                .map_err(|e| os_error("SO_REUSEPORT", e))?;
+            set_reuseport(&fd)?;
         }
         rustix::net::bind(&fd, &addr).map_err(|e| os_error(&format!("bind {addr}"), e))?;
         rustix::net::listen(&fd, options.backlog)
@@ -473,4 +472,19 @@ impl<D: 'static> Listener<D> {
     pub fn free(self, ops: &mut dyn EventOps<D>) -> io::Result<Option<OwnedFd>> {
         self.with(|st| Ok(st.teardown(ops)))
     }
+}
+
+/// `SO_REUSEPORT`, where the system has it (rustix exposes it on Linux, macOS and the BSDs).
+#[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
+fn set_reuseport(fd: &OwnedFd) -> io::Result<()> {
+    rustix::net::sockopt::set_socket_reuseport(fd, true).map_err(|e| os_error("SO_REUSEPORT", e))
+}
+
+/// illumos and Solaris: no `SO_REUSEPORT` to ask for, so say so instead of listening alone.
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+fn set_reuseport(_fd: &OwnedFd) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("SO_REUSEPORT: not available on {}", std::env::consts::OS),
+    ))
 }

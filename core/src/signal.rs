@@ -144,6 +144,11 @@ fn errno_location() -> *mut libc::c_int {
     // SAFETY: as above.
     unsafe { libc::__errno() }
 }
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+fn errno_location() -> *mut libc::c_int {
+    // SAFETY: as above.
+    unsafe { libc::___errno() }
+}
 
 /// The handler: count, wake the owner, and leave errno as it was. Async-signal-safe: atomics
 /// and write(2) only.
