@@ -246,6 +246,11 @@ impl ReadyList {
         self.woken = true;
     }
 
+    /// Whether the backend's [`Waker`] interrupted this wait.
+    pub fn woken(&self) -> bool {
+        self.woken
+    }
+
     /// The reported signal deliveries.
     pub fn signals(&self) -> impl Iterator<Item = (i32, u32)> + '_ {
         self.signals.iter().copied()
