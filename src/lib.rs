@@ -1,7 +1,8 @@
 //! evloop: an event-notification library in the lineage of libevent.
 //!
 //! One loop runs callbacks when fds become ready, when timers expire, or when you activate
-//! events by hand; an OS backend (epoll, poll, select; kqueue on the BSDs) does the waiting,
+//! events by hand; an OS backend (epoll on Linux, kqueue on macOS and the BSDs, the `polling`
+//! adapter with event ports on illumos and Solaris, poll and select) does the waiting,
 //! chosen at build time by cargo features and at run time by [`Config`] and the environment,
 //! as libevent does. Every backend gives the same semantics, which the `evloop-conformance`
 //! suite checks scenario by scenario.
@@ -38,8 +39,10 @@ use std::io;
 
 pub use evloop_core::*;
 
-/// Every backend evloop knows, in order of preference. Those not compiled in are skipped.
-const PREFERENCE: [&str; 4] = ["kqueue", "epoll", "poll", "select"];
+#[doc(hidden)]
+#[path = "targets.rs"]
+pub mod targets;
+use targets::PREFERENCE;
 
 /// The environment variable that excludes `backend` (libevent's `EVENT_NOEPOLL` & co.).
 fn env_var_for(backend: &str) -> String {
@@ -63,13 +66,17 @@ fn env_var_for(backend: &str) -> String {
 /// ```
 pub fn backend_by_name(name: &str) -> io::Result<Box<dyn Backend>> {
     match name {
-        #[cfg(all(feature = "epoll", any(target_os = "linux", target_os = "android")))]
+        // One arm per backend, gated by the cfg that build.rs derives from src/targets.rs and
+        // the features, as `supported_methods` is: the two cannot disagree.
+        #[cfg(evloop_backend = "epoll")]
         "epoll" => Ok(Box::new(evloop_epoll::EpollBackend::new()?)),
-        #[cfg(all(feature = "kqueue", bsd_like))]
+        #[cfg(evloop_backend = "kqueue")]
         "kqueue" => Ok(Box::new(evloop_kqueue::KqueueBackend::new()?)),
-        #[cfg(all(feature = "poll", unix))]
+        #[cfg(evloop_backend = "polling")]
+        "polling" => Ok(Box::new(evloop_polling::PollingBackend::new()?)),
+        #[cfg(evloop_backend = "poll")]
         "poll" => Ok(Box::new(evloop_poll::PollBackend::new())),
-        #[cfg(all(feature = "select", unix))]
+        #[cfg(evloop_backend = "select")]
         "select" => Ok(Box::new(evloop_select::SelectBackend::new())),
         _ => Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -82,28 +89,20 @@ pub fn backend_by_name(name: &str) -> io::Result<Box<dyn Backend>> {
 }
 
 /// The backends compiled into this build, in order of preference
-/// (libevent's `event_get_supported_methods`).
+/// (libevent's `event_get_supported_methods`): kqueue on macOS and the BSDs, epoll on Linux
+/// and Android, the `polling` adapter on illumos, Solaris and Windows (and elsewhere with the
+/// `polling` feature), then poll and select on every Unix.
 ///
 /// # Examples
 ///
 /// ```
 /// let methods = evloop::supported_methods();
+/// # #[cfg(unix)]
 /// assert!(methods.contains(&"poll"));
 /// ```
 pub fn supported_methods() -> Vec<&'static str> {
-    let compiled = [
-        cfg!(all(
-            feature = "epoll",
-            any(target_os = "linux", target_os = "android")
-        ))
-        .then_some("epoll"),
-        cfg!(all(feature = "poll", unix)).then_some("poll"),
-        cfg!(all(feature = "select", unix)).then_some("select"),
-    ];
-    PREFERENCE
-        .into_iter()
-        .filter(|name| compiled.contains(&Some(*name)))
-        .collect()
+    // Computed by build.rs from src/targets.rs, with the same cfgs as `backend_by_name`.
+    env!("EVLOOP_METHODS").split_whitespace().collect()
 }
 
 /// Whether this process may trust its environment: not in a setuid or setgid program, where
@@ -133,9 +132,10 @@ fn is_privileged() -> bool {
 /// How to build a base: which backends to avoid, which features to require, and the base's
 /// options (libevent's `event_config`).
 ///
-/// The backend is the first of kqueue, epoll, poll and select that is compiled in, not
-/// avoided, not excluded by the environment (`EVENT_NOKQUEUE`, `EVENT_NOEPOLL`,
-/// `EVENT_NOPOLL`, `EVENT_NOSELECT`: set to any value), and has every required feature.
+/// The backend is the first of kqueue, epoll, polling, poll and select that is compiled in,
+/// not avoided, not excluded by the environment (`EVENT_NOKQUEUE`, `EVENT_NOEPOLL`,
+/// `EVENT_NOPOLLING`, `EVENT_NOPOLL`, `EVENT_NOSELECT`: set to any value), and has every
+/// required feature.
 /// `EVENT_SHOW_METHOD` (any value) makes [`build`](Self::build) print
 /// `evloop using: NAME (signals: MECHANISM)` to stderr. The environment is
 /// ignored in setuid/setgid processes and after [`ignore_env`](Self::ignore_env).
@@ -144,11 +144,17 @@ fn is_privileged() -> bool {
 ///
 /// ```
 /// use evloop::{Base, Config, Features};
-/// let base: Base = Config::new().avoid("select").require(Features::O1).build()?;
-/// assert_eq!(base.method(), "epoll");
+/// // The first backend with O(1) waits: epoll on Linux, kqueue on macOS and the BSDs.
+/// let base: Base = Config::new().ignore_env().require(Features::O1).build()?;
+/// assert_eq!(base.method(), evloop::supported_methods()[0]);
 ///
-/// let err = Config::new().ignore_env().require(Features::EDGE_TRIGGERED).avoid("epoll").build::<()>().unwrap_err();
-/// assert!(err.to_string().contains("poll: lacks"), "{err}");
+/// // Nothing is left when every backend is avoided; the error says why for each.
+/// let mut config = Config::new();
+/// for name in evloop::supported_methods() {
+///     config = config.avoid(name);
+/// }
+/// let err = config.build::<()>().unwrap_err();
+/// assert!(err.to_string().contains("avoided by the Config"), "{err}");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]

@@ -15,6 +15,9 @@
 
 pub mod translate;
 
+mod systems;
+pub use systems::{EVFILT_USER_SYSTEMS, SYSTEMS};
+
 #[cfg(has_kqueue)]
 mod sys;
 
