@@ -17,7 +17,7 @@ instr() {
 }
 
 echo "pipes, n=1000 a=100 w=1000: instructions per round"
-for b in epoll poll select raw polling libevent:epoll libevent:poll libev:epoll libev:poll libev:select; do
+for b in epoll polling poll select raw polling-crate libevent:epoll libevent:poll libev:epoll libev:poll libev:select; do
   out=$($bin/pipes -n 1000 -a 100 -w 1000 -r 1 --backend "$b")
   if grep -q skipped <<<"$out"; then echo "  $b: $out"; continue; fi
   one=$(instr $bin/pipes -n 1000 -a 100 -w 1000 -r 1 --backend "$b")

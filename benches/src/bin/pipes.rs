@@ -4,8 +4,9 @@
 //! ```text
 //! cargo run --release -p evloop-benches --bin pipes -- -n 1000 -a 100 -w 1000 -r 25 --backend epoll
 //! ```
-//! `--backend` takes an evloop backend (`epoll`, `poll`, `select`, `kqueue`), `all` (every
-//! evloop backend compiled in, then every peer), or a peer: `raw` (bare epoll), `polling`,
+//! `--backend` takes an evloop backend (`epoll`, `polling`, `poll`, `select`, `kqueue`), `all`
+//! (every evloop backend compiled in, then every peer), or a peer: `raw` (bare epoll),
+//! `polling-crate` (the polling crate used directly, beneath evloop's `polling` adapter),
 //! `libevent`, `libev` (each peer on epoll, poll and select where it has them), or one peer
 //! backend as `libev:epoll`.
 
@@ -68,7 +69,7 @@ fn main() {
             run_peer("libev");
         }
         "raw" => run_raw(),
-        "polling" => line(
+        "polling-crate" => line(
             "polling",
             "default",
             pipes_polling(&p).map_err(|e| e.to_string()),
