@@ -9,8 +9,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evloop_core::{
-    Backend, Base, BevOptions, BufferedSocket, EventFlags, EventId, EventOps, Features, Listener,
-    ListenerOptions, LoopFlags, ReadyList,
+    Backend, Base, BevOptions, BufferedSocket, EventFlags, EventId, Features, Listener,
+    ListenerOptions, LoopFlags, ReadyList, Registry,
 };
 use rustix::io::Errno;
 use rustix::net::{socketpair as sys_socketpair, AddressFamily, SocketFlags, SocketType};
@@ -212,7 +212,7 @@ pub fn raw(fd: &OwnedFd) -> RawFd {
 /// An echo server on 127.0.0.1 (a free port: see `Listener::local_addr`): every connection
 /// gets a buffered socket that moves its input to its output; `on_accept` hears each accept.
 pub fn echo_listener<D: 'static>(
-    ops: &mut dyn EventOps<D>,
+    ops: &mut Registry<D>,
     options: ListenerOptions,
     on_accept: fn(&mut D),
 ) -> Listener<D> {

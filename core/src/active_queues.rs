@@ -197,6 +197,49 @@ impl ActiveQueues {
         q.push(id)
     }
 
+    /// Whether `id` is queued at `prio` with `ticket`.
+    pub fn holds(&self, id: u32, prio: u16, ticket: u32) -> bool {
+        self.queues.get(prio as usize).is_some_and(|q| {
+            let mask = q.buf.len().wrapping_sub(1);
+            ticket.wrapping_sub(q.head) < q.span() && q.buf[ticket as usize & mask] == id
+        })
+    }
+
+    /// Check the queues' invariants: each queue's live count matches its entries, the
+    /// non-empty bits match the live counts, and `len` is their sum. Called by the
+    /// registry's `verify`.
+    ///
+    /// # Errors
+    ///
+    /// The first broken invariant, described.
+    pub fn check(&self) -> Result<(), String> {
+        let mut total = 0usize;
+        for (prio, q) in self.queues.iter().enumerate() {
+            let mask = q.buf.len().wrapping_sub(1);
+            let mut live = 0u32;
+            let mut t = q.head;
+            while t != q.tail {
+                live += u32::from(q.buf[t as usize & mask] != TOMBSTONE);
+                t = t.wrapping_add(1);
+            }
+            if live != q.live {
+                return Err(format!(
+                    "active queue {prio}: {live} live entries, counted {}",
+                    q.live
+                ));
+            }
+            let marked = self.occupied[prio / 64] & (1 << (prio % 64)) != 0;
+            if marked != (live > 0) {
+                return Err(format!("active queue {prio}: non-empty bit is {marked}"));
+            }
+            total += live as usize;
+        }
+        if total != self.len {
+            return Err(format!("active queues: {total} entries, len {}", self.len));
+        }
+        Ok(())
+    }
+
     /// Take `id`, queued at `prio` with `ticket`, out of its queue; returns whether it was
     /// there (a stale ticket finds nothing).
     pub fn remove(&mut self, id: u32, prio: u16, ticket: u32) -> bool {

@@ -1,22 +1,20 @@
-//! Events: their ids, their stored state, and the context a callback runs with.
+//! Events: their ids and their stored state.
 //!
-//! Events live in a slab inside the base and are named by an [`EventId`] — the base's id, the
-//! slot index and the slot's generation — so an id outlives nothing: once the event is freed,
-//! its id (and any copy of it) is refused with a clear error, even after the slot is reused.
-//! While a callback runs, its boxed closure is taken out of the slot; that is what lets the
-//! callback add, delete, activate and even free its own event through the [`Context`]
-//! without `unsafe` or `RefCell`.
+//! Events live in a slab inside the registry and are named by an [`EventId`] — the base's id,
+//! the slot index and the slot's generation — so an id outlives nothing: once the event is
+//! freed, its id (and any copy of it) is refused with a clear error, even after the slot is
+//! reused. While a callback runs, its boxed closure is taken out of the slot; that is what
+//! lets the callback add, delete, activate and even free its own event through its
+//! [`Context`](crate::Context) without `unsafe` or `RefCell`.
+//!
+//! A [`Slot`] is generic over the callback it stores, so this module needs nothing of the
+//! registry that owns the slots (the callback type names the registry's `Context`).
 
 use std::fmt;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use crate::base::Inner;
 use crate::flags::EventFlags;
-
-/// The boxed callback of an event: the context of this run, and the user data passed to
-/// [`Base::run`](crate::Base::run).
-pub type Callback<D> = Box<dyn FnMut(&mut Context<'_, D>, &mut D)>;
 
 /// Names one event of one base. Cheap to copy; refused once the event is freed.
 #[derive(Copy, Clone, PartialEq, Eq, Hash)]
@@ -36,7 +34,7 @@ impl fmt::Debug for EventId {
     }
 }
 
-/// What [`Base::pending`](crate::Base::pending) reports about an event.
+/// What [`Registry::pending`](crate::Registry::pending) reports about an event.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
     /// READ/WRITE/CLOSED while the event watches its fd, TIMEOUT while its timer runs, and the
@@ -57,7 +55,7 @@ pub(crate) mod state {
     pub const REGISTERED: u16 = 1 << 2;
     /// Watching its fd.
     pub const PENDING_IO: u16 = 1 << 3;
-    /// Deleted, but still in the io map until the next wait (see `Inner::del_idx`).
+    /// Deleted, but still in the io map until the next wait (see `Registry::lazy_io`).
     pub const DETACHED: u16 = 1 << 4;
     /// Queued on the base's list of lazy deletes.
     pub const LAZY_QUEUED: u16 = 1 << 5;
@@ -77,12 +75,12 @@ pub(crate) mod state {
     pub const WAITING: u16 = PENDING_IO | PENDING_SIG | TIMER | ACTIVE;
 }
 
-/// One event's stored state, 40 bytes (its deadline lives in the timer heap, a persistent
+/// One event's stored state, with its callback `C`: 40 bytes for a boxed callback (its deadline lives in the timer heap, a persistent
 /// timeout's length in the base). `gen` is odd while the slot holds an event and even
 /// while it is free, so checking an id is one comparison; `ncalls` doubles as the free list's
 /// link while the slot is free.
-pub(crate) struct Slot<D> {
-    pub callback: Option<Callback<D>>,
+pub(crate) struct Slot<C> {
+    pub callback: Option<C>,
     pub gen: u32,
     pub fd: RawFd,
     pub ncalls: u32,
@@ -94,10 +92,10 @@ pub(crate) struct Slot<D> {
     pub prio: u16,
 }
 
-impl<D> Slot<D> {
+impl<C> Slot<C> {
     /// A fresh event in a slot whose last generation was `gen` (even: free).
     #[inline]
-    pub fn new(gen: u32, fd: RawFd, flags: EventFlags, prio: u16, callback: Callback<D>) -> Self {
+    pub fn new(gen: u32, fd: RawFd, flags: EventFlags, prio: u16, callback: C) -> Self {
         Slot {
             callback: Some(callback),
             gen: gen | 1,
@@ -139,67 +137,6 @@ impl<D> Slot<D> {
     }
 }
 
-/// What a callback gets: why it runs, and every operation of the base.
-///
-/// Through the context a callback can create, add, delete, activate and free any event of its
-/// base, including the one running, and stop the loop. The operations are the same as on
-/// [`Base`](crate::Base) and documented there; running the loop is the one thing a callback
-/// cannot do (loops do not nest).
-///
-/// # Examples
-///
-/// A persistent timer that deletes itself on its third run:
-///
-/// ```
-/// use std::time::Duration;
-/// use evloop_core::{Base, EventFlags};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
-///
-/// let mut base: Base<u32> = Base::with_backend(backend(), Default::default()).unwrap();
-/// let t = base
-///     .new_timer(EventFlags::PERSIST, |ctx, runs: &mut u32| {
-///         *runs += 1;
-///         if *runs == 3 {
-///             let me = ctx.id();
-///             ctx.del(me).unwrap();
-///         }
-///     })
-///     .unwrap();
-/// base.add(t, Some(Duration::from_millis(1))).unwrap();
-/// let mut runs = 0;
-/// base.run(&mut runs).unwrap();
-/// assert_eq!(runs, 3);
-/// ```
-pub struct Context<'a, D> {
-    pub(crate) inner: &'a mut Inner<D>,
-    pub(crate) id: EventId,
-    pub(crate) fired: EventFlags,
-    pub(crate) ncalls: u32,
-}
-
-impl<D> Context<'_, D> {
-    /// The event whose callback is running.
-    pub fn id(&self) -> EventId {
-        self.id
-    }
-
-    /// Why it runs: READ, WRITE, CLOSED, TIMEOUT (or what a manual activation passed).
-    pub fn fired(&self) -> EventFlags {
-        self.fired
-    }
-
-    /// How many activations this run stands for (the count passed to
-    /// [`activate`](crate::Base::activate), or deliveries of a signal).
-    pub fn ncalls(&self) -> u32 {
-        self.ncalls
-    }
-
-    /// The fd of the running event (-1 for a timer, the signal number for a signal event).
-    pub fn fd(&self) -> RawFd {
-        self.inner.slots[self.id.index as usize].fd
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +145,7 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn a_slot_is_40_bytes() {
-        assert_eq!(std::mem::size_of::<Slot<()>>(), 40);
+        type Boxed = Box<dyn FnMut(&mut u8)>;
+        assert_eq!(std::mem::size_of::<Slot<Boxed>>(), 40);
     }
 }

@@ -1,12 +1,11 @@
 //! Small bit sets: what an event watches ([`EventFlags`]), how the loop runs ([`LoopFlags`]) and
-//! what a backend can do ([`Features`]).
+//! what a backend can do ([`Features`]). (`BevEvent`, the buffered socket's, is in `bufio`.)
 //!
 //! The bit values of [`EventFlags`] are libevent's `EV_*` values, so a reader who knows
 //! libevent can read a debug print; nothing depends on that beyond convenience.
 
-use std::fmt;
-use std::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
-
+/// Defines a bit set type with libevent-style flag constants, the set operations, and a
+/// `Debug` that prints `A|B`. Used here and for `BevEvent` in `bufio`.
 macro_rules! flag_set {
     (
         $(#[$meta:meta])*
@@ -59,36 +58,36 @@ macro_rules! flag_set {
             }
         }
 
-        impl BitOr for $name {
+        impl ::std::ops::BitOr for $name {
             type Output = Self;
             fn bitor(self, rhs: Self) -> Self {
                 Self(self.0 | rhs.0)
             }
         }
-        impl BitOrAssign for $name {
+        impl ::std::ops::BitOrAssign for $name {
             fn bitor_assign(&mut self, rhs: Self) {
                 self.0 |= rhs.0;
             }
         }
-        impl BitAnd for $name {
+        impl ::std::ops::BitAnd for $name {
             type Output = Self;
             fn bitand(self, rhs: Self) -> Self {
                 Self(self.0 & rhs.0)
             }
         }
-        impl BitAndAssign for $name {
+        impl ::std::ops::BitAndAssign for $name {
             fn bitand_assign(&mut self, rhs: Self) {
                 self.0 &= rhs.0;
             }
         }
-        impl Not for $name {
+        impl ::std::ops::Not for $name {
             type Output = Self;
             fn not(self) -> Self {
                 Self(!self.0 & Self::all().0)
             }
         }
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 let mut first = true;
                 $(
                     if self.contains(Self::$flag) && $value != 0 {
@@ -103,6 +102,7 @@ macro_rules! flag_set {
         }
     };
 }
+pub(crate) use flag_set;
 
 flag_set! {
     /// What an event watches for, and (in a callback) why it ran.
@@ -201,32 +201,5 @@ mod tests {
         assert_eq!(format!("{:?}", EventFlags::empty()), "(empty)");
         assert_eq!(EventFlags::from_bits(0x40), None);
         assert_eq!(EventFlags::from_bits(0x02), Some(EventFlags::READ));
-    }
-}
-
-flag_set! {
-    /// What a buffered socket's event callback is told (libevent's `BEV_EVENT_*`): what
-    /// happened, and while doing what.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use evloop_core::BevEvent;
-    /// let what = BevEvent::EOF | BevEvent::READING;
-    /// assert!(what.contains(BevEvent::EOF));
-    /// ```
-    BevEvent: u8 {
-        /// While reading.
-        READING = 0x01,
-        /// While writing.
-        WRITING = 0x02,
-        /// The peer closed its end.
-        EOF = 0x10,
-        /// An I/O error; the callback's context holds it.
-        ERROR = 0x20,
-        /// A read or write timeout expired; that direction is disabled.
-        TIMEOUT = 0x40,
-        /// A connect finished.
-        CONNECTED = 0x80,
     }
 }

@@ -288,6 +288,62 @@ impl IoMap {
         }
     }
 
+    /// Check the map's invariants, with `event(id)` the fd and flags of event `id` (`None`
+    /// for a free slot): every event listed is live and on that fd, no event is
+    /// listed twice on an fd; each fd's counts, and so its combined interest, are those of its
+    /// events; an fd whose committed interest differs from the combined one is queued for the
+    /// next flush (or has no registration left: a refused change, a release); the dirty list
+    /// holds exactly the fds marked dirty. Called by the registry's `verify`.
+    ///
+    /// # Errors
+    ///
+    /// The first broken invariant, described.
+    pub fn check(&self, event: impl Fn(u32) -> Option<(RawFd, EventFlags)>) -> Result<(), String> {
+        for (fd, e) in self.fds.iter().enumerate() {
+            let (mut nread, mut nwrite, mut nclose, mut edge) = (0u16, 0u16, 0u16, false);
+            for (i, &id) in e.events.iter().enumerate() {
+                if e.events[..i].contains(&id) {
+                    return Err(format!("io map: event {id} listed twice on fd {fd}"));
+                }
+                let f = match event(id) {
+                    Some((owner, f)) if owner == fd as RawFd => f,
+                    Some((owner, _)) => {
+                        return Err(format!(
+                            "io map: event {id} of fd {owner} listed on fd {fd}"
+                        ))
+                    }
+                    None => return Err(format!("io map: fd {fd} lists event {id}, which is free")),
+                };
+                nread += u16::from(f.contains(EventFlags::READ));
+                nwrite += u16::from(f.contains(EventFlags::WRITE));
+                nclose += u16::from(f.contains(EventFlags::CLOSED));
+                edge |= f.contains(EventFlags::ET);
+            }
+            if (nread, nwrite, nclose, edge) != (e.nread, e.nwrite, e.nclose, e.edge) {
+                return Err(format!(
+                    "io map: fd {fd} counts (read {}, write {}, closed {}, edge {}) but its events have ({nread}, {nwrite}, {nclose}, {edge})",
+                    e.nread, e.nwrite, e.nclose, e.edge
+                ));
+            }
+            let wanted = self.wanted(e);
+            if wanted != e.committed && !e.dirty && !e.committed.is_empty() {
+                return Err(format!(
+                    "io map: fd {fd} committed {:?}, wants {wanted:?}, and is not queued",
+                    e.committed
+                ));
+            }
+            if e.dirty != self.dirty.contains(&(fd as RawFd)) {
+                return Err(format!(
+                    "io map: fd {fd}'s dirty mark and the dirty list differ"
+                ));
+            }
+        }
+        if self.dirty.len() != self.fds.iter().filter(|e| e.dirty).count() {
+            return Err("io map: the dirty list holds an fd twice".to_string());
+        }
+        Ok(())
+    }
+
     /// The number of syscall-worthy changes waiting for the next flush.
     pub fn pending_changes(&self) -> usize {
         self.dirty.len()

@@ -8,17 +8,24 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`backend`] | the contract with an OS mechanism (libevent's `eventop`) |
-//! | `base` | [`Base`], the loop, [`BaseOptions`] |
-//! | `event` | [`EventId`], [`Context`], [`Pending`] |
+//! | `base` | [`Base`]: creating it, the loop, fork renewal; [`BaseOptions`] |
+//! | `registry` | [`Registry`]: the events and every operation on them; [`Context`] |
+//! | `dispatch` | activating ready fds and expired timers, running callbacks |
+//! | `internal` | the internal events: signals, remote commands, fork |
+//! | `verify` | the invariant checker, [`Registry::verify`] |
+//! | `event` | [`EventId`], [`Pending`], an event's slot |
+//! | `clock` | the monotonic clock and its cache |
 //! | `io_map` | events per fd, combined interest, the change list |
 //! | `timer_heap` | [`TimerHeap`] |
-//! | `buffer` | [`Buffer`], the chained byte queue |
-//! | `buffered_socket` | [`BufferedSocket`]: an fd with input and output buffers |
-//! | `listener` | [`Listener`]: accepting connections |
-//! | `remote` | [`Handle`]: other threads' way in |
 //! | `active_queues` | [`ActiveQueues`] |
-//! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |
+//! | `remote`, `handle` | [`Handle`]: other threads' way in, and the wake-up channel beneath |
 //! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
+//! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |
+//! | `bufio` | [`Buffer`], [`BufferedSocket`], [`Listener`], [`BevEvent`] |
+//!
+//! The modules form a graph without cycles: `flags` and `event` at the bottom, the data
+//! structures above them, `registry` above those, and `dispatch`, `internal`, `verify`,
+//! `handle`, `base` and `bufio` on top.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -26,26 +33,33 @@
 mod active_queues;
 pub mod backend;
 mod base;
-mod buffer;
-mod buffered_socket;
+mod bufio;
+mod clock;
+mod dispatch;
 mod event;
 mod flags;
+mod handle;
+mod internal;
 mod io_map;
-mod listener;
+mod registry;
 mod remote;
 pub mod signal;
 mod timer_heap;
+mod verify;
 
 pub use active_queues::ActiveQueues;
 pub use backend::{fd_error, fd_is_open, os_error, Backend, ReadyList, Waker};
-pub use base::{Base, BaseOptions, EventOps, RunOutcome};
-pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
-pub use buffered_socket::{BevCallback, BevContext, BevOptions, BufferedSocket};
-pub use event::{Callback, Context, EventId, Pending};
-pub use flags::{BevEvent, EventFlags, Features, LoopFlags};
+pub use base::{Base, BaseOptions, RunOutcome};
+pub use bufio::{
+    AcceptCallback, BevCallback, BevContext, BevEvent, BevOptions, Buffer, BufferChange,
+    BufferedSocket, CallbackId, Eol, IoOutcome, Listener, ListenerErrorCallback, ListenerOptions,
+    PeerAddr,
+};
+pub use event::{EventId, Pending};
+pub use flags::{EventFlags, Features, LoopFlags};
+pub use handle::Handle;
 pub use io_map::IoMap;
-pub use listener::{AcceptCallback, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr};
-pub use remote::{Handle, RemoteFn};
+pub use registry::{Callback, Context, Registry, RemoteFn};
 pub use signal::signal_name;
 pub use timer_heap::TimerHeap;
 

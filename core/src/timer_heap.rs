@@ -153,6 +153,34 @@ impl TimerHeap {
         self.heap.first().map(|e| (e.id(), e.deadline))
     }
 
+    /// Check the heap's invariants: every entry sorts after its parent, and `pos` points
+    /// each scheduled id at its entry and nothing else. Called by the registry's `verify`.
+    ///
+    /// # Errors
+    ///
+    /// The first broken invariant, described.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, e) in self.heap.iter().enumerate().skip(1) {
+            let parent = &self.heap[(i - 1) / ARITY];
+            if parent.key() > e.key() {
+                return Err(format!("timer heap: entry {i} sorts before its parent"));
+            }
+        }
+        for (i, e) in self.heap.iter().enumerate() {
+            if self.pos.get(e.id() as usize) != Some(&(i as u32)) {
+                return Err(format!("timer heap: pos of timer {} is not {i}", e.id()));
+            }
+        }
+        let positioned = self.pos.iter().filter(|&&p| p != NONE).count();
+        if positioned != self.heap.len() {
+            return Err(format!(
+                "timer heap: {positioned} positions for {} entries",
+                self.heap.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Schedule `id` at `deadline`, replacing its previous deadline if it had one. It then
     /// sorts after every timer already scheduled at the same deadline.
     pub fn schedule(&mut self, id: u32, deadline: u64) {

@@ -3,14 +3,14 @@
 use std::io;
 use std::net::SocketAddr;
 
-use evloop::{BevOptions, BufferedSocket, EventFlags, EventOps, Listener, ListenerOptions};
+use evloop::{BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions, Registry};
 
 pub const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
 
 /// Listen on `addr` and answer every request (ended by an empty line; pipelining allowed).
 pub fn serve(
-    ops: &mut dyn EventOps<()>,
+    ops: &mut Registry<()>,
     addr: SocketAddr,
     reuseport: bool,
 ) -> io::Result<Listener<()>> {

@@ -28,11 +28,13 @@ use std::time::Duration;
 
 use rustix::io::Errno;
 
+use super::buffer::{Buffer, IoOutcome};
+use super::BevEvent;
 use crate::backend::os_error;
-use crate::base::EventOps;
-use crate::buffer::{Buffer, IoOutcome};
-use crate::event::{Callback, Context, EventId};
-use crate::flags::{BevEvent, EventFlags};
+use crate::event::EventId;
+use crate::flags::EventFlags;
+use crate::registry::Registry;
+use crate::registry::{Callback, Context};
 
 /// How a buffered socket behaves (libevent's `BEV_OPT_*`).
 #[derive(Copy, Clone, Debug)]
@@ -119,7 +121,7 @@ fn busy() -> io::Error {
 
 /// Add or delete `ev` so that it is armed exactly when `want`; `armed` tracks which it is.
 fn set_armed<D>(
-    ops: &mut dyn EventOps<D>,
+    ops: &mut Registry<D>,
     ev: EventId,
     want: bool,
     armed: &mut bool,
@@ -188,7 +190,7 @@ impl<D> State<D> {
     }
 
     /// Arm or disarm the fd events to match what is enabled and buffered.
-    fn sync(&mut self, ops: &mut dyn EventOps<D>) -> io::Result<()> {
+    fn sync(&mut self, ops: &mut Registry<D>) -> io::Result<()> {
         if self.freed {
             return Ok(());
         }
@@ -223,7 +225,7 @@ impl<D> State<D> {
 
     /// Pairs: move our output into the partner's input and pull the partner's output into
     /// ours, as far as the receivers' high watermarks allow, scheduling their callbacks.
-    fn pair_exchange(&mut self, ops: &mut dyn EventOps<D>) {
+    fn pair_exchange(&mut self, ops: &mut Registry<D>) {
         let Some(partner) = self.partner() else {
             return;
         };
@@ -242,13 +244,13 @@ impl<D> State<D> {
         self.callbacks[which].is_some() || self.invoking == which
     }
 
-    fn schedule(&mut self, ops: &mut dyn EventOps<D>) {
+    fn schedule(&mut self, ops: &mut Registry<D>) {
         if let Some(ev) = self.defer_ev {
             let _ = ops.activate(ev, EventFlags::empty(), 1);
         }
     }
 
-    fn write(&mut self, ops: &mut dyn EventOps<D>, data: &[u8]) -> io::Result<()> {
+    fn write(&mut self, ops: &mut Registry<D>, data: &[u8]) -> io::Result<()> {
         if self.freed {
             return Err(freed_error());
         }
@@ -272,7 +274,7 @@ impl<D> State<D> {
 
     fn set_enabled(
         &mut self,
-        ops: &mut dyn EventOps<D>,
+        ops: &mut Registry<D>,
         flags: EventFlags,
         on: bool,
     ) -> io::Result<()> {
@@ -290,7 +292,7 @@ impl<D> State<D> {
 
     fn set_timeouts(
         &mut self,
-        ops: &mut dyn EventOps<D>,
+        ops: &mut Registry<D>,
         read: Option<Duration>,
         write: Option<Duration>,
     ) -> io::Result<()> {
@@ -309,7 +311,7 @@ impl<D> State<D> {
     }
 
     /// Free the internal events and give up the fd (closing it if asked to).
-    fn teardown(&mut self, ops: &mut dyn EventOps<D>) -> Option<OwnedFd> {
+    fn teardown(&mut self, ops: &mut Registry<D>) -> Option<OwnedFd> {
         if self.freed
             && self.read_ev.is_none()
             && self.write_ev.is_none()
@@ -503,7 +505,7 @@ impl<D> State<D> {
 }
 
 /// Move bytes from `from.output` to `to.input` within `to`'s high watermark.
-fn transfer<D>(from: &mut State<D>, to: &mut State<D>, ops: &mut dyn EventOps<D>) {
+fn transfer<D>(from: &mut State<D>, to: &mut State<D>, ops: &mut Registry<D>) {
     if from.output.is_empty() || !from.enabled.contains(EventFlags::WRITE) {
         return;
     }
@@ -726,11 +728,7 @@ fn defer_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
 }
 
 impl<D: 'static> BufferedSocket<D> {
-    fn build(
-        ops: &mut dyn EventOps<D>,
-        fd: Option<OwnedFd>,
-        options: BevOptions,
-    ) -> io::Result<Self> {
+    fn build(ops: &mut Registry<D>, fd: Option<OwnedFd>, options: BevOptions) -> io::Result<Self> {
         let has_fd = fd.is_some();
         // macOS has no MSG_NOSIGNAL: the socket itself is told not to raise SIGPIPE (an
         // error here means it is no socket, and a pipe's reader is ours to keep alive).
@@ -774,7 +772,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Only if the base cannot create the socket's events.
-    pub fn new(ops: &mut dyn EventOps<D>, fd: OwnedFd, options: BevOptions) -> io::Result<Self> {
+    pub fn new(ops: &mut Registry<D>, fd: OwnedFd, options: BevOptions) -> io::Result<Self> {
         Self::build(ops, Some(fd), options)
     }
 
@@ -785,7 +783,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// Creating the socket failed (the fd limit, an unsupported address family).
     pub fn connect(
-        ops: &mut dyn EventOps<D>,
+        ops: &mut Registry<D>,
         addr: SocketAddr,
         options: BevOptions,
     ) -> io::Result<Self> {
@@ -794,7 +792,7 @@ impl<D: 'static> BufferedSocket<D> {
         } else {
             rustix::net::AddressFamily::INET6
         };
-        let fd = crate::listener::nonblocking_socket(domain)?;
+        let fd = super::listener::nonblocking_socket(domain)?;
         let result = rustix::net::connect(&fd, &addr);
         let bev = Self::build(
             ops,
@@ -822,7 +820,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Only if the base cannot create the sockets' events.
-    pub fn pair(ops: &mut dyn EventOps<D>, options: BevOptions) -> io::Result<(Self, Self)> {
+    pub fn pair(ops: &mut Registry<D>, options: BevOptions) -> io::Result<(Self, Self)> {
         let options = BevOptions {
             defer_callbacks: true,
             ..options
@@ -890,7 +888,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed, busy, or the backend refusing the fd.
-    pub fn enable(&self, ops: &mut dyn EventOps<D>, flags: EventFlags) -> io::Result<()> {
+    pub fn enable(&self, ops: &mut Registry<D>, flags: EventFlags) -> io::Result<()> {
         self.with(|st| st.set_enabled(ops, flags, true))
     }
 
@@ -899,7 +897,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed or busy.
-    pub fn disable(&self, ops: &mut dyn EventOps<D>, flags: EventFlags) -> io::Result<()> {
+    pub fn disable(&self, ops: &mut Registry<D>, flags: EventFlags) -> io::Result<()> {
         self.with(|st| st.set_enabled(ops, flags, false))
     }
 
@@ -908,7 +906,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed, busy, or a frozen output.
-    pub fn write(&self, ops: &mut dyn EventOps<D>, data: &[u8]) -> io::Result<()> {
+    pub fn write(&self, ops: &mut Registry<D>, data: &[u8]) -> io::Result<()> {
         self.with(|st| st.write(ops, data))
     }
 
@@ -935,7 +933,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed, busy, or the backend refusing the fd.
-    pub fn flush(&self, ops: &mut dyn EventOps<D>) -> io::Result<()> {
+    pub fn flush(&self, ops: &mut Registry<D>) -> io::Result<()> {
         self.with(|st| st.sync(ops))
     }
 
@@ -946,7 +944,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// Freed or busy.
     pub fn set_read_watermark(
         &self,
-        ops: &mut dyn EventOps<D>,
+        ops: &mut Registry<D>,
         low: usize,
         high: usize,
     ) -> io::Result<()> {
@@ -978,7 +976,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// Freed, busy, or the backend refusing to re-arm.
     pub fn set_timeouts(
         &self,
-        ops: &mut dyn EventOps<D>,
+        ops: &mut Registry<D>,
         read: Option<Duration>,
         write: Option<Duration>,
     ) -> io::Result<()> {
@@ -996,7 +994,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed already, or its own callback is running (use [`BevContext::free`] there).
-    pub fn free(self, ops: &mut dyn EventOps<D>) -> io::Result<Option<OwnedFd>> {
+    pub fn free(self, ops: &mut Registry<D>) -> io::Result<Option<OwnedFd>> {
         self.with(|st| Ok(st.teardown(ops)))
     }
 }

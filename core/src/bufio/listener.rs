@@ -22,9 +22,10 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrAny, SocketType};
 
 use crate::backend::os_error;
-use crate::base::EventOps;
-use crate::event::{Callback, Context, EventId};
+use crate::event::EventId;
 use crate::flags::EventFlags;
+use crate::registry::Registry;
+use crate::registry::{Callback, Context};
 
 const MAX_ACCEPTS_PER_WAKEUP: usize = 256;
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -106,7 +107,7 @@ struct State<D> {
 }
 
 impl<D> State<D> {
-    fn sync(&mut self, ops: &mut dyn EventOps<D>) -> io::Result<()> {
+    fn sync(&mut self, ops: &mut Registry<D>) -> io::Result<()> {
         let Some(ev) = self.accept_ev else {
             return Ok(());
         };
@@ -117,7 +118,7 @@ impl<D> State<D> {
         }
     }
 
-    fn teardown(&mut self, ops: &mut dyn EventOps<D>) -> Option<OwnedFd> {
+    fn teardown(&mut self, ops: &mut Registry<D>) -> Option<OwnedFd> {
         self.freed = true;
         for ev in [self.accept_ev.take(), self.retry_ev.take()]
             .into_iter()
@@ -294,7 +295,7 @@ impl<D: 'static> Listener<D> {
     /// Creating, configuring, binding or listening on the socket failed; the message names
     /// the address.
     pub fn bind(
-        ops: &mut dyn EventOps<D>,
+        ops: &mut Registry<D>,
         addr: SocketAddr,
         options: ListenerOptions,
         on_accept: impl FnMut(&mut Context<'_, D>, OwnedFd, PeerAddr, &mut D) + 'static,
@@ -324,7 +325,7 @@ impl<D: 'static> Listener<D> {
     ///
     /// As [`bind`](Self::bind).
     pub fn bind_unix(
-        ops: &mut dyn EventOps<D>,
+        ops: &mut Registry<D>,
         path: &Path,
         options: ListenerOptions,
         on_accept: impl FnMut(&mut Context<'_, D>, OwnedFd, PeerAddr, &mut D) + 'static,
@@ -345,7 +346,7 @@ impl<D: 'static> Listener<D> {
     ///
     /// The fd cannot be made non-blocking, or the base cannot watch it.
     pub fn adopt(
-        ops: &mut dyn EventOps<D>,
+        ops: &mut Registry<D>,
         fd: OwnedFd,
         options: ListenerOptions,
         on_accept: impl FnMut(&mut Context<'_, D>, OwnedFd, PeerAddr, &mut D) + 'static,
@@ -425,7 +426,7 @@ impl<D: 'static> Listener<D> {
     /// # Errors
     ///
     /// Freed, or the backend refusing the fd.
-    pub fn enable(&self, ops: &mut dyn EventOps<D>) -> io::Result<()> {
+    pub fn enable(&self, ops: &mut Registry<D>) -> io::Result<()> {
         self.with(|st| {
             st.enabled = true;
             st.sync(ops)
@@ -437,7 +438,7 @@ impl<D: 'static> Listener<D> {
     /// # Errors
     ///
     /// Freed.
-    pub fn disable(&self, ops: &mut dyn EventOps<D>) -> io::Result<()> {
+    pub fn disable(&self, ops: &mut Registry<D>) -> io::Result<()> {
         self.with(|st| {
             st.enabled = false;
             st.sync(ops)
@@ -469,7 +470,7 @@ impl<D: 'static> Listener<D> {
     /// # Errors
     ///
     /// Freed already.
-    pub fn free(self, ops: &mut dyn EventOps<D>) -> io::Result<Option<OwnedFd>> {
+    pub fn free(self, ops: &mut Registry<D>) -> io::Result<Option<OwnedFd>> {
         self.with(|st| Ok(st.teardown(ops)))
     }
 }

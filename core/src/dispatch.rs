@@ -1,0 +1,290 @@
+//! Dispatch: what the loop does with one wait's results (steps 3 to 5 of the iteration
+//! described in `base`). The registry's pending changes are flushed to the backend; the events
+//! of ready fds are activated, then expired timers; then the callbacks of the most urgent
+//! priority run, each with a [`Context`], each followed by its re-arm or its free.
+//!
+//! While a callback runs, its boxed closure is out of its slot (so the callback may free its
+//! own event), and a guard frees the event if the callback unwinds: a closure that panicked
+//! half-way through an update must not run again.
+
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+use crate::base::BaseOptions;
+use crate::clock::next_deadline;
+use crate::event::{state, EventId};
+use crate::flags::EventFlags;
+use crate::registry::{activate_slot, count, Callback, Context, Registry};
+use crate::signal::Mechanism;
+
+impl<D> Registry<D> {
+    /// Apply the lazy deletes and the change list before a wait.
+    pub(crate) fn flush_changes(&mut self) {
+        self.apply_lazy_deletes();
+        self.io.flush(&mut *self.backend, &mut self.failed);
+        self.report_failed();
+    }
+
+    /// fds the backend refused after the fact (closed behind our back) are reported to their
+    /// events as READ|WRITE, like poll's POLLNVAL, so the callbacks' I/O sees the error.
+    pub(crate) fn report_failed(&mut self) {
+        while let Some(fd) = self.failed.pop() {
+            let mut n = 0;
+            while let Some(&idx) = self.io.events(fd).get(n) {
+                n += 1;
+                let slot = &self.slots[idx as usize];
+                let res = EventFlags::READ | EventFlags::WRITE;
+                if slot.is(state::PENDING_IO) {
+                    self.activate_idx(idx as usize, res & slot.flags, 1);
+                }
+            }
+        }
+    }
+
+    /// Activate what the backend reported: a wake-up, signals it delivers itself, and the
+    /// events of every ready fd, in the order they were added to the fd.
+    #[inline]
+    pub(crate) fn activate_ready(&mut self) {
+        if self.ready.take_woken() {
+            if let Some(ev) = self.internal.remote_event {
+                self.activate_idx(ev.index as usize, EventFlags::READ, 1);
+            }
+        }
+        if self.internal.signals.mechanism == Mechanism::Backend {
+            self.deliver_signals(|registry, out| registry.ready.take_signals(out));
+        }
+        // Borrowed apart, so the io map's lists are read while the slots and queues change.
+        let Registry {
+            ready,
+            io,
+            slots,
+            active,
+            live,
+            ..
+        } = self;
+        for (fd, mut ready) in ready.iter() {
+            if ready.contains(EventFlags::READ) && io.emulates_closed(fd) && at_eof(fd) {
+                ready |= EventFlags::CLOSED;
+            }
+            for &idx in io.events(fd) {
+                let slot = &mut slots[idx as usize];
+                let res = ready & slot.flags & EventFlags::IO;
+                if !res.is_empty() && slot.is(state::PENDING_IO) {
+                    activate_slot(slot, idx, res, 1, active, live);
+                }
+            }
+        }
+    }
+
+    /// Activate the events of every timer due at `now`.
+    #[inline]
+    pub(crate) fn expire_timers(&mut self, now: u64) {
+        let Registry {
+            timers,
+            slots,
+            active,
+            live,
+            intervals,
+            ..
+        } = self;
+        while let Some((idx, deadline)) = timers.pop_expired(now) {
+            let slot = &mut slots[idx as usize];
+            slot.clear(state::TIMER);
+            // An event still waiting for the run of an earlier expiry (starved by a more
+            // urgent priority) runs once for both, as in libevent.
+            if !(slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT)) {
+                activate_slot(slot, idx, EventFlags::TIMEOUT, 1, active, live);
+            }
+            // A persistent timeout is re-armed here rather than before its callback: its
+            // cadence runs from the deadline that passed, and no slot keeps a copy of that.
+            // The new deadline is after `now`, so this pass does not meet it again. A zero
+            // interval would be met again: it is re-armed before the callback, from now.
+            if slot.is(state::INTERVAL) {
+                let interval = intervals[idx as usize];
+                if interval != 0 {
+                    slot.set(state::TIMER | state::REARMED);
+                    timers.schedule(idx, next_deadline(deadline, interval, now));
+                }
+            }
+        }
+    }
+
+    /// Run the best non-empty priority; returns how many user callbacks ran. Stops for a
+    /// break, when a callback activated a more urgent event (it runs first), or at a dispatch
+    /// limit of `opts` (for priorities from `limit_callbacks_after_prio` on).
+    #[inline]
+    pub(crate) fn process_active(&mut self, data: &mut D, opts: &BaseOptions) -> usize {
+        let Some(prio) = self.active.best() else {
+            return 0;
+        };
+        let limited = prio >= opts.limit_callbacks_after_prio
+            && (opts.max_dispatch_callbacks.is_some() || opts.max_dispatch_interval.is_some());
+        let started = if limited { Some(Instant::now()) } else { None };
+        let mut ran = 0usize;
+        while let Some(idx) = self.active.pop(prio) {
+            ran += usize::from(!self.slots[idx as usize].is(state::INTERNAL));
+            self.run_one(idx as usize, data);
+            if self.got_break || self.active.has_better_than(prio) {
+                break;
+            }
+            // One predictable branch per callback when no limit applies.
+            if limited && limit_reached(opts, ran, started) {
+                break;
+            }
+        }
+        ran
+    }
+
+    /// Run the callback of the active event `idx`, just taken off its queue.
+    #[inline(always)]
+    fn run_one(&mut self, idx: usize, data: &mut D) {
+        let slot = &mut self.slots[idx];
+        slot.clear(state::ACTIVE);
+        let fired = std::mem::take(&mut slot.res);
+        let ncalls = std::mem::take(&mut slot.ncalls);
+        // The common case, a persistent event without a timeout that still watches its fd
+        // or signal, needs nothing before its callback: it stays pending and counted.
+        if !(slot.flags.contains(EventFlags::PERSIST)
+            && !slot.is(state::INTERVAL)
+            && slot.is(state::WAITING))
+        {
+            self.before_run(idx, fired);
+        }
+        let slot = &mut self.slots[idx];
+        let Some(mut callback) = slot.callback.take() else {
+            return;
+        };
+        let id = EventId {
+            base: self.id,
+            index: idx as u32,
+            gen: slot.gen,
+        };
+        let mut guard = Unwinding {
+            registry: self,
+            id,
+            armed: true,
+        };
+        let mut ctx = Context {
+            registry: &mut *guard.registry,
+            id,
+            fired,
+            ncalls,
+        };
+        callback(&mut ctx, data);
+        guard.armed = false;
+        guard.registry.put_back(id, callback);
+    }
+
+    /// What the other activations need before their callback runs: a one-shot event is
+    /// deleted, a persistent timeout re-armed, and an event no longer pending stops counting.
+    #[inline(never)]
+    fn before_run(&mut self, idx: usize, fired: EventFlags) {
+        let slot = &mut self.slots[idx];
+        if !slot.flags.contains(EventFlags::PERSIST) {
+            if slot.is(state::WAITING) {
+                let _ = self.del_idx(idx);
+            } else {
+                // An expired one-shot timer, say: nothing left to delete.
+                count(slot, &mut self.live, false);
+            }
+            return;
+        }
+        if slot.is(state::INTERVAL) {
+            self.rearm_persistent(idx, fired);
+        }
+        // A persistent event still watching something counts as before; one that was
+        // activated by hand while not pending stops counting now.
+        let slot = &mut self.slots[idx];
+        if !slot.is(state::WAITING) {
+            count(slot, &mut self.live, false);
+        }
+    }
+
+    /// Re-arm a persistent event's timeout before its callback (libevent's
+    /// event_persist_closure), unless its expiry did already (see `expire_timers`). A
+    /// timeout activated by hand keeps the cadence of the pending deadline; any other
+    /// activation restarts the timeout from now.
+    #[inline(never)]
+    fn rearm_persistent(&mut self, idx: usize, fired: EventFlags) {
+        let slot = &mut self.slots[idx];
+        if slot.is(state::REARMED) {
+            slot.clear(state::REARMED);
+            return;
+        }
+        let now = self.clock.now();
+        let from = match self.timers.deadline(idx as u32) {
+            Some(pending) if fired.contains(EventFlags::TIMEOUT) => pending,
+            _ => now,
+        };
+        self.slots[idx].set(state::TIMER);
+        let deadline = next_deadline(from, self.intervals[idx], now);
+        self.timers.schedule(idx as u32, deadline);
+    }
+
+    /// Give a callback back to its slot after it returned — or free the event if it was a
+    /// one-shot; nothing if the callback freed its own event (the closure drops here).
+    #[inline(always)]
+    fn put_back(&mut self, id: EventId, callback: Callback<D>) {
+        let idx = id.index as usize;
+        let Some(slot) = self.slots.get_mut(idx).filter(|s| s.gen == id.gen) else {
+            return;
+        };
+        if slot.is(state::ONCE) {
+            self.free_after_run(idx);
+        } else {
+            let _none = slot.callback.replace(callback);
+        }
+    }
+
+    /// A one-shot event after its run, or any event whose callback panicked (see
+    /// [`Unwinding`]).
+    #[cold]
+    #[inline(never)]
+    fn free_after_run(&mut self, idx: usize) {
+        self.free_idx(idx);
+    }
+}
+
+/// Frees the event whose callback is unwinding (a panic): its closure may be half-way through
+/// an update, and running it again would observe that. Disarmed when the callback returns.
+struct Unwinding<'a, D> {
+    registry: &'a mut Registry<D>,
+    id: EventId,
+    armed: bool,
+}
+
+impl<D> Drop for Unwinding<'_, D> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.armed {
+            let idx = self.id.index as usize;
+            if self
+                .registry
+                .slots
+                .get(idx)
+                .is_some_and(|s| s.gen == self.id.gen)
+            {
+                self.registry.free_after_run(idx);
+            }
+        }
+    }
+}
+
+/// Whether `ran` callbacks, or the time since `started`, reached a dispatch limit of `opts`.
+#[cold]
+fn limit_reached(opts: &BaseOptions, ran: usize, started: Option<Instant>) -> bool {
+    opts.max_dispatch_callbacks
+        .is_some_and(|max| ran >= max as usize)
+        || opts
+            .max_dispatch_interval
+            .zip(started)
+            .is_some_and(|(max, started)| started.elapsed() >= max)
+}
+
+/// Whether a readable fd is at end of file: nothing to read. Used to emulate CLOSED.
+fn at_eof(fd: RawFd) -> bool {
+    // SAFETY: the fd is only passed to ioctl(FIONREAD); if it was closed meanwhile the call
+    // fails with EBADF and we report no CLOSED.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    matches!(rustix::io::ioctl_fionread(fd), Ok(0))
+}

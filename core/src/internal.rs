@@ -1,0 +1,220 @@
+//! The internal events: how signals and other threads' commands reach the loop, and what fork
+//! renews. Each is an ordinary event of the registry marked `INTERNAL` (priority 0, never
+//! keeping the loop alive):
+//! * the signal event reads the self-pipe or signalfd (see `signal`) and activates the
+//!   watchers of each delivered signal; a backend that delivers signals itself (kqueue)
+//!   reports them with the wait instead, and `dispatch` hands them over the same way;
+//! * the remote event runs the commands handles sent (see `remote` and `handle`): a READ event
+//!   on the wake-up fd, or, when the backend wakes itself, one activated when it says so;
+//! * after `fork`, both are re-created on fds of the child's own.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+use crate::event::{state, EventId};
+use crate::flags::EventFlags;
+use crate::handle::Handle;
+use crate::registry::{Callback, Command, Context, Registry};
+use crate::remote::Remote;
+use crate::signal::{self, Mechanism};
+
+impl<D> Registry<D> {
+    /// First watcher of a signal on this base: create the mechanism's fd (and the internal
+    /// event reading it) if needed, take ownership of the signal, start receiving it.
+    #[inline(never)]
+    pub(crate) fn watch_signal(&mut self, idx: usize) -> io::Result<()> {
+        let signo = self.slots[idx].fd;
+        if self.internal.signals.watchers[signo as usize].is_empty() {
+            if let Some(fd) = self.internal.signals.ensure_source()? {
+                match self.add_internal(fd, signal_callback()) {
+                    Ok(id) => self.internal.signal_event = Some(id),
+                    Err(e) => {
+                        self.internal.signals.source = None;
+                        return Err(e);
+                    }
+                }
+            }
+            self.internal.signals.install(signo)?;
+            if self.internal.signals.mechanism == Mechanism::Backend {
+                if let Err(e) = self.backend.add_signal(signo) {
+                    self.internal.signals.uninstall(signo);
+                    return Err(e);
+                }
+            }
+        }
+        self.internal.signals.watchers[signo as usize].push(idx as u32);
+        self.slots[idx].set(state::PENDING_SIG);
+        Ok(())
+    }
+
+    /// The last part of deleting a signal event: stop watching, and let the signal go when
+    /// nobody watches it any more.
+    pub(crate) fn unwatch_signal(&mut self, idx: usize) {
+        let signo = self.slots[idx].fd;
+        self.slots[idx].clear(state::PENDING_SIG);
+        let watchers = &mut self.internal.signals.watchers[signo as usize];
+        watchers.retain(|&w| w != idx as u32);
+        if watchers.is_empty() {
+            if self.internal.signals.mechanism == Mechanism::Backend {
+                let _ = self.backend.del_signal(signo);
+            }
+            self.internal.signals.uninstall(signo);
+        }
+    }
+
+    /// Take a batch of signal deliveries with `take` (from the signal fd, or from the
+    /// backend's report) and activate the watchers of each.
+    pub(crate) fn deliver_signals(&mut self, take: impl FnOnce(&mut Self, &mut Vec<(i32, u32)>)) {
+        let mut delivered = std::mem::take(&mut self.internal.signal_buf);
+        take(self, &mut delivered);
+        for (signo, count) in delivered.drain(..) {
+            let mut n = 0;
+            while let Some(&idx) = self
+                .internal
+                .signals
+                .watchers
+                .get(signo as usize)
+                .and_then(|w| w.get(n))
+            {
+                n += 1;
+                self.activate_idx(idx as usize, EventFlags::SIGNAL, count);
+            }
+        }
+        self.internal.signal_buf = delivered;
+    }
+
+    /// An internal event: persistent READ on `fd`, priority 0, not keeping the loop alive.
+    fn add_internal(&mut self, fd: RawFd, callback: Callback<D>) -> io::Result<EventId> {
+        let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, callback)?;
+        let slot = &mut self.slots[id.index as usize];
+        slot.set(state::INTERNAL);
+        slot.prio = 0;
+        if let Err(e) = self.add(id, None) {
+            drop(self.free_idx(id.index as usize));
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// The internal event that runs remote commands: a READ event on our wake-up fd, or,
+    /// when the backend wakes itself, one the core activates when the backend says so.
+    fn add_remote_event(&mut self, fd: Option<RawFd>) -> io::Result<EventId> {
+        let run: Callback<D> = Box::new(|ctx, data| run_remote_commands(ctx, data));
+        match fd {
+            Some(fd) => self.add_internal(fd, run),
+            None => {
+                let id = self.alloc(-1, EventFlags::empty(), run)?;
+                let slot = &mut self.slots[id.index as usize];
+                slot.set(state::INTERNAL);
+                slot.prio = 0;
+                Ok(id)
+            }
+        }
+    }
+
+    /// A handle through which other threads reach this base (created on first use, with an
+    /// eventfd or pipe the loop watches, or the backend's own waker). See [`Handle`].
+    ///
+    /// # Errors
+    ///
+    /// Creating the wake-up fd failed (the fd limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_core::{Base, EventFlags};
+    /// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_poll::PollBackend::new()) }
+    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+    /// let handle = base.handle()?;
+    /// std::thread::spawn(move || handle.loop_exit(None).unwrap()).join().unwrap();
+    /// base.run_with(evloop_core::LoopFlags::NO_EXIT_ON_EMPTY, &mut ())?;
+    /// assert!(base.got_exit());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn handle(&mut self) -> io::Result<Handle<D>> {
+        if self.internal.remote.is_none() {
+            let waker = self.backend.waker().transpose()?;
+            let remote = Remote::new(waker)?;
+            let event = self.add_remote_event(remote.fd())?;
+            self.internal.remote = Some(remote);
+            self.internal.remote_event = Some(event);
+        }
+        let remote = self.internal.remote.as_ref().expect("just set");
+        Ok(Handle::new(remote.shared.clone()))
+    }
+
+    /// After fork (`Base::reinit`): re-create the backend's kernel object where it has one,
+    /// replace the fds shared with the parent (signal pipe or signalfd, wake-up channel) and
+    /// their internal events, and register every fd afresh.
+    pub(crate) fn reinit(&mut self) -> io::Result<()> {
+        self.apply_lazy_deletes();
+        let recreate = self.backend.need_reinit();
+        if recreate {
+            self.backend.reinit()?;
+        }
+        self.renew_internal_fds()?;
+        if recreate {
+            self.io.reregister_all(&mut *self.backend, &mut self.failed);
+            // A backend that delivers signals lost them with its old kernel object.
+            if self.internal.signals.mechanism == Mechanism::Backend {
+                for signo in 1..signal::NSIG {
+                    if !self.internal.signals.watchers[signo as usize].is_empty() {
+                        self.backend.add_signal(signo)?;
+                    }
+                }
+            }
+        }
+        self.report_failed();
+        Ok(())
+    }
+
+    fn renew_internal_fds(&mut self) -> io::Result<()> {
+        if let Some(old) = self.internal.signal_event.take() {
+            let _ = self.free(old);
+            self.internal.signals.renew()?;
+            if let Some(fd) = self.internal.signals.source.as_ref().map(|f| f.as_raw_fd()) {
+                self.internal.signal_event = Some(self.add_internal(fd, signal_callback())?);
+            }
+        }
+        if let Some(old) = self.internal.remote_event.take() {
+            let _ = self.free(old);
+        }
+        if let Some(mut remote) = self.internal.remote.take() {
+            let waker = self.backend.waker().transpose();
+            let renewed = waker.and_then(|w| remote.renew(w));
+            let fd = remote.fd();
+            self.internal.remote = Some(remote);
+            renewed?;
+            self.internal.remote_event = Some(self.add_remote_event(fd)?);
+        }
+        Ok(())
+    }
+}
+
+/// The signal event's callback: take every delivery from the signal fd.
+fn signal_callback<D>() -> Callback<D> {
+    Box::new(|ctx, _| {
+        ctx.deliver_signals(|registry, out| registry.internal.signals.drain(out));
+    })
+}
+
+/// The remote event's callback: run what other threads sent, in order.
+fn run_remote_commands<D>(ctx: &mut Context<'_, D>, data: &mut D) {
+    let mut commands = std::mem::take(&mut ctx.internal.remote_buf);
+    if let Some(remote) = ctx.internal.remote.as_ref() {
+        remote.take_commands(&mut commands);
+    }
+    for command in commands.drain(..) {
+        match command {
+            Command::Activate(id, flags, ncalls) => {
+                let _ = ctx.activate(id, flags, ncalls); // freed by now: ignored
+            }
+            Command::Run(f) => f(ctx, data),
+            Command::Exit(after) => {
+                let _ = ctx.loop_exit(after);
+            }
+            Command::Break => ctx.loop_break(),
+        }
+    }
+    ctx.internal.remote_buf = commands;
+}

@@ -1,0 +1,905 @@
+//! The registry: a base's events and everything they are registered with — the slab of
+//! slots, the io map, the timer heap, the active queues — and every operation on them, each
+//! written once as a plain method of [`Registry`].
+//!
+//! [`Base`](crate::Base) (outside the loop) and [`Context`] (inside a callback) both
+//! dereference to the registry, so `base.add(id, t)` and `ctx.add(id, t)` are the same method
+//! and go-to-definition lands on it. `Deref` rather than an accessor such as `base.registry()`:
+//! a base *is* a registry with a loop attached, and a context a registry with the running
+//! event's identity attached; neither adds an operation of its own that could be confused with
+//! one of the registry's. Code that works with both — the buffered socket, the listener —
+//! takes `&mut Registry<D>`, and `&mut base` or `ctx` coerce to it.
+//!
+//! The registry and the types that name it — a callback's [`Context`], the boxed
+//! [`Callback`], a [`Command`] from another thread — live together in this module: each names
+//! the others, and keeping them in one place is what keeps the module graph acyclic. The rest
+//! of the registry's methods are in the modules of what they do: `dispatch` (activating and
+//! running events), `internal` (the signal, wake-up and fork plumbing), `verify` (the
+//! invariant checker).
+//!
+//! # The live count
+//!
+//! `live` counts the events that keep the loop alive: not internal, and pending or active.
+//! Each such slot carries the `COUNTED` bit, and [`count`] is the one function that changes
+//! either, so the two cannot drift apart; `verify` checks them against the slots.
+
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use crate::active_queues::ActiveQueues;
+use crate::backend::{Backend, ReadyList};
+use crate::clock::{to_ns, Clock};
+use crate::event::{state, EventId, Pending, Slot};
+use crate::flags::{EventFlags, Features};
+use crate::io_map::IoMap;
+use crate::remote::Remote;
+use crate::signal::{self, Signals};
+use crate::timer_heap::TimerHeap;
+
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+/// The most events a base holds at once: slot numbers are `u32`, and `u32::MAX` is taken (the
+/// free list's end, the active queues' tombstone).
+pub(crate) const MAX_EVENTS: usize = u32::MAX as usize;
+
+/// The boxed callback of an event: the context of this run, and the user data passed to
+/// [`Base::run`](crate::Base::run).
+pub type Callback<D> = Box<dyn FnMut(&mut Context<'_, D>, &mut D)>;
+
+/// A closure sent to the loop thread (see [`Handle::run`](crate::Handle::run)).
+pub type RemoteFn<D> = Box<dyn FnOnce(&mut Context<'_, D>, &mut D) + Send>;
+
+/// What another thread asks of the loop through a [`Handle`](crate::Handle).
+pub(crate) enum Command<D> {
+    Activate(EventId, EventFlags, u32),
+    Run(RemoteFn<D>),
+    Exit(Option<Duration>),
+    Break,
+}
+
+pub(crate) fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// The one place the live count changes: mark `slot` counted or not, keeping `live` in step.
+#[inline(always)]
+pub(crate) fn count<C>(slot: &mut Slot<C>, live: &mut usize, counted: bool) {
+    if slot.is(state::COUNTED) != counted {
+        slot.state ^= state::COUNTED;
+        if counted {
+            *live += 1;
+        } else {
+            *live -= 1;
+        }
+    }
+}
+
+/// The internal events' state: how signals and other threads' commands reach the loop.
+pub(crate) struct Internals<D> {
+    pub signals: Signals,
+    /// Reused for every batch of signal deliveries.
+    pub signal_buf: Vec<(i32, u32)>,
+    /// The internal event reading the self-pipe or signalfd, once a signal is watched.
+    pub signal_event: Option<EventId>,
+    pub remote: Option<Remote<Command<D>>>,
+    /// The event running remote commands, once a handle exists.
+    pub remote_event: Option<EventId>,
+    /// Reused for every batch of remote commands.
+    pub remote_buf: Vec<Command<D>>,
+}
+
+/// A base's events and their registrations; every event operation is a method of this type.
+///
+/// Reached through [`Base`](crate::Base) and [`Context`], which dereference to it (see the
+/// module documentation), and taken as `&mut Registry<D>` by code that works with both.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_core::{Base, EventFlags, Registry};
+/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+///
+/// fn arm_tick<D>(registry: &mut Registry<D>) -> std::io::Result<()> {
+///     let t = registry.new_timer(EventFlags::empty(), |_, _| {})?;
+///     registry.add(t, Some(Duration::from_millis(1)))
+/// }
+/// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+/// arm_tick(&mut base)?;
+/// assert_eq!(base.num_events(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Registry<D> {
+    pub(crate) id: u32,
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) features: Features,
+    pub(crate) slots: Vec<Slot<Callback<D>>>,
+    /// The first free slot; each free slot's `ncalls` links to the next.
+    pub(crate) free_head: u32,
+    pub(crate) io: IoMap,
+    pub(crate) timers: TimerHeap,
+    pub(crate) active: ActiveQueues,
+    pub(crate) ready: ReadyList,
+    /// fds the backend refused while flushing changes, to report to their events.
+    pub(crate) failed: Vec<RawFd>,
+    pub(crate) clock: Clock,
+    /// Changed by [`count`] only.
+    pub(crate) live: usize,
+    pub(crate) running: bool,
+    pub(crate) got_exit: bool,
+    pub(crate) got_break: bool,
+    /// `loop_break` called while the loop was not running: the next run returns at once.
+    pub(crate) break_pending: bool,
+    pub(crate) iterations: u64,
+    pub(crate) internal: Internals<D>,
+    /// Slots deleted from their fd but left in the io map until the next wait: a delete
+    /// followed by an add of the same event is then two flag flips.
+    pub(crate) lazy_io: Vec<u32>,
+    pub(crate) lazy: bool,
+    /// The timeouts of persistent events (`intervals[idx]` while slot `idx` has `INTERVAL`),
+    /// kept out of the slots: most events have none, and every event would pay 8 bytes.
+    pub(crate) intervals: Vec<u64>,
+}
+
+impl<D> Registry<D> {
+    /// An empty registry on `backend` with `priorities` (checked by the caller) and signals
+    /// delivered by `signals`.
+    pub(crate) fn new(
+        id: u32,
+        backend: Box<dyn Backend>,
+        priorities: u16,
+        signals: Signals,
+    ) -> Self {
+        let features = backend.features();
+        let emulate_closed = !features.contains(Features::EARLY_CLOSE);
+        let immediate = backend.immediate_changes();
+        Registry {
+            id,
+            backend,
+            features,
+            slots: Vec::new(),
+            free_head: NO_SLOT,
+            io: IoMap::new(emulate_closed, immediate),
+            timers: TimerHeap::new(),
+            active: ActiveQueues::new(priorities),
+            ready: ReadyList::new(),
+            failed: Vec::new(),
+            clock: Clock::new(),
+            live: 0,
+            running: false,
+            got_exit: false,
+            got_break: false,
+            break_pending: false,
+            iterations: 0,
+            internal: Internals {
+                signals,
+                signal_buf: Vec::new(),
+                signal_event: None,
+                remote: None,
+                remote_event: None,
+                remote_buf: Vec::new(),
+            },
+            lazy_io: Vec::new(),
+            lazy: !immediate,
+            intervals: Vec::new(),
+        }
+    }
+
+    /// The slot of a live event of this base.
+    #[inline]
+    pub(crate) fn check(&self, id: EventId) -> io::Result<usize> {
+        // A live slot's generation is odd, a free one's even: one comparison checks both.
+        match self.slots.get(id.index as usize) {
+            Some(s) if s.gen == id.gen && id.base == self.id => Ok(id.index as usize),
+            _ => Err(self.bad_id(id)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_id(&self, id: EventId) -> io::Error {
+        if id.base != self.id {
+            invalid(format!(
+                "{id:?} belongs to another base (this is base {})",
+                self.id
+            ))
+        } else {
+            io::Error::new(io::ErrorKind::NotFound, format!("{id:?} was freed"))
+        }
+    }
+
+    /// Take a slot for a new event.
+    pub(crate) fn alloc(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        callback: Callback<D>,
+    ) -> io::Result<EventId> {
+        if self.free_head == NO_SLOT && self.slots.len() >= MAX_EVENTS {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("too many events: a base holds at most {MAX_EVENTS}"),
+            ));
+        }
+        let prio = self.active.priorities() / 2;
+        let index = if self.free_head != NO_SLOT {
+            let index = self.free_head;
+            let slot = &mut self.slots[index as usize];
+            self.free_head = slot.ncalls;
+            *slot = Slot::new(slot.gen, fd, flags, prio, callback);
+            index
+        } else {
+            self.slots.push(Slot::new(0, fd, flags, prio, callback));
+            (self.slots.len() - 1) as u32
+        };
+        Ok(EventId {
+            base: self.id,
+            index,
+            gen: self.slots[index as usize].gen,
+        })
+    }
+
+    /// Create an event watching `fd` for `flags` (READ, WRITE, CLOSED, with PERSIST and ET),
+    /// not yet pending: [`add`](Self::add) it.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a negative fd with I/O flags, ET without I/O flags, or SIGNAL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_core::{Base, EventFlags};
+    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+    /// assert!(base.new_event(-1, EventFlags::READ, |_, _| {}).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new_event(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<EventId> {
+        self.new_event_boxed(fd, flags, Box::new(callback))
+    }
+
+    /// [`new_event`](Self::new_event) with the callback already boxed.
+    ///
+    /// # Errors
+    ///
+    /// As [`new_event`](Self::new_event).
+    pub fn new_event_boxed(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        callback: Callback<D>,
+    ) -> io::Result<EventId> {
+        if flags.contains(EventFlags::SIGNAL) {
+            if flags.intersects(EventFlags::IO | EventFlags::ET) {
+                return Err(invalid(format!(
+                    "SIGNAL cannot be combined with {:?}: a signal event watches no fd",
+                    flags & (EventFlags::IO | EventFlags::ET)
+                )));
+            }
+            signal::validate(fd)?;
+            return self.alloc(fd, flags.without(EventFlags::TIMEOUT), callback);
+        }
+        let io = flags.intersects(EventFlags::IO);
+        if io && fd < 0 {
+            return Err(invalid(format!(
+                "fd {fd} is negative: {flags:?} events need an open fd"
+            )));
+        }
+        if flags.contains(EventFlags::ET) && !io {
+            return Err(invalid("ET needs READ, WRITE or CLOSED".to_string()));
+        }
+        let flags = flags.without(EventFlags::TIMEOUT);
+        self.alloc(if io { fd } else { -1 }, flags, callback)
+    }
+
+    /// Create a signal event for `signo` (SIGNAL|PERSIST, libevent's `evsignal_new`). Its
+    /// callback runs in the loop, once per wake-up, with [`Context::ncalls`] the number of
+    /// deliveries since its last run (ten raises before the loop runs: one run, count 10).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a number out of range, SIGKILL or SIGSTOP.
+    pub fn new_signal(
+        &mut self,
+        signo: i32,
+        callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<EventId> {
+        self.new_event_boxed(
+            signo,
+            EventFlags::SIGNAL | EventFlags::PERSIST,
+            Box::new(callback),
+        )
+    }
+
+    /// Create a timer event (no fd); `flags` may hold PERSIST to make it periodic.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `flags` holds anything but PERSIST.
+    pub fn new_timer(
+        &mut self,
+        flags: EventFlags,
+        callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<EventId> {
+        if !EventFlags::PERSIST.contains(flags) {
+            return Err(invalid(format!(
+                "a timer takes only PERSIST, not {flags:?}"
+            )));
+        }
+        self.new_event_boxed(-1, flags, Box::new(callback))
+    }
+
+    /// Make the event pending: watch its fd, and if `timeout` is given, (re)start its timer.
+    /// Adding a pending event again replaces its timeout; `None` keeps the running one. A
+    /// persistent event's timer restarts after each activation.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id; ET on a backend without it; the backend's refusal of the fd
+    /// (closed, a regular file on epoll), naming the fd. The event is unchanged then.
+    #[inline]
+    pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
+        let idx = self.check(id)?;
+        let slot = &mut self.slots[idx];
+        match timeout {
+            // Fast path: an I/O event deleted earlier in this iteration, re-added without a
+            // timeout, is still in the io map: undo the delete.
+            None if slot.state & (state::PENDING_IO | state::DETACHED) == state::DETACHED => {
+                undo_detach(slot);
+            }
+            // Fast path: a pure timer.
+            Some(t) if !slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL) => {
+                let flags = slot.flags;
+                self.add_timer(idx, flags, to_ns(t));
+            }
+            _ => return self.add_idx(idx, timeout),
+        }
+        // Pending now, so it counts (unless internal).
+        let slot = &mut self.slots[idx];
+        if !slot.is(state::COUNTED | state::INTERNAL) {
+            count(slot, &mut self.live, true);
+        }
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn add_idx(&mut self, idx: usize, timeout: Option<Duration>) -> io::Result<()> {
+        let slot = &mut self.slots[idx];
+        let flags = slot.flags;
+        if flags.intersects(EventFlags::IO) && !slot.is(state::PENDING_IO) {
+            if slot.is(state::DETACHED) {
+                undo_detach(slot);
+            } else {
+                self.add_io(idx, flags)?;
+            }
+        }
+        if flags.contains(EventFlags::SIGNAL) && !self.slots[idx].is(state::PENDING_SIG) {
+            self.watch_signal(idx)?;
+        }
+        if let Some(t) = timeout {
+            self.add_timer(idx, flags, to_ns(t));
+        }
+        let slot = &mut self.slots[idx];
+        let counted = slot.should_count();
+        count(slot, &mut self.live, counted);
+        Ok(())
+    }
+
+    /// Put a new registration of the event into the io map (and so the backend). Kept out of
+    /// line, like the other slow paths below, so that the fast paths stay small.
+    #[inline(never)]
+    fn add_io(&mut self, idx: usize, flags: EventFlags) -> io::Result<()> {
+        let fd = self.slots[idx].fd;
+        if flags.contains(EventFlags::ET) && !self.features.contains(Features::EDGE_TRIGGERED) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "backend {} does not support edge-triggered events (ET) on fd {fd}",
+                    self.backend.name(),
+                ),
+            ));
+        }
+        // The io map must see the deletes that stand before it changes otherwise: the
+        // fd-reuse rule and the ET check look at the events really there.
+        self.apply_lazy_deletes();
+        if !self.io.covers(fd) {
+            check_open(fd)?;
+        }
+        let fresh = !self.slots[idx].is(state::REGISTERED);
+        self.io
+            .add(&mut *self.backend, fd, idx as u32, flags, fresh)?;
+        self.slots[idx].set(state::PENDING_IO | state::REGISTERED);
+        Ok(())
+    }
+
+    /// (Re)start the event's timer `ns` from now.
+    #[inline]
+    fn add_timer(&mut self, idx: usize, flags: EventFlags, ns: u64) {
+        let deadline = self.clock.now().saturating_add(ns);
+        let slot = &mut self.slots[idx];
+        if flags.contains(EventFlags::PERSIST) {
+            slot.set(state::INTERVAL);
+            if self.intervals.len() <= idx {
+                self.intervals.resize(idx + 1, 0);
+            }
+            self.intervals[idx] = ns;
+        }
+        // An activation by the old timeout is superseded by the new one (libevent).
+        if slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT) {
+            deactivate(slot, idx, &mut self.active);
+        }
+        self.slots[idx].set(state::TIMER);
+        self.timers.schedule(idx as u32, deadline);
+    }
+
+    /// Make the event non-pending: stop watching its fd, stop its timer and cancel an
+    /// activation whose callback has not run yet. Deleting a non-pending event is a no-op.
+    /// The backend hears of it at the next wait (a delete followed by an add costs nothing);
+    /// before closing an fd, [`free`](Self::free) its events instead, which tells the
+    /// backend at once — epoll would keep watching a closed fd whose file a duplicate keeps
+    /// open.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    #[inline]
+    pub fn del(&mut self, id: EventId) -> io::Result<()> {
+        let idx = self.check(id)?;
+        let slot = &mut self.slots[idx];
+        // Fast path: an event that only watches its fd is detached lazily (see `lazy_io`).
+        if self.lazy && slot.state & state::WAITING == state::PENDING_IO {
+            detach(slot, idx, &mut self.lazy_io);
+            count(slot, &mut self.live, false);
+            return Ok(());
+        }
+        self.del_idx(idx)
+    }
+
+    pub(crate) fn del_idx(&mut self, idx: usize) -> io::Result<()> {
+        let slot = &mut self.slots[idx];
+        if !slot.is(state::WAITING | state::COUNTED) {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        if slot.is(state::PENDING_IO) {
+            if self.lazy {
+                detach(slot, idx, &mut self.lazy_io);
+            } else {
+                slot.clear(state::PENDING_IO);
+                let (fd, flags) = (slot.fd, slot.flags);
+                result = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+            }
+        }
+        if self.slots[idx].is(state::PENDING_SIG | state::TIMER | state::ACTIVE) {
+            self.del_rest(idx);
+        }
+        // Nothing is pending or active any more, so the event no longer counts.
+        count(&mut self.slots[idx], &mut self.live, false);
+        result
+    }
+
+    /// The signal, timer and activation part of a delete.
+    #[inline(never)]
+    fn del_rest(&mut self, idx: usize) {
+        if self.slots[idx].is(state::PENDING_SIG) {
+            self.unwatch_signal(idx);
+        }
+        let slot = &mut self.slots[idx];
+        if slot.is(state::TIMER) {
+            slot.clear(state::TIMER);
+            self.timers.remove(idx as u32);
+        }
+        let slot = &mut self.slots[idx];
+        if slot.is(state::ACTIVE) {
+            deactivate(slot, idx, &mut self.active);
+        }
+    }
+
+    /// Delete the event and free it: its callback is dropped (after it returns, if it is the
+    /// one running) and the id is refused from now on. Freeing the last event of an fd
+    /// unregisters the fd from the backend at once, so the fd may be closed right after.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    pub fn free(&mut self, id: EventId) -> io::Result<()> {
+        let idx = self.check(id)?;
+        // Dropped here, after the registry is consistent again. A callback freeing its own
+        // event finds `None`: the running closure is dropped when it returns.
+        drop(self.free_idx(idx));
+        Ok(())
+    }
+
+    pub(crate) fn free_idx(&mut self, idx: usize) -> Option<Callback<D>> {
+        let _ = self.del_idx(idx);
+        self.remove_detached(idx);
+        let slot = &mut self.slots[idx];
+        // Freeing an fd's last event usually comes right before closing the fd.
+        if slot.flags.intersects(EventFlags::IO) && slot.is(state::REGISTERED) {
+            let fd = slot.fd;
+            self.io.release(&mut *self.backend, fd);
+        }
+        let slot = &mut self.slots[idx];
+        slot.gen = slot.gen.wrapping_add(1); // even: free
+        slot.state = 0;
+        slot.ncalls = self.free_head;
+        self.free_head = idx as u32;
+        slot.callback.take()
+    }
+
+    /// Activate the event by hand with result `flags`, as if `ncalls` (at least 1) things
+    /// happened (libevent's `event_active`). Activating an active event ORs the flags.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    pub fn activate(&mut self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
+        let idx = self.check(id)?;
+        self.activate_idx(idx, flags, ncalls.max(1));
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn activate_idx(&mut self, idx: usize, res: EventFlags, ncalls: u32) {
+        let slot = &mut self.slots[idx];
+        activate_slot(
+            slot,
+            idx as u32,
+            res,
+            ncalls,
+            &mut self.active,
+            &mut self.live,
+        );
+    }
+
+    /// What the event is waiting for and when its timer expires.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    pub fn pending(&self, id: EventId) -> io::Result<Pending> {
+        let slot = &self.slots[self.check(id)?];
+        let mut flags = EventFlags::empty();
+        if slot.is(state::PENDING_IO) {
+            flags |= slot.flags & EventFlags::IO;
+        }
+        if slot.is(state::PENDING_SIG) {
+            flags |= EventFlags::SIGNAL;
+        }
+        if slot.is(state::TIMER) {
+            flags |= EventFlags::TIMEOUT;
+        }
+        if slot.is(state::ACTIVE) {
+            flags |= slot.res;
+        }
+        let deadline = self
+            .timers
+            .deadline(id.index)
+            .map(|ns| self.clock.instant(ns));
+        Ok(Pending { flags, deadline })
+    }
+
+    /// Set the priority the event runs at (0 is the most urgent).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` beyond the base's priorities; `ResourceBusy` while the event is active.
+    pub fn set_priority(&mut self, id: EventId, prio: u16) -> io::Result<()> {
+        let idx = self.check(id)?;
+        let n = self.active.priorities();
+        if prio >= n {
+            return Err(invalid(format!(
+                "priority {prio} is out of range: this base has {n} (0..{n})"
+            )));
+        }
+        let slot = &mut self.slots[idx];
+        if slot.is(state::ACTIVE) {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!("{id:?} is active: its priority cannot change until its callback ran"),
+            ));
+        }
+        slot.prio = prio;
+        Ok(())
+    }
+
+    /// Run `callback` once when `fd` is ready for `flags` or `timeout` expires (with no fd
+    /// flags: after `timeout`, or at once if it is `None` or zero). Its storage is freed
+    /// after it runs, or with the base (libevent's `event_base_once`).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for SIGNAL or PERSIST, or a negative fd with fd flags; the backend's
+    /// refusal of the fd.
+    pub fn once(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        timeout: Option<Duration>,
+        callback: impl FnOnce(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<()> {
+        let mut callback = Some(callback);
+        self.once_boxed(
+            fd,
+            flags,
+            timeout,
+            Box::new(move |ctx, data| {
+                if let Some(cb) = callback.take() {
+                    cb(ctx, data)
+                }
+            }),
+        )
+    }
+
+    fn once_boxed(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        timeout: Option<Duration>,
+        callback: Callback<D>,
+    ) -> io::Result<()> {
+        if flags.intersects(EventFlags::SIGNAL | EventFlags::PERSIST) {
+            return Err(invalid(format!(
+                "once: {:?} is not allowed: a one-shot event takes READ, WRITE, CLOSED or a timeout",
+                flags & (EventFlags::SIGNAL | EventFlags::PERSIST)
+            )));
+        }
+        let id = self.new_event_boxed(fd, flags, callback)?;
+        let idx = id.index as usize;
+        self.slots[idx].set(state::ONCE);
+        let io = flags.intersects(EventFlags::IO);
+        let result = if !io && timeout.is_none_or(|t| t.is_zero()) {
+            self.activate_idx(idx, EventFlags::TIMEOUT, 1);
+            Ok(())
+        } else {
+            self.add(id, timeout)
+        };
+        if result.is_err() {
+            drop(self.free_idx(idx));
+        }
+        result
+    }
+
+    /// Make the loop return after `after` (`None`: once the callbacks active now have run),
+    /// as a one-shot timer (libevent's `event_base_loopexit`). It survives until it fires, so
+    /// calling it before [`run`](crate::Base::run) works.
+    ///
+    /// # Errors
+    ///
+    /// Never in practice; the signature leaves room for allocation limits.
+    pub fn loop_exit(&mut self, after: Option<Duration>) -> io::Result<()> {
+        self.once_boxed(
+            -1,
+            EventFlags::empty(),
+            after,
+            Box::new(|ctx, _| ctx.registry.got_exit = true),
+        )
+    }
+
+    /// Make the loop return as soon as the running callback returns. Called while the loop is
+    /// not running, it makes the next run return at once (libevent loses it: its issues #573,
+    /// #729, #1292).
+    pub fn loop_break(&mut self) {
+        if self.running {
+            self.got_break = true;
+        } else {
+            self.break_pending = true;
+        }
+    }
+
+    /// Whether the last run ended through [`loop_exit`](Self::loop_exit).
+    pub fn got_exit(&self) -> bool {
+        self.got_exit
+    }
+
+    /// Whether the last run ended through [`loop_break`](Self::loop_break).
+    pub fn got_break(&self) -> bool {
+        self.got_break
+    }
+
+    /// The loop's cached time (taken after each wait), or the clock outside the loop.
+    pub fn now(&self) -> Instant {
+        self.clock.instant(self.clock.now())
+    }
+
+    /// How many times the loop has waited on the backend (for diagnostics and tests).
+    pub fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    /// The backend's name (libevent's `event_base_get_method`).
+    pub fn method(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// How signals reach this base: `"self-pipe"`, `"signalfd"`, or the backend's name
+    /// (libevent 2.2's `event_base_get_signal_method`).
+    pub fn signal_method(&self) -> &'static str {
+        self.internal.signals.method(self.backend.name())
+    }
+
+    /// The backend's features.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// How many priorities this base has.
+    pub fn priorities(&self) -> u16 {
+        self.active.priorities()
+    }
+
+    /// How many events keep the loop alive: pending or active, not internal.
+    pub fn num_events(&self) -> usize {
+        self.live
+    }
+
+    /// Take an event that was deleted lazily out of the io map for real.
+    #[inline(never)]
+    pub(crate) fn remove_detached(&mut self, idx: usize) {
+        let slot = &mut self.slots[idx];
+        if slot.is(state::DETACHED) {
+            slot.clear(state::DETACHED);
+            let (fd, flags) = (slot.fd, slot.flags);
+            let _ = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+        }
+    }
+
+    /// Apply every lazy delete still standing.
+    pub(crate) fn apply_lazy_deletes(&mut self) {
+        if self.lazy_io.is_empty() {
+            return;
+        }
+        let mut lazy = std::mem::take(&mut self.lazy_io);
+        for &idx in &lazy {
+            // Usually re-added since (a delete-then-add): only the mark goes.
+            let slot = &mut self.slots[idx as usize];
+            slot.clear(state::LAZY_QUEUED);
+            if slot.is(state::DETACHED) {
+                self.remove_detached(idx as usize);
+            }
+        }
+        lazy.clear();
+        self.lazy_io = lazy;
+    }
+}
+
+/// Detach an event from its fd lazily: no longer pending, but left in the io map until the
+/// next wait (see `Registry::lazy_io`), queued once for that.
+#[inline(always)]
+fn detach<C>(slot: &mut Slot<C>, idx: usize, lazy_io: &mut Vec<u32>) {
+    slot.state ^= state::PENDING_IO | state::DETACHED;
+    if !slot.is(state::LAZY_QUEUED) {
+        slot.set(state::LAZY_QUEUED);
+        lazy_io.push(idx as u32);
+    }
+}
+
+/// Undo a lazy detach: the event is still in the io map, so it is pending again at once.
+#[inline(always)]
+fn undo_detach<C>(slot: &mut Slot<C>) {
+    slot.state ^= state::DETACHED | state::PENDING_IO;
+}
+
+/// Cancel an activation whose callback has not run.
+#[inline]
+fn deactivate<C>(slot: &mut Slot<C>, idx: usize, active: &mut ActiveQueues) {
+    slot.clear(state::ACTIVE | state::REARMED);
+    slot.res = EventFlags::empty();
+    slot.ncalls = 0;
+    active.remove(idx as u32, slot.prio, slot.ticket);
+}
+
+/// Activate the event in `slot` (number `idx`), or add to its pending activation. Takes the
+/// parts it needs, so dispatch can call it while it borrows the io map or the timer heap.
+#[inline(always)]
+pub(crate) fn activate_slot<C>(
+    slot: &mut Slot<C>,
+    idx: u32,
+    res: EventFlags,
+    ncalls: u32,
+    active: &mut ActiveQueues,
+    live: &mut usize,
+) {
+    if slot.is(state::ACTIVE) {
+        slot.res |= res;
+        slot.ncalls = slot.ncalls.saturating_add(ncalls);
+        return;
+    }
+    slot.res = res;
+    slot.ncalls = ncalls;
+    // Becoming active can only make a live, non-internal event count.
+    if !slot.is(state::INTERNAL) {
+        count(slot, live, true);
+    }
+    slot.set(state::ACTIVE);
+    slot.ticket = active.push(idx, slot.prio);
+}
+
+/// Refuse an fd number nobody opened before the io map grows its table to it (fd 1 << 30
+/// would otherwise mean gigabytes for nothing). Only fds beyond the table pay this fcntl.
+fn check_open(fd: RawFd) -> io::Result<()> {
+    crate::backend::fd_is_open(fd)
+        .map_err(|e| invalid(format!("fd {fd} is not an open file descriptor: {e}")))
+}
+
+/// What a callback gets: why it runs, and every operation of the registry.
+///
+/// A context dereferences to the [`Registry`], so a callback can create, add, delete,
+/// activate and free any event of its base, including the one running, and stop the loop,
+/// with the same methods as on [`Base`](crate::Base). Running the loop is the one thing a
+/// callback cannot do (loops do not nest).
+///
+/// # Examples
+///
+/// A persistent timer that deletes itself on its third run:
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_core::{Base, EventFlags};
+/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+///
+/// let mut base: Base<u32> = Base::with_backend(backend(), Default::default()).unwrap();
+/// let t = base
+///     .new_timer(EventFlags::PERSIST, |ctx, runs: &mut u32| {
+///         *runs += 1;
+///         if *runs == 3 {
+///             let me = ctx.id();
+///             ctx.del(me).unwrap();
+///         }
+///     })
+///     .unwrap();
+/// base.add(t, Some(Duration::from_millis(1))).unwrap();
+/// let mut runs = 0;
+/// base.run(&mut runs).unwrap();
+/// assert_eq!(runs, 3);
+/// ```
+pub struct Context<'a, D> {
+    pub(crate) registry: &'a mut Registry<D>,
+    pub(crate) id: EventId,
+    pub(crate) fired: EventFlags,
+    pub(crate) ncalls: u32,
+}
+
+impl<D> Context<'_, D> {
+    /// The event whose callback is running.
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+
+    /// Why it runs: READ, WRITE, CLOSED, TIMEOUT (or what a manual activation passed).
+    pub fn fired(&self) -> EventFlags {
+        self.fired
+    }
+
+    /// How many activations this run stands for (the count passed to
+    /// [`activate`](Registry::activate), or deliveries of a signal).
+    pub fn ncalls(&self) -> u32 {
+        self.ncalls
+    }
+
+    /// The fd of the running event (-1 for a timer, the signal number for a signal event).
+    pub fn fd(&self) -> RawFd {
+        self.registry.slots[self.id.index as usize].fd
+    }
+}
+
+impl<D> Deref for Context<'_, D> {
+    type Target = Registry<D>;
+
+    fn deref(&self) -> &Registry<D> {
+        self.registry
+    }
+}
+
+impl<D> DerefMut for Context<'_, D> {
+    fn deref_mut(&mut self) -> &mut Registry<D> {
+        self.registry
+    }
+}
