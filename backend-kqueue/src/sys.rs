@@ -5,7 +5,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
-use evloop_core::{Backend, EventFlags, Features, ReadyList};
+use evloop_core::{os_error, signal, Backend, EventFlags, Features, ReadyList};
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags as KFlags};
 use rustix::io::Errno;
 
@@ -75,8 +75,9 @@ pub struct KqueueBackend {
     pending: Vec<Event>,
     results: Vec<Event>,
     scratch: Vec<Change>,
-    /// Dispositions saved when a signal was first watched, restored when it is let go.
-    saved_signals: Vec<(i32, libc::sigaction)>,
+    /// The signals watched through `EVFILT_SIGNAL`, ignored meanwhile; the core keeps their
+    /// saved dispositions (`signal::ignore_signal`) and restores them when they are let go.
+    signals: Vec<i32>,
 }
 
 impl std::fmt::Debug for KqueueBackend {
@@ -88,12 +89,8 @@ impl std::fmt::Debug for KqueueBackend {
     }
 }
 
-fn os_error(what: String, errno: Errno) -> io::Error {
-    evloop_core::os_error(&format!("kqueue: {what}"), errno)
-}
-
 fn new_kqueue() -> io::Result<OwnedFd> {
-    let kq = kqueue::kqueue().map_err(|e| os_error("kqueue()".to_string(), e))?;
+    let kq = kqueue::kqueue().map_err(|e| os_error("kqueue: kqueue()", e))?;
     rustix::io::fcntl_setfd(&kq, rustix::io::FdFlags::CLOEXEC)?;
     Ok(kq)
 }
@@ -142,7 +139,7 @@ impl KqueueBackend {
             pending: Vec::new(),
             results: Vec::with_capacity(EVENTS),
             scratch: Vec::new(),
-            saved_signals: Vec::new(),
+            signals: Vec::new(),
         })
     }
 
@@ -172,7 +169,7 @@ impl KqueueBackend {
                 Some(&Default::default()),
             )
         }
-        .map_err(|e| os_error(format!("cannot register fd {fd}"), e))?;
+        .map_err(|e| os_error(&format!("kqueue: cannot register fd {fd}"), e))?;
         for ev in &out {
             if let Some(report) = report_of(ev) {
                 match translate::outcome(&report) {
@@ -192,19 +189,6 @@ impl KqueueBackend {
             }
         }
         Ok(())
-    }
-
-    fn set_disposition(signo: i32, handler: libc::sighandler_t) -> io::Result<libc::sigaction> {
-        // SAFETY: installs SIG_IGN (or a saved action); both pointers are live locals.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = handler;
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signo, &action, &mut old) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(old)
-        }
     }
 
     fn signal_change(&mut self, signo: i32, flags: KFlags) -> io::Result<()> {
@@ -230,7 +214,7 @@ impl KqueueBackend {
             )
         }
         .map(drop)
-        .map_err(|e| os_error(format!("EVFILT_SIGNAL {signo}"), e))
+        .map_err(|e| os_error(&format!("kqueue: EVFILT_SIGNAL {signo}"), e))
     }
 }
 
@@ -274,7 +258,7 @@ impl Backend for KqueueBackend {
         match result {
             Ok(_) => {}
             Err(Errno::INTR) => return Ok(()),
-            Err(e) => return Err(os_error("kevent".to_string(), e)),
+            Err(e) => return Err(os_error("kqueue: kevent", e)),
         }
         let mut failure = None;
         for ev in &self.results {
@@ -348,7 +332,7 @@ impl Backend for KqueueBackend {
                     Some(&Default::default()),
                 )
             }
-            .map_err(|e| os_error("EVFILT_USER".to_string(), e))?;
+            .map_err(|e| os_error("kqueue: EVFILT_USER", e))?;
             let kq = rustix::io::fcntl_dupfd_cloexec(&self.kq, 0)?;
             Ok(std::sync::Arc::new(UserWaker { kq }))
         };
@@ -358,19 +342,18 @@ impl Backend for KqueueBackend {
     /// Watch `signo` with `EVFILT_SIGNAL`; its disposition is set to ignore meanwhile (the
     /// filter sees signals even when ignored), and the old one saved.
     fn add_signal(&mut self, signo: i32) -> io::Result<()> {
-        if !self.saved_signals.iter().any(|(s, _)| *s == signo) {
-            let old = Self::set_disposition(signo, libc::SIG_IGN)?;
-            self.saved_signals.push((signo, old));
+        if !self.signals.contains(&signo) {
+            signal::ignore_signal(signo)?;
+            self.signals.push(signo);
         }
         self.signal_change(signo, KFlags::ADD)
     }
 
     fn del_signal(&mut self, signo: i32) -> io::Result<()> {
         let result = self.signal_change(signo, KFlags::DELETE);
-        if let Some(pos) = self.saved_signals.iter().position(|(s, _)| *s == signo) {
-            let (_, old) = self.saved_signals.swap_remove(pos);
-            // SAFETY: restores the action sigaction(2) gave us.
-            unsafe { libc::sigaction(signo, &old, std::ptr::null_mut()) };
+        if let Some(pos) = self.signals.iter().position(|&s| s == signo) {
+            self.signals.swap_remove(pos);
+            signal::restore_disposition(signo);
         }
         result
     }
@@ -378,9 +361,8 @@ impl Backend for KqueueBackend {
 
 impl Drop for KqueueBackend {
     fn drop(&mut self) {
-        for (signo, old) in self.saved_signals.drain(..) {
-            // SAFETY: as in `del_signal`.
-            unsafe { libc::sigaction(signo, &old, std::ptr::null_mut()) };
+        for signo in self.signals.drain(..) {
+            signal::restore_disposition(signo);
         }
     }
 }

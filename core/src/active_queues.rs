@@ -353,13 +353,8 @@ mod tests {
     #[test]
     fn matches_a_vecdeque_model() {
         use std::collections::hash_map::{Entry, HashMap};
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut rnd = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_rng::Rng(0x1234_5678_9abc_def1);
+        let mut rnd = move || rng.next();
         let mut q = ActiveQueues::new(3);
         let mut model: Vec<VecDeque<u32>> = vec![VecDeque::new(); 3];
         // What the base keeps in each slot: the queued event's priority and ticket.

@@ -44,6 +44,8 @@ mod io_map;
 mod registry;
 mod remote;
 pub mod signal;
+#[cfg(test)]
+mod test_rng;
 mod timer_heap;
 mod verify;
 

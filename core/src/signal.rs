@@ -298,24 +298,12 @@ impl Signals {
         let wake = self.wake.as_ref().map_or(-1, |fd| fd.as_raw_fd());
         COUNTS[signo as usize].store(0, Ordering::Relaxed);
         WAKE_FD[signo as usize].store(wake, Ordering::Release);
-        // SAFETY: a zeroed sigaction is a valid "default" value to fill in; the handler is
-        // an `extern "C" fn(c_int)` as SA_SIGINFO is not set; both pointers are live.
-        let (rc, old) = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigfillset(&mut action.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            (libc::sigaction(signo, &action, &mut old), old)
-        };
-        if rc != 0 {
+        let handler = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        let result = set_disposition(signo, handler, libc::SA_RESTART);
+        if result.is_err() {
             WAKE_FD[signo as usize].store(-1, Ordering::Release);
-            return Err(os_error(format!("sigaction({})", signal_name(signo))));
         }
-        let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
-        saved.retain(|(s, _)| *s != signo);
-        saved.push((signo, SavedAction(old)));
-        Ok(())
+        result
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -462,13 +450,56 @@ pub(crate) fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
 }
 
-fn restore_handler(signo: i32) {
+/// Install `handler` (a function, `SIG_IGN` or `SIG_DFL`) for `signo` with `flags` and every
+/// signal blocked while it runs, saving the disposition it replaces unless one is saved
+/// already (so a second install, after fork say, never saves our own). The self-pipe installs
+/// its handler this way; a backend that delivers signals itself uses [`ignore_signal`].
+fn set_disposition(signo: i32, handler: libc::sighandler_t, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is a valid "default" value to fill in; the handler is an
+    // `extern "C" fn(c_int)` or a constant, as SA_SIGINFO is not set; both pointers are live.
+    let (rc, old) = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = flags;
+        libc::sigfillset(&mut action.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(signo, &action, &mut old), old)
+    };
+    if rc != 0 {
+        return Err(os_error(format!("sigaction({})", signal_name(signo))));
+    }
+    let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
+    if !saved.iter().any(|(s, _)| *s == signo) {
+        saved.push((signo, SavedAction(old)));
+    }
+    Ok(())
+}
+
+/// For a backend that delivers signals itself (kqueue's `EVFILT_SIGNAL`, which sees a signal
+/// even while it is ignored): ignore `signo`, saving its disposition until
+/// [`restore_disposition`].
+///
+/// # Errors
+///
+/// `sigaction`'s error, naming the signal.
+pub fn ignore_signal(signo: i32) -> io::Result<()> {
+    validate(signo)?;
+    set_disposition(signo, libc::SIG_IGN, 0)
+}
+
+/// Put back the disposition `signo` had before evloop changed it; nothing if it has none
+/// saved.
+pub fn restore_disposition(signo: i32) {
     let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(pos) = saved.iter().position(|(s, _)| *s == signo) {
         let (_, SavedAction(old)) = saved.swap_remove(pos);
         // SAFETY: `old` is the action sigaction(2) gave us for this signal.
         unsafe { libc::sigaction(signo, &old, std::ptr::null_mut()) };
     }
+}
+
+fn restore_handler(signo: i32) {
+    restore_disposition(signo);
     // Only after the handler is gone: a handler still running elsewhere may have loaded the
     // fd just before; that race is as in libevent (one stray byte at worst).
     WAKE_FD[signo as usize].store(-1, Ordering::Release);

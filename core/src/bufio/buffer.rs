@@ -920,21 +920,11 @@ mod tests {
         }
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn bytes(&mut self, n: usize) -> Vec<u8> {
-            // A small alphabet with line endings, so searches and lines find something.
-            (0..n).map(|_| b"ab\r\n\0x"[self.below(6)]).collect()
-        }
+    use crate::test_rng::Rng;
+
+    /// `n` bytes of a small alphabet with line endings, so searches and lines find something.
+    fn bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+        (0..n).map(|_| b"ab\r\n\0x"[rng.below(6)]).collect()
     }
 
     fn contents(b: &Buffer) -> Vec<u8> {
@@ -992,19 +982,19 @@ mod tests {
                 }
                 match rng.below(12) {
                     0 | 1 => {
-                        let data = rng.bytes(n);
+                        let data = bytes(&mut rng, n);
                         buf.append(&data).unwrap();
                         model.extend(&data);
                         added += n;
                     }
                     2 => {
-                        let data = rng.bytes(n % 300);
+                        let data = bytes(&mut rng, n % 300);
                         buf.append_owned(data.clone()).unwrap();
                         model.extend(&data);
                         added += data.len();
                     }
                     3 => {
-                        let data = rng.bytes(n % 700);
+                        let data = bytes(&mut rng, n % 700);
                         buf.prepend(&data).unwrap();
                         for &b in data.iter().rev() {
                             model.push_front(b);
@@ -1040,7 +1030,7 @@ mod tests {
                     8 => {
                         let m: Vec<u8> = model.iter().copied().collect();
                         let len = 1 + rng.below(3);
-                        let pat = rng.bytes(len);
+                        let pat = bytes(&mut rng, len);
                         let from = n % (m.len() + 1);
                         let expect = m
                             .windows(pat.len())
@@ -1073,7 +1063,7 @@ mod tests {
                         let want = n % 5000;
                         let room = buf.reserve(want).unwrap();
                         assert!(room.len() >= want.max(1));
-                        let data = rng.bytes(want.min(room.len()));
+                        let data = bytes(&mut rng, want.min(room.len()));
                         room[..data.len()].copy_from_slice(&data);
                         buf.commit(data.len()).unwrap();
                         model.extend(&data);
