@@ -9,7 +9,7 @@ use std::time::Duration;
 use evloop_core::{EventFlags, EventId};
 use polling::{Event, Events, PollMode, Poller};
 
-use crate::util::{fill, raw, read_available, socketpair, turn, write_all};
+use crate::util::{fill, raw, read_available, socketpair, turn, write_all, Rng};
 use crate::Harness;
 
 const PAIRS: usize = 8;
@@ -17,16 +17,6 @@ const STEPS: usize = 400;
 
 /// A step's readiness: (pair index, READ or WRITE) for every watched direction that is ready.
 type Trace = BTreeSet<(usize, bool)>;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// Runs [`STEPS`] random operations for three seeds and compares every step's readiness.
 pub fn random_trace_matches_the_polling_oracle(h: &Harness) {

@@ -4,12 +4,10 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use evloop_core::{
-    Backend, Base, BaseOptions, EventFlags, Features, LoopFlags, ReadyList, RunOutcome,
-};
+use evloop_core::{Backend, Base, BaseOptions, EventFlags, LoopFlags, ReadyList, RunOutcome};
 use rustix::io::Errno;
 
-use crate::util::{borrow, patience, raw, socketpair, write_all};
+use crate::util::{borrow, patience, raw, socketpair, write_all, Intercept, Rng, Wrapped};
 use crate::Harness;
 
 #[track_caller]
@@ -106,57 +104,55 @@ pub fn more_than_65535_events_on_one_fd_are_refused(h: &Harness) {
     assert_eq!(base.num_events(), 65_535);
 }
 
-/// A backend wrapper that injects faults: waits that return at once with nothing (what a
-/// backend does on `EINTR`), spurious readiness of every watched fd, and one `ENOMEM`.
-struct Faulty {
-    inner: Box<dyn Backend>,
+/// Injected faults around a backend: waits that return at once with nothing (what a backend
+/// does on `EINTR`), spurious readiness of every watched fd, and one `ENOMEM`.
+struct Faults {
     watched: Vec<RawFd>,
-    rng: u64,
+    rng: Rng,
     calls: usize,
     enomem_at: usize,
 }
 
-impl Backend for Faulty {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn features(&self) -> Features {
-        self.inner.features()
-    }
-    fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
-        self.inner.change(fd, old, new)?;
+impl Intercept for Faults {
+    fn change(
+        &mut self,
+        inner: &mut dyn Backend,
+        fd: RawFd,
+        old: EventFlags,
+        new: EventFlags,
+    ) -> io::Result<()> {
+        inner.change(fd, old, new)?;
         self.watched.retain(|&w| w != fd);
         if !new.is_empty() {
             self.watched.push(fd);
         }
         Ok(())
     }
-    fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
+
+    fn dispatch(
+        &mut self,
+        inner: &mut dyn Backend,
+        timeout: Option<Duration>,
+        ready: &mut ReadyList,
+    ) -> io::Result<()> {
         self.calls += 1;
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
+        let roll = self.rng.below(4);
         if self.calls == self.enomem_at {
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 "injected ENOMEM",
             ));
         }
-        match self.rng % 4 {
+        match roll {
             0 => Ok(()), // interrupted: nothing ready, no wait
             1 => {
                 for &fd in &self.watched {
                     ready.push(fd, EventFlags::READ | EventFlags::WRITE);
                 }
-                self.inner.dispatch(Some(Duration::ZERO), ready)
+                inner.dispatch(Some(Duration::ZERO), ready)
             }
-            _ => self
-                .inner
-                .dispatch(timeout.map(|t| t.min(Duration::from_millis(5))), ready),
+            _ => inner.dispatch(timeout.map(|t| t.min(Duration::from_millis(5))), ready),
         }
-    }
-    fn immediate_changes(&self) -> bool {
-        self.inner.immediate_changes()
     }
 }
 
@@ -171,13 +167,13 @@ pub fn injected_faults_lose_nothing(h: &Harness) {
         ticks: usize,
         oneshot: usize,
     }
-    let backend = Faulty {
-        inner: h.backend(),
+    let faults = Faults {
         watched: Vec::new(),
-        rng: 0x9e37_79b9,
+        rng: Rng(0x9e37_79b9),
         calls: 0,
         enomem_at: 40,
     };
+    let backend = Wrapped::new(h.backend(), faults);
     let mut base: Base<S> = Base::with_backend(Box::new(backend), BaseOptions::default()).unwrap();
     let pairs: Vec<_> = (0..8).map(|_| socketpair()).collect();
     for (_, b) in &pairs {

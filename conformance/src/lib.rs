@@ -109,7 +109,7 @@ impl Harness {
     /// A base whose backend counts the interest changes it is told about.
     #[track_caller]
     pub fn counting_base<D>(&self) -> (Base<D>, util::ChangeCounter) {
-        let (backend, counter) = util::Counting::wrap(self.backend());
+        let (backend, counter) = util::counting(self.backend());
         (
             Base::with_backend(Box::new(backend), BaseOptions::default()).unwrap(),
             counter,

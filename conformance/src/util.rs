@@ -154,7 +154,95 @@ pub fn raise_fd_limit() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
-/// The number of interest changes a [`Counting`] backend was told about.
+/// What a test wrapper changes about a backend: its `change` and `dispatch`, each given the
+/// wrapped backend (the defaults forward unchanged). Every other [`Backend`] method reaches
+/// the wrapped backend through [`Wrapped`], so wrapping kqueue keeps its signals, its waker
+/// and its reinit.
+pub trait Intercept {
+    /// A `change` of the wrapped backend.
+    ///
+    /// # Errors
+    ///
+    /// What the interceptor or the backend returns.
+    fn change(
+        &mut self,
+        inner: &mut dyn Backend,
+        fd: RawFd,
+        old: EventFlags,
+        new: EventFlags,
+    ) -> io::Result<()> {
+        inner.change(fd, old, new)
+    }
+
+    /// A `dispatch` of the wrapped backend.
+    ///
+    /// # Errors
+    ///
+    /// What the interceptor or the backend returns.
+    fn dispatch(
+        &mut self,
+        inner: &mut dyn Backend,
+        timeout: Option<Duration>,
+        ready: &mut ReadyList,
+    ) -> io::Result<()> {
+        inner.dispatch(timeout, ready)
+    }
+}
+
+/// Forwards nothing differently.
+impl Intercept for () {}
+
+/// A backend wrapped with an [`Intercept`]: every method of [`Backend`] is forwarded, and
+/// `change` and `dispatch` go through the interceptor.
+pub struct Wrapped<I> {
+    inner: Box<dyn Backend>,
+    intercept: I,
+}
+
+impl<I: Intercept> Wrapped<I> {
+    /// Wrap `inner`.
+    pub fn new(inner: Box<dyn Backend>, intercept: I) -> Self {
+        Self { inner, intercept }
+    }
+}
+
+impl<I: Intercept> Backend for Wrapped<I> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn features(&self) -> Features {
+        self.inner.features()
+    }
+    fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
+        self.intercept.change(&mut *self.inner, fd, old, new)
+    }
+    fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
+        self.intercept.dispatch(&mut *self.inner, timeout, ready)
+    }
+    fn immediate_changes(&self) -> bool {
+        self.inner.immediate_changes()
+    }
+    fn need_reinit(&self) -> bool {
+        self.inner.need_reinit()
+    }
+    fn reinit(&mut self) -> io::Result<()> {
+        self.inner.reinit()
+    }
+    fn handles_signals(&self) -> bool {
+        self.inner.handles_signals()
+    }
+    fn add_signal(&mut self, signo: i32) -> io::Result<()> {
+        self.inner.add_signal(signo)
+    }
+    fn waker(&mut self) -> Option<io::Result<std::sync::Arc<dyn evloop_core::Waker>>> {
+        self.inner.waker()
+    }
+    fn del_signal(&mut self, signo: i32) -> io::Result<()> {
+        self.inner.del_signal(signo)
+    }
+}
+
+/// Counts the interest changes a backend is told about (each is a syscall on epoll and kqueue).
 #[derive(Clone, Default)]
 pub struct ChangeCounter(Rc<Cell<usize>>);
 
@@ -165,42 +253,41 @@ impl ChangeCounter {
     }
 }
 
-/// Wraps a backend and counts the calls to `change` (each is a syscall on epoll and kqueue).
-pub struct Counting {
-    inner: Box<dyn Backend>,
-    changes: ChangeCounter,
-}
-
-impl Counting {
-    /// Wrap `inner`.
-    pub fn wrap(inner: Box<dyn Backend>) -> (Self, ChangeCounter) {
-        let changes = ChangeCounter::default();
-        (
-            Self {
-                inner,
-                changes: changes.clone(),
-            },
-            changes,
-        )
+impl Intercept for ChangeCounter {
+    fn change(
+        &mut self,
+        inner: &mut dyn Backend,
+        fd: RawFd,
+        old: EventFlags,
+        new: EventFlags,
+    ) -> io::Result<()> {
+        self.0.set(self.0.get() + 1);
+        inner.change(fd, old, new)
     }
 }
 
-impl Backend for Counting {
-    fn name(&self) -> &'static str {
-        self.inner.name()
+/// Wrap `inner` so that its `change` calls are counted.
+pub fn counting(inner: Box<dyn Backend>) -> (Wrapped<ChangeCounter>, ChangeCounter) {
+    let counter = ChangeCounter::default();
+    (Wrapped::new(inner, counter.clone()), counter)
+}
+
+/// A xorshift64 generator: deterministic randomness for the scenarios, no crate needed.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number (the state must not be zero).
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
-    fn features(&self) -> Features {
-        self.inner.features()
-    }
-    fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
-        self.changes.0.set(self.changes.0.get() + 1);
-        self.inner.change(fd, old, new)
-    }
-    fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
-        self.inner.dispatch(timeout, ready)
-    }
-    fn immediate_changes(&self) -> bool {
-        self.inner.immediate_changes()
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
 
@@ -233,4 +320,93 @@ pub fn echo_listener<D: 'static>(
             .expect("enable");
     })
     .expect("listen on loopback")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Answers every method with something no default gives, and records the calls.
+    struct Probe(Arc<AtomicUsize>);
+    struct NoWake;
+    impl evloop_core::Waker for NoWake {
+        fn wake(&self) {}
+    }
+    impl Backend for Probe {
+        fn name(&self) -> &'static str {
+            "probe"
+        }
+        fn features(&self) -> Features {
+            Features::EDGE_TRIGGERED
+        }
+        fn change(&mut self, _: RawFd, _: EventFlags, _: EventFlags) -> io::Result<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn dispatch(&mut self, _: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
+            ready.push_wake();
+            Ok(())
+        }
+        fn immediate_changes(&self) -> bool {
+            true
+        }
+        fn need_reinit(&self) -> bool {
+            true
+        }
+        fn reinit(&mut self) -> io::Result<()> {
+            self.0.fetch_add(10, Ordering::SeqCst);
+            Ok(())
+        }
+        fn handles_signals(&self) -> bool {
+            true
+        }
+        fn add_signal(&mut self, _: i32) -> io::Result<()> {
+            self.0.fetch_add(100, Ordering::SeqCst);
+            Ok(())
+        }
+        fn waker(&mut self) -> Option<io::Result<Arc<dyn evloop_core::Waker>>> {
+            Some(Ok(Arc::new(NoWake)))
+        }
+        fn del_signal(&mut self, _: i32) -> io::Result<()> {
+            self.0.fetch_add(1000, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn forwards_everything(mut b: impl Backend, calls: &AtomicUsize) {
+        assert_eq!(b.name(), "probe");
+        assert_eq!(b.features(), Features::EDGE_TRIGGERED);
+        assert!(b.immediate_changes() && b.need_reinit() && b.handles_signals());
+        assert!(b.waker().is_some());
+        let mut ready = ReadyList::new();
+        b.dispatch(None, &mut ready).unwrap();
+        assert!(ready.woken());
+        b.change(3, EventFlags::empty(), EventFlags::READ).unwrap();
+        b.reinit().unwrap();
+        b.add_signal(10).unwrap();
+        b.del_signal(10).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1111);
+    }
+
+    #[test]
+    fn wrappers_forward_every_backend_method() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        forwards_everything(Wrapped::new(Box::new(Probe(calls.clone())), ()), &calls);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (counting, counter) = counting(Box::new(Probe(calls.clone())));
+        forwards_everything(counting, &calls);
+        assert_eq!(counter.get(), 1);
+    }
+
+    #[test]
+    fn rng_is_deterministic_and_bounded() {
+        let (mut a, mut b) = (Rng(7), Rng(7));
+        for _ in 0..100 {
+            let x = a.below(10);
+            assert_eq!(x, b.below(10));
+            assert!(x < 10);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Random event operations on a base (poll backend, two socket pairs): create, add with
 //! short timeouts, delete, free, activate, change priority, run without blocking, in any
-//! order and on stale ids. Nothing may panic; bad ids must be errors.
+//! order and on stale ids. Nothing may panic; bad ids must be errors; and after every
+//! operation the registry's invariants hold (`verify`), so a broken count fails where it breaks.
 #![no_main]
 
 use std::os::fd::AsRawFd;
@@ -81,6 +82,8 @@ fuzz_target!(|data: &[u8]| {
                 let _ = rustix::io::write(b, b"x");
             }
         }
+        base.verify();
     }
     let _ = base.run_with(LoopFlags::NONBLOCK | LoopFlags::NO_EXIT_ON_EMPTY, &mut runs);
+    base.verify();
 });
