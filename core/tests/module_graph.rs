@@ -65,10 +65,7 @@ fn no_module_imports_one_that_imports_it_back() {
             return;
         }
         if let Some(i) = stack.iter().position(|s| s == m) {
-            panic!(
-                "import cycle in core: {} -> {m}",
-                stack[i..].join(" -> ")
-            );
+            panic!("import cycle in core: {} -> {m}", stack[i..].join(" -> "));
         }
         stack.push(m.to_string());
         for next in &graph[m] {
