@@ -4,11 +4,19 @@
 # extra work, so start-up cancels out.
 #   pipes  (n=1000 a=100 w=1000): (-r 11 minus -r 1) / 10  = instructions per round
 #   timers: (-n 110000 minus -n 10000, -r 0) / 100000     = instructions per timer armed and fired
-# Usage: bash benches/instructions.sh   (needs valgrind; peers appear when libevent-dev/libev-dev are installed)
+#   http-hello: (5,500 minus 500 requests) / 5,000        = instructions per request, one
+#           keep-alive connection sending a request at a time (benches/src/bin/http_seq.rs)
+# Usage:
+#   bash benches/instructions.sh                 every backend and peer (peers appear when
+#                                                libevent-dev/libev-dev are installed)
+#   bash benches/instructions.sh --gate FILE     evloop's three figures against the baseline
+#                                                in FILE; exits 1 if one is more than 3 % above
+# Needs valgrind (apt-get install valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is not installed (apt-get install valgrind)"; exit 1; }
 cargo build --release -q -p evloop-benches
+cargo build --release -q --example http-hello -p evloop
 bin=target/release
 
 instr() {
@@ -16,20 +24,84 @@ instr() {
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 
+pipes_round() { # backend
+  local one eleven
+  one=$(instr $bin/pipes -n 1000 -a 100 -w 1000 -r 1 --backend "$1")
+  eleven=$(instr $bin/pipes -n 1000 -a 100 -w 1000 -r 11 --backend "$1")
+  echo $(( (eleven - one) / 10 ))
+}
+
+per_timer() { # impl
+  local small large
+  small=$(instr $bin/timers -n 10000 -r 0 --impl "$1")
+  large=$(instr $bin/timers -n 110000 -r 0 --impl "$1")
+  echo $(( (large - small) / 100000 ))
+}
+
+port=19400
+served() { # requests, server binary: the server's instruction count
+  port=$((port + 1))
+  local out pid
+  out=$(mktemp)
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$2" "$port" >/dev/null 2>"$out" &
+  pid=$!
+  $bin/http_seq "$port" "$1" >/dev/null
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out"
+  rm -f "$out"
+}
+
+per_request() { # server binary
+  local few many
+  few=$(served 500 "$1")
+  many=$(served 5500 "$1")
+  echo $(( (many - few) / 5000 ))
+}
+
+if [ "${1:-}" = "--gate" ]; then
+  baseline=${2:?usage: instructions.sh --gate FILE}
+  declare -A now=(
+    [pipes_round]=$(pipes_round epoll)
+    [timer]=$(per_timer evloop)
+    [http_request]=$(per_request $bin/examples/http-hello)
+  )
+  status=0
+  printf '%-14s %10s %10s %8s\n' figure baseline now change
+  while read -r name base; do
+    case "$name" in ''|'#'*) continue ;; esac
+    [ -n "${now[$name]:-}" ] || { echo "instructions.sh: unknown figure $name in $baseline"; exit 1; }
+    change=$(awk -v a="${now[$name]}" -v b="$base" 'BEGIN { printf "%+.1f%%", (a - b) * 100 / b }')
+    printf '%-14s %10d %10d %8s\n' "$name" "$base" "${now[$name]}" "$change"
+    if [ $(( now[$name] * 100 )) -gt $(( base * 103 )) ]; then
+      echo "!!! $name rose more than 3 % above its baseline: find the cause, or raise the baseline in a commit that says why"
+      status=1
+    elif [ $(( now[$name] * 100 )) -lt $(( base * 97 )) ]; then
+      echo "    $name fell more than 3 %: lower its baseline in $baseline to keep the gain"
+    fi
+  done <"$baseline"
+  exit $status
+fi
+
 echo "pipes, n=1000 a=100 w=1000: instructions per round"
 for b in epoll polling poll select raw polling-crate libevent:epoll libevent:poll libev:epoll libev:poll libev:select; do
   out=$($bin/pipes -n 1000 -a 100 -w 1000 -r 1 --backend "$b")
   if grep -q skipped <<<"$out"; then echo "  $b: $out"; continue; fi
-  one=$(instr $bin/pipes -n 1000 -a 100 -w 1000 -r 1 --backend "$b")
-  eleven=$(instr $bin/pipes -n 1000 -a 100 -w 1000 -r 11 --backend "$b")
-  printf '  %-16s %10d\n' "$b" $(( (eleven - one) / 10 ))
+  printf '  %-16s %10d\n' "$b" "$(pipes_round "$b")"
 done
 
 echo "timers: instructions per timer armed and fired"
 for imp in evloop libev libevent; do
   out=$($bin/timers -n 1000 -r 0 --impl "$imp")
   if grep -q skipped <<<"$out"; then echo "  $imp: $out"; continue; fi
-  small=$(instr $bin/timers -n 10000 -r 0 --impl "$imp")
-  large=$(instr $bin/timers -n 110000 -r 0 --impl "$imp")
-  printf '  %-16s %10d\n' "$imp" $(( (large - small) / 100000 ))
+  printf '  %-16s %10d\n' "$imp" "$(per_timer "$imp")"
+done
+
+echo "http-hello, one connection, a request at a time: instructions per request"
+for entry in "evloop-epoll:$bin/examples/http-hello" "libevent:$bin/http_libevent" "tokio:$bin/http_tokio"; do
+  name=${entry%%:*} server=${entry#*:}
+  if [ "$name" = libevent ] && [ "$($server --built 2>&1)" != "yes" ]; then
+    echo "  libevent: skipped (libevent-dev absent at build time)"; continue
+  fi
+  printf '  %-16s %10d\n' "$name" "$(per_request "$server")"
 done
