@@ -45,8 +45,8 @@
 //! The conformance suite (`evloop-conformance`) checks all of this scenario by scenario;
 //! run it against a new backend before trusting it.
 
+use crate::fd::RawFd;
 use std::io;
-use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::flags::{EventFlags, Features};
@@ -272,34 +272,40 @@ impl ReadyList {
     }
 }
 
-/// Whether `fd` is an open file descriptor (`fcntl(F_GETFD)`): for mechanisms whose
-/// registration does not check the fd itself (poll, select), so that adding a closed fd is an
-/// error at once, and for the core before its per-fd table grows to a new fd number.
+/// Whether `fd` is an open file descriptor (`fcntl(F_GETFD)`; on Windows, whether it is a
+/// socket: `getsockopt(SO_TYPE)`): for mechanisms whose registration does not check the fd
+/// itself (poll, select), so that adding a closed fd is an error at once, and for the core
+/// before its per-fd table grows to a new fd number.
 ///
 /// # Errors
 ///
-/// `EBADF` (or `EINVAL` for a negative number) from the kernel, as the OS error.
+/// `EBADF` (`WSAENOTSOCK` on Windows) from the kernel, as the OS error.
 ///
 /// # Examples
 ///
 /// ```
-/// use std::os::fd::AsRawFd;
-/// let (r, _w) = rustix::pipe::pipe().unwrap();
-/// assert!(evloop_core::fd_is_open(r.as_raw_fd()).is_ok());
+/// use evloop_core::fd::AsRawFd;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// assert!(evloop_core::fd_is_open(listener.as_raw_fd()).is_ok());
+/// assert!(evloop_core::fd_is_open(evloop_core::fd::NO_FD).is_err());
+/// # #[cfg(unix)]
 /// assert!(evloop_core::fd_is_open(1 << 30).is_err());
-/// assert!(evloop_core::fd_is_open(-1).is_err());
+/// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn fd_is_open(fd: RawFd) -> io::Result<()> {
-    if fd < 0 {
+    if !crate::fd::is_valid(fd) {
         return Err(io::Error::from_raw_os_error(
             rustix::io::Errno::BADF.raw_os_error(),
         ));
     }
-    // SAFETY: fcntl(F_GETFD) only inspects the descriptor table; a closed fd gives EBADF.
-    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_getfd(borrowed)
-        .map(drop)
-        .map_err(Into::into)
+    // SAFETY: the call only inspects the descriptor (socket) table; a closed fd gives EBADF
+    // (WSAENOTSOCK).
+    let borrowed = unsafe { crate::fd::BorrowedFd::borrow_raw(fd) };
+    #[cfg(unix)]
+    let result = rustix::io::fcntl_getfd(borrowed).map(drop);
+    #[cfg(windows)]
+    let result = rustix::net::sockopt::socket_type(borrowed).map(drop);
+    result.map_err(Into::into)
 }
 
 /// Build the error a backend returns when the kernel refuses `fd`: the OS error kind, with a

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 /// `CLOCK_MONOTONIC` in nanoseconds, through libc: rustix's own vDSO lookup crashes under
 /// valgrind, which the benchmarks' instruction counts and memcheck runs rely on.
+#[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
 fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime fills the zeroed local it is given.
     let t = unsafe {
@@ -41,7 +42,7 @@ pub(crate) fn next_deadline(from: u64, interval: u64, now: u64) -> u64 {
 pub(crate) struct Clock {
     epoch: Instant,
     /// `epoch` on the raw monotonic clock, read just before it.
-    #[cfg_attr(any(target_os = "macos", target_os = "ios"), allow(dead_code))]
+    #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
     epoch_ns: u64,
     /// Set by the loop after each wait, cleared when the loop returns.
     pub cache: Option<u64>,
@@ -50,6 +51,7 @@ pub(crate) struct Clock {
 impl Clock {
     pub fn new() -> Self {
         Self {
+            #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
             epoch_ns: monotonic_ns(),
             epoch: Instant::now(),
             cache: None,
@@ -61,12 +63,13 @@ impl Clock {
     pub fn read(&self) -> u64 {
         // The raw monotonic clock in nanoseconds: one vDSO call, no `Duration` or u128
         // arithmetic (a timer re-arm is dominated by this otherwise). `Instant` is the same
-        // clock on Linux and the BSDs; macOS's `Instant` is another clock, so it is used there.
-        #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+        // clock on Linux and the BSDs; macOS's `Instant` is another clock, and Windows has no
+        // CLOCK_MONOTONIC (its `Instant` is QueryPerformanceCounter), so `Instant` is used there.
+        #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
         {
             monotonic_ns().saturating_sub(self.epoch_ns)
         }
-        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        #[cfg(any(target_os = "macos", target_os = "ios", windows))]
         {
             to_ns(self.epoch.elapsed())
         }

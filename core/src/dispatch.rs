@@ -7,7 +7,7 @@
 //! own event), and a guard frees the event if the callback unwinds: a closure that panicked
 //! half-way through an update must not run again.
 
-use std::os::fd::RawFd;
+use crate::fd::RawFd;
 use std::time::Instant;
 
 use crate::base::BaseOptions;
@@ -285,6 +285,6 @@ fn limit_reached(opts: &BaseOptions, ran: usize, started: Option<Instant>) -> bo
 fn at_eof(fd: RawFd) -> bool {
     // SAFETY: the fd is only passed to ioctl(FIONREAD); if it was closed meanwhile the call
     // fails with EBADF and we report no CLOSED.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let fd = unsafe { crate::fd::BorrowedFd::borrow_raw(fd) };
     matches!(rustix::io::ioctl_fionread(fd), Ok(0))
 }

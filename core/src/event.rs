@@ -10,8 +10,8 @@
 //! A [`Slot`] is generic over the callback it stores, so this module needs nothing of the
 //! registry that owns the slots (the callback type names the registry's `Context`).
 
+use rustix::fd::RawFd; // the alias the fd module re-exports
 use std::fmt;
-use std::os::fd::RawFd;
 use std::time::Instant;
 
 use crate::flags::EventFlags;

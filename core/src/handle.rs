@@ -120,7 +120,7 @@ impl<D> Handle<D> {
 mod tests {
     use super::*;
     use crate::backend::Waker;
-    use std::os::fd::{OwnedFd, RawFd};
+    use crate::fd::{OwnedFd, RawFd};
     use std::sync::atomic::Ordering;
 
     /// A handle crosses threads whatever the user data is: `D` itself never leaves the loop
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "makes syscalls through inline assembly")]
     fn a_backend_waker_carries_remote_commands() {
-        let (read, write) = crate::signal::nonblocking_pipe().unwrap();
+        let (read, write) = crate::signal::wake_pair().unwrap();
         let reported = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let backend = SelfWaking {
             read,

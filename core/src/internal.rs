@@ -8,8 +8,8 @@
 //!   on the wake-up fd, or, when the backend wakes itself, one activated when it says so;
 //! * after `fork`, both are re-created on fds of the child's own.
 
+use crate::fd::{AsRawFd, RawFd, NO_FD};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 
 use crate::event::{state, EventId};
 use crate::flags::EventFlags;
@@ -23,7 +23,7 @@ impl<D> Registry<D> {
     /// event reading it) if needed, take ownership of the signal, start receiving it.
     #[inline(never)]
     pub(crate) fn watch_signal(&mut self, idx: usize) -> io::Result<()> {
-        let signo = self.slots[idx].fd;
+        let signo = signal::signo_of(self.slots[idx].fd);
         if self.internal.signals.watchers[signo as usize].is_empty() {
             if let Some(fd) = self.internal.signals.ensure_source()? {
                 match self.add_internal(fd, signal_callback()) {
@@ -50,7 +50,7 @@ impl<D> Registry<D> {
     /// The last part of deleting a signal event: stop watching, and let the signal go when
     /// nobody watches it any more.
     pub(crate) fn unwatch_signal(&mut self, idx: usize) {
-        let signo = self.slots[idx].fd;
+        let signo = signal::signo_of(self.slots[idx].fd);
         self.slots[idx].clear(state::PENDING_SIG);
         let watchers = &mut self.internal.signals.watchers[signo as usize];
         watchers.retain(|&w| w != idx as u32);
@@ -103,7 +103,7 @@ impl<D> Registry<D> {
         match fd {
             Some(fd) => self.add_internal(fd, run),
             None => {
-                let id = self.alloc(-1, EventFlags::empty(), run)?;
+                let id = self.alloc(NO_FD, EventFlags::empty(), run)?;
                 let slot = &mut self.slots[id.index as usize];
                 slot.set(state::INTERNAL);
                 slot.prio = 0;

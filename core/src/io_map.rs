@@ -18,15 +18,21 @@
 //! event that was never registered before, added to an fd whose events are all gone but whose
 //! registration is still committed, is therefore applied at once with `old = empty`, which
 //! makes the backend register the fd afresh.
+//!
+//! On Unix an fd's entry is at its number in the table: fds are small, dense numbers. Windows
+//! sockets are sparse handle values, so there a map from socket to entry stands in front of
+//! the table, and an entry is given back once its socket has no event and no registration.
 
+use crate::fd::RawFd;
 use std::io;
-use std::os::fd::RawFd;
 
 use crate::backend::Backend;
 use crate::flags::EventFlags;
 
 #[derive(Debug, Default)]
 struct FdEntry {
+    /// The fd this entry is for (its index in the table on Unix).
+    fd: RawFd,
     events: Vec<u32>,
     nread: u16,
     nwrite: u16,
@@ -40,6 +46,11 @@ struct FdEntry {
 #[derive(Debug)]
 pub struct IoMap {
     fds: Vec<FdEntry>,
+    /// Windows: where each socket's entry is in `fds`, and the entries free for reuse.
+    #[cfg(windows)]
+    index: std::collections::HashMap<RawFd, usize>,
+    #[cfg(windows)]
+    free: Vec<usize>,
     dirty: Vec<RawFd>,
     emulate_closed: bool,
     immediate: bool,
@@ -58,31 +69,117 @@ impl IoMap {
     pub fn new(emulate_closed: bool, immediate: bool) -> Self {
         Self {
             fds: Vec::new(),
+            #[cfg(windows)]
+            index: std::collections::HashMap::new(),
+            #[cfg(windows)]
+            free: Vec::new(),
             dirty: Vec::new(),
             emulate_closed,
             immediate,
         }
     }
 
+    /// Where `fd`'s entry is, if it has one.
+    #[inline]
+    fn slot(&self, fd: RawFd) -> Option<usize> {
+        #[cfg(unix)]
+        {
+            // A negative fd becomes a huge index, beyond the table.
+            let idx = fd as usize;
+            (idx < self.fds.len()).then_some(idx)
+        }
+        #[cfg(windows)]
+        {
+            self.index.get(&fd).copied()
+        }
+    }
+
+    /// `fd`'s entry, made if it has none.
+    #[inline]
+    fn slot_or_insert(&mut self, fd: RawFd) -> usize {
+        #[cfg(unix)]
+        {
+            let idx = fd as usize;
+            if idx >= self.fds.len() {
+                let from = self.fds.len();
+                self.fds.resize_with(idx + 1, FdEntry::default);
+                for (i, e) in self.fds.iter_mut().enumerate().skip(from) {
+                    e.fd = i as RawFd;
+                }
+            }
+            idx
+        }
+        #[cfg(windows)]
+        {
+            if let Some(&idx) = self.index.get(&fd) {
+                return idx;
+            }
+            let entry = FdEntry {
+                fd,
+                ..FdEntry::default()
+            };
+            let idx = match self.free.pop() {
+                Some(idx) => {
+                    self.fds[idx] = entry;
+                    idx
+                }
+                None => {
+                    self.fds.push(entry);
+                    self.fds.len() - 1
+                }
+            };
+            self.index.insert(fd, idx);
+            idx
+        }
+    }
+
+    /// Windows: give `fd`'s entry back once nothing watches it and nothing is registered or
+    /// queued for it (socket values are recycled, but nothing should grow with every socket).
+    #[cfg_attr(unix, allow(unused_variables))]
+    #[inline]
+    fn forget_if_unused(&mut self, idx: usize) {
+        #[cfg(windows)]
+        {
+            let e = &self.fds[idx];
+            if e.events.is_empty() && e.committed.is_empty() && !e.dirty {
+                self.index.remove(&e.fd);
+                self.free.push(idx);
+            }
+        }
+    }
+
+    /// `fd`'s entry, if it has one.
+    #[inline]
+    fn entry(&self, fd: RawFd) -> Option<&FdEntry> {
+        #[cfg(unix)]
+        {
+            self.fds.get(fd as usize)
+        }
+        #[cfg(windows)]
+        {
+            self.slot(fd).map(|idx| &self.fds[idx])
+        }
+    }
+
     /// The events watching `fd`, in the order they were added.
     #[inline]
     pub fn events(&self, fd: RawFd) -> &[u32] {
-        match self.fds.get(fd as usize) {
+        match self.entry(fd) {
             Some(e) => &e.events,
             None => &[],
         }
     }
 
-    /// Whether `fd` is within the table (adding beyond it grows the table to `fd + 1`; the
-    /// base checks such an fd is open first).
+    /// Whether `fd` already has an entry (adding an fd without one grows the table to it on
+    /// Unix; the base checks such an fd is open first).
     pub fn covers(&self, fd: RawFd) -> bool {
-        fd >= 0 && (fd as usize) < self.fds.len()
+        self.slot(fd).is_some()
     }
 
     /// Whether some event on `fd` watches CLOSED while the backend cannot report it.
     #[inline]
     pub fn emulates_closed(&self, fd: RawFd) -> bool {
-        self.emulate_closed && self.fds.get(fd as usize).is_some_and(|e| e.nclose > 0)
+        self.emulate_closed && self.entry(fd).is_some_and(|e| e.nclose > 0)
     }
 
     fn wanted(&self, e: &FdEntry) -> EventFlags {
@@ -117,16 +214,13 @@ impl IoMap {
         flags: EventFlags,
         fresh: bool,
     ) -> io::Result<()> {
-        if fd < 0 {
+        if !crate::fd::is_valid(fd) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("fd {fd} is negative: an I/O event needs an open fd"),
+                format!("fd {fd} is not valid: an I/O event needs an open fd"),
             ));
         }
-        let idx = fd as usize;
-        if idx >= self.fds.len() {
-            self.fds.resize_with(idx + 1, FdEntry::default);
-        }
+        let idx = self.slot_or_insert(fd);
         let e = &mut self.fds[idx];
         let et = flags.contains(EventFlags::ET);
         if !e.events.is_empty() && e.edge != et {
@@ -165,6 +259,7 @@ impl IoMap {
                 let e = &mut self.fds[idx];
                 e.events.pop();
                 (e.nread, e.nwrite, e.nclose, e.edge) = saved;
+                self.forget_if_unused(idx);
                 return Err(err);
             }
             self.fds[idx].committed = wanted;
@@ -186,9 +281,10 @@ impl IoMap {
         id: u32,
         flags: EventFlags,
     ) -> io::Result<()> {
-        let Some(e) = self.fds.get_mut(fd as usize) else {
+        let Some(idx) = self.slot(fd) else {
             return Ok(());
         };
+        let e = &mut self.fds[idx];
         let Some(pos) = e.events.iter().position(|&x| x == id) else {
             return Ok(());
         };
@@ -205,15 +301,17 @@ impl IoMap {
         if e.events.is_empty() {
             e.edge = false;
         }
-        let e = &self.fds[fd as usize];
+        let e = &self.fds[idx];
         let wanted = self.wanted(e);
         if wanted == e.committed {
             return Ok(());
         }
         if self.immediate {
             let old = e.committed;
-            self.fds[fd as usize].committed = wanted;
-            return backend.change(fd, old, wanted);
+            self.fds[idx].committed = wanted;
+            let result = backend.change(fd, old, wanted);
+            self.forget_if_unused(idx);
+            return result;
         }
         self.mark_dirty(fd);
         Ok(())
@@ -225,17 +323,22 @@ impl IoMap {
     /// of the fd lives, and would report it under the number of whatever fd comes next. A
     /// refusal means the registration is gone already (the fd was closed first).
     pub fn release(&mut self, backend: &mut dyn Backend, fd: RawFd) {
-        let Some(e) = self.fds.get_mut(fd as usize) else {
+        let Some(idx) = self.slot(fd) else {
             return;
         };
+        let e = &mut self.fds[idx];
         if e.events.is_empty() && !e.committed.is_empty() {
             let _ = backend.change(fd, e.committed, EventFlags::empty());
             e.committed = EventFlags::empty();
         }
+        self.forget_if_unused(idx);
     }
 
     fn mark_dirty(&mut self, fd: RawFd) {
-        let e = &mut self.fds[fd as usize];
+        let Some(idx) = self.slot(fd) else {
+            return;
+        };
+        let e = &mut self.fds[idx];
         if !e.dirty {
             e.dirty = true;
             self.dirty.push(fd);
@@ -251,11 +354,14 @@ impl IoMap {
         }
         let mut dirty = std::mem::take(&mut self.dirty);
         for &fd in &dirty {
-            let e = &self.fds[fd as usize];
+            let Some(idx) = self.slot(fd) else {
+                continue;
+            };
+            let e = &self.fds[idx];
             let wanted = self.wanted(e);
             let old = e.committed;
             let ok = wanted == old || backend.change(fd, old, wanted).is_ok();
-            let e = &mut self.fds[fd as usize];
+            let e = &mut self.fds[idx];
             e.dirty = false;
             if ok {
                 e.committed = wanted;
@@ -265,6 +371,7 @@ impl IoMap {
                     failed.push(fd);
                 }
             }
+            self.forget_if_unused(idx);
         }
         dirty.clear();
         self.dirty = dirty;
@@ -274,15 +381,16 @@ impl IoMap {
     /// new backend refuses are pushed onto `failed`.
     pub fn reregister_all(&mut self, backend: &mut dyn Backend, failed: &mut Vec<RawFd>) {
         self.dirty.clear();
-        for fd in 0..self.fds.len() {
-            let wanted = self.wanted(&self.fds[fd]);
-            let e = &mut self.fds[fd];
+        for idx in 0..self.fds.len() {
+            let wanted = self.wanted(&self.fds[idx]);
+            let e = &mut self.fds[idx];
             e.dirty = false;
             e.committed = EventFlags::empty();
             if !wanted.is_empty() {
-                match backend.change(fd as RawFd, EventFlags::empty(), wanted) {
-                    Ok(()) => self.fds[fd].committed = wanted,
-                    Err(_) => failed.push(fd as RawFd),
+                let fd = e.fd;
+                match backend.change(fd, EventFlags::empty(), wanted) {
+                    Ok(()) => self.fds[idx].committed = wanted,
+                    Err(_) => failed.push(fd),
                 }
             }
         }
@@ -299,14 +407,23 @@ impl IoMap {
     ///
     /// The first broken invariant, described.
     pub fn check(&self, event: impl Fn(u32) -> Option<(RawFd, EventFlags)>) -> Result<(), String> {
-        for (fd, e) in self.fds.iter().enumerate() {
+        for e in &self.fds {
+            let fd = e.fd;
+            #[cfg(windows)]
+            if self
+                .index
+                .get(&fd)
+                .is_none_or(|&i| !std::ptr::eq(&self.fds[i], e))
+            {
+                continue; // a free entry
+            }
             let (mut nread, mut nwrite, mut nclose, mut edge) = (0u16, 0u16, 0u16, false);
             for (i, &id) in e.events.iter().enumerate() {
                 if e.events[..i].contains(&id) {
                     return Err(format!("io map: event {id} listed twice on fd {fd}"));
                 }
                 let f = match event(id) {
-                    Some((owner, f)) if owner == fd as RawFd => f,
+                    Some((owner, f)) if owner == fd => f,
                     Some((owner, _)) => {
                         return Err(format!(
                             "io map: event {id} of fd {owner} listed on fd {fd}"
@@ -332,7 +449,7 @@ impl IoMap {
                     e.committed
                 ));
             }
-            if e.dirty != self.dirty.contains(&(fd as RawFd)) {
+            if e.dirty != self.dirty.contains(&fd) {
                 return Err(format!(
                     "io map: fd {fd}'s dirty mark and the dirty list differ"
                 ));

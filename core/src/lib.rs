@@ -37,6 +37,7 @@ mod bufio;
 mod clock;
 mod dispatch;
 mod event;
+pub mod fd;
 mod flags;
 mod handle;
 mod internal;
@@ -78,7 +79,7 @@ pub fn doc_backend() -> Box<dyn Backend> {
         }
         fn change(
             &mut self,
-            fd: std::os::fd::RawFd,
+            fd: crate::fd::RawFd,
             _: EventFlags,
             _: EventFlags,
         ) -> std::io::Result<()> {

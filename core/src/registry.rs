@@ -23,9 +23,9 @@
 //! Each such slot carries the `COUNTED` bit, and [`count`] is the one function that changes
 //! either, so the two cannot drift apart; `verify` checks them against the slots.
 
+use crate::fd::{RawFd, NO_FD};
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use crate::active_queues::ActiveQueues;
@@ -283,11 +283,11 @@ impl<D> Registry<D> {
                     flags & (EventFlags::IO | EventFlags::ET)
                 )));
             }
-            signal::validate(fd)?;
+            signal::validate(signal::signo_of(fd))?;
             return self.alloc(fd, flags.without(EventFlags::TIMEOUT), callback);
         }
         let io = flags.intersects(EventFlags::IO);
-        if io && fd < 0 {
+        if io && !crate::fd::is_valid(fd) {
             return Err(invalid(format!(
                 "fd {fd} is negative: {flags:?} events need an open fd"
             )));
@@ -296,7 +296,7 @@ impl<D> Registry<D> {
             return Err(invalid("ET needs READ, WRITE or CLOSED".to_string()));
         }
         let flags = flags.without(EventFlags::TIMEOUT);
-        self.alloc(if io { fd } else { -1 }, flags, callback)
+        self.alloc(if io { fd } else { NO_FD }, flags, callback)
     }
 
     /// Create a signal event for `signo` (SIGNAL|PERSIST, libevent's `evsignal_new`). Its
@@ -312,7 +312,7 @@ impl<D> Registry<D> {
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
         self.new_event_boxed(
-            signo,
+            signal::fd_of(signo),
             EventFlags::SIGNAL | EventFlags::PERSIST,
             Box::new(callback),
         )
@@ -333,7 +333,7 @@ impl<D> Registry<D> {
                 "a timer takes only PERSIST, not {flags:?}"
             )));
         }
-        self.new_event_boxed(-1, flags, Box::new(callback))
+        self.new_event_boxed(NO_FD, flags, Box::new(callback))
     }
 
     /// Make the event pending: watch its fd, and if `timeout` is given, (re)start its timer.
@@ -676,7 +676,7 @@ impl<D> Registry<D> {
     /// Never in practice; the signature leaves room for allocation limits.
     pub fn loop_exit(&mut self, after: Option<Duration>) -> io::Result<()> {
         self.once_boxed(
-            -1,
+            NO_FD,
             EventFlags::empty(),
             after,
             Box::new(|ctx, _| ctx.registry.got_exit = true),

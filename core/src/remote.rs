@@ -23,8 +23,8 @@
 //! closure sent with [`Handle::run`] that deletes an event runs after the callback that is
 //! running returns.
 
+use crate::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -78,7 +78,7 @@ fn wake_channel() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
-        crate::signal::nonblocking_pipe()
+        crate::signal::wake_pair()
     }
 }
 
@@ -118,7 +118,7 @@ impl<C> Remote<C> {
     pub fn take_commands(&self, out: &mut Vec<C>) {
         let mut buf = [0u8; 64];
         while let Some(read) = self.read.as_ref() {
-            match rustix::io::read(read, &mut buf) {
+            match crate::fd::read(read.as_fd(), &mut buf) {
                 Ok(n) if n == buf.len() => continue,
                 Ok(_) | Err(Errno::AGAIN) => break,
                 Err(Errno::INTR) => continue,
@@ -180,7 +180,7 @@ impl<C> Shared<C> {
             // eventfd counts in 8-byte units; a pipe takes any bytes. A full pipe (EAGAIN)
             // means the loop is awake already.
             Some(WakeTarget::Fd(fd)) => {
-                let _ = rustix::io::write(fd.as_fd(), &1u64.to_ne_bytes());
+                let _ = crate::fd::write(fd.as_fd(), &1u64.to_ne_bytes());
             }
             Some(WakeTarget::Backend(waker)) => waker.wake(),
             None => {}

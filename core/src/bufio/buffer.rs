@@ -8,9 +8,9 @@
 //! chunks. Zero-filling a chunk once when it is allocated is what lets [`Buffer::reserve`]
 //! hand out `&mut [u8]` safely; large chunks come zeroed from the allocator for free.
 
+use crate::fd::AsFd;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::AsFd;
 
 use rustix::io::Errno;
 
@@ -705,17 +705,17 @@ impl Buffer {
             // One destination, the steady state of a connection: a plain read.
             (true, None) => {
                 let spare = self.chunks.back_mut().expect("room > 0").spare();
-                rustix::io::read(&fd, &mut spare[..use_room])
+                crate::fd::read(fd.as_fd(), &mut spare[..use_room])
             }
             (false, Some(chunk)) => {
                 let want = max.min(chunk.spare().len());
-                rustix::io::read(&fd, &mut chunk.spare()[..want])
+                crate::fd::read(fd.as_fd(), &mut chunk.spare()[..want])
             }
             (true, Some(chunk)) => {
                 let want = (max - use_room).min(chunk.spare().len());
                 let spare = self.chunks.back_mut().expect("room > 0").spare();
-                rustix::io::readv(
-                    &fd,
+                crate::fd::readv(
+                    fd.as_fd(),
                     &mut [
                         IoSliceMut::new(&mut spare[..use_room]),
                         IoSliceMut::new(&mut chunk.spare()[..want]),
@@ -772,7 +772,7 @@ impl Buffer {
 
     fn write_with(
         &mut self,
-        fd: std::os::fd::BorrowedFd<'_>,
+        fd: crate::fd::BorrowedFd<'_>,
         max: Option<usize>,
         socket: bool,
     ) -> io::Result<IoOutcome> {
@@ -789,7 +789,7 @@ impl Buffer {
                 if socket {
                     send_one_nosignal(fd, data)
                 } else {
-                    rustix::io::write(fd, data)
+                    crate::fd::write(fd, data)
                 }
             }
             // Gathered: a small iovec array for a few chunks, the full one beyond.
@@ -838,7 +838,7 @@ impl Buffer {
     /// One `sendmsg`/`writev` of the first `N` chunks, at most `budget` bytes.
     fn write_gathered<const N: usize>(
         &self,
-        fd: std::os::fd::BorrowedFd<'_>,
+        fd: crate::fd::BorrowedFd<'_>,
         mut budget: usize,
         socket: bool,
     ) -> rustix::io::Result<usize> {
@@ -856,26 +856,27 @@ impl Buffer {
         if socket {
             send_nosignal(fd, &slices[..n])
         } else {
-            rustix::io::writev(fd, &slices[..n])
+            crate::fd::writev(fd, &slices[..n])
         }
     }
 }
 
 /// `send` with `MSG_NOSIGNAL`: a peer that reset the connection gives `EPIPE`, not SIGPIPE.
-#[cfg(not(any(target_os = "macos", target_os = "ios")))]
-fn send_one_nosignal(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+#[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
+fn send_one_nosignal(fd: crate::fd::BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
     rustix::net::send(fd, data, rustix::net::SendFlags::NOSIGNAL)
 }
 
 /// macOS has no `MSG_NOSIGNAL`: a buffered socket sets `SO_NOSIGPIPE` on its fd instead.
-#[cfg(any(target_os = "macos", target_os = "ios"))]
-fn send_one_nosignal(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
-    rustix::io::write(fd, data)
+/// Windows has no SIGPIPE at all.
+#[cfg(any(target_os = "macos", target_os = "ios", windows))]
+fn send_one_nosignal(fd: crate::fd::BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+    crate::fd::write(fd, data)
 }
 
-#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+#[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
 fn send_nosignal(
-    fd: std::os::fd::BorrowedFd<'_>,
+    fd: crate::fd::BorrowedFd<'_>,
     slices: &[IoSlice<'_>],
 ) -> rustix::io::Result<usize> {
     use rustix::net::{sendmsg, SendAncillaryBuffer, SendFlags};
@@ -887,12 +888,12 @@ fn send_nosignal(
     )
 }
 
-#[cfg(any(target_os = "macos", target_os = "ios"))]
+#[cfg(any(target_os = "macos", target_os = "ios", windows))]
 fn send_nosignal(
-    fd: std::os::fd::BorrowedFd<'_>,
+    fd: crate::fd::BorrowedFd<'_>,
     slices: &[IoSlice<'_>],
 ) -> rustix::io::Result<usize> {
-    rustix::io::writev(fd, slices)
+    crate::fd::writev(fd, slices)
 }
 
 #[cfg(test)]

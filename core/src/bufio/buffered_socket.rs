@@ -19,10 +19,10 @@
 //! A [`pair`](BufferedSocket::pair) is two sockets without fds whose outputs feed each
 //! other's inputs; its callbacks are always deferred to the loop.
 
+use crate::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd, NO_FD};
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -148,7 +148,7 @@ impl<D> State<D> {
             .as_ref()
             .is_some_and(|f| rustix::net::sockopt::socket_type(f).is_ok());
         State {
-            fd: fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            fd: fd.as_ref().map_or(NO_FD, |f| f.as_raw_fd()),
             owned: fd,
             input: Buffer::new(),
             output: Buffer::new(),
@@ -738,7 +738,8 @@ impl<D: 'static> BufferedSocket<D> {
         }
         let state: Shared<D> = Rc::new(RefCell::new(State::new(fd, options)));
         let raw = state.borrow().fd;
-        let defer = ops.new_event_boxed(-1, EventFlags::empty(), defer_handler(state.clone()))?;
+        let defer =
+            ops.new_event_boxed(NO_FD, EventFlags::empty(), defer_handler(state.clone()))?;
         state.borrow_mut().defer_ev = Some(defer);
         if has_fd {
             let made = ops
@@ -985,7 +986,7 @@ impl<D: 'static> BufferedSocket<D> {
 
     /// The fd (-1 for a pair).
     pub fn fd(&self) -> RawFd {
-        self.state.try_borrow().map_or(-1, |s| s.fd)
+        self.state.try_borrow().map_or(NO_FD, |s| s.fd)
     }
 
     /// Free the socket now: its events go, buffered output is dropped, and the fd is closed

@@ -10,11 +10,13 @@
 //! socket and retries after a back-off (10 ms, doubling to 1 s, reset by the next accept), so
 //! it recovers by itself once fds are free again.
 
+use crate::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd, NO_FD};
 use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -77,13 +79,14 @@ impl PeerAddr {
         if let Ok(inet) = SocketAddr::try_from(addr.clone()) {
             return PeerAddr::Inet(inet);
         }
-        match rustix::net::SocketAddrUnix::try_from(addr) {
-            Ok(unix) => PeerAddr::Unix(
+        #[cfg(unix)]
+        if let Ok(unix) = rustix::net::SocketAddrUnix::try_from(addr) {
+            return PeerAddr::Unix(
                 unix.path()
                     .map(|p| PathBuf::from(p.to_string_lossy().into_owned())),
-            ),
-            Err(_) => PeerAddr::Unknown,
+            );
         }
+        PeerAddr::Unknown
     }
 }
 
@@ -170,14 +173,15 @@ impl<D> Clone for Listener<D> {
 
 impl<D> std::fmt::Debug for Listener<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let fd = self.state.try_borrow().map_or(-1, |s| s.raw);
+        let fd = self.state.try_borrow().map_or(NO_FD, |s| s.raw);
         f.debug_struct("Listener").field("fd", &fd).finish()
     }
 }
 
-/// A non-blocking, close-on-exec stream socket (macOS sets the flags after creation).
+/// A non-blocking, close-on-exec stream socket (macOS sets the flags after creation; Windows
+/// sockets are not inherited unless asked for).
 pub(crate) fn nonblocking_socket(domain: AddressFamily) -> io::Result<OwnedFd> {
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
     {
         use rustix::net::SocketFlags;
         Ok(rustix::net::socket_with(
@@ -194,10 +198,17 @@ pub(crate) fn nonblocking_socket(domain: AddressFamily) -> io::Result<OwnedFd> {
         rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
         Ok(fd)
     }
+    #[cfg(windows)]
+    {
+        crate::fd::start_sockets();
+        let fd = rustix::net::socket(domain, SocketType::STREAM, None)?;
+        rustix::io::ioctl_fionbio(&fd, true)?;
+        Ok(fd)
+    }
 }
 
 fn accept_one(listener: BorrowedFd<'_>) -> rustix::io::Result<(OwnedFd, Option<SocketAddrAny>)> {
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
+    #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
     {
         use rustix::net::SocketFlags;
         rustix::net::acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
@@ -207,6 +218,12 @@ fn accept_one(listener: BorrowedFd<'_>) -> rustix::io::Result<(OwnedFd, Option<S
         let (fd, addr) = rustix::net::acceptfrom(listener)?;
         rustix::io::ioctl_fionbio(&fd, true)?;
         rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+        Ok((fd, addr))
+    }
+    #[cfg(windows)]
+    {
+        let (fd, addr) = rustix::net::acceptfrom(listener)?;
+        rustix::io::ioctl_fionbio(&fd, true)?;
         Ok((fd, addr))
     }
 }
@@ -306,7 +323,9 @@ impl<D: 'static> Listener<D> {
             AddressFamily::INET6
         };
         let fd = nonblocking_socket(domain)?;
-        if options.reuseaddr {
+        // On Windows SO_REUSEADDR lets another socket take a port in use, which is not what
+        // it means elsewhere (libevent's evutil_make_listen_socket_reuseable skips it there).
+        if options.reuseaddr && cfg!(not(windows)) {
             rustix::net::sockopt::set_socket_reuseaddr(&fd, true)
                 .map_err(|e| os_error("SO_REUSEADDR", e))?;
         }
@@ -319,11 +338,12 @@ impl<D: 'static> Listener<D> {
         Self::adopt(ops, fd, options, on_accept)
     }
 
-    /// Listen on a Unix-domain socket path (which must not exist).
+    /// Listen on a Unix-domain socket path (which must not exist). Unix only.
     ///
     /// # Errors
     ///
     /// As [`bind`](Self::bind).
+    #[cfg(unix)]
     pub fn bind_unix(
         ops: &mut Registry<D>,
         path: &Path,
@@ -371,14 +391,14 @@ impl<D: 'static> Listener<D> {
             EventFlags::READ | EventFlags::PERSIST,
             accept_handler(state.clone()),
         )?;
-        let retry = match ops.new_event_boxed(-1, EventFlags::empty(), retry_handler(state.clone()))
-        {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = ops.free(accept);
-                return Err(e);
-            }
-        };
+        let retry =
+            match ops.new_event_boxed(NO_FD, EventFlags::empty(), retry_handler(state.clone())) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ops.free(accept);
+                    return Err(e);
+                }
+            };
         {
             let mut st = state.borrow_mut();
             st.accept_ev = Some(accept);
@@ -462,7 +482,7 @@ impl<D: 'static> Listener<D> {
     pub fn fd(&self) -> RawFd {
         self.state
             .try_borrow()
-            .map_or(-1, |s| if s.freed { -1 } else { s.raw })
+            .map_or(NO_FD, |s| if s.freed { NO_FD } else { s.raw })
     }
 
     /// Stop and free the listener; the socket is closed, or returned without `close_on_free`.
@@ -476,13 +496,14 @@ impl<D: 'static> Listener<D> {
 }
 
 /// `SO_REUSEPORT`, where the system has it (rustix exposes it on Linux, macOS and the BSDs).
-#[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
+#[cfg(not(any(target_os = "illumos", target_os = "solaris", windows)))]
 fn set_reuseport(fd: &OwnedFd) -> io::Result<()> {
     rustix::net::sockopt::set_socket_reuseport(fd, true).map_err(|e| os_error("SO_REUSEPORT", e))
 }
 
-/// illumos and Solaris: no `SO_REUSEPORT` to ask for, so say so instead of listening alone.
-#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+/// illumos, Solaris and Windows: no `SO_REUSEPORT` to ask for, so say so instead of
+/// listening alone.
+#[cfg(any(target_os = "illumos", target_os = "solaris", windows))]
 fn set_reuseport(_fd: &OwnedFd) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,

@@ -26,40 +26,74 @@
 //! [`ReadyList::push_signal`]: crate::ReadyList::push_signal
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
-/// Signal numbers run from 1 to `NSIG - 1`.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub const NSIG: i32 = 65;
-/// Signal numbers run from 1 to `NSIG - 1`.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub const NSIG: i32 = 33;
+use crate::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as sys;
+#[cfg(unix)]
+pub use unix::{ignore_signal, restore_disposition};
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as sys;
+#[cfg(windows)]
+pub use windows::{SIGBREAK, SIGHUP, SIGINT};
+
+#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(unused_imports))]
+pub(crate) use sys::wake_pair;
+pub use sys::NSIG;
+
+/// The signal number a signal event keeps in its slot's fd.
+#[allow(clippy::unnecessary_cast)] // RawFd is i32 on Unix, a u64 socket on Windows
+pub(crate) fn signo_of(fd: RawFd) -> i32 {
+    fd as i32
+}
+
+/// A signal number as a signal event keeps it, in its slot's fd.
+#[allow(clippy::unnecessary_cast)]
+pub(crate) fn fd_of(signo: i32) -> RawFd {
+    signo as RawFd
+}
 
 const N: usize = NSIG as usize;
 
 #[allow(clippy::declare_interior_mutable_const)]
 const NO_OWNER: AtomicU32 = AtomicU32::new(0);
+/// No wake-up fd in `WAKE_FD`.
+const NO_WAKE: i64 = -1;
 #[allow(clippy::declare_interior_mutable_const)]
-const NO_FD: AtomicI32 = AtomicI32::new(-1);
+const NO_FD: AtomicI64 = AtomicI64::new(NO_WAKE);
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU32 = AtomicU32::new(0);
 
 /// The base that owns each signal (0: none).
 static OWNER: [AtomicU32; N] = [NO_OWNER; N];
-/// The write end of the owning base's pipe, for the handler (-1: none).
-static WAKE_FD: [AtomicI32; N] = [NO_FD; N];
+/// The write end of the owning base's pipe, for the handler, as an i64 (a Unix fd or a
+/// Windows socket; -1: none).
+static WAKE_FD: [AtomicI64; N] = [NO_FD; N];
+
+/// A wake-up fd as `WAKE_FD` stores it.
+fn wake_value(fd: Option<&OwnedFd>) -> i64 {
+    fd.map_or(NO_WAKE, |fd| fd.as_raw_fd() as i64)
+}
+
+/// What a handler does on a delivery of `signo`, on any system: count it, and poke the owning
+/// base's wake-up fd with `poke` (async-signal-safe: atomics and one write).
+fn deliver(signo: i32, poke: impl FnOnce(RawFd)) {
+    if (1..NSIG).contains(&signo) {
+        COUNTS[signo as usize].fetch_add(1, Ordering::Relaxed);
+        let fd = WAKE_FD[signo as usize].load(Ordering::Acquire);
+        if fd != NO_WAKE {
+            poke(fd as RawFd);
+        }
+    }
+}
 /// Deliveries not yet taken by the loop.
 static COUNTS: [AtomicU32; N] = [ZERO; N];
-/// Dispositions saved on first add, restored on last delete.
-static SAVED: Mutex<Vec<(i32, SavedAction)>> = Mutex::new(Vec::new());
-
-struct SavedAction(libc::sigaction);
-// SAFETY: a sigaction is plain data (a handler address, flags and a mask); it is only
-// handed back to sigaction(2).
-unsafe impl Send for SavedAction {}
-
 /// The name of a signal (`"SIGINT"`), or `"signal N"` for one without a common name.
 ///
 /// # Examples
@@ -68,37 +102,7 @@ unsafe impl Send for SavedAction {}
 /// assert_eq!(evloop_core::signal_name(2), "SIGINT");
 /// ```
 pub fn signal_name(signo: i32) -> String {
-    let known = [
-        (libc::SIGHUP, "SIGHUP"),
-        (libc::SIGINT, "SIGINT"),
-        (libc::SIGQUIT, "SIGQUIT"),
-        (libc::SIGILL, "SIGILL"),
-        (libc::SIGTRAP, "SIGTRAP"),
-        (libc::SIGABRT, "SIGABRT"),
-        (libc::SIGBUS, "SIGBUS"),
-        (libc::SIGFPE, "SIGFPE"),
-        (libc::SIGKILL, "SIGKILL"),
-        (libc::SIGUSR1, "SIGUSR1"),
-        (libc::SIGSEGV, "SIGSEGV"),
-        (libc::SIGUSR2, "SIGUSR2"),
-        (libc::SIGPIPE, "SIGPIPE"),
-        (libc::SIGALRM, "SIGALRM"),
-        (libc::SIGTERM, "SIGTERM"),
-        (libc::SIGCHLD, "SIGCHLD"),
-        (libc::SIGCONT, "SIGCONT"),
-        (libc::SIGSTOP, "SIGSTOP"),
-        (libc::SIGTSTP, "SIGTSTP"),
-        (libc::SIGTTIN, "SIGTTIN"),
-        (libc::SIGTTOU, "SIGTTOU"),
-        (libc::SIGURG, "SIGURG"),
-        (libc::SIGXCPU, "SIGXCPU"),
-        (libc::SIGXFSZ, "SIGXFSZ"),
-        (libc::SIGVTALRM, "SIGVTALRM"),
-        (libc::SIGPROF, "SIGPROF"),
-        (libc::SIGWINCH, "SIGWINCH"),
-        (libc::SIGSYS, "SIGSYS"),
-    ];
-    match known.iter().find(|(n, _)| *n == signo) {
+    match sys::NAMES.iter().find(|(n, _)| *n == signo) {
         Some((_, name)) => name.to_string(),
         None => format!("signal {signo}"),
     }
@@ -112,62 +116,7 @@ pub(crate) fn validate(signo: i32) -> io::Result<()> {
             format!("signal number {signo} is out of range (1 to {})", NSIG - 1),
         ));
     }
-    if signo == libc::SIGKILL || signo == libc::SIGSTOP {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{} cannot be caught, blocked or ignored",
-                signal_name(signo)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "emscripten"))]
-fn errno_location() -> *mut libc::c_int {
-    // SAFETY: returns the calling thread's errno address; always valid.
-    unsafe { libc::__errno_location() }
-}
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly"
-))]
-fn errno_location() -> *mut libc::c_int {
-    // SAFETY: as above.
-    unsafe { libc::__error() }
-}
-#[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
-fn errno_location() -> *mut libc::c_int {
-    // SAFETY: as above.
-    unsafe { libc::__errno() }
-}
-#[cfg(any(target_os = "illumos", target_os = "solaris"))]
-fn errno_location() -> *mut libc::c_int {
-    // SAFETY: as above.
-    unsafe { libc::___errno() }
-}
-
-/// The handler: count, wake the owner, and leave errno as it was. Async-signal-safe: atomics
-/// and write(2) only.
-extern "C" fn handler(signo: libc::c_int) {
-    let errno = errno_location();
-    // SAFETY: errno_location is the calling thread's errno.
-    let saved = unsafe { *errno };
-    if (1..NSIG).contains(&signo) {
-        COUNTS[signo as usize].fetch_add(1, Ordering::Relaxed);
-        let fd = WAKE_FD[signo as usize].load(Ordering::Acquire);
-        if fd >= 0 {
-            let byte = signo as u8;
-            // SAFETY: writes one byte from a live stack variable; a full pipe (EAGAIN) is
-            // fine, the loop is awake already; the count is in COUNTS.
-            unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
-        }
-    }
-    // SAFETY: as above.
-    unsafe { *errno = saved };
+    sys::check_catchable(signo)
 }
 
 /// Which mechanism a base uses for its signals.
@@ -227,7 +176,7 @@ impl Signals {
         }
         match self.mechanism {
             Mechanism::SelfPipe => {
-                let (read, write) = nonblocking_pipe()
+                let (read, write) = sys::wake_pair()
                     .map_err(|e| io::Error::new(e.kind(), format!("signal pipe: {e}")))?;
                 self.wake = Some(write);
                 self.source = Some(read);
@@ -247,7 +196,7 @@ impl Signals {
                     return Err(os_error("signalfd".to_string()));
                 }
                 // SAFETY: signalfd returned a new fd that nothing else owns.
-                self.source = Some(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+                self.source = Some(unsafe { crate::fd::FromRawFd::from_raw_fd(fd) });
                 self.mask = Some(mask);
             }
             _ => {}
@@ -284,7 +233,12 @@ impl Signals {
     /// Stop receiving `signo` (last watcher gone) and give it up.
     pub fn uninstall(&mut self, signo: i32) {
         match self.mechanism {
-            Mechanism::SelfPipe => restore_handler(signo),
+            Mechanism::SelfPipe => {
+                sys::restore_handler(signo);
+                // Only after the handler is gone: a handler still running elsewhere may have
+                // loaded the fd just before; that race is as in libevent (one stray byte).
+                WAKE_FD[signo as usize].store(NO_WAKE, Ordering::Release);
+            }
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Mechanism::Signalfd => {
                 let _ = self.update_mask(signo, false);
@@ -295,13 +249,11 @@ impl Signals {
     }
 
     fn install_handler(&mut self, signo: i32) -> io::Result<()> {
-        let wake = self.wake.as_ref().map_or(-1, |fd| fd.as_raw_fd());
         COUNTS[signo as usize].store(0, Ordering::Relaxed);
-        WAKE_FD[signo as usize].store(wake, Ordering::Release);
-        let handler = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        let result = set_disposition(signo, handler, libc::SA_RESTART);
+        WAKE_FD[signo as usize].store(wake_value(self.wake.as_ref()), Ordering::Release);
+        let result = sys::install_handler(signo);
         if result.is_err() {
-            WAKE_FD[signo as usize].store(-1, Ordering::Release);
+            WAKE_FD[signo as usize].store(NO_WAKE, Ordering::Release);
         }
         result
     }
@@ -356,7 +308,7 @@ impl Signals {
         self.ensure_source()?;
         match self.mechanism {
             Mechanism::SelfPipe => {
-                let wake = self.wake.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+                let wake = wake_value(self.wake.as_ref());
                 for signo in 1..NSIG {
                     if !self.watchers[signo as usize].is_empty()
                         && OWNER[signo as usize].load(Ordering::Acquire) == self.base
@@ -388,7 +340,7 @@ impl Signals {
         match self.mechanism {
             Mechanism::SelfPipe => {
                 let mut buf = [0u8; 256];
-                while let Ok(n) = rustix::io::read(source, &mut buf) {
+                while let Ok(n) = crate::fd::read(source.as_fd(), &mut buf) {
                     if n < buf.len() {
                         break;
                     }
@@ -428,81 +380,6 @@ impl Signals {
             _ => {}
         }
     }
-}
-
-/// A non-blocking, close-on-exec pipe (macOS has no pipe2, so the flags are set after).
-pub(crate) fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
-    {
-        use rustix::pipe::PipeFlags;
-        Ok(rustix::pipe::pipe_with(
-            PipeFlags::NONBLOCK | PipeFlags::CLOEXEC,
-        )?)
-    }
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    {
-        let (r, w) = rustix::pipe::pipe()?;
-        for fd in [&r, &w] {
-            rustix::io::ioctl_fionbio(fd, true)?;
-            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
-        }
-        Ok((r, w))
-    }
-}
-
-/// Install `handler` (a function, `SIG_IGN` or `SIG_DFL`) for `signo` with `flags` and every
-/// signal blocked while it runs, saving the disposition it replaces unless one is saved
-/// already (so a second install, after fork say, never saves our own). The self-pipe installs
-/// its handler this way; a backend that delivers signals itself uses [`ignore_signal`].
-fn set_disposition(signo: i32, handler: libc::sighandler_t, flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: a zeroed sigaction is a valid "default" value to fill in; the handler is an
-    // `extern "C" fn(c_int)` or a constant, as SA_SIGINFO is not set; both pointers are live.
-    let (rc, old) = unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler;
-        action.sa_flags = flags;
-        libc::sigfillset(&mut action.sa_mask);
-        let mut old: libc::sigaction = std::mem::zeroed();
-        (libc::sigaction(signo, &action, &mut old), old)
-    };
-    if rc != 0 {
-        return Err(os_error(format!("sigaction({})", signal_name(signo))));
-    }
-    let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
-    if !saved.iter().any(|(s, _)| *s == signo) {
-        saved.push((signo, SavedAction(old)));
-    }
-    Ok(())
-}
-
-/// For a backend that delivers signals itself (kqueue's `EVFILT_SIGNAL`, which sees a signal
-/// even while it is ignored): ignore `signo`, saving its disposition until
-/// [`restore_disposition`].
-///
-/// # Errors
-///
-/// `sigaction`'s error, naming the signal.
-pub fn ignore_signal(signo: i32) -> io::Result<()> {
-    validate(signo)?;
-    set_disposition(signo, libc::SIG_IGN, 0)
-}
-
-/// Put back the disposition `signo` had before evloop changed it; nothing if it has none
-/// saved.
-pub fn restore_disposition(signo: i32) {
-    let mut saved = SAVED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(pos) = saved.iter().position(|(s, _)| *s == signo) {
-        let (_, SavedAction(old)) = saved.swap_remove(pos);
-        // SAFETY: `old` is the action sigaction(2) gave us for this signal.
-        unsafe { libc::sigaction(signo, &old, std::ptr::null_mut()) };
-    }
-}
-
-fn restore_handler(signo: i32) {
-    restore_disposition(signo);
-    // Only after the handler is gone: a handler still running elsewhere may have loaded the
-    // fd just before; that race is as in libevent (one stray byte at worst).
-    WAKE_FD[signo as usize].store(-1, Ordering::Release);
 }
 
 impl Drop for Signals {
