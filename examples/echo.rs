@@ -1,5 +1,6 @@
 //! An echo server: every byte a client sends comes back, until it closes. Listens on
-//! 127.0.0.1:9996 (the first argument overrides the port); exits 0 on SIGINT or SIGTERM.
+//! 127.0.0.1:9996 (the first argument overrides the port); exits 0 on SIGINT or SIGTERM
+//! (Ctrl-C or Ctrl-Break on Windows).
 
 use std::net::SocketAddr;
 
@@ -31,7 +32,7 @@ fn main() -> std::io::Result<()> {
             let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
         },
     )?;
-    for signo in [libc::SIGINT, libc::SIGTERM] {
+    for &signo in evloop::signal::STOP_SIGNALS {
         let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None).expect("loop_exit"))?;
         base.add(ev, None)?;
     }

@@ -1,5 +1,6 @@
-//! Signal events: prints `caught SIGNAME count N` for each SIGUSR1 or SIGHUP, and on SIGINT
-//! prints `exiting cleanly in two seconds` and exits 0 two seconds later.
+//! Signal events: prints `caught SIGNAME count N` for each SIGUSR1 or SIGHUP (on Windows,
+//! Ctrl-Break: SIGBREAK), and on SIGINT (Ctrl-C) prints `exiting cleanly in two seconds` and
+//! exits 0 two seconds later.
 //!
 //! ```text
 //! $ cargo run --example signals &
@@ -14,9 +15,13 @@ use evloop::{signal_name, Base};
 
 fn main() -> std::io::Result<()> {
     let mut base: Base = evloop::new_base()?;
-    for signo in [libc::SIGUSR1, libc::SIGHUP] {
-        let e = base.new_signal(signo, |ctx, _| {
-            println!("caught {} count {}", signal_name(ctx.fd()), ctx.ncalls());
+    #[cfg(unix)]
+    let counted = [libc::SIGUSR1, libc::SIGHUP];
+    #[cfg(windows)]
+    let counted = [evloop::signal::SIGBREAK];
+    for signo in counted {
+        let e = base.new_signal(signo, move |ctx, _| {
+            println!("caught {} count {}", signal_name(signo), ctx.ncalls());
         })?;
         base.add(e, None)?;
     }

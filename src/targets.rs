@@ -32,9 +32,12 @@ pub fn backends_for(os: &str, family: &str) -> Vec<&'static str> {
             "epoll" => EPOLL_SYSTEMS.contains(&os),
             "polling" => unix || family == "windows",
             "poll" => unix,
-            // rustix's caller-sized select (no FD_SETSIZE limit) exists on Linux and the BSDs
-            // only; illumos, Solaris and other Unixes have poll and the adapter instead.
-            "select" => EPOLL_SYSTEMS.contains(&os) || KQUEUE_SYSTEMS.contains(&os),
+            // A select without an FD_SETSIZE limit exists on Linux and the BSDs (rustix's
+            // caller-sized bit vectors) and on Windows (Winsock's counted arrays); illumos,
+            // Solaris and other Unixes have poll and the adapter instead.
+            "select" => {
+                EPOLL_SYSTEMS.contains(&os) || KQUEUE_SYSTEMS.contains(&os) || family == "windows"
+            }
             _ => false,
         })
         .collect()

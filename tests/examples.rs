@@ -1,4 +1,7 @@
-//! The examples as processes: what a user sees when running them.
+//! The examples as processes: what a user sees when running them. Unix: the processes get
+//! their signals from `kill`; on Windows the same contracts are checked from Linux against
+//! the examples running under Wine (`.ci/windows-examples`).
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -2,9 +2,9 @@
 //! dispatching ready events, re-arming timers and deleting/re-adding fds allocate nothing.
 //! A counting global allocator counts only on the thread that opts in.
 
+use evloop::fd::{AsFd, AsRawFd, OwnedFd};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -39,22 +39,29 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn round<D>(
-    base: &mut Base<D>,
-    data: &mut D,
-    events: &[evloop::EventId],
-    writers: &[impl AsRawFd],
-) {
+fn round<D>(base: &mut Base<D>, data: &mut D, events: &[evloop::EventId], writers: &[OwnedFd]) {
     for &e in events {
         base.del(e).unwrap();
         base.add(e, Some(Duration::from_secs(60))).unwrap();
     }
     for w in writers.iter().step_by(3) {
-        // SAFETY: the fd is owned by `writers` for the whole call.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(w.as_raw_fd()) };
-        rustix::io::write(fd, b"x").unwrap();
+        evloop::fd::write(w.as_fd(), b"x").unwrap();
     }
     base.run_with(LoopFlags::NONBLOCK, data).unwrap();
+}
+
+/// A non-blocking pipe (a loopback socket pair on Windows): `(read end, write end)`.
+fn pair() -> (OwnedFd, OwnedFd) {
+    #[cfg(unix)]
+    {
+        let (b, a) = rustix::pipe::pipe().unwrap();
+        rustix::io::ioctl_fionbio(&b, true).unwrap();
+        (b, a)
+    }
+    #[cfg(windows)]
+    {
+        evloop::fd::socket_pair().unwrap()
+    }
 }
 
 #[test]
@@ -66,15 +73,14 @@ fn steady_state_dispatch_allocates_nothing() {
         let mut writers = Vec::new();
         let mut events = Vec::new();
         for _ in 0..64 {
-            let (b, a) = rustix::pipe::pipe().unwrap(); // (read end, write end)
-            rustix::io::ioctl_fionbio(&b, true).unwrap();
+            let (b, a) = pair(); // (read end, write end)
             let e = base
                 .new_event(
                     b.as_raw_fd(),
                     EventFlags::READ | EventFlags::PERSIST,
                     move |_, n: &mut usize| {
                         let mut buf = [0u8; 16];
-                        let _ = rustix::io::read(&b, &mut buf);
+                        let _ = evloop::fd::read(b.as_fd(), &mut buf);
                         *n += 1;
                     },
                 )

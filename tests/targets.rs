@@ -73,7 +73,7 @@ fn the_polling_adapter_comes_first_on_illumos_solaris_and_windows() {
     }
     assert_eq!(
         compiled_backends("windows", "windows", DEFAULT),
-        ["polling"]
+        ["polling", "select"]
     );
 }
 

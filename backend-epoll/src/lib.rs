@@ -113,7 +113,7 @@ impl Backend for EpollBackend {
     }
 
     fn features(&self) -> Features {
-        Features::EDGE_TRIGGERED | Features::O1 | Features::EARLY_CLOSE
+        Features::EDGE_TRIGGERED | Features::O1 | Features::EARLY_CLOSE | Features::CLOSE_TOLERANT
     }
 
     fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {

@@ -13,6 +13,7 @@
 //!
 //! References: kqueue(2), kevent(2).
 
+#[cfg(unix)]
 pub mod translate;
 
 mod systems;

@@ -224,7 +224,11 @@ impl Backend for KqueueBackend {
     }
 
     fn features(&self) -> Features {
-        Features::EDGE_TRIGGERED | Features::O1 | Features::FDS | Features::EARLY_CLOSE
+        Features::EDGE_TRIGGERED
+            | Features::O1
+            | Features::FDS
+            | Features::EARLY_CLOSE
+            | Features::CLOSE_TOLERANT
     }
 
     fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {

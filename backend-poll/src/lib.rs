@@ -8,6 +8,11 @@
 //! CLOSED uses `POLLRDHUP` on Linux and Android; elsewhere the core emulates it.
 //!
 //! References: poll(2).
+//!
+//! Unix only (Windows' `WSAPoll` is a different animal: on Windows the select backend and the
+//! `polling` adapter serve); elsewhere this crate is empty.
+
+#![cfg(unix)]
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -89,9 +94,9 @@ impl Backend for PollBackend {
 
     fn features(&self) -> Features {
         if HAS_RDHUP {
-            Features::FDS | Features::EARLY_CLOSE
+            Features::FDS | Features::EARLY_CLOSE | Features::CLOSE_TOLERANT
         } else {
-            Features::FDS
+            Features::FDS | Features::CLOSE_TOLERANT
         }
     }
 

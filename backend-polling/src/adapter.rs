@@ -2,12 +2,12 @@
 
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use evloop_core::backend::MAX_WAIT;
+use evloop_core::fd::{BorrowedFd, RawFd};
 use evloop_core::{fd_error, Backend, EventFlags, Features, ReadyList};
 use polling::{Event, Events, PollMode, Poller};
 
@@ -132,6 +132,11 @@ impl Backend for PollingBackend {
         if self.shared.poller.supports_edge() {
             f |= Features::EDGE_TRIGGERED;
         }
+        // epoll, kqueue, event ports and poll(2) drop or report a closed fd; IOCP's AFD polls
+        // need the socket deleted before it is closed.
+        if cfg!(unix) {
+            f |= Features::CLOSE_TOLERANT;
+        }
         f
     }
 
@@ -231,12 +236,17 @@ impl Backend for PollingBackend {
 }
 
 /// Whether a delete failed because the fd is no longer there to delete: `ENOENT` (closed, so
-/// the kernel dropped it), `EBADF` (closed and not reused), `EPERM` (never accepted).
+/// the kernel dropped it), `EBADF` (closed and not reused; `WSAENOTSOCK` on Windows), `EPERM`
+/// (never accepted).
 fn gone(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    const CLOSED: i32 = libc::EBADF;
+    #[cfg(windows)]
+    const CLOSED: i32 = 10038; // WSAENOTSOCK
     matches!(
         e.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
-    ) || e.raw_os_error() == Some(libc::EBADF)
+    ) || e.raw_os_error() == Some(CLOSED)
 }
 
 #[cfg(test)]

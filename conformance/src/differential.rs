@@ -3,7 +3,9 @@
 //! `polling` crate in level mode, the oracle.
 
 use std::collections::BTreeSet;
-use std::os::fd::OwnedFd;
+
+use evloop_core::fd::OwnedFd;
+use evloop_core::fd::RawFd;
 use std::time::Duration;
 
 use evloop_core::{EventFlags, EventId};
@@ -102,7 +104,7 @@ fn run_seed(h: &Harness, seed: u64) {
 
 fn base_event(
     base: &mut evloop_core::Base<Trace>,
-    fd: i32,
+    fd: RawFd,
     flags: EventFlags,
     i: usize,
     is_read: bool,

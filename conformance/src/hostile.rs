@@ -1,7 +1,7 @@
 //! Bad input and injected faults: clear errors, no panic, nothing registered lost.
 
+use evloop_core::fd::{AsRawFd, RawFd};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use evloop_core::{Backend, Base, BaseOptions, EventFlags, LoopFlags, ReadyList, RunOutcome};
@@ -25,7 +25,11 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
         priorities: 2,
         ..Default::default()
     });
-    invalid(base.new_event(-5, EventFlags::READ, |_, _| {}), "fd -5");
+    let bad = evloop_core::fd::NO_FD;
+    invalid(
+        base.new_event(bad, EventFlags::READ, |_, _| {}),
+        &format!("fd {bad}"),
+    );
     // A closed fd: refused at add, naming it (by the backend, or by the map).
     let (closed, other) = socketpair();
     let closed_fd = raw(&closed);

@@ -6,9 +6,10 @@ use std::time::Duration;
 use evloop_core::{EventFlags, Features, RunOutcome};
 use rustix::net::Shutdown;
 
+#[cfg(unix)]
+use crate::util::renumber;
 use crate::util::{
-    borrow, logging_event, raw, read_available, renumber, run_until, socketpair, turn, write_all,
-    Log,
+    borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
 };
 use crate::Harness;
 
@@ -232,6 +233,7 @@ pub fn fd_closed_while_registered(h: &Harness) {
 /// Delete an event, close its fd, get the same fd number from a new socket and watch it with
 /// a new event in the same iteration: the new event must work (the change list must not
 /// mistake the new fd for the old registration).
+#[cfg(unix)]
 pub fn fd_number_reused_after_close(h: &Harness) {
     let (a, b) = socketpair();
     let old = raw(&b);
@@ -259,10 +261,12 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     base.free(e2).unwrap();
 }
 
+#[cfg(unix)]
 /// Free an fd's last event, then close the fd while a duplicate of it lives on: the backend
 /// must have forgotten the fd before the close. (epoll keeps a closed fd's registration while
 /// its file is open elsewhere, and would report that file's readiness under the number of
 /// the next fd to take it.)
+#[cfg(unix)]
 pub fn freed_fd_with_a_live_duplicate_leaves_no_registration(h: &Harness) {
     let (a, b) = socketpair();
     let number = raw(&b);

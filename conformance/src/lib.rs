@@ -30,6 +30,7 @@ use libtest_mimic::{Arguments, Trial};
 
 mod buffered;
 mod control;
+#[cfg(unix)]
 mod differential;
 mod hostile;
 mod io_events;
@@ -123,18 +124,42 @@ pub struct Scenario {
     pub name: &'static str,
     /// Features the backend needs for the scenario to apply.
     pub requires: Features,
+    /// Why the scenario applies only on Unix (fork, POSIX signals, pipes, fd numbers a program
+    /// chooses); `None` if it runs everywhere. Elsewhere it is listed as ignored, saying why.
+    pub unix_only: Option<&'static str>,
     /// The scenario; it panics on failure.
     pub run: fn(&Harness),
 }
 
+/// What a Unix-only scenario runs as elsewhere: nothing, as it is listed ignored.
+#[cfg(not(unix))]
+pub(crate) fn not_here(_: &Harness) {}
+
+/// The function a scenario runs: itself, or for a Unix-only one off Unix, [`not_here`].
+macro_rules! runner {
+    ($f:path) => {
+        $f
+    };
+    ($f:path, $why:literal) => {{
+        #[cfg(unix)]
+        let run: fn(&$crate::Harness) = $f;
+        #[cfg(not(unix))]
+        let run: fn(&$crate::Harness) = $crate::not_here;
+        run
+    }};
+}
+#[allow(unused_imports)] // used by path from `signals`; this file uses it by name
+pub(crate) use runner;
+
 macro_rules! scenario_list {
-    ($($module:ident :: $name:ident $(requires $req:expr)?),* $(,)?) => {
+    ($($module:ident :: $name:ident $([unix: $why:literal])? $(requires $req:expr)?),* $(,)?) => {
         /// Every scenario, in a fixed order.
         pub fn scenarios() -> Vec<Scenario> {
             vec![$(Scenario {
                 name: stringify!($name),
                 requires: Features::empty() $(| $req)?,
-                run: $module::$name,
+                unix_only: None $(.or(Some($why)))?,
+                run: runner!($module::$name $(, $why)?),
             }),*]
         }
     };
@@ -151,9 +176,9 @@ scenario_list! {
     io_events::closed_reported_before_data_is_read requires Features::EARLY_CLOSE,
     io_events::et_fires_once_per_edge requires Features::EDGE_TRIGGERED,
     io_events::et_refused_without_the_feature,
-    io_events::fd_closed_while_registered,
-    io_events::fd_number_reused_after_close,
-    io_events::freed_fd_with_a_live_duplicate_leaves_no_registration,
+    io_events::fd_closed_while_registered requires Features::CLOSE_TOLERANT,
+    io_events::fd_number_reused_after_close [unix: "Windows socket values are not numbers a program can reuse (dup2)"],
+    io_events::freed_fd_with_a_live_duplicate_leaves_no_registration [unix: "dup of an fd"],
     io_events::delete_then_readd_costs_no_change,
     io_events::persistent_io_timeout_restarts_on_activity,
     timers::simple_timeout,
@@ -188,8 +213,8 @@ scenario_list! {
     lifecycle::stale_and_foreign_ids_are_refused,
     lifecycle::panicking_callback_leaves_the_base_usable,
     scale::thousand_socketpairs_all_ready,
-    scale::fds_above_1024,
-    differential::random_trace_matches_the_polling_oracle,
+    scale::fds_above_1024 [unix: "fd numbers a program chooses (F_DUPFD)"],
+    differential::random_trace_matches_the_polling_oracle [unix: "compares readiness at one instant with another poller's, and TCP loopback pairs (Windows' socketpair) change readiness asynchronously as ACKs arrive"],
     buffered::buffered_socketpair_both_ways,
     buffered::read_watermarks,
     buffered::write_watermark,
@@ -201,7 +226,7 @@ scenario_list! {
     buffered::free_inside_callbacks,
     buffered::pair_both_ways_and_eof_on_free,
     buffered::listener_accepts_500_concurrent_clients,
-    buffered::listener_backs_off_on_emfile,
+    buffered::listener_backs_off_on_emfile [unix: "RLIMIT_NOFILE in a forked child"],
     buffered::large_transfer_through_echo,
     buffered::slow_reader_grows_the_output_and_loses_nothing,
     buffered::output_limit_tells_the_writer_and_loses_nothing,
@@ -264,7 +289,11 @@ pub fn trials_of(prefix: &str, harness: Harness, scenarios: Vec<Scenario>) -> Ve
                     msg.into()
                 })
             });
-            if features.contains(s.requires) {
+            if let (false, Some(why)) = (cfg!(unix), s.unix_only) {
+                trial
+                    .with_ignored_flag(true)
+                    .with_kind(format!("unix only: {why}"))
+            } else if features.contains(s.requires) {
                 trial
             } else {
                 trial.with_ignored_flag(true).with_kind(format!(

@@ -1,6 +1,7 @@
 //! Event lifecycle: one-shot events, deleting, re-adding and freeing from callbacks, stale
 //! ids, and a panicking callback.
 
+use evloop_core::fd::NO_FD;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -17,7 +18,7 @@ pub fn once_with_timeout(h: &Harness) {
     let mut base = h.base::<Vec<(EventFlags, Instant)>>();
     let start = Instant::now();
     base.once(
-        -1,
+        NO_FD,
         EventFlags::empty(),
         Some(Duration::from_millis(20)),
         |ctx, log: &mut Vec<_>| log.push((ctx.fired(), Instant::now())),
@@ -62,10 +63,10 @@ pub fn once_with_fd(h: &Harness) {
 pub fn once_rejections(h: &Harness) {
     let mut base = h.base::<()>();
     for (fd, flags) in [
-        (-1, EventFlags::PERSIST),
+        (NO_FD, EventFlags::PERSIST),
         (0, EventFlags::READ | EventFlags::PERSIST),
-        (-1, EventFlags::SIGNAL),
-        (-1, EventFlags::READ),
+        (NO_FD, EventFlags::SIGNAL),
+        (NO_FD, EventFlags::READ),
     ] {
         let err = base
             .once(fd, flags, Some(Duration::from_millis(1)), |_, _| {})
@@ -82,7 +83,7 @@ pub fn once_storage_freed_with_the_base(h: &Harness) {
     let mut base = h.base::<()>();
     let g = guard.clone();
     base.once(
-        -1,
+        NO_FD,
         EventFlags::empty(),
         Some(Duration::from_secs(3600)),
         move |_, _| drop(g),

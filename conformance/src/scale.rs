@@ -1,6 +1,6 @@
 //! Many fds, and fds beyond select's historical `FD_SETSIZE`.
 
-use std::os::fd::OwnedFd;
+use evloop_core::fd::OwnedFd;
 
 use evloop_core::{EventFlags, RunOutcome};
 
@@ -32,6 +32,7 @@ pub fn thousand_socketpairs_all_ready(h: &Harness) {
 
 /// Events on fds at and above 1024 work on every backend (Debian's libevent aborts on
 /// select there).
+#[cfg(unix)]
 pub fn fds_above_1024(h: &Harness) {
     let limit = raise_fd_limit();
     assert!(

@@ -129,16 +129,21 @@ pub fn timers_fire_in_deadline_order(h: &Harness) {
     let mut base = h.base::<Vec<usize>>();
     let timeouts: Vec<u64> = (0..60).map(|i| (i * 7 % 6) * 3).collect();
     let arm = timeouts.clone();
-    base.once(-1, EventFlags::empty(), None, move |ctx, _| {
-        for (i, &ms) in arm.iter().enumerate() {
-            let t = ctx
-                .new_timer(EventFlags::empty(), move |_, order: &mut Vec<usize>| {
-                    order.push(i)
-                })
-                .unwrap();
-            ctx.add(t, Some(Duration::from_millis(ms))).unwrap();
-        }
-    })
+    base.once(
+        evloop_core::fd::NO_FD,
+        EventFlags::empty(),
+        None,
+        move |ctx, _| {
+            for (i, &ms) in arm.iter().enumerate() {
+                let t = ctx
+                    .new_timer(EventFlags::empty(), move |_, order: &mut Vec<usize>| {
+                        order.push(i)
+                    })
+                    .unwrap();
+                ctx.add(t, Some(Duration::from_millis(ms))).unwrap();
+            }
+        },
+    )
     .unwrap();
     let mut order = Vec::new();
     base.run(&mut order).unwrap();

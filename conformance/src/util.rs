@@ -2,18 +2,18 @@
 //! that counts interest changes. Modelled on mio's `tests/util`: helpers are
 //! `#[track_caller]`, so a failure points at the scenario line.
 
+use evloop_core::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use evloop_core::fd::{read, write};
 use evloop_core::{
     Backend, Base, BevOptions, BufferedSocket, EventFlags, EventId, Features, Listener,
     ListenerOptions, LoopFlags, ReadyList, Registry,
 };
 use rustix::io::Errno;
-use rustix::net::{socketpair as sys_socketpair, AddressFamily, SocketFlags, SocketType};
 
 /// What ran, in order: a name and the flags its callback was given.
 pub type Log = Vec<(&'static str, EventFlags)>;
@@ -42,10 +42,22 @@ pub fn patience() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// A non-blocking, close-on-exec AF_UNIX stream socket pair. (macOS has no
+/// A non-blocking, close-on-exec AF_UNIX stream socket pair (on Windows a connected pair of
+/// loopback TCP sockets, which every Windows mechanism can watch). (macOS has no
 /// `SOCK_NONBLOCK`/`SOCK_CLOEXEC`, so the flags are set afterwards, portably.)
 #[track_caller]
+#[cfg(windows)]
 pub fn socketpair() -> (OwnedFd, OwnedFd) {
+    evloop_core::fd::socket_pair().expect("loopback socket pair")
+}
+
+/// A non-blocking, close-on-exec AF_UNIX stream socket pair (on Windows a connected pair of
+/// loopback TCP sockets, which every Windows mechanism can watch). (macOS has no
+/// `SOCK_NONBLOCK`/`SOCK_CLOEXEC`, so the flags are set afterwards, portably.)
+#[track_caller]
+#[cfg(unix)]
+pub fn socketpair() -> (OwnedFd, OwnedFd) {
+    use rustix::net::{socketpair as sys_socketpair, AddressFamily, SocketFlags, SocketType};
     let (a, b) = sys_socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -70,7 +82,7 @@ pub fn borrow(fd: RawFd) -> BorrowedFd<'static> {
 /// Write all of `bytes` to a non-blocking fd that has room for them.
 #[track_caller]
 pub fn write_all(fd: impl AsFd, bytes: &[u8]) {
-    let n = rustix::io::write(fd, bytes).expect("write");
+    let n = write(fd.as_fd(), bytes).expect("write");
     assert_eq!(n, bytes.len(), "short write");
 }
 
@@ -79,7 +91,7 @@ pub fn read_available(fd: impl AsFd) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match rustix::io::read(fd.as_fd(), &mut buf) {
+        match read(fd.as_fd(), &mut buf) {
             Ok(0) => return out,
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(Errno::AGAIN) => return out,
@@ -94,7 +106,7 @@ pub fn fill(fd: impl AsFd) -> usize {
     let chunk = [0x55u8; 65536];
     let mut total = 0;
     loop {
-        match rustix::io::write(fd.as_fd(), &chunk) {
+        match write(fd.as_fd(), &chunk) {
             Ok(n) => total += n,
             Err(Errno::AGAIN) => return total,
             Err(e) => panic!("write: {e}"),
@@ -133,7 +145,9 @@ pub fn turn<D>(base: &mut Base<D>, data: &mut D) {
 }
 
 /// Close `fd` and give its number to one end of a new socket pair at once (other threads may
-/// be opening fds): returns the pair's other end and the renumbered one.
+/// be opening fds): returns the pair's other end and the renumbered one. Unix: Windows socket
+/// values are not numbers a program can choose.
+#[cfg(unix)]
 pub fn renumber(fd: OwnedFd) -> (OwnedFd, OwnedFd) {
     let number = raw(&fd);
     let (peer, fresh) = socketpair();
@@ -144,6 +158,14 @@ pub fn renumber(fd: OwnedFd) -> (OwnedFd, OwnedFd) {
 }
 
 /// Raise the soft fd limit to the hard limit, for the scenarios that open thousands of fds.
+/// (Windows has no such limit to raise.)
+#[cfg(windows)]
+pub fn raise_fd_limit() -> u64 {
+    u64::MAX
+}
+
+/// Raise the soft fd limit to the hard limit, for the scenarios that open thousands of fds.
+#[cfg(unix)]
 pub fn raise_fd_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut lim = getrlimit(Resource::Nofile);

@@ -61,7 +61,8 @@ use crate::flags::{EventFlags, Features};
 /// logic, and a template for the shape of a real one.
 ///
 /// ```
-/// use std::{io, os::fd::RawFd, time::Duration};
+/// use std::{io, time::Duration};
+/// use evloop_core::fd::RawFd;
 /// use evloop_core::{Backend, Base, EventFlags, Features, ReadyList};
 ///
 /// struct Sleeper;

@@ -36,9 +36,14 @@ pub fn is_valid(fd: RawFd) -> bool {
     }
 }
 
-/// Read what is there from `fd` (a pipe or socket on Unix, a socket on Windows).
+/// Read what is there from `fd` (a pipe or socket on Unix, a socket on Windows): `read(2)`,
+/// or `recv` on Windows.
+///
+/// # Errors
+///
+/// The OS error; `Errno::AGAIN` when nothing is there on a non-blocking fd.
 #[inline]
-pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> rustix::io::Result<usize> {
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> rustix::io::Result<usize> {
     #[cfg(unix)]
     {
         rustix::io::read(fd, buf)
@@ -49,9 +54,14 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> rustix::io::Result<usi
     }
 }
 
-/// Write what fits of `buf` to `fd` (a pipe or socket on Unix, a socket on Windows).
+/// Write what fits of `buf` to `fd` (a pipe or socket on Unix, a socket on Windows):
+/// `write(2)`, or `send` on Windows.
+///
+/// # Errors
+///
+/// The OS error; `Errno::AGAIN` when a non-blocking fd has no room.
 #[inline]
-pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> rustix::io::Result<usize> {
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> rustix::io::Result<usize> {
     #[cfg(unix)]
     {
         rustix::io::write(fd, buf)

@@ -183,6 +183,10 @@ flag_set! {
         FDS = 0x04,
         /// The kernel reports a peer's close ([`EventFlags::CLOSED`]) without a read.
         EARLY_CLOSE = 0x08,
+        /// An fd closed while an event still watches it is survived: reported to the event,
+        /// or dropped by the kernel, never a hang. Not so for the `polling` adapter on Windows,
+        /// whose IOCP poller requires a socket to be deleted before it is closed.
+        CLOSE_TOLERANT = 0x10,
     }
 }
 

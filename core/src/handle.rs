@@ -19,7 +19,7 @@ use crate::remote::Shared;
 ///
 /// ```
 /// use evloop_core::{Base, EventFlags, LoopFlags};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_poll::PollBackend::new()) }
+/// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
 ///
 /// let mut base: Base<Vec<u32>> = Base::with_backend(backend(), Default::default())?;
 /// let handle = base.handle()?;

@@ -123,7 +123,7 @@ impl<D> Registry<D> {
     ///
     /// ```
     /// use evloop_core::{Base, EventFlags};
-    /// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_poll::PollBackend::new()) }
+    /// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
     /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
     /// let handle = base.handle()?;
     /// std::thread::spawn(move || handle.loop_exit(None).unwrap()).join().unwrap();

@@ -566,7 +566,7 @@ mod tests {
         m.add(&mut b, 7, 0, R | EventFlags::ET, true).unwrap();
         let err = m.add(&mut b, 7, 1, W, true).unwrap_err();
         assert!(err.to_string().contains("fd 7:"), "{err}");
-        let err = m.add(&mut b, -1, 2, R, true).unwrap_err();
+        let err = m.add(&mut b, crate::fd::NO_FD, 2, R, true).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 

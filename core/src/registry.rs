@@ -253,7 +253,8 @@ impl<D> Registry<D> {
     /// use evloop_core::{Base, EventFlags};
     /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
     /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
-    /// assert!(base.new_event(-1, EventFlags::READ, |_, _| {}).is_err());
+    /// // An fd event needs an fd: NO_FD (-1 on Unix, INVALID_SOCKET on Windows) is refused.
+    /// assert!(base.new_event(evloop_core::fd::NO_FD, EventFlags::READ, |_, _| {}).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new_event(

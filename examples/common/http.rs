@@ -3,12 +3,16 @@
 use std::io;
 use std::net::SocketAddr;
 
-use evloop::{BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions, Registry};
+use evloop::fd::OwnedFd;
+use evloop::{
+    BevOptions, BufferedSocket, Context, EventFlags, Listener, ListenerOptions, Registry,
+};
 
 pub const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
 
 /// Listen on `addr` and answer every request (ended by an empty line; pipelining allowed).
+#[allow(dead_code)] // multi-reactor on Windows shares one listener instead
 pub fn serve(
     ops: &mut Registry<()>,
     addr: SocketAddr,
@@ -19,7 +23,18 @@ pub fn serve(
         reuseport,
         ..Default::default()
     };
-    Listener::bind(ops, addr, options, |ctx, fd, _, _| {
+    Listener::bind(ops, addr, options, answer)
+}
+
+/// Answer on a socket that already listens (several loops sharing one listener).
+#[allow(dead_code)] // multi-reactor on Windows
+pub fn serve_on(ops: &mut Registry<()>, listener: OwnedFd) -> io::Result<Listener<()>> {
+    Listener::adopt(ops, listener, ListenerOptions::default(), answer)
+}
+
+/// The accept callback: a buffered socket that answers every request.
+fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, _: evloop::PeerAddr, _: &mut ()) {
+    {
         let _ = rustix::net::sockopt::set_tcp_nodelay(&fd, true);
         let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
             return;
@@ -35,19 +50,24 @@ pub fn serve(
             bev.free();
         });
         let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
-    })
+    }
 }
 
-/// Exit the loop on SIGINT or SIGTERM.
+/// Exit the loop on SIGINT or SIGTERM (Ctrl-C or Ctrl-Break on Windows).
 pub fn exit_on_signals(base: &mut evloop::Base) -> io::Result<()> {
-    for signo in [libc::SIGINT, libc::SIGTERM] {
+    for &signo in evloop::signal::STOP_SIGNALS {
         let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None).expect("loop_exit"))?;
         base.add(ev, None)?;
     }
     Ok(())
 }
 
-/// Raise the fd limit so that thousands of clients fit.
+/// Raise the fd limit so that thousands of clients fit (Windows has no such limit).
+#[cfg(windows)]
+pub fn raise_fd_limit() {}
+
+/// Raise the fd limit so that thousands of clients fit (Windows has no such limit).
+#[cfg(unix)]
 pub fn raise_fd_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut lim = getrlimit(Resource::Nofile);

@@ -25,7 +25,7 @@ pub fn backends() -> Vec<(&'static str, Factory)> {
     }));
     #[cfg(unix)]
     crates.push(("poll", || Ok(Box::new(evloop_poll::PollBackend::new()))));
-    #[cfg(any(target_os = "linux", target_os = "android", has_kqueue))]
+    #[cfg(any(target_os = "linux", target_os = "android", has_kqueue, windows))]
     crates.push(("select", || {
         Ok(Box::new(evloop_select::SelectBackend::new()))
     }));

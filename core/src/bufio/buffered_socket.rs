@@ -808,6 +808,9 @@ impl<D: 'static> BufferedSocket<D> {
             st.connecting = true;
             match result {
                 Ok(()) | Err(Errno::INPROGRESS) | Err(Errno::INTR) => {}
+                // Winsock's way of saying "in progress".
+                #[cfg(windows)]
+                Err(Errno::WOULDBLOCK) => {}
                 Err(e) => st.connect_error = Some(os_error(&format!("connect to {addr}"), e)),
             }
             st.sync(ops)?;

@@ -145,7 +145,7 @@ impl<D> State<D> {
 /// ```
 /// use std::net::{SocketAddr, TcpStream};
 /// use evloop_core::{Base, Listener, ListenerOptions};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_poll::PollBackend::new()) }
+/// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
 ///
 /// let mut base: Base<usize> = Base::with_backend(backend(), Default::default())?;
 /// let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();

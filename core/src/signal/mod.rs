@@ -47,6 +47,27 @@ pub use windows::{SIGBREAK, SIGHUP, SIGINT};
 pub(crate) use sys::wake_pair;
 pub use sys::NSIG;
 
+/// The signals that ask a program to stop: SIGINT and SIGTERM on Unix; on Windows SIGINT
+/// (Ctrl-C) and SIGBREAK (Ctrl-Break).
+///
+/// # Examples
+///
+/// ```
+/// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
+/// let mut base: evloop_core::Base = evloop_core::Base::with_backend(backend(), Default::default())?;
+/// for &signo in evloop_core::signal::STOP_SIGNALS {
+///     let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None).unwrap())?;
+///     base.add(ev, None)?;
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(unix)]
+pub const STOP_SIGNALS: &[i32] = &[libc::SIGINT, libc::SIGTERM];
+/// The signals that ask a program to stop: SIGINT and SIGTERM on Unix; on Windows SIGINT
+/// (Ctrl-C) and SIGBREAK (Ctrl-Break).
+#[cfg(windows)]
+pub const STOP_SIGNALS: &[i32] = &[SIGINT, SIGBREAK];
+
 /// The signal number a signal event keeps in its slot's fd.
 #[allow(clippy::unnecessary_cast)] // RawFd is i32 on Unix, a u64 socket on Windows
 pub(crate) fn signo_of(fd: RawFd) -> i32 {
