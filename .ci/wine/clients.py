@@ -3,6 +3,8 @@
     clients.py wait PORT             until PORT accepts connections (60 s at most)
     clients.py hello PORT N          N concurrent clients; each must read exactly b"Hello, World!\\n"
     clients.py echo PORT MIB         send MIB MiB on one connection; it must come back byte-exact
+    clients.py http PORT N           N keep-alive GET requests on each of 4 connections; each
+                                     answer must be the http-hello response
 """
 import concurrent.futures
 import socket
@@ -66,6 +68,32 @@ def echo(port, mib):
         sys.exit("echo: the bytes differ")
 
 
+def http(port, n):
+    response = (b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\n"
+                b"Hello, World!")
+
+    def client(_):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        for _ in range(n):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while len(got) < len(response):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            if got != response:
+                return False
+        s.close()
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ok = sum(pool.map(client, range(4)))
+    print(f"http: {ok} of 4 connections got {n} exact answers each")
+    if ok != 4:
+        sys.exit("http: wrong answers")
+
+
 if __name__ == "__main__":
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == "wait":
@@ -74,5 +102,7 @@ if __name__ == "__main__":
         hello(port, int(sys.argv[3]))
     elif cmd == "echo":
         echo(port, int(sys.argv[3]))
+    elif cmd == "http":
+        http(port, int(sys.argv[3]))
     else:
         sys.exit(f"unknown command {cmd}")

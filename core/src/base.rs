@@ -242,6 +242,8 @@ impl<D> Base<D> {
     ///
     /// Creating a new kernel object or fd failed. fds the new backend refuses are reported to
     /// their events as READ|WRITE.
+    ///
+    /// Windows has no `fork`: there nothing is shared to renew, and this re-creates nothing.
     pub fn reinit(&mut self) -> io::Result<()> {
         self.registry.reinit()
     }

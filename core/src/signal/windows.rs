@@ -123,3 +123,20 @@ pub(super) fn restore_handler(signo: i32) {
 pub(crate) fn wake_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     crate::fd::socket_pair()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_console_events_are_accepted_and_the_refusal_says_which() {
+        for signo in [SIGINT, SIGBREAK, SIGHUP] {
+            assert!(check_catchable(signo).is_ok(), "{signo}");
+        }
+        let err = check_catchable(15).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        let msg = err.to_string();
+        assert!(msg.starts_with("SIGTERM"), "{msg}");
+        assert!(msg.contains("SIGINT (Ctrl-C)") && msg.contains("SIGBREAK"), "{msg}");
+    }
+}
