@@ -137,6 +137,9 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
         let msg = err.to_string();
         assert!(msg.starts_with("SIGTERM"), "{msg}");
-        assert!(msg.contains("SIGINT (Ctrl-C)") && msg.contains("SIGBREAK"), "{msg}");
+        assert!(
+            msg.contains("SIGINT (Ctrl-C)") && msg.contains("SIGBREAK"),
+            "{msg}"
+        );
     }
 }
