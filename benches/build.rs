@@ -35,6 +35,12 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(have_libevent)");
     println!("cargo::rustc-check-cfg=cfg(have_libev)");
     println!("cargo::rerun-if-changed=peers");
+    // The peers are host C libraries: only for a native Unix build (never cross to Windows).
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let host = std::env::var("HOST").unwrap_or_default();
+    if target != host || std::env::var("CARGO_CFG_UNIX").is_err() {
+        return;
+    }
     let out = std::env::var("OUT_DIR").expect("OUT_DIR");
     println!("cargo::rustc-link-search=native={out}");
     let include = Path::new("/usr/include");

@@ -12,6 +12,11 @@
 //!
 //! The same workloads run on evloop's backends, on bare epoll (`raw`), on the `polling` crate
 //! (level mode), and on libevent and libev through FFI where the system has them.
+//!
+//! Unix only: the workloads are built on pipes, socket pairs, rlimits and epoll, and the
+//! peers on Linux libraries. On Windows this crate is empty and its binaries say so.
+
+#![cfg(unix)]
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! The workloads run to the end and count what they should, at tiny sizes, on every
 //! implementation built here. Timing goals live in the benchmarks themselves, never here.
+#![cfg(unix)]
 
 use evloop_benches::{
     peers_available, pipes_evloop, pipes_peer, pipes_polling, timers_evloop, PipesParams,
