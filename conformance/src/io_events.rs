@@ -165,6 +165,25 @@ pub fn et_fires_once_per_edge(h: &Harness) {
     base.del(e).unwrap();
 }
 
+/// An edge-triggered event's callback is told so: `fired()` holds ET with the readiness (as
+/// libevent's epoll reports `EV_ET`); a level-triggered one's never does.
+pub fn et_is_reported_in_fired(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Log>();
+    let edge = logging_event(&mut base, raw(&b), R | P | EventFlags::ET, "edge");
+    base.add(edge, None).unwrap();
+    let (c, d) = socketpair();
+    let level = logging_event(&mut base, raw(&d), R, "level");
+    base.add(level, None).unwrap();
+    write_all(&a, b"1");
+    write_all(&c, b"1");
+    let mut log = Log::new();
+    run_until(&mut base, &mut log, "both events", |l| l.len() >= 2);
+    log.sort_by_key(|(name, _)| *name);
+    assert_eq!(log, [("edge", R | EventFlags::ET), ("level", R)]);
+    base.del(edge).unwrap();
+}
+
 /// Without the ET feature, adding an ET event is refused with an error naming the backend
 /// and the fd; the base keeps working. With the feature, the add succeeds.
 pub fn et_refused_without_the_feature(h: &Harness) {

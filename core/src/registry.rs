@@ -874,9 +874,21 @@ impl<D> Context<'_, D> {
         self.id
     }
 
-    /// Why it runs: READ, WRITE, CLOSED, TIMEOUT (or what a manual activation passed).
+    /// Why it runs: READ, WRITE, CLOSED, TIMEOUT (or what a manual activation passed), and ET
+    /// with the readiness of an edge-triggered event (libevent's epoll reports `EV_ET` too).
     pub fn fired(&self) -> EventFlags {
-        self.fired
+        // ET is added here, off the dispatch path. The slot keeps the event's flags even when
+        // the callback freed its own event (the generation then moved on by one); only a new
+        // event made in the same slot since (two steps on) has other flags.
+        match self.registry.slots.get(self.id.index as usize) {
+            Some(s)
+                if s.gen.wrapping_sub(self.id.gen) <= 1
+                    && self.fired.intersects(EventFlags::IO) =>
+            {
+                self.fired | (s.flags & EventFlags::ET)
+            }
+            _ => self.fired,
+        }
     }
 
     /// How many activations this run stands for (the count passed to

@@ -713,7 +713,8 @@ fn io_handler<D: 'static>(rc: Shared<D>, on_ready: fn(&mut State<D>, EventFlags)
         if st.freed {
             return;
         }
-        on_ready(&mut st, ctx.fired());
+        // The raw result (no ET: sockets are level-triggered), without `fired()`'s lookup.
+        on_ready(&mut st, ctx.fired);
         st.dispatch(&rc, ctx, data, false);
     })
 }
