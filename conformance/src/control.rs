@@ -8,6 +8,7 @@ use crate::util::{
     borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
 };
 use crate::Harness;
+use evloop_core::fd::NO_FD;
 
 fn three_priorities() -> BaseOptions {
     BaseOptions {
@@ -316,4 +317,80 @@ pub fn dispatch_limits_bound_a_flood(h: &Harness) {
             );
         }
     }
+}
+
+/// `remove_timer` drops a timeout and keeps the I/O interest (libevent's
+/// `event_remove_timer`): the event no longer times out, still fires on readiness, and a pure
+/// timer whose timeout goes stops keeping the loop alive.
+pub fn remove_timer_keeps_the_io_interest(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Log>();
+    let e = logging_event(
+        &mut base,
+        raw(&b),
+        EventFlags::READ | EventFlags::PERSIST,
+        "io",
+    );
+    base.add(e, Some(Duration::from_millis(20))).unwrap();
+    base.remove_timer(e).unwrap();
+    let pending = base.pending(e).unwrap();
+    assert_eq!(
+        (pending.flags, pending.deadline),
+        (EventFlags::READ, None),
+        "the timeout is gone, READ stays"
+    );
+    // Well past the old timeout: nothing may fire.
+    base.loop_exit(Some(Duration::from_millis(80))).unwrap();
+    let mut log = Log::new();
+    base.run(&mut log).unwrap();
+    assert_eq!(log, [], "a removed timeout fired");
+    write_all(&a, b"x");
+    run_until(&mut base, &mut log, "READ after remove_timer", |l| {
+        !l.is_empty()
+    });
+    assert_eq!(log, [("io", EventFlags::READ)]);
+    // A pure timer: removing its timeout leaves nothing pending.
+    let t = logging_event(&mut base, NO_FD, EventFlags::PERSIST, "timer");
+    base.add(t, Some(Duration::from_millis(10))).unwrap();
+    let before = base.num_events();
+    base.remove_timer(t).unwrap();
+    assert_eq!(base.num_events(), before - 1);
+    assert_eq!(base.pending(t).unwrap().flags, EventFlags::empty());
+    base.free(e).unwrap();
+    assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
+}
+
+/// `active_by_fd` activates every event on the fd that watches one of the flags, each with
+/// the flags it watches (libevent's `event_base_active_by_fd`); others stay quiet.
+pub fn active_by_fd_activates_every_matching_event(h: &Harness) {
+    let (_a, b) = socketpair();
+    let mut base = h.base::<Log>();
+    let fd = raw(&b);
+    for (flags, name) in [
+        (EventFlags::READ, "reader 1"),
+        (EventFlags::READ, "reader 2"),
+        (EventFlags::WRITE, "writer"),
+    ] {
+        let e = logging_event(&mut base, fd, flags | EventFlags::PERSIST, name);
+        base.add(e, None).unwrap();
+    }
+    // The socket is writable: take that out of the picture by counting only the activations.
+    assert_eq!(base.active_by_fd(fd, EventFlags::READ).unwrap(), 2);
+    let mut log = Log::new();
+    base.run_with(LoopFlags::ONCE | LoopFlags::NONBLOCK, &mut log)
+        .unwrap();
+    let readers: Vec<_> = log
+        .iter()
+        .filter(|(n, _)| n.starts_with("reader"))
+        .collect();
+    assert_eq!(
+        readers,
+        [
+            &("reader 1", EventFlags::READ),
+            &("reader 2", EventFlags::READ)
+        ]
+    );
+    let err = base.active_by_fd(fd, EventFlags::TIMEOUT).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(base.active_by_fd(NO_FD, EventFlags::READ).unwrap(), 0);
 }

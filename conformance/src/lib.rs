@@ -204,6 +204,8 @@ scenario_list! {
     control::no_exit_on_empty_with_loop_exit,
     control::nonblock_returns_at_once,
     control::dispatch_limits_bound_a_flood,
+    control::remove_timer_keeps_the_io_interest,
+    control::active_by_fd_activates_every_matching_event,
     lifecycle::once_with_timeout,
     lifecycle::once_with_fd,
     lifecycle::once_rejections,

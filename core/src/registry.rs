@@ -560,6 +560,140 @@ impl<D> Registry<D> {
         );
     }
 
+    /// Drop the event's timeout and keep everything else it waits for (libevent's
+    /// `event_remove_timer`): an I/O or signal event stays pending without a deadline, a
+    /// persistent event loses its periodic timeout, a pure timer stops being pending. An
+    /// activation the timeout already caused still runs.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop_core::{Base, EventFlags};
+    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+    /// let t = base.new_timer(EventFlags::PERSIST, |_, _| {})?;
+    /// base.add(t, Some(Duration::from_secs(1)))?;
+    /// base.remove_timer(t)?;
+    /// assert!(base.pending(t)?.deadline.is_none());
+    /// assert_eq!(base.num_events(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn remove_timer(&mut self, id: EventId) -> io::Result<()> {
+        let idx = self.check(id)?;
+        let slot = &mut self.slots[idx];
+        if slot.is(state::TIMER) {
+            slot.clear(state::TIMER);
+            self.timers.remove(idx as u32);
+        }
+        let slot = &mut self.slots[idx];
+        slot.clear(state::INTERVAL | state::REARMED);
+        let counted = slot.should_count();
+        count(slot, &mut self.live, counted);
+        Ok(())
+    }
+
+    /// Activate every event watching `fd` for any of `flags` (READ, WRITE, CLOSED), each with
+    /// the part of `flags` it watches, as if the fd had become ready (libevent's
+    /// `event_base_active_by_fd`). Returns how many events were activated.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `flags` holds none of READ, WRITE and CLOSED.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_core::{Base, EventFlags};
+    /// use evloop_core::fd::AsRawFd;
+    /// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let fd = listener.as_raw_fd();
+    /// let mut base: Base<Vec<EventFlags>> = Base::with_backend(backend(), Default::default())?;
+    /// let e = base.new_event(fd, EventFlags::READ, |ctx, seen: &mut Vec<EventFlags>| seen.push(ctx.fired()))?;
+    /// base.add(e, None)?;
+    /// assert_eq!(base.active_by_fd(fd, EventFlags::READ | EventFlags::WRITE)?, 1);
+    /// let mut seen = Vec::new();
+    /// base.run_with(evloop_core::LoopFlags::NONBLOCK, &mut seen)?;
+    /// assert_eq!(seen, [EventFlags::READ]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn active_by_fd(&mut self, fd: RawFd, flags: EventFlags) -> io::Result<usize> {
+        let flags = flags & EventFlags::IO;
+        if flags.is_empty() {
+            return Err(invalid(format!(
+                "active_by_fd(fd {fd}): flags hold none of READ, WRITE and CLOSED"
+            )));
+        }
+        let Registry {
+            io,
+            slots,
+            active,
+            live,
+            ..
+        } = self;
+        let mut n = 0;
+        for &idx in io.events(fd) {
+            let slot = &mut slots[idx as usize];
+            let res = slot.flags & flags;
+            if !res.is_empty() && slot.is(state::PENDING_IO) {
+                activate_slot(slot, idx, res, 1, active, live);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Every event of the base, one per line: its id, fd, flags, what it is pending for and
+    /// its deadline (libevent's `event_base_dump_events`), for debugging.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop_core::{Base, EventFlags};
+    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+    /// let t = base.new_timer(EventFlags::empty(), |_, _| {})?;
+    /// base.add(t, Some(Duration::from_secs(1)))?;
+    /// assert!(base.dump_events().contains("pending TIMEOUT"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dump_events(&self) -> String {
+        use std::fmt::Write as _;
+        let now = self.clock.now();
+        let mut out = String::new();
+        for (idx, slot) in self.slots.iter().enumerate().filter(|(_, s)| s.live()) {
+            let id = EventId {
+                base: self.id,
+                index: idx as u32,
+                gen: slot.gen,
+            };
+            let pending = self.pending(id).map(|p| p.flags).unwrap_or_default();
+            let _ = write!(
+                out,
+                "{id:?} fd {} {:?} pending {:?} prio {}",
+                slot.fd, slot.flags, pending, slot.prio
+            );
+            if slot.is(state::INTERNAL) {
+                out.push_str(" internal");
+            }
+            if let Some(deadline) = self.timers.deadline(idx as u32) {
+                let _ = write!(
+                    out,
+                    " in {:?}",
+                    Duration::from_nanos(deadline.saturating_sub(now))
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// What the event is waiting for and when its timer expires.
     ///
     /// # Errors
