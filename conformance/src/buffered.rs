@@ -246,6 +246,43 @@ pub fn connect_failure(h: &Harness) {
     );
 }
 
+/// While connecting, the connect's outcome is decided first, whatever order readiness comes
+/// in (select reports a refused socket readable before writable, and a read would consume the
+/// error): a refused connect is exactly one ERROR event carrying the errno, never CONNECTED,
+/// also with reading enabled, deferred callbacks, and a callback that does not free the
+/// socket.
+pub fn refused_connect_is_one_error_whatever_the_readiness_order(h: &Harness) {
+    type Log = Vec<(BevEvent, Option<io::ErrorKind>)>;
+    for defer_callbacks in [false, true] {
+        let port = TcpListener::bind(loopback()).unwrap().local_addr().unwrap(); // closed
+        let mut base = h.base::<Log>();
+        let options = BevOptions {
+            defer_callbacks,
+            ..BevOptions::default()
+        };
+        let bev = BufferedSocket::connect(&mut base, port, options).unwrap();
+        bev.enable(&mut base, EventFlags::READ | EventFlags::WRITE)
+            .unwrap();
+        bev.set_event_callback(|bev, log: &mut Log| {
+            log.push((bev.what(), bev.error().map(|e| e.kind())));
+        })
+        .unwrap();
+        let mut log = Log::new();
+        run_until(&mut base, &mut log, "the connect's outcome", |l| {
+            !l.is_empty()
+        });
+        for _ in 0..10 {
+            crate::util::turn(&mut base, &mut log);
+        }
+        assert_eq!(
+            log,
+            [(BevEvent::ERROR, Some(io::ErrorKind::ConnectionRefused))],
+            "defer_callbacks {defer_callbacks}"
+        );
+        bev.free(&mut base).unwrap();
+    }
+}
+
 /// The peer closing reports EOF|READING after the data before it was read.
 pub fn eof_after_data(h: &Harness) {
     let (x, y) = socketpair();

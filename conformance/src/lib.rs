@@ -225,6 +225,7 @@ scenario_list! {
     buffered::write_timeout,
     buffered::connect_success,
     buffered::connect_failure,
+    buffered::refused_connect_is_one_error_whatever_the_readiness_order,
     buffered::eof_after_data,
     buffered::free_inside_callbacks,
     buffered::pair_both_ways_and_eof_on_free,

@@ -405,7 +405,36 @@ impl<D> State<D> {
         }
     }
 
+    /// While connecting, whichever readiness comes first decides the connect (select reports
+    /// a refused socket readable before writable, and a read would consume the error): the
+    /// outcome is CONNECTED, or one ERROR carrying `SO_ERROR`. Returns whether it connected.
+    fn finish_connect(&mut self) -> bool {
+        self.connecting = false;
+        let error =
+            self.connect_error.take().or_else(|| {
+                match rustix::net::sockopt::socket_error(self.borrowed_fd()) {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) | Err(e) => Some(io::Error::from(e)),
+                }
+            });
+        match error {
+            None => {
+                self.pending.events |= BevEvent::CONNECTED;
+                true
+            }
+            Some(e) => {
+                self.enabled = EventFlags::empty();
+                self.pending.events |= BevEvent::ERROR;
+                self.pending.error = Some(e);
+                false
+            }
+        }
+    }
+
     fn on_readable(&mut self, fired: EventFlags) {
+        if self.connecting && fired.intersects(EventFlags::READ) && !self.finish_connect() {
+            return;
+        }
         if fired.contains(EventFlags::TIMEOUT) && !fired.contains(EventFlags::READ) {
             self.enabled = self.enabled.without(EventFlags::READ);
             self.pending.events |= BevEvent::TIMEOUT | BevEvent::READING;
@@ -450,22 +479,10 @@ impl<D> State<D> {
     }
 
     fn on_writable(&mut self, fired: EventFlags) {
-        if self.connecting {
-            self.connecting = false;
-            let error = self.connect_error.take().or_else(|| {
-                match rustix::net::sockopt::socket_error(self.borrowed_fd()) {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) | Err(e) => Some(io::Error::from(e)),
-                }
-            });
-            match error {
-                None => self.pending.events |= BevEvent::CONNECTED,
-                Some(e) => {
-                    self.enabled = EventFlags::empty();
-                    self.pending.events |= BevEvent::ERROR;
-                    self.pending.error = Some(e);
-                }
-            }
+        // Readiness decides a connect; a timeout alone (SO_ERROR is 0 while a connect is in
+        // progress) is a write timeout, reported below.
+        if self.connecting && fired.intersects(EventFlags::WRITE) {
+            self.finish_connect();
             return;
         }
         if fired.contains(EventFlags::TIMEOUT) && !fired.contains(EventFlags::WRITE) {
