@@ -56,6 +56,29 @@ impl std::fmt::Debug for EpollBackend {
 }
 
 impl EpollBackend {
+    /// After a wait that filled the buffer, which may have left ready fds behind: grow the
+    /// buffer and take the rest at once (not blocking), so no fd waits for another iteration
+    /// because the buffer was small. epoll hands out fds not yet reported before those it
+    /// reports again, so this ends once the buffer is larger than the number of ready fds.
+    /// The buffer keeps the size it needed, up to `MAX_EVENTS` (libevent's policy).
+    #[cold]
+    fn take_the_rest(&mut self) {
+        while self.events.len() == self.events.capacity() {
+            self.events.reserve(self.events.capacity());
+            let got = epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut self.events),
+                Some(&rustix::event::Timespec::default()),
+            );
+            if got.is_err() {
+                break; // EINTR or worse: what we have is reported; the next wait sees the rest
+            }
+        }
+        if self.events.capacity() > MAX_EVENTS {
+            self.events.shrink_to(MAX_EVENTS);
+        }
+    }
+
     /// A new epoll instance (close-on-exec).
     ///
     /// # Errors
@@ -163,14 +186,14 @@ impl Backend for EpollBackend {
             Err(Errno::INTR) => return Ok(()),
             Err(e) => return Err(evloop_core::os_error("epoll_wait", e)),
         }
+        if self.events.len() == self.events.capacity() {
+            self.take_the_rest();
+        }
         ready.extend(
             self.events
                 .iter()
                 .map(|ev| (ev.data.u64() as RawFd, readiness(ev.flags))),
         );
-        if self.events.len() == self.events.capacity() && self.events.capacity() < MAX_EVENTS {
-            self.events.reserve(self.events.capacity());
-        }
         Ok(())
     }
 

@@ -247,23 +247,43 @@ impl Backend for KqueueBackend {
         self.results.clear();
         // Room for one error per pending change, so none is dropped.
         self.results.reserve(self.pending.len() + EVENTS);
-        let timeout = wait_timeout(timeout);
-        // SAFETY: every fd in `pending` is one the core watches or just let go of; a closed
-        // one comes back as an EV_ERROR result.
-        let result = unsafe {
-            kqueue::kevent_timespec(
-                &self.kq,
-                &self.pending,
-                rustix::buffer::spare_capacity(&mut self.results),
-                timeout.as_ref(),
-            )
-        };
-        self.pending.clear();
-        match result {
-            Ok(_) => {}
-            Err(Errno::INTR) => return Ok(()),
-            Err(e) => return Err(os_error("kqueue: kevent", e)),
+        let mut timeout = wait_timeout(timeout);
+        let mut changes: &[Event] = &self.pending;
+        let mut first = true;
+        // A wait that fills the buffer may have left ready fds behind: grow it and take the
+        // rest at once (no changes, not blocking), so no fd waits for another iteration
+        // because the buffer was small; this ends once the buffer outgrows the ready fds.
+        loop {
+            let room = self.results.capacity() - self.results.len();
+            // SAFETY: every fd in `changes` is one the core watches or just let go of; a
+            // closed one comes back as an EV_ERROR result.
+            let result = unsafe {
+                kqueue::kevent_timespec(
+                    &self.kq,
+                    changes,
+                    rustix::buffer::spare_capacity(&mut self.results),
+                    timeout.as_ref(),
+                )
+            };
+            changes = &[];
+            match result {
+                Ok(_) => {}
+                // Interrupted: what earlier rounds collected is still reported below.
+                Err(Errno::INTR) => break,
+                Err(e) if first => {
+                    self.pending.clear();
+                    return Err(os_error("kqueue: kevent", e));
+                }
+                Err(_) => break,
+            }
+            if self.results.len() < self.results.capacity() || room == 0 {
+                break;
+            }
+            self.results.reserve(self.results.capacity());
+            timeout = Some(rustix::event::Timespec::default());
+            first = false;
         }
+        self.pending.clear();
         let mut failure = None;
         for ev in &self.results {
             match ev.filter() {

@@ -188,28 +188,37 @@ impl Backend for PollingBackend {
     }
 
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
-        self.events.clear();
         // polling turns a timeout into a deadline and retries on EINTR by itself.
-        let timeout = timeout.map(|t| t.min(MAX_WAIT));
-        self.shared
-            .poller
-            .wait(&mut self.events, timeout)
-            .map_err(|e| evloop_core::os_error("polling: wait", e))?;
+        let mut timeout = timeout.map(|t| t.min(MAX_WAIT));
+        // A wait that fills the buffer may have left ready fds behind: take the rest at once
+        // (not blocking) with a buffer twice as large, so no fd waits for another iteration
+        // because the buffer was small; this ends once the buffer outgrows the ready fds.
+        loop {
+            self.events.clear();
+            self.shared
+                .poller
+                .wait(&mut self.events, timeout)
+                .map_err(|e| evloop_core::os_error("polling: wait", e))?;
+            ready.extend(
+                self.events
+                    .iter()
+                    .map(|ev| (ev.key as RawFd, readiness(&ev))),
+            );
+            let capacity = self.events.capacity();
+            if self.events.len() < capacity.get() {
+                break;
+            }
+            let two = NonZeroUsize::new(2).expect("two is not zero");
+            self.events = Events::with_capacity(capacity.saturating_mul(two));
+            timeout = Some(Duration::ZERO);
+        }
         if self.shared.woken.swap(false, Ordering::AcqRel) {
             ready.push_wake();
         }
-        ready.extend(
-            self.events
-                .iter()
-                .map(|ev| (ev.key as RawFd, readiness(&ev))),
-        );
-        let capacity = self.events.capacity().get();
-        if self.events.len() == capacity && capacity < MAX_EVENTS {
-            self.events = Events::with_capacity(
-                self.events
-                    .capacity()
-                    .saturating_mul(NonZeroUsize::new(2).expect("two is not zero")),
-            );
+        // Keep the buffer that one wait needed, within bounds.
+        if self.events.capacity().get() > MAX_EVENTS {
+            let max = NonZeroUsize::new(MAX_EVENTS).expect("MAX_EVENTS is not zero");
+            self.events = Events::with_capacity(max);
         }
         Ok(())
     }

@@ -203,6 +203,8 @@ scenario_list! {
     control::empty_loop_returns,
     control::no_exit_on_empty_with_loop_exit,
     control::nonblock_returns_at_once,
+    control::one_nonblocking_pass_calls_every_ready_fd,
+    control::nonblock_until_idle_finishes_the_work_it_triggers,
     control::dispatch_limits_bound_a_flood,
     control::remove_timer_keeps_the_io_interest,
     control::active_by_fd_activates_every_matching_event,

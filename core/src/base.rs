@@ -222,11 +222,15 @@ impl<D> Base<D> {
             registry.clock.cache = Some(now);
             registry.activate_ready();
             registry.expire_timers(now);
+            let found_work = !registry.active.is_empty();
             let ran = registry.process_active(data, options);
             if flags.contains(LoopFlags::ONCE) && registry.active.is_empty() && ran > 0 {
                 return Ok(RunOutcome::Returned);
             }
-            if flags.contains(LoopFlags::NONBLOCK) {
+            // One pass, or with UNTIL_IDLE passes until one finds nothing to do.
+            if flags.contains(LoopFlags::NONBLOCK)
+                && !(flags.contains(LoopFlags::UNTIL_IDLE) && found_work)
+            {
                 return Ok(RunOutcome::Returned);
             }
         }

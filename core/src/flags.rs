@@ -161,6 +161,11 @@ flag_set! {
         NONBLOCK = 0x02,
         /// Keep running when no event is registered, until `loop_exit` or `loop_break`.
         NO_EXIT_ON_EMPTY = 0x04,
+        /// With `NONBLOCK`: keep making passes while a pass found something active, and return
+        /// at the first that found nothing (libevent's `EVLOOP_NONBLOCK`), so I/O a callback
+        /// triggers is handled before the run returns. A persistent timer with a zero interval
+        /// is active at every pass, so it keeps such a run going, as in libevent.
+        UNTIL_IDLE = 0x08,
     }
 }
 
