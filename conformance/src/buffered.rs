@@ -350,6 +350,83 @@ pub fn pair_both_ways_and_eof_on_free(h: &Harness) {
     assert_eq!(t.events, [("b", BevEvent::EOF | BevEvent::READING)]);
 }
 
+/// A pair's read and write timeouts fire as a socket's do: no data arriving within the read
+/// timeout reports TIMEOUT|READING, output the partner does not take within the write
+/// timeout TIMEOUT|WRITING; activity restarts them (libevent's generic timeouts on pairs).
+pub fn pair_timeouts_fire(h: &Harness) {
+    type Log = Vec<(&'static str, BevEvent, Instant)>;
+    let mut base = h.base::<Log>();
+    let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
+    for (bev, name) in [(&a, "a"), (&b, "b")] {
+        bev.set_event_callback(move |bev, log: &mut Log| {
+            log.push((name, bev.what(), Instant::now()));
+        })
+        .unwrap();
+    }
+    let start = Instant::now();
+    // b reads and nothing comes: its read timeout fires.
+    b.set_timeouts(&mut base, Some(Duration::from_millis(40)), None)
+        .unwrap();
+    b.enable(&mut base, EventFlags::READ).unwrap();
+    // a writes, but b stops reading: a's output stays, and its write timeout fires.
+    let mut log = Log::new();
+    run_until(&mut base, &mut log, "b's read timeout", |l| !l.is_empty());
+    assert_eq!(log[0].0, "b");
+    assert_eq!(log[0].1, BevEvent::TIMEOUT | BevEvent::READING);
+    assert!(log[0].2 - start >= Duration::from_millis(40), "early");
+    // The timeout disabled b's reading, so what a writes now stays in a's output.
+    a.set_timeouts(&mut base, None, Some(Duration::from_millis(40)))
+        .unwrap();
+    let written = Instant::now();
+    a.write(&mut base, b"waiting").unwrap();
+    run_until(&mut base, &mut log, "a's write timeout", |l| l.len() >= 2);
+    assert_eq!(log[1].0, "a");
+    assert_eq!(log[1].1, BevEvent::TIMEOUT | BevEvent::WRITING);
+    assert!(log[1].2 - written >= Duration::from_millis(40), "early");
+    assert_eq!(
+        a.with_output(|o| o.len()).unwrap(),
+        7,
+        "the bytes stay with the writer"
+    );
+    a.free(&mut base).unwrap();
+    b.free(&mut base).unwrap();
+}
+
+/// On a pair, bytes wait in the writer's output while the partner does not read (libevent's
+/// flow): nothing reaches an input whose reading is disabled, and all of it arrives, in order,
+/// once reading is enabled.
+pub fn pair_keeps_bytes_until_the_reader_reads(h: &Harness) {
+    let mut base = h.base::<Vec<u8>>();
+    let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
+    b.set_read_callback(|bev, got: &mut Vec<u8>| {
+        let n = bev.input().len();
+        let mut buf = vec![0; n];
+        bev.input().remove(&mut buf).unwrap();
+        got.extend_from_slice(&buf);
+    })
+    .unwrap();
+    b.disable(&mut base, EventFlags::READ).unwrap();
+    a.write(&mut base, b"hello ").unwrap();
+    a.write(&mut base, b"pair").unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        crate::util::turn(&mut base, &mut got);
+    }
+    assert_eq!(got, b"");
+    assert_eq!(
+        b.with_input(|i| i.len()).unwrap(),
+        0,
+        "reached a disabled reader"
+    );
+    assert_eq!(a.with_output(|o| o.len()).unwrap(), 10);
+    b.enable(&mut base, EventFlags::READ).unwrap();
+    run_until(&mut base, &mut got, "the bytes", |g| g.len() >= 10);
+    assert_eq!(got, b"hello pair");
+    assert_eq!(a.with_output(|o| o.len()).unwrap(), 0);
+    a.free(&mut base).unwrap();
+    b.free(&mut base).unwrap();
+}
+
 /// An echo server (listener + buffered sockets) serves 500 concurrent clients, each of which
 /// gets its own bytes back.
 pub fn listener_accepts_500_concurrent_clients(h: &Harness) {

@@ -231,6 +231,8 @@ scenario_list! {
     buffered::eof_after_data,
     buffered::free_inside_callbacks,
     buffered::pair_both_ways_and_eof_on_free,
+    buffered::pair_timeouts_fire,
+    buffered::pair_keeps_bytes_until_the_reader_reads,
     buffered::listener_accepts_500_concurrent_clients,
     buffered::listener_backs_off_on_emfile [unix: "RLIMIT_NOFILE in a forked child"],
     buffered::large_transfer_through_echo,

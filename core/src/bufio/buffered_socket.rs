@@ -194,16 +194,20 @@ impl<D> State<D> {
         if self.freed {
             return Ok(());
         }
+        // A pair's "events" are timers: armed only while a timeout is set.
+        let pair = self.fd == NO_FD;
         if let Some(ev) = self.read_ev {
             let want = self.enabled.contains(EventFlags::READ)
-                && (self.read_high == 0 || self.input.len() < self.read_high);
+                && (self.read_high == 0 || self.input.len() < self.read_high)
+                && !(pair && self.read_timeout.is_none());
             set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
         }
         if let Some(ev) = self.write_ev {
             // Write at once instead of waiting for writability: a socket almost always has
             // room, and this saves arming and disarming the write event (two epoll_ctl calls
             // per response). Only what the kernel refuses waits for the write event.
-            if !self.write_armed
+            if !pair
+                && !self.write_armed
                 && !self.connecting
                 && self.enabled.contains(EventFlags::WRITE)
                 && !self.output.is_empty()
@@ -214,7 +218,9 @@ impl<D> State<D> {
                 }
             }
             let want = self.connecting
-                || (self.enabled.contains(EventFlags::WRITE) && !self.output.is_empty());
+                || (self.enabled.contains(EventFlags::WRITE)
+                    && !self.output.is_empty()
+                    && !(pair && self.write_timeout.is_none()));
             set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
         }
         if self.partner.is_some() {
@@ -522,8 +528,15 @@ impl<D> State<D> {
 }
 
 /// Move bytes from `from.output` to `to.input` within `to`'s high watermark.
+/// Pairs: move `from`'s output into `to`'s input, as far as `to` reads (reading enabled, below
+/// its high watermark): bytes wait in the writer's output until then, as in libevent, which is
+/// what makes watermarks and flow control mean something on pairs. A move restarts both
+/// sides' timeouts, as activity on a socket does.
 fn transfer<D>(from: &mut State<D>, to: &mut State<D>, ops: &mut Registry<D>) {
-    if from.output.is_empty() || !from.enabled.contains(EventFlags::WRITE) {
+    if from.output.is_empty()
+        || !from.enabled.contains(EventFlags::WRITE)
+        || !to.enabled.contains(EventFlags::READ)
+    {
         return;
     }
     let room = if to.read_high > 0 {
@@ -534,6 +547,14 @@ fn transfer<D>(from: &mut State<D>, to: &mut State<D>, ops: &mut Registry<D>) {
     let moved = from.output.remove_into(&mut to.input, room).unwrap_or(0);
     if moved == 0 {
         return;
+    }
+    for (ev, armed, timeout) in [
+        (to.read_ev, to.read_armed, to.read_timeout),
+        (from.write_ev, from.write_armed, from.write_timeout),
+    ] {
+        if let (Some(ev), true) = (ev, armed) {
+            let _ = ops.add(ev, timeout);
+        }
     }
     if to.enabled.contains(EventFlags::READ) && to.input.len() >= to.read_low.max(1) {
         to.pending.read = true;
@@ -759,27 +780,32 @@ impl<D: 'static> BufferedSocket<D> {
         let defer =
             ops.new_event_boxed(NO_FD, EventFlags::empty(), defer_handler(state.clone()))?;
         state.borrow_mut().defer_ev = Some(defer);
-        if has_fd {
-            let made = ops
-                .new_event_boxed(
+        // A socket's read and write events watch its fd; a pair's are timers for its
+        // timeouts (a pair has no fd), run through the same handlers.
+        let (read, write) = if has_fd {
+            (EventFlags::READ, EventFlags::WRITE)
+        } else {
+            (EventFlags::empty(), EventFlags::empty())
+        };
+        let made = ops
+            .new_event_boxed(
+                raw,
+                read | EventFlags::PERSIST,
+                io_handler(state.clone(), State::on_readable),
+            )
+            .and_then(|r| {
+                state.borrow_mut().read_ev = Some(r);
+                ops.new_event_boxed(
                     raw,
-                    EventFlags::READ | EventFlags::PERSIST,
-                    io_handler(state.clone(), State::on_readable),
+                    write | EventFlags::PERSIST,
+                    io_handler(state.clone(), State::on_writable),
                 )
-                .and_then(|r| {
-                    state.borrow_mut().read_ev = Some(r);
-                    ops.new_event_boxed(
-                        raw,
-                        EventFlags::WRITE | EventFlags::PERSIST,
-                        io_handler(state.clone(), State::on_writable),
-                    )
-                });
-            match made {
-                Ok(w) => state.borrow_mut().write_ev = Some(w),
-                Err(e) => {
-                    state.borrow_mut().teardown(ops);
-                    return Err(e);
-                }
+            });
+        match made {
+            Ok(w) => state.borrow_mut().write_ev = Some(w),
+            Err(e) => {
+                state.borrow_mut().teardown(ops);
+                return Err(e);
             }
         }
         Ok(Self { state })
