@@ -283,6 +283,37 @@ pub fn refused_connect_is_one_error_whatever_the_readiness_order(h: &Harness) {
     }
 }
 
+/// A connect that does not complete within the write timeout is one TIMEOUT|WRITING, never
+/// CONNECTED (`SO_ERROR` is 0 while a connect is in progress), and it does not repeat: the
+/// timeout disables writing, as in libevent. A listener with backlog 0 whose one queue slot is
+/// taken drops further SYNs, so the connect stays in progress.
+#[cfg(unix)]
+pub fn connect_timeout_is_one_timeout(h: &Harness) {
+    use rustix::net::{bind, listen, socket, AddressFamily, SocketType};
+    let full = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&full, &loopback()).unwrap();
+    listen(&full, 0).unwrap();
+    let addr = SocketAddr::try_from(rustix::net::getsockname(&full).unwrap()).unwrap();
+    let _queued = TcpStream::connect(addr).unwrap(); // takes the queue's one place
+    let mut base = h.base::<Vec<BevEvent>>();
+    let bev = BufferedSocket::connect(&mut base, addr, BevOptions::default()).unwrap();
+    bev.set_event_callback(|bev, log: &mut Vec<BevEvent>| log.push(bev.what()))
+        .unwrap();
+    bev.set_timeouts(&mut base, None, Some(Duration::from_millis(40)))
+        .unwrap();
+    let mut log = Vec::new();
+    run_until(&mut base, &mut log, "the connect timeout", |l| {
+        !l.is_empty()
+    });
+    let until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < until {
+        crate::util::turn(&mut base, &mut log);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(log, [BevEvent::TIMEOUT | BevEvent::WRITING]);
+    bev.free(&mut base).unwrap();
+}
+
 /// The peer closing reports EOF|READING after the data before it was read.
 pub fn eof_after_data(h: &Harness) {
     let (x, y) = socketpair();

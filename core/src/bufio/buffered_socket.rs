@@ -217,10 +217,11 @@ impl<D> State<D> {
                     self.schedule(ops);
                 }
             }
-            let want = self.connecting
-                || (self.enabled.contains(EventFlags::WRITE)
-                    && !self.output.is_empty()
-                    && !(pair && self.write_timeout.is_none()));
+            // A connect in progress is watched while writing is enabled (the default), as
+            // in libevent; a write timeout disables writing, so it fires once.
+            let want = self.enabled.contains(EventFlags::WRITE)
+                && (self.connecting
+                    || (!self.output.is_empty() && !(pair && self.write_timeout.is_none())));
             set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
         }
         if self.partner.is_some() {
