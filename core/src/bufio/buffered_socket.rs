@@ -199,7 +199,7 @@ impl<D> State<D> {
         if let Some(ev) = self.read_ev {
             let want = self.enabled.contains(EventFlags::READ)
                 && (self.read_high == 0 || self.input.len() < self.read_high)
-                && !(pair && self.read_timeout.is_none());
+                && (!pair || self.read_timeout.is_some());
             set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
         }
         if let Some(ev) = self.write_ev {
@@ -219,9 +219,9 @@ impl<D> State<D> {
             }
             // A connect in progress is watched while writing is enabled (the default), as
             // in libevent; a write timeout disables writing, so it fires once.
+            let watched = !pair || self.write_timeout.is_some();
             let want = self.enabled.contains(EventFlags::WRITE)
-                && (self.connecting
-                    || (!self.output.is_empty() && !(pair && self.write_timeout.is_none())));
+                && (self.connecting || (watched && !self.output.is_empty()));
             set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
         }
         if self.partner.is_some() {
