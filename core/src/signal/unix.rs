@@ -123,13 +123,9 @@ pub(super) fn restore_handler(signo: i32) {
     restore_disposition(signo);
 }
 
-/// The self-pipe: a non-blocking pipe, `(read end, write end)`.
+/// The self-pipe (and handles' wake-up channel off Linux): a non-blocking, close-on-exec
+/// pipe, `(read end, write end)` (macOS has no pipe2, so the flags are set after).
 pub(crate) fn wake_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    nonblocking_pipe()
-}
-
-/// A non-blocking, close-on-exec pipe (macOS has no pipe2, so the flags are set after).
-fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     #[cfg(not(any(target_os = "macos", target_os = "ios")))]
     {
         use rustix::pipe::PipeFlags;
