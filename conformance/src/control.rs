@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use evloop_core::{BaseOptions, EventFlags, LoopFlags, RunOutcome};
+use evloop_core::fd::OwnedFd;
+use evloop_core::{Base, BaseOptions, EventFlags, EventId, LoopFlags, RunOutcome};
 
 use crate::util::{
     borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
@@ -418,6 +419,24 @@ pub fn one_nonblocking_pass_calls_every_ready_fd(h: &Harness) {
     assert_eq!(n, N, "ready fds left for a later pass");
 }
 
+/// A persistent READ event on `from` that logs `name`, drains `from`, and passes one byte on
+/// to `to`.
+fn relay(base: &mut Base<Log>, name: &'static str, from: OwnedFd, to: Option<OwnedFd>) -> EventId {
+    let fd = raw(&from);
+    base.new_event(
+        fd,
+        EventFlags::READ | EventFlags::PERSIST,
+        move |_, log: &mut Log| {
+            log.push((name, EventFlags::READ));
+            let _ = read_available(&from);
+            if let Some(to) = &to {
+                write_all(to, b"x");
+            }
+        },
+    )
+    .unwrap()
+}
+
 /// `NONBLOCK | UNTIL_IDLE` (libevent's `EVLOOP_NONBLOCK`) keeps making passes while a pass
 /// ran callbacks: I/O that a callback triggers is handled before it returns. Plain `NONBLOCK`
 /// makes one pass.
@@ -432,27 +451,8 @@ pub fn nonblock_until_idle_finishes_the_work_it_triggers(h: &Harness) {
                 write_all(&a1, b"1");
             })
             .unwrap();
-        let second = base
-            .new_event(
-                raw(&b1),
-                EventFlags::READ | EventFlags::PERSIST,
-                move |_, log: &mut Log| {
-                    log.push(("second", EventFlags::READ));
-                    let _ = crate::util::read_available(crate::util::borrow(raw(&b1)));
-                    write_all(&a2, b"2");
-                },
-            )
-            .unwrap();
-        let third = base
-            .new_event(
-                raw(&b2),
-                EventFlags::READ | EventFlags::PERSIST,
-                move |_, log: &mut Log| {
-                    log.push(("third", EventFlags::READ));
-                    let _ = crate::util::read_available(crate::util::borrow(raw(&b2)));
-                },
-            )
-            .unwrap();
+        let second = relay(&mut base, "second", b1, Some(a2));
+        let third = relay(&mut base, "third", b2, None);
         base.add(second, None).unwrap();
         base.add(third, None).unwrap();
         base.activate(first, EventFlags::TIMEOUT, 1).unwrap();

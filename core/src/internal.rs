@@ -132,15 +132,19 @@ impl<D> Registry<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn handle(&mut self) -> io::Result<Handle<D>> {
-        if self.internal.remote.is_none() {
-            let waker = self.backend.waker().transpose()?;
-            let remote = Remote::new(waker)?;
-            let event = self.add_remote_event(remote.fd())?;
-            self.internal.remote = Some(remote);
-            self.internal.remote_event = Some(event);
-        }
-        let remote = self.internal.remote.as_ref().expect("just set");
-        Ok(Handle::new(remote.shared.clone()))
+        let shared = match &self.internal.remote {
+            Some(remote) => remote.shared.clone(),
+            None => {
+                let waker = self.backend.waker().transpose()?;
+                let remote = Remote::new(waker)?;
+                let event = self.add_remote_event(remote.fd())?;
+                let shared = remote.shared.clone();
+                self.internal.remote = Some(remote);
+                self.internal.remote_event = Some(event);
+                shared
+            }
+        };
+        Ok(Handle::new(shared))
     }
 
     /// After fork (`Base::reinit`): re-create the backend's kernel object where it has one,
