@@ -159,11 +159,9 @@ impl Backend for EpollBackend {
                 r => r,
             }
         } else {
-            match epoll::modify(&self.epoll, source, data, flags) {
-                // Closed and reused since we registered it: the kernel forgot it.
-                Err(Errno::NOENT) => epoll::add(&self.epoll, source, data, flags),
-                r => r,
-            }
+            // ENOENT: closed (and perhaps reused) since we registered it, so the kernel forgot
+            // it; the error's kind is NotFound, which tells the core so (see the contract).
+            epoll::modify(&self.epoll, source, data, flags)
         };
         result.map_err(|e| match e {
             Errno::PERM => io::Error::new(

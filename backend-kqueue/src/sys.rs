@@ -304,7 +304,7 @@ impl Backend for KqueueBackend {
             match translate::outcome(&report) {
                 Outcome::Ready(flags) => ready.push(report.fd, flags),
                 Outcome::Ignore => {}
-                Outcome::Closed => ready.push(report.fd, EventFlags::READ | EventFlags::WRITE),
+                Outcome::Closed => ready.push_closed(report.fd),
                 Outcome::Failed(errno) => {
                     failure.get_or_insert(io::Error::new(
                         io::Error::from_raw_os_error(errno).kind(),

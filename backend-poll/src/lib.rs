@@ -4,7 +4,8 @@
 //! the fd's index in it, so a change is O(1), and a removal moves the last entry into the
 //! hole. poll(2) does not check fds when they are added, so a new registration checks the fd
 //! with `fcntl(F_GETFD)` to give the caller of `add` a clear error. A closed fd that stays
-//! registered comes back as `POLLNVAL`, reported as READ|WRITE so its callback notices.
+//! registered comes back as `POLLNVAL`, reported to the core as closed (one error event to
+//! its events, which are then deleted).
 //! CLOSED uses `POLLRDHUP` on Linux and Android; elsewhere the core emulates it.
 //!
 //! References: poll(2).
@@ -19,7 +20,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
-use evloop_core::{fd_error, fd_is_open, Backend, EventFlags, Features, ReadyList};
+use evloop_core::backend::{registration_lost, FileId};
+use evloop_core::{fd_error, Backend, EventFlags, Features, ReadyList};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
@@ -43,6 +45,8 @@ pub struct PollBackend {
     // where a closed one is harmless (POLLNVAL).
     fds: Vec<PollFd<'static>>,
     slot_of: Vec<u32>,
+    /// The file each registered fd named when it was registered.
+    file_of: Vec<FileId>,
 }
 
 impl PollBackend {
@@ -71,7 +75,7 @@ pub fn poll_flags(interest: EventFlags) -> PollFlags {
 /// The readiness poll(2) reports in `revents`.
 pub fn readiness(revents: PollFlags) -> EventFlags {
     let mut r = EventFlags::empty();
-    if revents.intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL) {
+    if revents.intersects(PollFlags::ERR | PollFlags::HUP) {
         r |= EventFlags::READ | EventFlags::WRITE;
     }
     if revents.contains(PollFlags::IN) {
@@ -117,7 +121,14 @@ impl Backend for PollBackend {
         // both of which report a closed fd instead of touching it.
         let borrowed: BorrowedFd<'static> = unsafe { BorrowedFd::borrow_raw(fd) };
         if old.is_empty() && slot == NO_SLOT {
-            fd_is_open(fd).map_err(|e| fd_error("poll", "add", fd, e))?;
+            let id = FileId::of(fd).map_err(|e| fd_error("poll", "add", fd, e))?;
+            if idx >= self.file_of.len() {
+                self.file_of.resize(idx + 1, FileId::default());
+            }
+            self.file_of[idx] = id;
+        } else if old == new && FileId::of(fd).ok() != self.file_of.get(idx).copied() {
+            // A revalidation (see the backend contract): the number names another file now.
+            return Err(registration_lost("poll", fd));
         }
         let entry = PollFd::from_borrowed_fd(borrowed, poll_flags(new));
         if slot == NO_SLOT {
@@ -141,7 +152,10 @@ impl Backend for PollBackend {
         }
         for pfd in &self.fds {
             let revents = pfd.revents();
-            if !revents.is_empty() {
+            if revents.contains(PollFlags::NVAL) {
+                // Closed under its events: the core reports it once and deletes them.
+                ready.push_closed(pfd.as_fd().as_raw_fd());
+            } else if !revents.is_empty() {
                 ready.push(pfd.as_fd().as_raw_fd(), readiness(revents));
             }
         }

@@ -168,11 +168,9 @@ impl Backend for PollingBackend {
                 r => r,
             }
         } else {
-            match poller.modify_with_mode(source, ev, mode) {
-                // Closed and reused since we registered it: the kernel forgot it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => add(),
-                r => r,
-            }
+            // NotFound: closed (and perhaps reused) since we registered it, so the kernel
+            // forgot it; the core reports the old events and registers the fd afresh.
+            poller.modify_with_mode(source, ev, mode)
         };
         result.map_err(|e| {
             let op = if old.is_empty() { "add" } else { "modify" };

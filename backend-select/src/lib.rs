@@ -8,7 +8,8 @@
 //!
 //! select(2) fails the whole wait with `EBADF` when any fd in the sets was closed. Instead of
 //! a dead loop (libevent treats it as fatal), the closed fds are found with `fcntl(F_GETFD)`,
-//! reported as READ|WRITE to their events, and the wait is retried without them. Edge
+//! reported to the core as closed (one error event, then their events are deleted), and the
+//! wait is retried without them. Edge
 //! triggering is not offered; CLOSED is emulated by the core.
 //!
 //! On Windows, Winsock's `select` takes a count and an array of sockets rather than a bit

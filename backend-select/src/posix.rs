@@ -4,7 +4,7 @@ use evloop_core::fd::RawFd;
 use std::io;
 use std::time::Duration;
 
-use evloop_core::backend::wait_timeout;
+use evloop_core::backend::{registration_lost, wait_timeout, FileId};
 use evloop_core::{fd_error, fd_is_open, Backend, EventFlags, Features, ReadyList};
 use rustix::event::{
     fd_set_bound, fd_set_insert, fd_set_num_elements, fd_set_remove, FdSetElement, FdSetIter,
@@ -27,6 +27,8 @@ pub struct SelectBackend {
     read_out: Vec<FdSetElement>,
     write_out: Vec<FdSetElement>,
     bad: Vec<RawFd>,
+    /// The file each registered fd named when it was registered.
+    file_of: Vec<FileId>,
 }
 
 impl std::fmt::Debug for SelectBackend {
@@ -100,8 +102,19 @@ impl Backend for SelectBackend {
     }
 
     fn change(&mut self, fd: RawFd, old: EventFlags, new: EventFlags) -> io::Result<()> {
+        let idx = fd as usize;
         if old.is_empty() && !new.is_empty() {
-            fd_is_open(fd).map_err(|e| fd_error("select", "add", fd, e))?;
+            let id = FileId::of(fd).map_err(|e| fd_error("select", "add", fd, e))?;
+            if idx >= self.file_of.len() {
+                self.file_of.resize(idx + 1, FileId::default());
+            }
+            self.file_of[idx] = id;
+        } else if old == new
+            && !new.is_empty()
+            && FileId::of(fd).ok() != self.file_of.get(idx).copied()
+        {
+            // A revalidation (see the backend contract): the number names another file now.
+            return Err(registration_lost("select", fd));
         }
         set(&mut self.read_interest, fd, new.contains(EventFlags::READ));
         set(
@@ -127,7 +140,7 @@ impl Backend for SelectBackend {
             bad.dedup();
             self.bad = bad;
             for &fd in &self.bad {
-                ready.push(fd, EventFlags::READ | EventFlags::WRITE);
+                ready.push_closed(fd);
             }
             result = self.select_once(nfds, Some(Duration::ZERO));
         }
@@ -172,11 +185,8 @@ mod tests {
         let mut ready = ReadyList::new();
         s.dispatch(Some(Duration::from_millis(100)), &mut ready)
             .unwrap();
+        assert_eq!(ready.closed(), [fa]);
         let got: Vec<_> = ready.iter().collect();
-        assert!(
-            got.contains(&(fa, EventFlags::READ | EventFlags::WRITE)),
-            "{got:?}"
-        );
         assert!(
             got.contains(&(keep.1.as_raw_fd(), EventFlags::WRITE)),
             "{got:?}"

@@ -191,7 +191,7 @@ impl Backend for SelectBackend {
                 .filter(|&s| fd_is_open(s).is_err())
                 .collect();
             for &socket in &self.bad {
-                ready.push(socket, EventFlags::READ | EventFlags::WRITE);
+                ready.push_closed(socket);
             }
             result = self.select_once(Some(Duration::ZERO));
         }

@@ -179,6 +179,7 @@ scenario_list! {
     io_events::et_refused_without_the_feature,
     io_events::fd_closed_while_registered requires Features::CLOSE_TOLERANT,
     io_events::fd_number_reused_after_close [unix: "Windows socket values are not numbers a program can reuse (dup2)"],
+    io_events::new_event_on_a_reused_number_fires_despite_a_stale_registration [unix: "Windows socket values are not numbers a program can reuse (dup2)"] requires Features::CLOSE_TOLERANT,
     io_events::freed_fd_with_a_live_duplicate_leaves_no_registration [unix: "dup of an fd"],
     io_events::delete_then_readd_costs_no_change,
     io_events::persistent_io_timeout_restarts_on_activity,

@@ -14,7 +14,12 @@
 //!   told the backend successfully, with one exception: when the core suspects the fd number
 //!   was closed and reused, it passes `old = empty` for an fd the backend may still hold, and
 //!   the backend must then register the fd afresh (epoll: `ADD`, falling back to `MOD` on
-//!   `EEXIST`). `new = empty` means forget the fd; failures of that removal caused by the fd
+//!   `EEXIST`). A change with `old` not empty for an fd the kernel no longer holds (closed,
+//!   perhaps reused since: epoll's `MOD` fails with `ENOENT`) must fail with
+//!   [`NotFound`](std::io::ErrorKind::NotFound): the core then reports the old events as
+//!   closed and registers the fd afresh. A new event on an fd that already has registered
+//!   events is checked this way, with `change(fd, old, old)`, so a number reused under a
+//!   forgotten registration is noticed. `new = empty` means forget the fd; failures of that removal caused by the fd
 //!   being closed already must be ignored. An error is returned to whoever caused the change,
 //!   with a message naming the fd.
 //! * By default the core coalesces changes made between two waits (its *change list*): an fd
@@ -29,7 +34,9 @@
 //! * [`dispatch`](Backend::dispatch)`(timeout, ready)`: wait at most `timeout` (`None`: no
 //!   limit; zero: do not block) and push every ready fd with its readiness onto `ready`.
 //!   Readiness holds READ, WRITE and CLOSED; errors and hang-ups report READ|WRITE so that the
-//!   callbacks' own I/O sees the error. A wait cut short by a signal (`EINTR`) is not an
+//!   callbacks' own I/O sees the error. An fd found closed while still registered (poll's
+//!   `POLLNVAL`) is pushed with [`ReadyList::push_closed`] instead: the core reports it to
+//!   its events once and deletes them. A wait cut short by a signal (`EINTR`) is not an
 //!   error: return `Ok(())` with what is ready, possibly nothing. The timeout must be rounded
 //!   *up* to the mechanism's resolution (never wake early) and clamped to what it accepts.
 //!   Reporting an fd that is not ready, or one nobody watches any more, is allowed: the core
@@ -190,6 +197,7 @@ pub trait Waker: Send + Sync {
 #[derive(Debug, Default)]
 pub struct ReadyList {
     items: Vec<(RawFd, EventFlags)>,
+    closed: Vec<RawFd>,
     signals: Vec<(i32, u32)>,
     woken: bool,
 }
@@ -236,6 +244,18 @@ impl ReadyList {
         self.items.iter().copied()
     }
 
+    /// Report that `fd` was closed while still registered (poll's `POLLNVAL`, select's
+    /// `EBADF`). The core reports it once to the fd's events and deletes them, so a closed fd
+    /// is one error event and then quiet, never a spin.
+    pub fn push_closed(&mut self, fd: RawFd) {
+        self.closed.push(fd);
+    }
+
+    /// The fds reported closed.
+    pub fn closed(&self) -> &[RawFd] {
+        &self.closed
+    }
+
     /// Report `count` deliveries of signal `signo` (backends that
     /// [handle signals](Backend::handles_signals) only).
     pub fn push_signal(&mut self, signo: i32, count: u32) {
@@ -260,6 +280,7 @@ impl ReadyList {
     /// Forget every report, keeping the allocation.
     pub fn clear(&mut self) {
         self.items.clear();
+        self.closed.clear();
         self.signals.clear();
         self.woken = false;
     }
@@ -307,6 +328,57 @@ pub fn fd_is_open(fd: RawFd) -> io::Result<()> {
     #[cfg(windows)]
     let result = rustix::net::sockopt::socket_type(borrowed).map(drop);
     result.map_err(Into::into)
+}
+
+/// Which open file an fd refers to: device and inode on Unix, the socket on Windows. A
+/// backend without kernel registrations (poll, select) keeps it per fd, so a revalidating
+/// `change(fd, old, old)` can tell a number reused for another file from the one registered
+/// under it and fail with `NotFound` as the contract asks.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileId(u64, u64);
+
+impl FileId {
+    /// The file `fd` refers to now.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` (`WSAENOTSOCK` on Windows) for a closed fd, as [`fd_is_open`] gives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_core::backend::FileId;
+    /// use evloop_core::fd::AsRawFd;
+    /// let a = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let b = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// assert_eq!(FileId::of(a.as_raw_fd())?, FileId::of(a.as_raw_fd())?);
+    /// assert_ne!(FileId::of(a.as_raw_fd())?, FileId::of(b.as_raw_fd())?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn of(fd: RawFd) -> io::Result<FileId> {
+        fd_is_open(fd)?;
+        #[cfg(unix)]
+        {
+            // SAFETY: fstat only reads the fd's metadata; `fd` was open a moment ago, and a
+            // close since gives EBADF.
+            let borrowed = unsafe { crate::fd::BorrowedFd::borrow_raw(fd) };
+            let st = rustix::fs::fstat(borrowed)?;
+            #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+            Ok(FileId(st.st_dev as u64, st.st_ino as u64))
+        }
+        #[cfg(windows)]
+        {
+            Ok(FileId(fd as u64, 0))
+        }
+    }
+}
+
+/// The error of a revalidating change (see the contract) whose fd now names another file.
+pub fn registration_lost(backend: &str, fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{backend}: fd {fd} was closed (and its number reused) while registered"),
+    )
 }
 
 /// Build the error a backend returns when the kernel refuses `fd`: the OS error kind, with a

@@ -25,18 +25,22 @@ impl<D> Registry<D> {
         self.report_failed();
     }
 
-    /// fds the backend refused after the fact (closed behind our back) are reported to their
-    /// events as READ|WRITE, like poll's POLLNVAL, so the callbacks' I/O sees the error.
+    /// fds found closed under their events (the backend refused a change, or reported the fd
+    /// closed) are reported to each pending event once, as READ|WRITE|CLOSED within what it
+    /// watches (so its own I/O sees the error), and the events are deleted: one error event,
+    /// then quiet, on every backend. Re-adding such an event fails until its fd is open again.
+    #[cold]
     pub(crate) fn report_failed(&mut self) {
         while let Some(fd) = self.failed.pop() {
-            let mut n = 0;
-            while let Some(&idx) = self.io.events(fd).get(n) {
-                n += 1;
-                let slot = &self.slots[idx as usize];
-                let res = EventFlags::READ | EventFlags::WRITE;
+            let events = self.io.events(fd).to_vec();
+            for idx in events {
+                let idx = idx as usize;
+                let slot = &self.slots[idx];
                 if slot.is(state::PENDING_IO) {
-                    self.activate_idx(idx as usize, res & slot.flags, 1);
+                    let res = slot.flags & EventFlags::IO;
+                    self.activate_idx(idx, res, 1);
                 }
+                self.forget_io(idx);
             }
         }
     }
@@ -45,6 +49,10 @@ impl<D> Registry<D> {
     /// events of every ready fd, in the order they were added to the fd.
     #[inline]
     pub(crate) fn activate_ready(&mut self) {
+        if !self.ready.closed().is_empty() {
+            self.failed.extend_from_slice(self.ready.closed());
+            self.report_failed();
+        }
         if self.ready.take_woken() {
             if let Some(ev) = self.internal.remote_event {
                 self.activate_idx(ev.index as usize, EventFlags::READ, 1);

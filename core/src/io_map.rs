@@ -269,6 +269,28 @@ impl IoMap {
         Ok(())
     }
 
+    /// Check that the backend still holds `fd`'s registration, if it has one and events watch
+    /// it: `change(fd, old, old)`, which fails with `NotFound` where the kernel dropped it
+    /// (see the backend contract). The registration is considered gone after an error.
+    ///
+    /// # Errors
+    ///
+    /// The backend's refusal.
+    pub fn revalidate(&mut self, backend: &mut dyn Backend, fd: RawFd) -> io::Result<()> {
+        let Some(idx) = self.slot(fd) else {
+            return Ok(());
+        };
+        let e = &mut self.fds[idx];
+        if e.events.is_empty() || e.committed.is_empty() {
+            return Ok(());
+        }
+        let result = backend.change(fd, e.committed, e.committed);
+        if result.is_err() {
+            e.committed = EventFlags::empty();
+        }
+        result
+    }
+
     /// Remove event `id` with `flags` from `fd`; a no-op if it is not there.
     ///
     /// # Errors

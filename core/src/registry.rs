@@ -414,6 +414,13 @@ impl<D> Registry<D> {
             check_open(fd)?;
         }
         let fresh = !self.slots[idx].is(state::REGISTERED);
+        // A new event on an fd whose other events are registered: if the kernel forgot the
+        // registration (the fd was closed under those events and the number reused), they are
+        // stale — reported as closed and deleted — and the fd is registered afresh.
+        if fresh && self.io.revalidate(&mut *self.backend, fd).is_err() {
+            self.failed.push(fd);
+            self.report_failed();
+        }
         self.io
             .add(&mut *self.backend, fd, idx as u32, flags, fresh)?;
         self.slots[idx].set(state::PENDING_IO | state::REGISTERED);
@@ -883,6 +890,21 @@ impl<D> Registry<D> {
             slot.clear(state::DETACHED);
             let (fd, flags) = (slot.fd, slot.flags);
             let _ = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+        }
+    }
+
+    /// Take the event out of its fd's list for good, pending or lazily detached (its fd was
+    /// found closed); its timer and activation stay.
+    pub(crate) fn forget_io(&mut self, idx: usize) {
+        self.remove_detached(idx);
+        let slot = &mut self.slots[idx];
+        if slot.is(state::PENDING_IO) {
+            slot.clear(state::PENDING_IO);
+            let (fd, flags) = (slot.fd, slot.flags);
+            let _ = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
+            let slot = &mut self.slots[idx];
+            let counted = slot.should_count();
+            count(slot, &mut self.live, counted);
         }
     }
 
