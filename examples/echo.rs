@@ -33,7 +33,7 @@ fn main() -> std::io::Result<()> {
         },
     )?;
     for &signo in evloop::signal::STOP_SIGNALS {
-        let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None).expect("loop_exit"))?;
+        let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None))?;
         base.add(ev, None)?;
     }
     println!("echo: listening on {addr}");

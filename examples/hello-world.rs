@@ -53,7 +53,7 @@ fn main() {
                 }
             });
             let _ = bev.set_event_callback(|bev, _| {
-                if bev.what().contains(evloop::BevEvent::EOF) {
+                if bev.fired().contains(evloop::BevEvent::EOF) {
                     println!("Connection closed.");
                 } else if let Some(e) = bev.error() {
                     println!("Got an error on the connection: {e}");
@@ -71,8 +71,7 @@ fn main() {
     }
     let sigint = base.new_signal(libc::SIGINT, |ctx, _| {
         println!("Caught an interrupt signal; exiting cleanly in two seconds.");
-        ctx.loop_exit(Some(Duration::from_secs(2)))
-            .expect("loop_exit");
+        ctx.loop_exit(Some(Duration::from_secs(2)));
     });
     match sigint.and_then(|ev| base.add(ev, None)) {
         Ok(()) => {}

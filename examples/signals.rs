@@ -29,7 +29,7 @@ fn main() -> std::io::Result<()> {
         println!("exiting cleanly in two seconds");
         let me = ctx.id();
         ctx.del(me).unwrap();
-        ctx.loop_exit(Some(Duration::from_secs(2))).unwrap();
+        ctx.loop_exit(Some(Duration::from_secs(2)));
     })?;
     base.add(int, None)?;
     println!("ready: pid {}", std::process::id());

@@ -1,42 +1,98 @@
 //! evloop: an event-notification library in the lineage of libevent.
 //!
-//! One loop runs callbacks when fds become ready, when timers expire, or when you activate
-//! events by hand; an OS backend (epoll on Linux, kqueue on macOS and the BSDs, the `polling`
-//! adapter with event ports on illumos and Solaris, poll and select) does the waiting,
-//! chosen at build time by cargo features and at run time by [`Config`] and the environment,
-//! as libevent does. Every backend gives the same semantics, which the `evloop-conformance`
-//! suite checks scenario by scenario.
+//! One loop runs callbacks when fds become ready, when timers expire, when signals arrive, or
+//! when you activate events by hand; an OS backend (epoll on Linux, kqueue on macOS and the
+//! BSDs, the `polling` adapter with IOCP on Windows and event ports on illumos, poll and
+//! select) does the waiting, chosen at build time by cargo features and at run time by
+//! [`Config`] and the environment, as libevent does. Every backend gives the same semantics,
+//! which the `evloop-conformance` suite checks scenario by scenario.
 //!
-//! # Examples
+//! # Getting started
 //!
-//! A TCP connection on loopback, one persistent read event that ends the loop once data
-//! arrived (the same code on Unix and Windows: `evloop::fd` names fds and sockets alike):
+//! A line-echo server: a [`Listener`] accepts, each connection becomes a [`BufferedSocket`]
+//! (libevent's bufferevent) whose read callback answers every line. A client thread talks to
+//! it, and a [`Handle`] lets that thread stop the loop.
 //!
 //! ```
-//! use std::io::{Read, Write};
-//! use std::net::{TcpListener, TcpStream};
-//! use evloop::fd::AsRawFd;
-//! use evloop::{Base, EventFlags};
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::{SocketAddr, TcpStream};
+//! use evloop::{Base, BevOptions, BufferedSocket, Eol, EventFlags, Listener, ListenerOptions};
 //!
-//! let listener = TcpListener::bind("127.0.0.1:0")?;
-//! let mut client = TcpStream::connect(listener.local_addr()?)?;
-//! let (server, _) = listener.accept()?;
-//! server.set_nonblocking(true)?;
-//! let mut base: Base<Vec<u8>> = evloop::new_base()?;
-//! let fd = server.as_raw_fd();
-//! let reader = base.new_event(fd, EventFlags::READ | EventFlags::PERSIST, move |ctx, got: &mut Vec<u8>| {
-//!     let mut buf = [0u8; 64];
-//!     let n = (&server).read(&mut buf).unwrap();
-//!     got.extend_from_slice(&buf[..n]);
-//!     ctx.loop_exit(None).unwrap();
+//! let mut base: Base = evloop::new_base()?;
+//! let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+//! let listener = Listener::bind(&mut base, addr, ListenerOptions::default(), |ctx, fd, _peer, _| {
+//!     // In a listener's or an event's callback, `ctx` is the loop: pass it where `&mut base`
+//!     // went outside.
+//!     let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else { return };
+//!     bev.set_read_callback(|bev, _| {
+//!         // In a socket's callback, `bev` is the socket (and `bev.context()` the loop).
+//!         while let Some(line) = bev.input().read_line(Eol::Lf) {
+//!             let _ = write!(bev.output(), "echo: {}\n", String::from_utf8_lossy(&line));
+//!         }
+//!     })
+//!     .expect("a new socket");
+//!     // EOF or an error: free the socket, which closes its fd.
+//!     bev.set_event_callback(|bev, _| { bev.free(); }).expect("a new socket");
+//!     let _ = bev.enable(ctx, EventFlags::READ);
 //! })?;
-//! base.add(reader, None)?;
-//! client.write_all(b"hi")?;
-//! let mut got = Vec::new();
-//! base.run(&mut got)?;
-//! assert_eq!(got, b"hi");
+//! let port = listener.local_addr()?.port();
+//! let handle = base.handle()?;
+//! let client = std::thread::spawn(move || -> std::io::Result<String> {
+//!     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+//!     stream.write_all(b"hello\n")?;
+//!     let mut answer = String::new();
+//!     BufReader::new(&stream).read_line(&mut answer)?;
+//!     handle.loop_exit(None)?;
+//!     Ok(answer)
+//! });
+//! base.run(&mut ())?;
+//! assert_eq!(client.join().unwrap()?, "echo: hello\n");
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! # Where the operations are
+//!
+//! Every event operation — create, [`add`](Registry::add), [`del`](Registry::del),
+//! [`free`](Registry::free), [`activate`](Registry::activate), timers, `loop_exit` — is a
+//! method of [`Registry`], reached three ways:
+//!
+//! | where you are | what you hold | what to pass as `ops: &mut Registry` |
+//! |---|---|---|
+//! | outside the loop | `base: Base<D>` | `&mut base` |
+//! | an event's, timer's, signal's or listener's callback | `ctx: &mut Context<D>` | `ctx` |
+//! | a buffered socket's callback | `bev: &mut BevContext<D>` | `bev.context()` |
+//!
+//! `D` is your data, handed to every callback as `&mut D` by [`Base::run`]: state shared by
+//! callbacks lives there, with no `Rc<RefCell<…>>`.
+//!
+//! # The rules
+//!
+//! - **fds belong to their events.** [`Registry::new_owned_event`] takes an `OwnedFd` (or a
+//!   `TcpStream`, `UnixStream`, …) and closes it when the event is freed, or hands it back
+//!   with [`Registry::free_and_take_fd`]; buffered sockets and listeners own theirs likewise.
+//!   The raw-fd [`Registry::new_event`] (libevent's `event_new`) is `unsafe`: you promise to
+//!   free the event before closing the fd. An fd closed anyway is reported to its event once
+//!   and the event deleted, on every backend, and a new event on the reused number works.
+//! - **Ids are names, not owners.** An [`EventId`] is `Copy`; once the event is freed, every
+//!   copy is refused with `NotFound`. Dropping an id frees nothing: call `free`.
+//! - **A buffered socket is busy inside its own callbacks**: there use the [`BevContext`]
+//!   you were given; its [`BufferedSocket`] handle answers `ResourceBusy` until the callback
+//!   returns. A socket nobody holds a handle to, which can no longer run a callback (reading
+//!   stopped after EOF or an error, nothing left to write), is freed by the loop.
+//! - **Timers are never early**: a timer runs at or after its deadline, equal deadlines in
+//!   the order they were added; [`Registry::after`] and [`Registry::every`] are the short
+//!   forms, [`Registry::new_timer`] the general one.
+//! - **Other threads** reach the loop through a [`Handle`] (`Send + Sync`): activate an
+//!   event, send a closure to run on the loop thread, stop the loop.
+//! - **Signals** are events too ([`Registry::new_signal`]); their callbacks run in the loop,
+//!   never in a signal handler.
+//!
+//! # Choosing a backend
+//!
+//! [`new_base`] takes the first compiled-in backend of kqueue, epoll, polling, poll and
+//! select that the environment does not exclude (`EVENT_NOEPOLL=1` and so on);
+//! [`Config`] avoids backends or requires [`Features`]. The [`backend`] module holds the
+//! contract for writing your own.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -55,43 +111,60 @@ fn env_var_for(backend: &str) -> String {
     format!("EVENT_NO{}", backend.to_ascii_uppercase())
 }
 
-/// Create the backend called `name`, if it is compiled in.
-///
-/// # Errors
-///
-/// `NotFound` if no backend of that name is compiled in; the backend's own error if it
-/// cannot be created (no epoll fd left, say).
-///
-/// # Examples
-///
-/// ```
-/// let first = evloop::supported_methods()[0]; // epoll, kqueue or polling
-/// let backend = evloop::backend_by_name(first)?;
-/// assert_eq!(backend.name(), first);
-/// assert!(evloop::backend_by_name("devpoll").is_err());
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn backend_by_name(name: &str) -> io::Result<Box<dyn Backend>> {
-    match name {
-        // One arm per backend, gated by the cfg that build.rs derives from src/targets.rs and
-        // the features, as `supported_methods` is: the two cannot disagree.
-        #[cfg(evloop_backend = "epoll")]
-        "epoll" => Ok(Box::new(evloop_epoll::EpollBackend::new()?)),
-        #[cfg(evloop_backend = "kqueue")]
-        "kqueue" => Ok(Box::new(evloop_kqueue::KqueueBackend::new()?)),
-        #[cfg(evloop_backend = "polling")]
-        "polling" => Ok(Box::new(evloop_polling::PollingBackend::new()?)),
-        #[cfg(evloop_backend = "poll")]
-        "poll" => Ok(Box::new(evloop_poll::PollBackend::new())),
-        #[cfg(evloop_backend = "select")]
-        "select" => Ok(Box::new(evloop_select::SelectBackend::new())),
-        _ => Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!(
-                "no backend named {name:?} is compiled in (compiled in: {})",
-                supported_methods().join(" ")
-            ),
-        )),
+/// For backend authors and for choosing a backend by hand: the [`Backend`] contract and its
+/// helpers, the compiled-in backends by name, and whether the environment is honoured.
+/// Everyday code needs none of it: [`new_base`] and [`Config`] choose the backend.
+pub mod backend {
+    use std::io;
+
+    pub use evloop_core::backend::*;
+
+    use crate::supported_methods;
+
+    /// Create the backend called `name`, if it is compiled in.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if no backend of that name is compiled in; the backend's own error if it
+    /// cannot be created (no epoll fd left, say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let first = evloop::supported_methods()[0]; // epoll, kqueue or polling
+    /// let backend = evloop::backend::by_name(first)?;
+    /// assert_eq!(backend.name(), first);
+    /// assert!(evloop::backend::by_name("devpoll").is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn by_name(name: &str) -> io::Result<Box<dyn Backend>> {
+        match name {
+            // One arm per backend, gated by the cfg that build.rs derives from src/targets.rs and
+            // the features, as `supported_methods` is: the two cannot disagree.
+            #[cfg(evloop_backend = "epoll")]
+            "epoll" => Ok(Box::new(evloop_epoll::EpollBackend::new()?)),
+            #[cfg(evloop_backend = "kqueue")]
+            "kqueue" => Ok(Box::new(evloop_kqueue::KqueueBackend::new()?)),
+            #[cfg(evloop_backend = "polling")]
+            "polling" => Ok(Box::new(evloop_polling::PollingBackend::new()?)),
+            #[cfg(evloop_backend = "poll")]
+            "poll" => Ok(Box::new(evloop_poll::PollBackend::new())),
+            #[cfg(evloop_backend = "select")]
+            "select" => Ok(Box::new(evloop_select::SelectBackend::new())),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "no backend named {name:?} is compiled in (compiled in: {})",
+                    supported_methods().join(" ")
+                ),
+            )),
+        }
+    }
+
+    /// Whether this process may trust its environment: not in a setuid or setgid program, where
+    /// whoever started it controls the environment (libevent checks the same).
+    pub fn environment_trusted() -> bool {
+        !super::is_privileged()
     }
 }
 
@@ -108,14 +181,8 @@ pub fn backend_by_name(name: &str) -> io::Result<Box<dyn Backend>> {
 /// assert!(methods.contains(&"poll"));
 /// ```
 pub fn supported_methods() -> Vec<&'static str> {
-    // Computed by build.rs from src/targets.rs, with the same cfgs as `backend_by_name`.
+    // Computed by build.rs from src/targets.rs, with the same cfgs as `backend::by_name`.
     env!("EVLOOP_METHODS").split_whitespace().collect()
-}
-
-/// Whether this process may trust its environment: not in a setuid or setgid program, where
-/// whoever started it controls the environment (libevent checks the same).
-pub fn environment_trusted() -> bool {
-    !is_privileged()
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -231,7 +298,7 @@ impl Config {
     ///
     /// See [`backend`](Self::backend).
     pub fn backend_with_env(&self, is_set: impl Fn(&str) -> bool) -> io::Result<Box<dyn Backend>> {
-        self.select(is_set, environment_trusted())
+        self.select(is_set, backend::environment_trusted())
     }
 
     /// The selection rules, with whether the environment may be trusted passed in, so the
@@ -247,7 +314,7 @@ impl Config {
             } else if use_env && is_set(&env_var_for(name)) {
                 format!("excluded by {}", env_var_for(name))
             } else {
-                match backend_by_name(name) {
+                match backend::by_name(name) {
                     Ok(b) if b.features().contains(self.require) => return Ok(b),
                     Ok(b) => format!(
                         "lacks required features {:?}",
@@ -271,7 +338,7 @@ impl Config {
     /// See [`backend`](Self::backend) and [`Base::with_backend`].
     pub fn build<D>(&self) -> io::Result<Base<D>> {
         let base = Base::with_backend(self.backend()?, self.options.clone())?;
-        let use_env = !self.ignore_env && environment_trusted();
+        let use_env = !self.ignore_env && backend::environment_trusted();
         if use_env && std::env::var_os("EVENT_SHOW_METHOD").is_some() {
             eprintln!(
                 "evloop using: {} (signals: {})",
@@ -330,7 +397,7 @@ mod tests {
             .unwrap();
         assert_eq!(b.name(), first);
         assert!(
-            environment_trusted(),
+            backend::environment_trusted(),
             "the test process itself is not setuid"
         );
     }

@@ -2,7 +2,7 @@
 //! dispatching ready events, re-arming timers and deleting/re-adding fds allocate nothing.
 //! A counting global allocator counts only on the thread that opts in.
 
-use evloop::fd::{AsFd, AsRawFd, OwnedFd};
+use evloop::fd::{AsFd, OwnedFd};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,20 +67,24 @@ fn pair() -> (OwnedFd, OwnedFd) {
 #[test]
 fn steady_state_dispatch_allocates_nothing() {
     for method in evloop::supported_methods() {
-        let mut base: Base<usize> =
-            Base::with_backend(evloop::backend_by_name(method).unwrap(), Default::default())
-                .unwrap();
+        let mut base: Base<usize> = Base::with_backend(
+            evloop::backend::by_name(method).unwrap(),
+            Default::default(),
+        )
+        .unwrap();
         let mut writers = Vec::new();
         let mut events = Vec::new();
         for _ in 0..64 {
             let (b, a) = pair(); // (read end, write end)
             let e = base
-                .new_event(
-                    b.as_raw_fd(),
+                .new_owned_event(
+                    b,
                     EventFlags::READ | EventFlags::PERSIST,
-                    move |_, n: &mut usize| {
+                    move |ctx, n: &mut usize| {
                         let mut buf = [0u8; 16];
-                        let _ = evloop::fd::read(b.as_fd(), &mut buf);
+                        if let Some(fd) = ctx.borrow_fd() {
+                            let _ = evloop::fd::read(fd, &mut buf);
+                        }
                         *n += 1;
                     },
                 )

@@ -121,9 +121,9 @@ fn this_build_compiles_what_the_table_says() {
     }
     for name in PREFERENCE {
         assert_eq!(
-            evloop::backend_by_name(name).is_ok(),
+            evloop::backend::by_name(name).is_ok(),
             evloop::supported_methods().contains(&name),
-            "{name}: backend_by_name and supported_methods disagree"
+            "{name}: backend::by_name and supported_methods disagree"
         );
     }
 }

@@ -22,7 +22,8 @@ use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
-use evloop_core::{fd_error, Backend, EventFlags, Features, ReadyList};
+use evloop_core::backend::{fd_error, ReadyList};
+use evloop_core::{Backend, EventFlags, Features};
 use rustix::event::epoll;
 use rustix::io::Errno;
 
@@ -86,7 +87,7 @@ impl EpollBackend {
     /// `epoll_create1`'s error (the fd limit, say).
     pub fn new() -> io::Result<Self> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
-            .map_err(|e| evloop_core::os_error("epoll_create1", e))?;
+            .map_err(|e| evloop_core::backend::os_error("epoll_create1", e))?;
         Ok(Self {
             epoll,
             events: Vec::with_capacity(INITIAL_EVENTS),
@@ -182,7 +183,7 @@ impl Backend for EpollBackend {
         ) {
             Ok(_) => {}
             Err(Errno::INTR) => return Ok(()),
-            Err(e) => return Err(evloop_core::os_error("epoll_wait", e)),
+            Err(e) => return Err(evloop_core::backend::os_error("epoll_wait", e)),
         }
         if self.events.len() == self.events.capacity() {
             self.take_the_rest();

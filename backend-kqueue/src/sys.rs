@@ -5,7 +5,8 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
-use evloop_core::{os_error, signal, Backend, EventFlags, Features, ReadyList};
+use evloop_core::backend::{os_error, ReadyList};
+use evloop_core::{signal, Backend, EventFlags, Features};
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags as KFlags};
 use rustix::io::Errno;
 
@@ -45,7 +46,7 @@ fn user_event(flags: KFlags, trigger: bool) -> Event {
 }
 
 #[cfg(has_evfilt_user)]
-impl evloop_core::Waker for UserWaker {
+impl evloop_core::backend::Waker for UserWaker {
     fn wake(&self) {
         let mut out: Vec<Event> = Vec::new();
         // SAFETY: a user filter names no fd.
@@ -344,8 +345,8 @@ impl Backend for KqueueBackend {
     /// resets (a user event left triggered would make every wait return at once: the
     /// pitfall in the polling crate's issue tracker).
     #[cfg(has_evfilt_user)]
-    fn waker(&mut self) -> Option<io::Result<std::sync::Arc<dyn evloop_core::Waker>>> {
-        let register = || -> io::Result<std::sync::Arc<dyn evloop_core::Waker>> {
+    fn waker(&mut self) -> Option<io::Result<std::sync::Arc<dyn evloop_core::backend::Waker>>> {
+        let register = || -> io::Result<std::sync::Arc<dyn evloop_core::backend::Waker>> {
             let mut out: Vec<Event> = Vec::new();
             // SAFETY: a user filter names no fd.
             unsafe {

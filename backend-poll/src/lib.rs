@@ -20,8 +20,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
+use evloop_core::backend::{fd_error, ReadyList};
 use evloop_core::backend::{registration_lost, FileId};
-use evloop_core::{fd_error, Backend, EventFlags, Features, ReadyList};
+use evloop_core::{Backend, EventFlags, Features};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
@@ -148,7 +149,7 @@ impl Backend for PollBackend {
         match rustix::event::poll(&mut self.fds, timeout.as_ref()) {
             Ok(0) | Err(Errno::INTR) => return Ok(()),
             Ok(_) => {}
-            Err(e) => return Err(evloop_core::os_error("poll", e)),
+            Err(e) => return Err(evloop_core::backend::os_error("poll", e)),
         }
         for pfd in &self.fds {
             let revents = pfd.revents();

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use evloop_core::backend::MAX_WAIT;
+use evloop_core::backend::{fd_error, ReadyList};
 use evloop_core::fd::{BorrowedFd, RawFd};
-use evloop_core::{fd_error, Backend, EventFlags, Features, ReadyList};
+use evloop_core::{Backend, EventFlags, Features};
 use polling::{Event, Events, PollMode, Poller};
 
 /// The most events taken in one wait; the buffer starts small and doubles while waits fill it.
@@ -36,14 +37,14 @@ const O1: bool = cfg!(any(
 
 /// The poller and the flag that tells a dispatch it was woken, shared with the [`Waker`]s.
 ///
-/// [`Waker`]: evloop_core::Waker
+/// [`Waker`]: evloop_core::backend::Waker
 #[derive(Debug)]
 struct Shared {
     poller: Poller,
     woken: AtomicBool,
 }
 
-impl evloop_core::Waker for Shared {
+impl evloop_core::backend::Waker for Shared {
     fn wake(&self) {
         self.woken.store(true, Ordering::Release);
         // A failed notify leaves nothing to report to: the loop wakes at its next deadline.
@@ -75,7 +76,8 @@ impl PollingBackend {
     ///
     /// The OS error of creating the poller (the fd or handle limit, say).
     pub fn new() -> io::Result<Self> {
-        let poller = Poller::new().map_err(|e| evloop_core::os_error("polling: new poller", e))?;
+        let poller =
+            Poller::new().map_err(|e| evloop_core::backend::os_error("polling: new poller", e))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 poller,
@@ -196,7 +198,7 @@ impl Backend for PollingBackend {
             self.shared
                 .poller
                 .wait(&mut self.events, timeout)
-                .map_err(|e| evloop_core::os_error("polling: wait", e))?;
+                .map_err(|e| evloop_core::backend::os_error("polling: wait", e))?;
             ready.extend(
                 self.events
                     .iter()
@@ -221,7 +223,7 @@ impl Backend for PollingBackend {
         Ok(())
     }
 
-    fn waker(&mut self) -> Option<io::Result<Arc<dyn evloop_core::Waker>>> {
+    fn waker(&mut self) -> Option<io::Result<Arc<dyn evloop_core::backend::Waker>>> {
         Some(Ok(self.shared.clone()))
     }
 

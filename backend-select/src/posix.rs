@@ -4,8 +4,9 @@ use evloop_core::fd::RawFd;
 use std::io;
 use std::time::Duration;
 
+use evloop_core::backend::{fd_error, fd_is_open, ReadyList};
 use evloop_core::backend::{registration_lost, wait_timeout, FileId};
-use evloop_core::{fd_error, fd_is_open, Backend, EventFlags, Features, ReadyList};
+use evloop_core::{Backend, EventFlags, Features};
 use rustix::event::{
     fd_set_bound, fd_set_insert, fd_set_num_elements, fd_set_remove, FdSetElement, FdSetIter,
 };
@@ -147,7 +148,7 @@ impl Backend for SelectBackend {
         match result {
             Ok(0) | Err(Errno::INTR) => return Ok(()),
             Ok(_) => {}
-            Err(e) => return Err(evloop_core::os_error("select", e)),
+            Err(e) => return Err(evloop_core::backend::os_error("select", e)),
         }
         // An fd ready both ways is pushed twice; the core merges the two reports.
         for fd in FdSetIter::new(&self.read_out) {

@@ -10,8 +10,9 @@ use std::io;
 use std::time::Duration;
 
 use evloop_core::backend::MAX_WAIT;
+use evloop_core::backend::{fd_error, fd_is_open, ReadyList};
 use evloop_core::fd::RawFd;
-use evloop_core::{fd_error, fd_is_open, Backend, EventFlags, Features, ReadyList};
+use evloop_core::{Backend, EventFlags, Features};
 
 /// Winsock's `struct timeval`.
 #[repr(C)]
@@ -199,7 +200,7 @@ impl Backend for SelectBackend {
             Ok(0) | Err(WSAEINTR) => return Ok(()),
             Ok(_) => {}
             Err(code) => {
-                return Err(evloop_core::os_error(
+                return Err(evloop_core::backend::os_error(
                     "select",
                     io::Error::from_raw_os_error(code),
                 ))

@@ -174,15 +174,19 @@ fn send_byte(fd: RawFd) {
 pub fn pipes_evloop(method: &str, p: &PipesParams) -> std::io::Result<PipesResult> {
     let (readers, writers) = socketpairs(p.n);
     let mut base: Base<Round> =
-        Base::with_backend(evloop::backend_by_name(method)?, Default::default())?;
+        Base::with_backend(evloop::backend::by_name(method)?, Default::default())?;
     let mut events = Vec::with_capacity(p.n);
     for (i, r) in readers.iter().enumerate() {
         let fd = r.as_raw_fd();
-        let e = base.new_event(
-            fd,
-            EventFlags::READ | EventFlags::PERSIST,
-            move |_, st: &mut Round| st.on_read(i, fd),
-        )?;
+        // SAFETY: `readers` is declared before `base`, so the sockets outlive the base and
+        // every event in it.
+        let e = unsafe {
+            base.new_event(
+                fd,
+                EventFlags::READ | EventFlags::PERSIST,
+                move |_, st: &mut Round| st.on_read(i, fd),
+            )
+        }?;
         base.add(e, None)?;
         events.push(e);
     }

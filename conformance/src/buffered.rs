@@ -60,7 +60,7 @@ fn ask_and_answer(
     })
     .unwrap();
     b.set_event_callback(|bev, t: &mut Talk| {
-        t.events.push(("b", bev.what()));
+        t.events.push(("b", bev.fired()));
         bev.free();
     })
     .unwrap();
@@ -159,7 +159,7 @@ pub fn read_timeout(h: &Harness) {
     let mut base = h.base::<Vec<(BevEvent, Instant)>>();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
     b.set_event_callback(|bev, log: &mut Vec<_>| {
-        log.push((bev.what(), Instant::now()));
+        log.push((bev.fired(), Instant::now()));
         bev.free();
     })
     .unwrap();
@@ -181,7 +181,7 @@ pub fn write_timeout(h: &Harness) {
     let mut base = h.base::<Vec<BevEvent>>();
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
     a.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
-        log.push(bev.what());
+        log.push(bev.fired());
         bev.free();
     })
     .unwrap();
@@ -216,7 +216,7 @@ pub fn connect_success(h: &Harness) {
     )
     .unwrap();
     bev.set_event_callback(|bev, s: &mut S| {
-        assert_eq!(bev.what(), BevEvent::CONNECTED, "{:?}", bev.error());
+        assert_eq!(bev.fired(), BevEvent::CONNECTED, "{:?}", bev.error());
         s.connected = true;
         bev.free();
     })
@@ -234,7 +234,7 @@ pub fn connect_failure(h: &Harness) {
     let mut base = h.base::<Vec<(BevEvent, Option<io::ErrorKind>)>>();
     let bev = BufferedSocket::connect(&mut base, port, BevOptions::default()).unwrap();
     bev.set_event_callback(|bev, log: &mut Vec<_>| {
-        log.push((bev.what(), bev.error().map(|e| e.kind())));
+        log.push((bev.fired(), bev.error().map(|e| e.kind())));
         bev.free();
     })
     .unwrap();
@@ -264,7 +264,7 @@ pub fn refused_connect_is_one_error_whatever_the_readiness_order(h: &Harness) {
         bev.enable(&mut base, EventFlags::READ | EventFlags::WRITE)
             .unwrap();
         bev.set_event_callback(|bev, log: &mut Log| {
-            log.push((bev.what(), bev.error().map(|e| e.kind())));
+            log.push((bev.fired(), bev.error().map(|e| e.kind())));
         })
         .unwrap();
         let mut log = Log::new();
@@ -297,7 +297,7 @@ pub fn connect_timeout_is_one_timeout(h: &Harness) {
     let _queued = TcpStream::connect(addr).unwrap(); // takes the queue's one place
     let mut base = h.base::<Vec<BevEvent>>();
     let bev = BufferedSocket::connect(&mut base, addr, BevOptions::default()).unwrap();
-    bev.set_event_callback(|bev, log: &mut Vec<BevEvent>| log.push(bev.what()))
+    bev.set_event_callback(|bev, log: &mut Vec<BevEvent>| log.push(bev.fired()))
         .unwrap();
     bev.set_timeouts(&mut base, None, Some(Duration::from_millis(40)))
         .unwrap();
@@ -327,7 +327,7 @@ pub fn eof_after_data(h: &Harness) {
     })
     .unwrap();
     b.set_event_callback(|bev, (_, events): &mut (Vec<u8>, Vec<BevEvent>)| {
-        events.push(bev.what());
+        events.push(bev.fired());
         bev.free();
     })
     .unwrap();
@@ -390,7 +390,7 @@ pub fn pair_timeouts_fire(h: &Harness) {
     let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
     for (bev, name) in [(&a, "a"), (&b, "b")] {
         bev.set_event_callback(move |bev, log: &mut Log| {
-            log.push((name, bev.what(), Instant::now()));
+            log.push((name, bev.fired(), Instant::now()));
         })
         .unwrap();
     }
@@ -414,11 +414,7 @@ pub fn pair_timeouts_fire(h: &Harness) {
     assert_eq!(log[1].0, "a");
     assert_eq!(log[1].1, BevEvent::TIMEOUT | BevEvent::WRITING);
     assert!(log[1].2 - written >= Duration::from_millis(40), "early");
-    assert_eq!(
-        a.with_output(|o| o.len()).unwrap(),
-        7,
-        "the bytes stay with the writer"
-    );
+    assert_eq!(a.output_len().unwrap(), 7, "the bytes stay with the writer");
     a.free(&mut base).unwrap();
     b.free(&mut base).unwrap();
 }
@@ -449,11 +445,11 @@ pub fn pair_keeps_bytes_until_the_reader_reads(h: &Harness) {
         0,
         "reached a disabled reader"
     );
-    assert_eq!(a.with_output(|o| o.len()).unwrap(), 10);
+    assert_eq!(a.output_len().unwrap(), 10);
     b.enable(&mut base, EventFlags::READ).unwrap();
     run_until(&mut base, &mut got, "the bytes", |g| g.len() >= 10);
     assert_eq!(got, b"hello pair");
-    assert_eq!(a.with_output(|o| o.len()).unwrap(), 0);
+    assert_eq!(a.output_len().unwrap(), 0);
     a.free(&mut base).unwrap();
     b.free(&mut base).unwrap();
 }
@@ -633,7 +629,7 @@ pub fn slow_reader_grows_the_output_and_loses_nothing(h: &Harness) {
     for _ in 0..20 {
         crate::util::turn(&mut base, &mut ());
     }
-    let waiting = a.with_output(|o| o.len()).unwrap();
+    let waiting = a.output_len().unwrap();
     assert!(
         waiting > TOTAL / 2,
         "only {waiting} bytes wait in the output"
@@ -679,7 +675,7 @@ pub fn output_limit_tells_the_writer_and_loses_nothing(h: &Harness) {
         refusal.to_string().contains(&format!("limit of {LIMIT}")),
         "{refusal}"
     );
-    assert!(a.with_output(|o| o.len()).unwrap() <= LIMIT);
+    assert!(a.output_len().unwrap() <= LIMIT);
     let mut got = Vec::new();
     let start = Instant::now();
     while got.len() < accepted {
@@ -710,8 +706,8 @@ pub fn peer_reset_mid_write_reports_an_error(h: &Harness) {
     )
     .unwrap();
     bev.set_event_callback(|bev, log: &mut Vec<_>| {
-        log.push((bev.what(), bev.error().map(|e| e.kind())));
-        if !bev.what().contains(BevEvent::CONNECTED) {
+        log.push((bev.fired(), bev.error().map(|e| e.kind())));
+        if !bev.fired().contains(BevEvent::CONNECTED) {
             bev.free();
         }
     })
@@ -749,7 +745,7 @@ pub fn half_closed_socket_still_writes(h: &Harness) {
     let mut base = h.base::<Vec<BevEvent>>();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
     b.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
-        log.push(bev.what());
+        log.push(bev.fired());
         bev.write(b"bye").unwrap();
     })
     .unwrap();
@@ -765,4 +761,51 @@ pub fn half_closed_socket_still_writes(h: &Harness) {
     let mut got = [0u8; 8];
     let n = rustix::io::read(&x, &mut got).unwrap();
     assert_eq!(&got[..n], b"bye");
+}
+
+/// A socket whose handles were all dropped is freed by the loop once none of its callbacks
+/// can run again (here: EOF stopped reading and nothing is left to write), closing its fd;
+/// one whose handle is kept stays until it is freed. Both see the same EOF.
+pub fn unreachable_socket_is_freed_after_its_last_callback(h: &crate::Harness) {
+    let mut base = h.base::<Vec<&'static str>>();
+    let mut peers = Vec::new();
+    let mut kept = None;
+    for name in ["dropped", "kept"] {
+        let (peer, fd) = socketpair();
+        let bev = BufferedSocket::new(&mut base, fd, BevOptions::default()).unwrap();
+        bev.set_read_callback(|bev, _| drop(take_input(bev)))
+            .unwrap();
+        bev.set_event_callback(move |bev, log: &mut Vec<&'static str>| {
+            if bev.fired().contains(BevEvent::EOF) {
+                log.push(name); // and no free
+            }
+        })
+        .unwrap();
+        bev.enable(&mut base, EventFlags::READ).unwrap();
+        if name == "kept" {
+            kept = Some(bev);
+        }
+        peers.push(peer);
+    }
+    let kept = kept.unwrap();
+    let mut log = Vec::new();
+    drop(peers);
+    run_until(&mut base, &mut log, "both EOFs", |l| l.len() == 2);
+    log.sort_unstable();
+    assert_eq!(log, ["dropped", "kept"]);
+    assert!(!kept.is_freed());
+    assert_eq!(
+        base.run(&mut log).unwrap(),
+        RunOutcome::NoEvents,
+        "a socket after EOF keeps no event pending"
+    );
+    // Only the kept socket's three events are left in the base.
+    assert_eq!(
+        base.dump_events().lines().count(),
+        3,
+        "{}",
+        base.dump_events()
+    );
+    assert!(kept.free(&mut base).unwrap().is_none());
+    assert_eq!(base.dump_events(), "");
 }

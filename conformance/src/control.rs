@@ -7,6 +7,7 @@ use evloop_core::{Base, BaseOptions, EventFlags, EventId, LoopFlags, RunOutcome}
 
 use crate::util::{
     borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
+    WatchRaw,
 };
 use crate::Harness;
 use evloop_core::fd::NO_FD;
@@ -92,7 +93,7 @@ pub fn manual_activation_with_a_pending_fd(h: &Harness) {
     let mut base = h.base::<Log>();
     let fd = raw(&b);
     let p = base
-        .new_event(
+        .watch(
             fd,
             EventFlags::READ | EventFlags::PERSIST,
             move |ctx, log: &mut Log| {
@@ -136,7 +137,7 @@ pub fn loop_exit_without_delay(h: &Harness) {
         .new_timer(EventFlags::PERSIST, |ctx, n: &mut usize| {
             *n += 1;
             if *n == 3 {
-                ctx.loop_exit(None).unwrap();
+                ctx.loop_exit(None);
             }
         })
         .unwrap();
@@ -156,7 +157,7 @@ pub fn loop_exit_with_delay(h: &Harness) {
         .unwrap();
     base.add(t, Some(Duration::from_millis(2))).unwrap();
     let start = Instant::now();
-    base.loop_exit(Some(Duration::from_millis(50))).unwrap();
+    base.loop_exit(Some(Duration::from_millis(50)));
     let mut n = 0;
     assert_eq!(base.run(&mut n).unwrap(), RunOutcome::Exited);
     let elapsed = start.elapsed();
@@ -172,11 +173,9 @@ pub fn loop_exit_with_delay(h: &Harness) {
 pub fn loop_exit_before_the_loop_starts(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let e = base
-        .new_event(raw(&b), EventFlags::READ, |_, _| {})
-        .unwrap();
+    let e = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
     base.add(e, None).unwrap();
-    base.loop_exit(None).unwrap();
+    base.loop_exit(None);
     assert_eq!(base.run(&mut ()).unwrap(), RunOutcome::Exited);
     assert!(base.got_exit());
 }
@@ -243,7 +242,7 @@ pub fn no_exit_on_empty_with_loop_exit(h: &Harness) {
         RunOutcome::Returned
     );
     let start = Instant::now();
-    base.loop_exit(Some(Duration::from_millis(30))).unwrap();
+    base.loop_exit(Some(Duration::from_millis(30)));
     assert_eq!(base.run_with(flags, &mut ()).unwrap(), RunOutcome::Exited);
     assert!(start.elapsed() >= Duration::from_millis(30));
 }
@@ -253,7 +252,7 @@ pub fn nonblock_returns_at_once(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<usize>();
     let e = base
-        .new_event(raw(&b), EventFlags::READ, |_, n: &mut usize| *n += 1)
+        .watch(raw(&b), EventFlags::READ, |_, n: &mut usize| *n += 1)
         .unwrap();
     base.add(e, Some(Duration::from_secs(30))).unwrap();
     let start = Instant::now();
@@ -341,7 +340,7 @@ pub fn remove_timer_keeps_the_io_interest(h: &Harness) {
         "the timeout is gone, READ stays"
     );
     // Well past the old timeout: nothing may fire.
-    base.loop_exit(Some(Duration::from_millis(80))).unwrap();
+    base.loop_exit(Some(Duration::from_millis(80)));
     let mut log = Log::new();
     base.run(&mut log).unwrap();
     assert_eq!(log, [], "a removed timeout fired");
@@ -404,7 +403,7 @@ pub fn one_nonblocking_pass_calls_every_ready_fd(h: &Harness) {
     let mut base = h.base::<usize>();
     for (_, b) in &pairs {
         let e = base
-            .new_event(raw(b), EventFlags::READ, |_, n: &mut usize| *n += 1)
+            .watch(raw(b), EventFlags::READ, |_, n: &mut usize| *n += 1)
             .unwrap();
         base.add(e, None).unwrap();
     }
@@ -423,7 +422,7 @@ pub fn one_nonblocking_pass_calls_every_ready_fd(h: &Harness) {
 /// to `to`.
 fn relay(base: &mut Base<Log>, name: &'static str, from: OwnedFd, to: Option<OwnedFd>) -> EventId {
     let fd = raw(&from);
-    base.new_event(
+    base.watch(
         fd,
         EventFlags::READ | EventFlags::PERSIST,
         move |_, log: &mut Log| {
@@ -446,7 +445,7 @@ pub fn nonblock_until_idle_finishes_the_work_it_triggers(h: &Harness) {
         let (a2, b2) = socketpair();
         let mut base = h.base::<Log>();
         let first = base
-            .new_event(NO_FD, EventFlags::empty(), move |_, log: &mut Log| {
+            .watch(NO_FD, EventFlags::empty(), move |_, log: &mut Log| {
                 log.push(("first", EventFlags::TIMEOUT));
                 write_all(&a1, b"1");
             })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use evloop_core::{EventFlags, EventId};
 use polling::{Event, Events, PollMode, Poller};
 
-use crate::util::{fill, raw, read_available, socketpair, turn, write_all, Rng};
+use crate::util::{fill, raw, read_available, socketpair, turn, write_all, Rng, WatchRaw};
 use crate::Harness;
 
 const PAIRS: usize = 8;
@@ -109,7 +109,7 @@ fn base_event(
     i: usize,
     is_read: bool,
 ) -> EventId {
-    base.new_event(fd, flags, move |_, trace: &mut Trace| {
+    base.watch(fd, flags, move |_, trace: &mut Trace| {
         trace.insert((i, is_read));
     })
     .unwrap()

@@ -4,10 +4,13 @@ use evloop_core::fd::{AsRawFd, RawFd};
 use std::io;
 use std::time::{Duration, Instant};
 
-use evloop_core::{Backend, Base, BaseOptions, EventFlags, LoopFlags, ReadyList, RunOutcome};
+use evloop_core::backend::ReadyList;
+use evloop_core::{Backend, Base, BaseOptions, EventFlags, LoopFlags, RunOutcome};
 use rustix::io::Errno;
 
-use crate::util::{borrow, patience, raw, socketpair, write_all, Intercept, Rng, Wrapped};
+use crate::util::{
+    borrow, patience, raw, socketpair, write_all, Intercept, Rng, WatchRaw, Wrapped,
+};
 use crate::Harness;
 
 #[track_caller]
@@ -27,16 +30,14 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
     });
     let bad = evloop_core::fd::NO_FD;
     invalid(
-        base.new_event(bad, EventFlags::READ, |_, _| {}),
+        base.watch(bad, EventFlags::READ, |_, _| {}),
         &format!("fd {bad}"),
     );
     // A closed fd: refused at add, naming it (by the backend, or by the map).
     let (closed, other) = socketpair();
     let closed_fd = raw(&closed);
     drop(closed);
-    let e = base
-        .new_event(closed_fd, EventFlags::READ, |_, _| {})
-        .unwrap();
+    let e = base.watch(closed_fd, EventFlags::READ, |_, _| {}).unwrap();
     match base.add(e, None) {
         Err(err) => {
             assert!(
@@ -49,16 +50,14 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
         // closed number in the meantime. Only then may the add succeed.
         Ok(()) => {
             assert!(
-                evloop_core::fd_is_open(closed_fd).is_ok(),
+                evloop_core::backend::fd_is_open(closed_fd).is_ok(),
                 "fd {closed_fd} is closed, yet add accepted it"
             );
             base.free(e).unwrap();
         }
     }
     // An fd number nobody opened, far above the table: refused without allocating for it.
-    let far = base
-        .new_event(1 << 30, EventFlags::READ, |_, _| {})
-        .unwrap();
+    let far = base.watch(1 << 30, EventFlags::READ, |_, _| {}).unwrap();
     invalid(
         base.add(far, None),
         "fd 1073741824 is not an open file descriptor",
@@ -84,7 +83,7 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
     base.free(never).unwrap();
     // A working event after all of it.
     let ok = base
-        .new_event(raw(&other), EventFlags::WRITE, |_, n: &mut usize| *n += 10)
+        .watch(raw(&other), EventFlags::WRITE, |_, n: &mut usize| *n += 10)
         .unwrap();
     base.add(ok, None).unwrap();
     assert_eq!(base.run(&mut n).unwrap(), RunOutcome::NoEvents);
@@ -96,14 +95,10 @@ pub fn more_than_65535_events_on_one_fd_are_refused(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
     for _ in 0..65_535 {
-        let e = base
-            .new_event(raw(&b), EventFlags::READ, |_, _| {})
-            .unwrap();
+        let e = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
         base.add(e, None).unwrap();
     }
-    let e = base
-        .new_event(raw(&b), EventFlags::READ, |_, _| {})
-        .unwrap();
+    let e = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
     invalid(base.add(e, None), "65535");
     assert_eq!(base.num_events(), 65_535);
 }
@@ -183,7 +178,7 @@ pub fn injected_faults_lose_nothing(h: &Harness) {
     for (_, b) in &pairs {
         let fd = b.as_raw_fd();
         let e = base
-            .new_event(
+            .watch(
                 fd,
                 EventFlags::READ | EventFlags::PERSIST,
                 move |_, s: &mut S| {

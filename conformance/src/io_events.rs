@@ -10,6 +10,7 @@ use rustix::net::Shutdown;
 use crate::util::renumber;
 use crate::util::{
     borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
+    WatchRaw,
 };
 use crate::Harness;
 
@@ -24,7 +25,7 @@ pub fn simple_read(h: &Harness) {
     let mut base = h.base::<(Log, Vec<u8>)>();
     let fd = raw(&b);
     let e = base
-        .new_event(fd, R, move |ctx, (log, got): &mut (Log, Vec<u8>)| {
+        .watch(fd, R, move |ctx, (log, got): &mut (Log, Vec<u8>)| {
             log.push(("read", ctx.fired()));
             got.extend(read_available(borrow(fd)));
         })
@@ -42,7 +43,7 @@ pub fn simple_write(h: &Harness) {
     let mut base = h.base::<Log>();
     let fd = raw(&a);
     let e = base
-        .new_event(fd, W, move |ctx, log: &mut Log| {
+        .watch(fd, W, move |ctx, log: &mut Log| {
             log.push(("write", ctx.fired()));
             write_all(borrow(fd), b"x");
         })
@@ -74,7 +75,7 @@ pub fn persistent_read(h: &Harness) {
     let mut base = h.base::<(usize, Vec<u8>)>();
     let fd = raw(&b);
     let e = base
-        .new_event(fd, R | P, move |_, (n, got): &mut (usize, Vec<u8>)| {
+        .watch(fd, R | P, move |_, (n, got): &mut (usize, Vec<u8>)| {
             *n += 1;
             got.extend(read_available(borrow(fd)));
         })
@@ -111,7 +112,7 @@ pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
     let fd = raw(&b);
     let e1 = logging_event(&mut base, fd, R | P, "e1");
     let e2 = base
-        .new_event(fd, R | P, move |ctx, log: &mut Log| {
+        .watch(fd, R | P, move |ctx, log: &mut Log| {
             log.push(("e2", ctx.fired()));
             read_available(borrow(fd));
         })
@@ -150,7 +151,7 @@ pub fn et_fires_once_per_edge(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<usize>();
     let e = base
-        .new_event(raw(&b), R | P | EventFlags::ET, |_, n: &mut usize| *n += 1)
+        .watch(raw(&b), R | P | EventFlags::ET, |_, n: &mut usize| *n += 1)
         .unwrap();
     base.add(e, None).unwrap();
     let mut n = 0;
@@ -190,7 +191,7 @@ pub fn et_refused_without_the_feature(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<usize>();
     let e = base
-        .new_event(raw(&b), R | EventFlags::ET, |_, n: &mut usize| *n += 1)
+        .watch(raw(&b), R | EventFlags::ET, |_, n: &mut usize| *n += 1)
         .unwrap();
     let result = base.add(e, None);
     if h.features().contains(Features::EDGE_TRIGGERED) {
@@ -206,9 +207,7 @@ pub fn et_refused_without_the_feature(h: &Harness) {
         );
         assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
     }
-    let ok = base
-        .new_event(raw(&b), R, |_, n: &mut usize| *n += 10)
-        .unwrap();
+    let ok = base.watch(raw(&b), R, |_, n: &mut usize| *n += 10).unwrap();
     base.add(ok, None).unwrap();
     write_all(&a, b"x");
     let mut n = 0;
@@ -237,7 +236,10 @@ pub fn fd_closed_while_registered(h: &Harness) {
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::Broken);
     assert!(log.contains(&("timer", EventFlags::TIMEOUT)), "{log:?}");
     let reports = log.iter().filter(|(name, _)| *name == "closed fd").count();
-    assert!(reports <= 1, "the closed fd was reported {reports} times: {log:?}");
+    assert!(
+        reports <= 1,
+        "the closed fd was reported {reports} times: {log:?}"
+    );
     for (name, flags) in &log {
         assert!(*name == "timer" || *flags == R, "unexpected report {log:?}");
     }
@@ -277,7 +279,7 @@ pub fn new_event_on_a_reused_number_fires_despite_a_stale_registration(h: &Harne
     let fd = raw(&reused);
     assert_eq!(fd, number);
     let new = base
-        .new_event(fd, R | P, move |ctx, log: &mut Log| {
+        .watch(fd, R | P, move |ctx, log: &mut Log| {
             log.push(("new", ctx.fired()));
             read_available(borrow(fd));
         })
@@ -315,7 +317,7 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     let (peer, reused) = renumber(b);
     let fd = raw(&reused);
     let e2 = base
-        .new_event(fd, R | P, move |ctx, log: &mut Log| {
+        .watch(fd, R | P, move |ctx, log: &mut Log| {
             log.push(("new", ctx.fired()));
             read_available(borrow(fd));
         })
@@ -372,7 +374,7 @@ pub fn delete_then_readd_costs_no_change(h: &Harness) {
         .map(|(_, b)| {
             let fd = raw(b);
             let e = base
-                .new_event(fd, R | P, move |_, n: &mut usize| {
+                .watch(fd, R | P, move |_, n: &mut usize| {
                     *n += 1;
                     read_available(borrow(fd));
                 })
@@ -411,7 +413,7 @@ pub fn persistent_io_timeout_restarts_on_activity(h: &Harness) {
     let mut base = h.base::<Log>();
     let fd = raw(&b);
     let e = base
-        .new_event(fd, R | P, move |ctx, log: &mut Log| {
+        .watch(fd, R | P, move |ctx, log: &mut Log| {
             log.push(("io", ctx.fired()));
             read_available(borrow(fd));
             let me = ctx.id();

@@ -14,7 +14,7 @@
 //! # #[allow(clippy::needless_doctest_main)]
 //! fn main() {
 //!     // Replace the factory with your backend's constructor: `|| Ok(Box::new(Mine::new()?))`.
-//!     evloop_conformance::run_matrix(&[("poll", || evloop::backend_by_name("poll"))]);
+//!     evloop_conformance::run_matrix(&[("poll", || evloop::backend::by_name("poll"))]);
 //! }
 //! ```
 //!
@@ -223,6 +223,7 @@ scenario_list! {
     differential::random_trace_matches_the_polling_oracle [unix: "compares readiness at one instant with another poller's, and TCP loopback pairs (Windows' socketpair) change readiness asynchronously as ACKs arrive"],
     buffered::buffered_socketpair_both_ways,
     buffered::read_watermarks,
+    buffered::unreachable_socket_is_freed_after_its_last_callback,
     buffered::write_watermark,
     buffered::read_timeout,
     buffered::write_timeout,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{EventFlags, RunOutcome};
 
-use crate::util::{raw, socketpair, write_all};
+use crate::util::{raw, socketpair, write_all, WatchRaw};
 use crate::Harness;
 
 /// `once` with a timeout runs its callback once, with TIMEOUT, after the timeout; then the
@@ -17,7 +17,7 @@ use crate::Harness;
 pub fn once_with_timeout(h: &Harness) {
     let mut base = h.base::<Vec<(EventFlags, Instant)>>();
     let start = Instant::now();
-    base.once(
+    base.watch_once(
         NO_FD,
         EventFlags::empty(),
         Some(Duration::from_millis(20)),
@@ -38,14 +38,14 @@ pub fn once_with_timeout(h: &Harness) {
 pub fn once_with_fd(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Vec<EventFlags>>();
-    base.once(
+    base.watch_once(
         raw(&b),
         EventFlags::READ,
         None,
         |ctx, log: &mut Vec<EventFlags>| log.push(ctx.fired()),
     )
     .unwrap();
-    base.once(
+    base.watch_once(
         raw(&a),
         EventFlags::READ,
         Some(Duration::from_millis(10)),
@@ -69,7 +69,7 @@ pub fn once_rejections(h: &Harness) {
         (NO_FD, EventFlags::READ),
     ] {
         let err = base
-            .once(fd, flags, Some(Duration::from_millis(1)), |_, _| {})
+            .watch_once(fd, flags, Some(Duration::from_millis(1)), |_, _| {})
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{flags:?}: {err}");
     }
@@ -82,7 +82,7 @@ pub fn once_storage_freed_with_the_base(h: &Harness) {
     let guard = Rc::new(());
     let mut base = h.base::<()>();
     let g = guard.clone();
-    base.once(
+    base.watch_once(
         NO_FD,
         EventFlags::empty(),
         Some(Duration::from_secs(3600)),
@@ -216,7 +216,7 @@ pub fn panicking_callback_leaves_the_base_usable(h: &Harness) {
         .unwrap();
     base.add(bad, Some(Duration::from_millis(1))).unwrap();
     let reader = base
-        .new_event(raw(&b), EventFlags::READ, |_, log: &mut Vec<&str>| {
+        .watch(raw(&b), EventFlags::READ, |_, log: &mut Vec<&str>| {
             log.push("read")
         })
         .unwrap();

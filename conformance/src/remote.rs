@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{EventFlags, LoopFlags, RunOutcome};
 
-use crate::util::{patience, raw, socketpair};
+use crate::util::{patience, raw, socketpair, WatchRaw};
 use crate::Harness;
 
 const KEEP: LoopFlags = LoopFlags::NO_EXIT_ON_EMPTY;
@@ -18,9 +18,7 @@ const KEEP: LoopFlags = LoopFlags::NO_EXIT_ON_EMPTY;
 pub fn remote_activation_wakes_a_blocked_loop(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<Option<Instant>>();
-    let never = base
-        .new_event(raw(&b), EventFlags::READ, |_, _| {})
-        .unwrap();
+    let never = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
     base.add(never, None).unwrap();
     let e = base
         .new_timer(EventFlags::empty(), |ctx, ran: &mut Option<Instant>| {
@@ -112,7 +110,7 @@ pub fn remote_closures_run_fifo_per_sender(h: &Harness) {
             std::thread::spawn(move || {
                 for i in 0..N {
                     handle
-                        .run(move |_, seen: &mut Vec<Vec<u32>>| {
+                        .run_in_loop(move |_, seen: &mut Vec<Vec<u32>>| {
                             assert_eq!(std::thread::current().id(), loop_thread);
                             seen[t].push(i);
                         })
@@ -177,7 +175,7 @@ pub fn remote_handle_after_the_base_is_dropped(h: &Harness) {
     let err = handle.activate(e, EventFlags::TIMEOUT, 1).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotConnected);
     assert!(err.to_string().contains("dropped"), "{err}");
-    assert!(handle.run(|_, _| {}).is_err());
+    assert!(handle.run_in_loop(|_, _| {}).is_err());
     assert!(handle.loop_break().is_err() && handle.wake().is_err());
     assert!(start.elapsed() < Duration::from_secs(1));
 }
@@ -201,7 +199,9 @@ pub fn remote_delete_while_its_callback_runs(h: &Harness) {
         while !started.load(Ordering::SeqCst) {
             std::thread::yield_now();
         }
-        handle.run(move |ctx, _| ctx.del(e).unwrap()).unwrap();
+        handle
+            .run_in_loop(move |ctx, _| ctx.del(e).unwrap())
+            .unwrap();
     });
     let mut runs = 0;
     assert_eq!(base.run(&mut runs).unwrap(), RunOutcome::NoEvents);

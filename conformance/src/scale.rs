@@ -4,7 +4,7 @@ use evloop_core::fd::OwnedFd;
 
 use evloop_core::{EventFlags, RunOutcome};
 
-use crate::util::{raise_fd_limit, raw, socketpair, write_all};
+use crate::util::{raise_fd_limit, raw, socketpair, write_all, WatchRaw};
 use crate::Harness;
 
 /// 1000 socket pairs, every one readable: each event runs exactly once.
@@ -19,7 +19,7 @@ pub fn thousand_socketpairs_all_ready(h: &Harness) {
     for (i, (a, b)) in pairs.iter().enumerate() {
         write_all(a, b"x");
         let e = base
-            .new_event(raw(b), EventFlags::READ, move |_, hits: &mut Vec<u32>| {
+            .watch(raw(b), EventFlags::READ, move |_, hits: &mut Vec<u32>| {
                 hits[i] += 1
             })
             .unwrap();
@@ -51,7 +51,7 @@ pub fn fds_above_1024(h: &Harness) {
         (raw(&high_a), EventFlags::WRITE),
     ] {
         let e = base
-            .new_event(fd, flags, move |ctx, log: &mut Vec<_>| {
+            .watch(fd, flags, move |ctx, log: &mut Vec<_>| {
                 log.push((fd, ctx.fired()))
             })
             .unwrap();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{BaseOptions, EventFlags, LoopFlags, RunOutcome};
 
-use crate::util::{raw, socketpair, write_all};
+use crate::util::{raw, socketpair, write_all, WatchRaw};
 use crate::Harness;
 
 const GENEROUS: Duration = Duration::from_secs(5);
@@ -129,7 +129,7 @@ pub fn timers_fire_in_deadline_order(h: &Harness) {
     let mut base = h.base::<Vec<usize>>();
     let timeouts: Vec<u64> = (0..60).map(|i| (i * 7 % 6) * 3).collect();
     let arm = timeouts.clone();
-    base.once(
+    base.watch_once(
         evloop_core::fd::NO_FD,
         EventFlags::empty(),
         None,
@@ -157,9 +157,7 @@ pub fn timers_fire_in_deadline_order(h: &Harness) {
 pub fn pending_reports_flags_and_deadline(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let e = base
-        .new_event(raw(&b), EventFlags::READ, |_, _| {})
-        .unwrap();
+    let e = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
     let before = Instant::now();
     base.add(e, Some(Duration::from_secs(1))).unwrap();
     let p = base.pending(e).unwrap();
@@ -180,7 +178,7 @@ pub fn zero_interval_persistent_timer_runs_once_per_iteration(h: &Harness) {
     write_all(&a, b"x"); // stays unread: b is readable every iteration
     let mut base = h.base::<Vec<char>>();
     let reader = base
-        .new_event(
+        .watch(
             raw(&b),
             EventFlags::READ | EventFlags::PERSIST,
             |ctx, log| {
@@ -245,7 +243,7 @@ pub fn persistent_timeout_starved_by_a_better_priority_runs_once_and_goes_on(h: 
     let start = Instant::now();
     // Readable every iteration, priority 0: runs for 40 ms while the timer waits.
     let hog = base
-        .new_event(
+        .watch(
             raw(&b),
             EventFlags::READ | EventFlags::PERSIST,
             move |ctx, _| {

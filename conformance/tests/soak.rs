@@ -113,7 +113,7 @@ mod posix {
             ));
         }
         let mut base: Base<Stats> = Base::with_backend(
-            evloop::backend_by_name(backend).map_err(|e| e.to_string())?,
+            evloop::backend::by_name(backend).map_err(|e| e.to_string())?,
             Default::default(),
         )
         .map_err(|e| e.to_string())?;

@@ -105,20 +105,6 @@ fn mark(occupied: &mut [u64; MAX_PRIORITIES / 64], prio: u16, non_empty: bool) {
 }
 
 /// One FIFO queue per priority of events waiting for their callback to run.
-///
-/// # Examples
-///
-/// ```
-/// use evloop_core::ActiveQueues;
-/// let mut q = ActiveQueues::new(3);
-/// q.push(10, 2);
-/// q.push(11, 0);
-/// let ticket = q.push(12, 0);
-/// assert_eq!(q.best(), Some(0));
-/// assert_eq!(q.pop(0), Some(11));
-/// assert!(q.remove(12, 0, ticket));
-/// assert_eq!(q.best(), Some(2));
-/// ```
 #[derive(Debug)]
 pub struct ActiveQueues {
     queues: Vec<Queue>,
@@ -281,6 +267,18 @@ impl ActiveQueues {
 mod tests {
     use super::*;
     use std::collections::VecDeque;
+
+    #[test]
+    fn the_documented_example() {
+        let mut q = ActiveQueues::new(3);
+        q.push(10, 2);
+        q.push(11, 0);
+        let ticket = q.push(12, 0);
+        assert_eq!(q.best(), Some(0));
+        assert_eq!(q.pop(0), Some(11));
+        assert!(q.remove(12, 0, ticket));
+        assert_eq!(q.best(), Some(2));
+    }
 
     #[test]
     fn fifo_per_priority_and_removal_from_the_middle() {

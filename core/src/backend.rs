@@ -69,8 +69,9 @@ use crate::flags::{EventFlags, Features};
 ///
 /// ```
 /// use std::{io, time::Duration};
-/// use evloop_core::fd::RawFd;
-/// use evloop_core::{Backend, Base, EventFlags, Features, ReadyList};
+/// use evloop::fd::RawFd;
+/// use evloop::backend::{Backend, ReadyList};
+/// use evloop::{Base, EventFlags, Features};
 ///
 /// struct Sleeper;
 /// impl Backend for Sleeper {
@@ -219,7 +220,8 @@ impl ReadyList {
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::{EventFlags, ReadyList};
+    /// use evloop::backend::ReadyList;
+    /// use evloop::EventFlags;
     /// let mut ready = ReadyList::new();
     /// ready.extend([(3, EventFlags::READ), (4, EventFlags::WRITE)]);
     /// assert_eq!(ready.len(), 2);
@@ -306,12 +308,12 @@ impl ReadyList {
 /// # Examples
 ///
 /// ```
-/// use evloop_core::fd::AsRawFd;
+/// use evloop::fd::AsRawFd;
 /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-/// assert!(evloop_core::fd_is_open(listener.as_raw_fd()).is_ok());
-/// assert!(evloop_core::fd_is_open(evloop_core::fd::NO_FD).is_err());
+/// assert!(evloop::backend::fd_is_open(listener.as_raw_fd()).is_ok());
+/// assert!(evloop::backend::fd_is_open(evloop::fd::NO_FD).is_err());
 /// # #[cfg(unix)]
-/// assert!(evloop_core::fd_is_open(1 << 30).is_err());
+/// assert!(evloop::backend::fd_is_open(1 << 30).is_err());
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn fd_is_open(fd: RawFd) -> io::Result<()> {
@@ -347,8 +349,8 @@ impl FileId {
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::backend::FileId;
-    /// use evloop_core::fd::AsRawFd;
+    /// use evloop::backend::FileId;
+    /// use evloop::fd::AsRawFd;
     /// let a = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let b = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// assert_eq!(FileId::of(a.as_raw_fd())?, FileId::of(a.as_raw_fd())?);
@@ -368,6 +370,7 @@ impl FileId {
         }
         #[cfg(windows)]
         {
+            #[allow(clippy::unnecessary_cast)]
             Ok(FileId(fd as u64, 0))
         }
     }
@@ -387,7 +390,7 @@ pub fn registration_lost(backend: &str, fd: RawFd) -> io::Error {
 /// # Examples
 ///
 /// ```
-/// let e = evloop_core::fd_error("epoll", "add", 7, std::io::Error::from_raw_os_error(9));
+/// let e = evloop::backend::fd_error("epoll", "add", 7, std::io::Error::from_raw_os_error(9));
 /// assert!(e.to_string().contains("fd 7"));
 /// ```
 pub fn fd_error(backend: &str, op: &str, fd: RawFd, err: io::Error) -> io::Error {
@@ -399,7 +402,7 @@ pub fn fd_error(backend: &str, op: &str, fd: RawFd, err: io::Error) -> io::Error
 /// # Examples
 ///
 /// ```
-/// let e = evloop_core::os_error("epoll_wait", std::io::Error::from_raw_os_error(4));
+/// let e = evloop::backend::os_error("epoll_wait", std::io::Error::from_raw_os_error(4));
 /// assert!(e.to_string().starts_with("epoll_wait: "));
 /// ```
 pub fn os_error(what: &str, err: impl Into<io::Error>) -> io::Error {
@@ -422,7 +425,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(35 * 60);
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_core::backend::{wait_timeout, MAX_WAIT};
+/// use evloop::backend::{wait_timeout, MAX_WAIT};
 /// assert_eq!(wait_timeout(Some(Duration::MAX)).unwrap().tv_sec as u64, MAX_WAIT.as_secs());
 /// assert_eq!(wait_timeout(Some(Duration::from_micros(1500))).unwrap().tv_nsec, 1_500_000);
 /// ```

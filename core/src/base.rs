@@ -32,7 +32,7 @@ static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(1);
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_core::BaseOptions;
+/// use evloop::BaseOptions;
 /// let opts = BaseOptions {
 ///     priorities: 3,
 ///     max_dispatch_callbacks: Some(64),
@@ -93,10 +93,9 @@ pub enum RunOutcome {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_core::{Base, EventFlags};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+/// use evloop::{Base, EventFlags};
 ///
-/// let mut base: Base<Vec<&str>> = Base::with_backend(backend(), Default::default()).unwrap();
+/// let mut base: Base<Vec<&str>> = evloop::new_base().unwrap();
 /// let late = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("late")).unwrap();
 /// let soon = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("soon")).unwrap();
 /// base.add(late, Some(Duration::from_millis(20))).unwrap();
@@ -120,11 +119,13 @@ impl<D> Base<D> {
     /// # Examples
     ///
     /// ```
-    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
-    /// use evloop_core::{Base, BaseOptions};
-    /// let base: Base = Base::with_backend(backend(), BaseOptions { priorities: 3, ..Default::default() }).unwrap();
-    /// assert_eq!(base.priorities(), 3);
-    /// assert!(Base::<()>::with_backend(backend(), BaseOptions { priorities: 0, ..Default::default() }).is_err());
+    /// use evloop::{Base, BaseOptions};
+    /// let name = evloop::supported_methods()[0];
+    /// let base: Base = Base::with_backend(evloop::backend::by_name(name)?, BaseOptions { priorities: 3, ..Default::default() })?;
+    /// assert_eq!((base.method(), base.priorities()), (name, 3));
+    /// let backend = evloop::backend::by_name(name)?;
+    /// assert!(Base::<()>::with_backend(backend, BaseOptions { priorities: 0, ..Default::default() }).is_err());
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn with_backend(backend: Box<dyn Backend>, options: BaseOptions) -> io::Result<Self> {
         if !(1..=256).contains(&options.priorities) {

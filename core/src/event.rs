@@ -71,6 +71,8 @@ pub(crate) mod state {
     pub const REARMED: u16 = 1 << 10;
     /// Has a persistent timeout, re-armed after each activation (the base keeps its length).
     pub const INTERVAL: u16 = 1 << 11;
+    /// Owns its fd (`Registry::owned_fds`), closed when the event is freed.
+    pub const OWNS_FD: u16 = 1 << 12;
     /// Pending or active: what makes a non-internal event count.
     pub const WAITING: u16 = PENDING_IO | PENDING_SIG | TIMER | ACTIVE;
 }

@@ -8,10 +8,10 @@
 //! # Examples
 //!
 //! ```
-//! use evloop_core::fd::{AsRawFd, RawFd};
+//! use evloop::fd::{AsRawFd, RawFd};
 //! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
 //! let fd: RawFd = listener.as_raw_fd();
-//! assert!(evloop_core::fd::is_valid(fd));
+//! assert!(evloop::fd::is_valid(fd));
 //! # Ok::<(), std::io::Error>(())
 //! ```
 

@@ -116,7 +116,7 @@ flag_set! {
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::EventFlags;
+    /// use evloop::EventFlags;
     /// let interest = EventFlags::READ | EventFlags::PERSIST;
     /// assert!(interest.contains(EventFlags::READ));
     /// assert!(!interest.intersects(EventFlags::WRITE | EventFlags::CLOSED));
@@ -150,7 +150,7 @@ flag_set! {
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::LoopFlags;
+    /// use evloop::LoopFlags;
     /// let flags = LoopFlags::ONCE | LoopFlags::NONBLOCK;
     /// assert!(flags.contains(LoopFlags::NONBLOCK));
     /// ```
@@ -175,7 +175,7 @@ flag_set! {
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::Features;
+    /// use evloop::Features;
     /// let f = Features::EDGE_TRIGGERED | Features::O1;
     /// assert!(f.contains(Features::O1));
     /// ```

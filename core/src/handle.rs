@@ -18,14 +18,13 @@ use crate::remote::Shared;
 /// # Examples
 ///
 /// ```
-/// use evloop_core::{Base, EventFlags, LoopFlags};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
+/// use evloop::{Base, EventFlags, LoopFlags};
 ///
-/// let mut base: Base<Vec<u32>> = Base::with_backend(backend(), Default::default())?;
+/// let mut base: Base<Vec<u32>> = evloop::new_base()?;
 /// let handle = base.handle()?;
 /// std::thread::spawn(move || {
 ///     for i in 0..3 {
-///         handle.run(move |_, seen: &mut Vec<u32>| seen.push(i)).unwrap();
+///         handle.run_in_loop(move |_, seen: &mut Vec<u32>| seen.push(i)).unwrap();
 ///     }
 ///     handle.loop_exit(None).unwrap();
 /// });
@@ -79,7 +78,7 @@ impl<D> Handle<D> {
     /// # Errors
     ///
     /// `NotConnected` once the base is dropped.
-    pub fn run(
+    pub fn run_in_loop(
         &self,
         f: impl FnOnce(&mut Context<'_, D>, &mut D) + Send + 'static,
     ) -> io::Result<()> {
@@ -154,7 +153,7 @@ mod tests {
         fn dispatch(
             &mut self,
             timeout: Option<Duration>,
-            ready: &mut crate::ReadyList,
+            ready: &mut crate::backend::ReadyList,
         ) -> io::Result<()> {
             let mut fds = [rustix::event::PollFd::new(
                 &self.read,
@@ -190,7 +189,7 @@ mod tests {
         let sender = std::thread::spawn(move || {
             for i in 0..100 {
                 handle
-                    .run(move |_, seen: &mut Vec<u32>| seen.push(i))
+                    .run_in_loop(move |_, seen: &mut Vec<u32>| seen.push(i))
                     .unwrap();
             }
             handle.loop_exit(None).unwrap();

@@ -122,12 +122,11 @@ impl<D> Registry<D> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::{Base, EventFlags};
-    /// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
-    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+    /// use evloop::{Base, EventFlags};
+    /// let mut base: Base = evloop::new_base()?;
     /// let handle = base.handle()?;
     /// std::thread::spawn(move || handle.loop_exit(None).unwrap()).join().unwrap();
-    /// base.run_with(evloop_core::LoopFlags::NO_EXIT_ON_EMPTY, &mut ())?;
+    /// base.run_with(evloop::LoopFlags::NO_EXIT_ON_EMPTY, &mut ())?;
     /// assert!(base.got_exit());
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -215,7 +214,7 @@ fn run_remote_commands<D>(ctx: &mut Context<'_, D>, data: &mut D) {
             }
             Command::Run(f) => f(ctx, data),
             Command::Exit(after) => {
-                let _ = ctx.loop_exit(after);
+                ctx.loop_exit(after);
             }
             Command::Break => ctx.loop_break(),
         }

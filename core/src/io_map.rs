@@ -484,6 +484,7 @@ impl IoMap {
     }
 
     /// The number of syscall-worthy changes waiting for the next flush.
+    #[cfg(test)]
     pub fn pending_changes(&self) -> usize {
         self.dirty.len()
     }
@@ -492,8 +493,8 @@ impl IoMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::ReadyList;
     use crate::flags::Features;
-    use crate::ReadyList;
     use std::time::Duration;
 
     /// Records every change it is told about.

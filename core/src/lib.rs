@@ -50,8 +50,7 @@ mod test_rng;
 mod timer_heap;
 mod verify;
 
-pub use active_queues::ActiveQueues;
-pub use backend::{fd_error, fd_is_open, os_error, Backend, ReadyList, Waker};
+pub use backend::Backend;
 pub use base::{Base, BaseOptions, RunOutcome};
 pub use bufio::{
     AcceptCallback, BevCallback, BevContext, BevEvent, BevOptions, Buffer, BufferChange,
@@ -61,41 +60,5 @@ pub use bufio::{
 pub use event::{EventId, Pending};
 pub use flags::{EventFlags, Features, LoopFlags};
 pub use handle::Handle;
-pub use io_map::IoMap;
 pub use registry::{Callback, Context, Registry, RemoteFn};
 pub use signal::signal_name;
-pub use timer_heap::TimerHeap;
-
-/// A backend for documentation examples: it watches no fd and sleeps through its waits.
-#[doc(hidden)]
-pub fn doc_backend() -> Box<dyn Backend> {
-    struct Sleeper;
-    impl Backend for Sleeper {
-        fn name(&self) -> &'static str {
-            "sleeper"
-        }
-        fn features(&self) -> Features {
-            Features::O1
-        }
-        fn change(
-            &mut self,
-            fd: crate::fd::RawFd,
-            _: EventFlags,
-            _: EventFlags,
-        ) -> std::io::Result<()> {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                format!("sleeper cannot watch fd {fd}"),
-            ))
-        }
-        fn dispatch(
-            &mut self,
-            timeout: Option<std::time::Duration>,
-            _: &mut ReadyList,
-        ) -> std::io::Result<()> {
-            std::thread::sleep(timeout.unwrap_or(std::time::Duration::from_millis(1)));
-            Ok(())
-        }
-    }
-    Box::new(Sleeper)
-}

@@ -23,7 +23,7 @@
 //! Each such slot carries the `COUNTED` bit, and [`count`] is the one function that changes
 //! either, so the two cannot drift apart; `verify` checks them against the slots.
 
-use crate::fd::{RawFd, NO_FD};
+use crate::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd, NO_FD};
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ pub(crate) const MAX_EVENTS: usize = u32::MAX as usize;
 /// [`Base::run`](crate::Base::run).
 pub type Callback<D> = Box<dyn FnMut(&mut Context<'_, D>, &mut D)>;
 
-/// A closure sent to the loop thread (see [`Handle::run`](crate::Handle::run)).
+/// A closure sent to the loop thread (see [`Handle::run_in_loop`](crate::Handle::run_in_loop)).
 pub type RemoteFn<D> = Box<dyn FnOnce(&mut Context<'_, D>, &mut D) + Send>;
 
 /// What another thread asks of the loop through a [`Handle`](crate::Handle).
@@ -98,14 +98,13 @@ pub(crate) struct Internals<D> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_core::{Base, EventFlags, Registry};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+/// use evloop::{Base, EventFlags, Registry};
 ///
 /// fn arm_tick<D>(registry: &mut Registry<D>) -> std::io::Result<()> {
 ///     let t = registry.new_timer(EventFlags::empty(), |_, _| {})?;
 ///     registry.add(t, Some(Duration::from_millis(1)))
 /// }
-/// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+/// let mut base: Base = evloop::new_base()?;
 /// arm_tick(&mut base)?;
 /// assert_eq!(base.num_events(), 1);
 /// # Ok::<(), std::io::Error>(())
@@ -140,6 +139,9 @@ pub struct Registry<D> {
     /// The timeouts of persistent events (`intervals[idx]` while slot `idx` has `INTERVAL`),
     /// kept out of the slots: most events have none, and every event would pay 8 bytes.
     pub(crate) intervals: Vec<u64>,
+    /// The fds of events made by `new_owned_event` (`owned_fds[idx]` while slot `idx` has
+    /// `OWNS_FD`), kept out of the slots for the same reason.
+    pub(crate) owned_fds: Vec<Option<OwnedFd>>,
 }
 
 impl<D> Registry<D> {
@@ -183,6 +185,7 @@ impl<D> Registry<D> {
             lazy_io: Vec::new(),
             lazy: !immediate,
             intervals: Vec::new(),
+            owned_fds: Vec::new(),
         }
     }
 
@@ -240,38 +243,168 @@ impl<D> Registry<D> {
         })
     }
 
-    /// Create an event watching `fd` for `flags` (READ, WRITE, CLOSED, with PERSIST and ET),
-    /// not yet pending: [`add`](Self::add) it.
+    /// Create an event that owns `fd` — an [`OwnedFd`], or anything that converts into one
+    /// such as a `TcpStream` or `UnixStream` — and watches it for `flags` (READ, WRITE,
+    /// CLOSED, with PERSIST and ET). It is not pending yet: [`add`](Self::add) it. The fd stays
+    /// open while the event lives, is closed when the event is [freed](Self::free) (after the
+    /// backend forgot it), or is handed back by [`free_and_take_fd`](Self::free_and_take_fd).
+    /// In the callback, [`Context::borrow_fd`] lends it for I/O.
+    ///
+    /// This is the safe way to watch an fd: whatever happens, the fd cannot be closed under
+    /// its event, and its number cannot be reused while the event watches it.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a negative fd with I/O flags, ET without I/O flags, or SIGNAL.
+    /// `InvalidInput` if `flags` holds none of READ, WRITE and CLOSED, or holds SIGNAL. The fd
+    /// is closed then.
     ///
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::{Base, EventFlags};
-    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
-    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
-    /// // An fd event needs an fd: NO_FD (-1 on Unix, INVALID_SOCKET on Windows) is refused.
-    /// assert!(base.new_event(evloop_core::fd::NO_FD, EventFlags::READ, |_, _| {}).is_err());
+    /// use std::io::Write;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use evloop::{Base, EventFlags};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server, _) = listener.accept()?;
+    /// server.set_nonblocking(true)?;
+    /// let mut base: Base<Vec<u8>> = evloop::new_base()?;
+    /// let reader = base.new_owned_event(server, EventFlags::READ, |ctx, got: &mut Vec<u8>| {
+    ///     let mut buf = [0u8; 64];
+    ///     let fd = ctx.borrow_fd().expect("an fd event");
+    ///     let n = evloop::fd::read(fd, &mut buf).unwrap_or(0);
+    ///     got.extend_from_slice(&buf[..n]);
+    /// })?;
+    /// base.add(reader, None)?;
+    /// client.write_all(b"hi")?;
+    /// let mut got = Vec::new();
+    /// base.run(&mut got)?;
+    /// assert_eq!(got, b"hi");
+    /// // The socket comes back, still open.
+    /// let server = TcpStream::from(base.free_and_take_fd(reader)?);
+    /// assert!(server.peer_addr().is_ok());
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn new_event(
+    pub fn new_owned_event(
+        &mut self,
+        fd: impl Into<OwnedFd>,
+        flags: EventFlags,
+        callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<EventId> {
+        let fd: OwnedFd = fd.into();
+        let raw = fd.as_raw_fd();
+        if !flags.intersects(EventFlags::IO) || flags.contains(EventFlags::SIGNAL) {
+            return Err(invalid(format!(
+                "an event owning fd {raw} watches READ, WRITE or CLOSED (and not SIGNAL), not {flags:?}"
+            )));
+        }
+        let id = self.make_event(raw, flags, Box::new(callback))?;
+        let idx = id.index as usize;
+        if self.owned_fds.len() <= idx {
+            self.owned_fds.resize_with(idx + 1, || None);
+        }
+        self.owned_fds[idx] = Some(fd);
+        self.slots[idx].set(state::OWNS_FD);
+        Ok(id)
+    }
+
+    /// Free an event made by [`new_owned_event`](Self::new_owned_event) and hand its fd back,
+    /// open, instead of closing it.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id; `InvalidInput` for an event that owns no fd (the event stays).
+    pub fn free_and_take_fd(&mut self, id: EventId) -> io::Result<OwnedFd> {
+        let idx = self.check(id)?;
+        if !self.slots[idx].is(state::OWNS_FD) {
+            return Err(invalid(format!(
+                "{id:?} owns no fd (it was not made by new_owned_event)"
+            )));
+        }
+        self.slots[idx].clear(state::OWNS_FD);
+        let fd = self.owned_fds[idx].take();
+        drop(self.free_idx(idx));
+        fd.ok_or_else(|| invalid(format!("{id:?} lost its fd")))
+    }
+
+    /// Lend the fd the event watches: its own if it owns one, or the one passed to
+    /// [`new_event`](Self::new_event), which its caller promised to keep open.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign id; `InvalidInput` for a timer or signal event.
+    pub fn event_fd(&self, id: EventId) -> io::Result<BorrowedFd<'_>> {
+        let slot = &self.slots[self.check(id)?];
+        if !slot.flags.intersects(EventFlags::IO) {
+            return Err(invalid(format!("{id:?} watches no fd")));
+        }
+        // SAFETY: an fd event's fd is open while the event lives: it owns the fd, or the
+        // caller of the unsafe `new_event` promised so. The borrow holds `self`, so the event
+        // cannot be freed while it lives.
+        Ok(unsafe { BorrowedFd::borrow_raw(slot.fd) })
+    }
+
+    /// Create an event watching the raw `fd` for `flags` (READ, WRITE, CLOSED, with PERSIST
+    /// and ET; or SIGNAL|PERSIST with a signal number for `fd`), not yet pending:
+    /// [`add`](Self::add) it. This is libevent's `event_new`, for code that manages its fds
+    /// itself; [`new_owned_event`](Self::new_owned_event) is the safe way.
+    ///
+    /// # Safety
+    ///
+    /// `fd` must stay open, naming the same file, until the event is [freed](Self::free):
+    /// free the event first, then close the fd. (Deleting it is not enough: the registry may
+    /// keep a deleted fd's registration until the next wait, and callbacks may borrow the fd
+    /// through [`Context::borrow_fd`].) evloop survives a broken promise — the event is
+    /// reported once, as READ/WRITE/CLOSED, when the backend learns of the close, and is then
+    /// deleted; a new event on the reused number works — but I/O through a borrowed fd would
+    /// then reach a closed or unrelated file.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a negative fd with I/O flags, ET without I/O flags, or SIGNAL with
+    /// I/O flags or a bad signal number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::{Base, EventFlags};
+    /// let mut base: Base = evloop::new_base()?;
+    /// // An fd event needs an fd: NO_FD (-1 on Unix, INVALID_SOCKET on Windows) is refused.
+    /// // SAFETY: nothing is registered (the call fails).
+    /// let refused = unsafe { base.new_event(evloop::fd::NO_FD, EventFlags::READ, |_, _| {}) };
+    /// assert!(refused.is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn new_event(
         &mut self,
         fd: RawFd,
         flags: EventFlags,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
-        self.new_event_boxed(fd, flags, Box::new(callback))
+        self.make_event(fd, flags, Box::new(callback))
     }
 
     /// [`new_event`](Self::new_event) with the callback already boxed.
     ///
+    /// # Safety
+    ///
+    /// As [`new_event`](Self::new_event).
+    ///
     /// # Errors
     ///
     /// As [`new_event`](Self::new_event).
-    pub fn new_event_boxed(
+    pub unsafe fn new_event_boxed(
+        &mut self,
+        fd: RawFd,
+        flags: EventFlags,
+        callback: Callback<D>,
+    ) -> io::Result<EventId> {
+        self.make_event(fd, flags, callback)
+    }
+
+    /// Every constructor ends here; the fd is the caller's concern (see `new_event`).
+    pub(crate) fn make_event(
         &mut self,
         fd: RawFd,
         flags: EventFlags,
@@ -312,7 +445,7 @@ impl<D> Registry<D> {
         signo: i32,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
-        self.new_event_boxed(
+        self.make_event(
             signal::fd_of(signo),
             EventFlags::SIGNAL | EventFlags::PERSIST,
             Box::new(callback),
@@ -334,7 +467,7 @@ impl<D> Registry<D> {
                 "a timer takes only PERSIST, not {flags:?}"
             )));
         }
-        self.new_event_boxed(NO_FD, flags, Box::new(callback))
+        self.make_event(NO_FD, flags, Box::new(callback))
     }
 
     /// Make the event pending: watch its fd, and if `timeout` is given, (re)start its timer.
@@ -534,6 +667,10 @@ impl<D> Registry<D> {
             let fd = slot.fd;
             self.io.release(&mut *self.backend, fd);
         }
+        // An owned fd is closed now that the backend forgot it.
+        if self.slots[idx].is(state::OWNS_FD) {
+            drop(self.owned_fds[idx].take());
+        }
         let slot = &mut self.slots[idx];
         slot.gen = slot.gen.wrapping_add(1); // even: free
         slot.state = 0;
@@ -580,9 +717,8 @@ impl<D> Registry<D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop_core::{Base, EventFlags};
-    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
-    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+    /// use evloop::{Base, EventFlags};
+    /// let mut base: Base = evloop::new_base()?;
     /// let t = base.new_timer(EventFlags::PERSIST, |_, _| {})?;
     /// base.add(t, Some(Duration::from_secs(1)))?;
     /// base.remove_timer(t)?;
@@ -615,17 +751,16 @@ impl<D> Registry<D> {
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::{Base, EventFlags};
-    /// use evloop_core::fd::AsRawFd;
-    /// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
+    /// use evloop::{Base, EventFlags};
+    /// use evloop::fd::AsRawFd;
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let fd = listener.as_raw_fd();
-    /// let mut base: Base<Vec<EventFlags>> = Base::with_backend(backend(), Default::default())?;
-    /// let e = base.new_event(fd, EventFlags::READ, |ctx, seen: &mut Vec<EventFlags>| seen.push(ctx.fired()))?;
+    /// let mut base: Base<Vec<EventFlags>> = evloop::new_base()?;
+    /// let e = base.new_owned_event(listener, EventFlags::READ, |ctx, seen: &mut Vec<EventFlags>| seen.push(ctx.fired()))?;
     /// base.add(e, None)?;
     /// assert_eq!(base.active_by_fd(fd, EventFlags::READ | EventFlags::WRITE)?, 1);
     /// let mut seen = Vec::new();
-    /// base.run_with(evloop_core::LoopFlags::NONBLOCK, &mut seen)?;
+    /// base.run_with(evloop::LoopFlags::NONBLOCK, &mut seen)?;
     /// assert_eq!(seen, [EventFlags::READ]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -662,9 +797,8 @@ impl<D> Registry<D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop_core::{Base, EventFlags};
-    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
-    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+    /// use evloop::{Base, EventFlags};
+    /// let mut base: Base = evloop::new_base()?;
     /// let t = base.new_timer(EventFlags::empty(), |_, _| {})?;
     /// base.add(t, Some(Duration::from_secs(1)))?;
     /// assert!(base.dump_events().contains("pending TIMEOUT"));
@@ -752,15 +886,94 @@ impl<D> Registry<D> {
         Ok(())
     }
 
+    /// Run `callback` once, `delay` from now (zero: in this or the next iteration, after the
+    /// callbacks already active). The timer frees itself after it runs; until then, freeing
+    /// the returned id cancels it.
+    ///
+    /// # Errors
+    ///
+    /// Only at the base's limit of events (`OutOfMemory`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut base: evloop::Base<Vec<&str>> = evloop::new_base()?;
+    /// base.after(Duration::from_millis(2), |_, log: &mut Vec<&str>| log.push("later"))?;
+    /// base.after(Duration::ZERO, |_, log: &mut Vec<&str>| log.push("now"))?;
+    /// let mut log = Vec::new();
+    /// base.run(&mut log)?;
+    /// assert_eq!(log, ["now", "later"]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn after(
+        &mut self,
+        delay: Duration,
+        callback: impl FnOnce(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<EventId> {
+        let mut callback = Some(callback);
+        self.once_boxed(
+            NO_FD,
+            EventFlags::empty(),
+            Some(delay),
+            Box::new(move |ctx, data| {
+                if let Some(cb) = callback.take() {
+                    cb(ctx, data)
+                }
+            }),
+        )
+    }
+
+    /// Run `callback` every `period`, the first time `period` from now: a persistent timer,
+    /// added. Delete or free the returned id to stop it; each run comes `period` after the
+    /// last was due, so a late run does not shift the ones after it.
+    ///
+    /// # Errors
+    ///
+    /// Only at the base's limit of events (`OutOfMemory`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut base: evloop::Base<u32> = evloop::new_base()?;
+    /// base.every(Duration::from_millis(1), |ctx, ticks: &mut u32| {
+    ///     *ticks += 1;
+    ///     if *ticks == 3 {
+    ///         let me = ctx.id();
+    ///         ctx.free(me).unwrap();
+    ///     }
+    /// })?;
+    /// let mut ticks = 0;
+    /// base.run(&mut ticks)?;
+    /// assert_eq!(ticks, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn every(
+        &mut self,
+        period: Duration,
+        callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<EventId> {
+        let id = self.make_event(NO_FD, EventFlags::PERSIST, Box::new(callback))?;
+        self.add(id, Some(period))?;
+        Ok(id)
+    }
+
     /// Run `callback` once when `fd` is ready for `flags` or `timeout` expires (with no fd
     /// flags: after `timeout`, or at once if it is `None` or zero). Its storage is freed
-    /// after it runs, or with the base (libevent's `event_base_once`).
+    /// after it runs, or with the base (libevent's `event_base_once`). For a timer alone,
+    /// [`after`](Self::after) is the safe way.
+    ///
+    /// # Safety
+    ///
+    /// With fd flags, `fd` must stay open until the callback ran (or the base is dropped):
+    /// the promise of [`new_event`](Self::new_event).
     ///
     /// # Errors
     ///
     /// `InvalidInput` for SIGNAL or PERSIST, or a negative fd with fd flags; the backend's
     /// refusal of the fd.
-    pub fn once(
+    pub unsafe fn once(
         &mut self,
         fd: RawFd,
         flags: EventFlags,
@@ -778,6 +991,7 @@ impl<D> Registry<D> {
                 }
             }),
         )
+        .map(drop)
     }
 
     fn once_boxed(
@@ -786,14 +1000,14 @@ impl<D> Registry<D> {
         flags: EventFlags,
         timeout: Option<Duration>,
         callback: Callback<D>,
-    ) -> io::Result<()> {
+    ) -> io::Result<EventId> {
         if flags.intersects(EventFlags::SIGNAL | EventFlags::PERSIST) {
             return Err(invalid(format!(
                 "once: {:?} is not allowed: a one-shot event takes READ, WRITE, CLOSED or a timeout",
                 flags & (EventFlags::SIGNAL | EventFlags::PERSIST)
             )));
         }
-        let id = self.new_event_boxed(fd, flags, callback)?;
+        let id = self.make_event(fd, flags, callback)?;
         let idx = id.index as usize;
         self.slots[idx].set(state::ONCE);
         let io = flags.intersects(EventFlags::IO);
@@ -806,23 +1020,24 @@ impl<D> Registry<D> {
         if result.is_err() {
             drop(self.free_idx(idx));
         }
-        result
+        result.map(|()| id)
     }
 
     /// Make the loop return after `after` (`None`: once the callbacks active now have run),
     /// as a one-shot timer (libevent's `event_base_loopexit`). It survives until it fires, so
     /// calling it before [`run`](crate::Base::run) works.
-    ///
-    /// # Errors
-    ///
-    /// Never in practice; the signature leaves room for allocation limits.
-    pub fn loop_exit(&mut self, after: Option<Duration>) -> io::Result<()> {
-        self.once_boxed(
+    pub fn loop_exit(&mut self, after: Option<Duration>) {
+        let timer = self.once_boxed(
             NO_FD,
             EventFlags::empty(),
             after,
             Box::new(|ctx, _| ctx.registry.got_exit = true),
-        )
+        );
+        if timer.is_err() {
+            // Only with u32::MAX events in the base: stop as soon as possible rather than
+            // never, as a break would.
+            self.loop_break();
+        }
     }
 
     /// Make the loop return as soon as the running callback returns. Called while the loop is
@@ -999,10 +1214,9 @@ fn check_open(fd: RawFd) -> io::Result<()> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop_core::{Base, EventFlags};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+/// use evloop::{Base, EventFlags};
 ///
-/// let mut base: Base<u32> = Base::with_backend(backend(), Default::default()).unwrap();
+/// let mut base: Base<u32> = evloop::new_base().unwrap();
 /// let t = base
 ///     .new_timer(EventFlags::PERSIST, |ctx, runs: &mut u32| {
 ///         *runs += 1;
@@ -1056,6 +1270,14 @@ impl<D> Context<'_, D> {
     /// The fd of the running event (-1 for a timer, the signal number for a signal event).
     pub fn fd(&self) -> RawFd {
         self.registry.slots[self.id.index as usize].fd
+    }
+
+    /// Lend the running event's fd for I/O (`None` for a timer or signal, or once the
+    /// callback freed its event): the owned fd of an event made by
+    /// [`new_owned_event`](Registry::new_owned_event), or the fd the caller of `new_event`
+    /// promised to keep open.
+    pub fn borrow_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.registry.event_fd(self.id).ok()
     }
 }
 

@@ -20,7 +20,7 @@
 //! Commands run on the loop thread between callbacks, in the order each sender pushed them.
 //! There is no blocking `del` as in libevent (whose cross-thread `event_del` waits for a
 //! running callback and deadlocks under a lock the callback takes, issues #512 and #1311): a
-//! closure sent with [`Handle::run`] that deletes an event runs after the callback that is
+//! closure sent with [`Handle::run_in_loop`] that deletes an event runs after the callback that is
 //! running returns.
 
 use crate::fd::{AsFd, AsRawFd, OwnedFd, RawFd};

@@ -98,20 +98,6 @@ fn earliest_child(heap: &[Entry], at: usize) -> Option<usize> {
 }
 
 /// Deadlines of events, earliest first, equal deadlines in scheduling order.
-///
-/// # Examples
-///
-/// ```
-/// use evloop_core::TimerHeap;
-/// let mut heap = TimerHeap::new();
-/// heap.schedule(7, 100);
-/// heap.schedule(3, 50);
-/// heap.schedule(9, 100);
-/// assert_eq!(heap.pop_expired(100), Some((3, 50)));
-/// assert_eq!(heap.pop_expired(100), Some((7, 100)));
-/// heap.remove(9);
-/// assert!(heap.is_empty());
-/// ```
 #[derive(Debug, Default)]
 pub struct TimerHeap {
     heap: Vec<Entry>,
@@ -131,6 +117,7 @@ impl TimerHeap {
     }
 
     /// Whether no timer is scheduled.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
@@ -305,6 +292,18 @@ mod tests {
     use std::collections::BTreeMap;
 
     use crate::test_rng::Rng;
+
+    #[test]
+    fn the_documented_example() {
+        let mut heap = TimerHeap::new();
+        heap.schedule(7, 100);
+        heap.schedule(3, 50);
+        heap.schedule(9, 100);
+        assert_eq!(heap.pop_expired(100), Some((3, 50)));
+        assert_eq!(heap.pop_expired(100), Some((7, 100)));
+        heap.remove(9);
+        assert!(heap.is_empty());
+    }
 
     #[test]
     fn equal_deadlines_fire_in_scheduling_order() {

@@ -23,9 +23,8 @@ impl<D> Registry<D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop_core::{Base, EventFlags};
-    /// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
-    /// let mut base: Base = Base::with_backend(backend(), Default::default())?;
+    /// use evloop::{Base, EventFlags};
+    /// let mut base: Base = evloop::new_base()?;
     /// let t = base.new_timer(EventFlags::empty(), |_, _| {})?;
     /// base.add(t, Some(Duration::from_secs(1)))?;
     /// base.verify();

@@ -56,7 +56,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, _: evloop::PeerAddr, _: &mut (
 /// Exit the loop on SIGINT or SIGTERM (Ctrl-C or Ctrl-Break on Windows).
 pub fn exit_on_signals(base: &mut evloop::Base) -> io::Result<()> {
     for &signo in evloop::signal::STOP_SIGNALS {
-        let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None).expect("loop_exit"))?;
+        let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None))?;
         base.add(ev, None)?;
     }
     Ok(())

@@ -12,7 +12,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let backend = Box::new(evloop_poll::PollBackend::new());
-    let mut base: Base<u64> = Base::with_backend(backend, BaseOptions { priorities: 3, ..Default::default() }).unwrap();
     let pairs: Vec<_> = (0..2)
         .map(|_| {
             rustix::net::socketpair(
@@ -24,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
             .unwrap()
         })
         .collect();
+    // Declared after `pairs`, so dropped first: the sockets outlive every event.
+    let mut base: Base<u64> = Base::with_backend(backend, BaseOptions { priorities: 3, ..Default::default() }).unwrap();
     let mut ids: Vec<EventId> = Vec::new();
     let mut runs = 0u64;
     for op in data.chunks(2) {
@@ -39,13 +40,17 @@ fuzz_target!(|data: &[u8]| {
             1 => {
                 let (a, _) = &pairs[arg as usize % 2];
                 let flags = EventFlags::READ | EventFlags::WRITE | if arg & 2 == 2 { EventFlags::PERSIST } else { EventFlags::empty() };
-                if let Ok(id) = base.new_event(a.as_raw_fd(), flags, |ctx, n: &mut u64| {
-                    *n += 1;
-                    if *n % 7 == 0 {
-                        let me = ctx.id();
-                        let _ = ctx.del(me);
-                    }
-                }) {
+                // SAFETY: `pairs` outlives `base` (see above).
+                let made = unsafe {
+                    base.new_event(a.as_raw_fd(), flags, |ctx, n: &mut u64| {
+                        *n += 1;
+                        if *n % 7 == 0 {
+                            let me = ctx.id();
+                            let _ = ctx.del(me);
+                        }
+                    })
+                };
+                if let Ok(id) = made {
                     ids.push(id);
                 }
             }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{EventFlags, RunOutcome};
 
-use crate::util::{borrow, patience, raw, read_available, socketpair, write_all};
+use crate::util::{borrow, patience, raw, read_available, socketpair, write_all, WatchRaw};
 use crate::Harness;
 
 const USR1: i32 = libc::SIGUSR1;
@@ -286,7 +286,7 @@ pub fn signal_storm_during_io(h: &Harness) {
     base.add(sig, None).unwrap();
     for (fd, peer) in [(raw(&a), raw(&a)), (raw(&b), raw(&b))] {
         let e = base
-            .new_event(
+            .watch(
                 fd,
                 EventFlags::READ | EventFlags::PERSIST,
                 move |_, (_, rounds): &mut (u64, u64)| {
@@ -369,7 +369,7 @@ pub fn bad_signal_numbers_are_refused(h: &Harness) {
     let err = base.new_signal(libc::SIGKILL, |_, _| {}).unwrap_err();
     assert!(err.to_string().contains("SIGKILL"), "{err}");
     let err = base
-        .new_event(USR1, EventFlags::SIGNAL | EventFlags::READ, |_, _| {})
+        .watch(USR1, EventFlags::SIGNAL | EventFlags::READ, |_, _| {})
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     let t = base
@@ -432,7 +432,7 @@ pub fn fork_and_reinit_keep_both_loops_working(h: &Harness) {
     let mut base = h.base::<Seen>();
     for fd in [raw(&parent_r), raw(&child_r)] {
         let e = base
-            .new_event(
+            .watch(
                 fd,
                 EventFlags::READ | EventFlags::PERSIST,
                 move |_, seen: &mut Seen| {

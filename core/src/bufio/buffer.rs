@@ -141,7 +141,7 @@ fn frozen(which: &str) -> io::Error {
 /// # Examples
 ///
 /// ```
-/// use evloop_core::{Buffer, Eol};
+/// use evloop::{Buffer, Eol};
 /// let mut buf = Buffer::new();
 /// buf.append(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
 /// assert_eq!(buf.read_line(Eol::Crlf).as_deref(), Some(&b"GET / HTTP/1.1"[..]));
@@ -159,6 +159,34 @@ pub struct Buffer {
     callbacks: Vec<(CallbackId, ChangeCallback)>,
     next_callback: u64,
     max_read: Option<usize>,
+}
+
+/// Appending through `std::io::Write`, so `write!(buf, "{n} bytes\r\n")` formats straight
+/// into the buffer (libevent's `evbuffer_add_printf`). A frozen end refuses with
+/// `PermissionDenied`, as [`Buffer::append`] does.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// let mut buf = evloop::Buffer::new();
+/// write!(buf, "HTTP/1.1 {} {}\r\n", 200, "OK")?;
+/// assert_eq!(buf.read_line(evloop::Eol::CrlfStrict).unwrap(), b"HTTP/1.1 200 OK");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl io::Write for Buffer {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.append(data)?;
+        Ok(data.len())
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.append(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Buffer {

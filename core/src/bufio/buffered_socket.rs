@@ -76,6 +76,10 @@ struct Pending {
 
 type Shared<D> = Rc<RefCell<State<D>>>;
 
+/// The references to a socket's state held by its own events' callbacks (read, write,
+/// deferred): any beyond these are handles a user holds.
+const INTERNAL_REFS: usize = 3;
+
 struct State<D> {
     fd: RawFd,
     owned: Option<OwnedFd>,
@@ -353,6 +357,23 @@ impl<D> State<D> {
         }
     }
 
+    /// Whether nothing can reach the socket any more: no handle outside its own events, and
+    /// none of its callbacks can run again — neither direction armed (reading stops at EOF
+    /// and on errors, writing once the output is empty), no callback due, no connect under
+    /// way, no partner that could write to it. Such a socket is freed by its last dispatch
+    /// instead of holding its fd until the base is dropped.
+    fn unreachable(&self, rc: &Shared<D>) -> bool {
+        Rc::strong_count(rc) <= INTERNAL_REFS
+            && !self.freed
+            && !self.read_armed
+            && !self.write_armed
+            && !self.connecting
+            && !self.pending.read
+            && !self.pending.write
+            && self.pending.events.is_empty()
+            && self.partner().is_none()
+    }
+
     /// Run (or, when deferring, schedule) the callbacks that are due.
     fn dispatch(
         &mut self,
@@ -378,10 +399,11 @@ impl<D> State<D> {
         if !pending.events.is_empty() && !self.freed {
             self.invoke(rc, ctx, data, EVENT_CB, pending.events, pending.error);
         }
-        if self.freed {
-            self.teardown(ctx);
-        } else {
+        if !self.freed {
             let _ = self.sync(ctx);
+        }
+        if self.freed || self.unreachable(rc) {
+            self.teardown(ctx);
         }
     }
 
@@ -579,9 +601,41 @@ pub struct BevContext<'a, 'b, D> {
 
 impl<'b, D> BevContext<'_, 'b, D> {
     /// Why the callback runs: READING or WRITING for the read and write callbacks; for the
-    /// event callback what happened (EOF, ERROR, TIMEOUT, CONNECTED) and in which direction.
-    pub fn what(&self) -> BevEvent {
+    /// event callback what happened (EOF, ERROR, TIMEOUT, CONNECTED) and in which direction
+    /// (libevent's `what`; named as [`Context::fired`] is).
+    pub fn fired(&self) -> BevEvent {
         self.what
+    }
+
+    /// Replace the read callback, from inside any of this socket's callbacks (libevent's
+    /// `bufferevent_setcb` from a callback, as its le-proxy does): the new one is used from
+    /// the next time it is due; the running one finishes first.
+    pub fn set_read_callback(
+        &mut self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) {
+        self.state.callbacks[READ_CB] = Some(Box::new(cb));
+    }
+
+    /// Replace the write callback; see [`set_read_callback`](Self::set_read_callback).
+    pub fn set_write_callback(
+        &mut self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) {
+        self.state.callbacks[WRITE_CB] = Some(Box::new(cb));
+    }
+
+    /// Replace the event callback; see [`set_read_callback`](Self::set_read_callback).
+    pub fn set_event_callback(
+        &mut self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) {
+        self.state.callbacks[EVENT_CB] = Some(Box::new(cb));
+    }
+
+    /// Which directions are enabled (READ, WRITE).
+    pub fn enabled(&self) -> EventFlags {
+        self.state.enabled
     }
 
     /// The error behind an ERROR event.
@@ -697,10 +751,9 @@ impl<'b, D> BevContext<'_, 'b, D> {
 /// A pair of connected sockets in one process:
 ///
 /// ```
-/// use evloop_core::{Base, BevOptions, BufferedSocket, EventFlags};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { evloop_core::doc_backend() }
+/// use evloop::{Base, BevOptions, BufferedSocket, EventFlags};
 ///
-/// let mut base: Base<Vec<u8>> = Base::with_backend(backend(), Default::default())?;
+/// let mut base: Base<Vec<u8>> = evloop::new_base()?;
 /// let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default())?;
 /// b.set_read_callback(|bev, got: &mut Vec<u8>| {
 ///     let n = bev.input().len();
@@ -778,8 +831,7 @@ impl<D: 'static> BufferedSocket<D> {
         }
         let state: Shared<D> = Rc::new(RefCell::new(State::new(fd, options)));
         let raw = state.borrow().fd;
-        let defer =
-            ops.new_event_boxed(NO_FD, EventFlags::empty(), defer_handler(state.clone()))?;
+        let defer = ops.make_event(NO_FD, EventFlags::empty(), defer_handler(state.clone()))?;
         state.borrow_mut().defer_ev = Some(defer);
         // A socket's read and write events watch its fd; a pair's are timers for its
         // timeouts (a pair has no fd), run through the same handlers.
@@ -788,15 +840,17 @@ impl<D: 'static> BufferedSocket<D> {
         } else {
             (EventFlags::empty(), EventFlags::empty())
         };
+        // The state owns the fd, and `teardown` frees these events before it lets the fd go:
+        // the promise of `new_event` is kept.
         let made = ops
-            .new_event_boxed(
+            .make_event(
                 raw,
                 read | EventFlags::PERSIST,
                 io_handler(state.clone(), State::on_readable),
             )
             .and_then(|r| {
                 state.borrow_mut().read_ev = Some(r);
-                ops.new_event_boxed(
+                ops.make_event(
                     raw,
                     write | EventFlags::PERSIST,
                     io_handler(state.clone(), State::on_writable),
@@ -968,16 +1022,77 @@ impl<D: 'static> BufferedSocket<D> {
         self.with(|st| Ok(f(&mut st.input)))
     }
 
-    /// Work on the output buffer; call [`flush`](Self::flush) (or write) after appending.
+    /// Work on the output buffer; what `f` appends is then sent as [`write`](Self::write)
+    /// would send it (the socket re-arms its write event, so nothing waits for a flush).
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy, or the backend refusing the fd.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use evloop::{Base, BevOptions, BufferedSocket, EventFlags};
+    /// let mut base: Base<Vec<u8>> = evloop::new_base()?;
+    /// let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default())?;
+    /// b.set_read_callback(|bev, got: &mut Vec<u8>| {
+    ///     got.extend(bev.input().read_line(evloop::Eol::Lf).unwrap_or_default());
+    ///     bev.free();
+    /// })?;
+    /// b.enable(&mut base, EventFlags::READ)?;
+    /// a.with_output(&mut base, |out| write!(out, "{} + {} = {}\n", 1, 2, 1 + 2))??;
+    /// let mut got = Vec::new();
+    /// base.run(&mut got)?;
+    /// assert_eq!(got, b"1 + 2 = 3");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_output<R>(
+        &self,
+        ops: &mut Registry<D>,
+        f: impl FnOnce(&mut Buffer) -> R,
+    ) -> io::Result<R> {
+        self.with(|st| {
+            let r = f(&mut st.output);
+            st.sync(ops)?;
+            Ok(r)
+        })
+    }
+
+    /// How many bytes the input holds.
     ///
     /// # Errors
     ///
     /// Freed or busy.
-    pub fn with_output<R>(&self, f: impl FnOnce(&mut Buffer) -> R) -> io::Result<R> {
-        self.with(|st| Ok(f(&mut st.output)))
+    pub fn input_len(&self) -> io::Result<usize> {
+        self.with(|st| Ok(st.input.len()))
     }
 
-    /// Re-arm after buffers were changed through `with_input`/`with_output`.
+    /// How many bytes wait in the output.
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy.
+    pub fn output_len(&self) -> io::Result<usize> {
+        self.with(|st| Ok(st.output.len()))
+    }
+
+    /// Which directions are enabled (READ, WRITE).
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy.
+    pub fn enabled(&self) -> io::Result<EventFlags> {
+        self.with(|st| Ok(st.enabled))
+    }
+
+    /// Whether the socket was freed, by a `free` or by the loop once nothing could reach it
+    /// any more (false while its own callback runs).
+    pub fn is_freed(&self) -> bool {
+        self.state.try_borrow().is_ok_and(|s| s.freed)
+    }
+
+    /// Re-arm after buffers were changed through `with_input`.
     ///
     /// # Errors
     ///

@@ -71,6 +71,26 @@ pub enum PeerAddr {
     Unknown,
 }
 
+/// `127.0.0.1:4242`, `[::1]:4242`, `unix:/run/app.sock`, `unix:(unnamed)` or `unknown`.
+///
+/// # Examples
+///
+/// ```
+/// let peer = evloop::PeerAddr::Inet("127.0.0.1:4242".parse().unwrap());
+/// assert_eq!(peer.to_string(), "127.0.0.1:4242");
+/// assert_eq!(evloop::PeerAddr::Unix(None).to_string(), "unix:(unnamed)");
+/// ```
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAddr::Inet(addr) => write!(f, "{addr}"),
+            PeerAddr::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            PeerAddr::Unix(None) => f.write_str("unix:(unnamed)"),
+            PeerAddr::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
 impl PeerAddr {
     fn from_any(addr: Option<SocketAddrAny>) -> Self {
         let Some(addr) = addr else {
@@ -144,10 +164,9 @@ impl<D> State<D> {
 ///
 /// ```
 /// use std::net::{SocketAddr, TcpStream};
-/// use evloop_core::{Base, Listener, ListenerOptions};
-/// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
+/// use evloop::{Base, Listener, ListenerOptions};
 ///
-/// let mut base: Base<usize> = Base::with_backend(backend(), Default::default())?;
+/// let mut base: Base<usize> = evloop::new_base()?;
 /// let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
 /// let listener = Listener::bind(&mut base, addr, ListenerOptions::default(), |ctx, _fd, _peer, n: &mut usize| {
 ///     *n += 1;
@@ -386,19 +405,20 @@ impl<D: 'static> Listener<D> {
             close_on_free: options.close_on_free,
             freed: false,
         }));
-        let accept = ops.new_event_boxed(
+        // The listener owns the fd and frees this event before closing it (`new_event`'s
+        // promise).
+        let accept = ops.make_event(
             raw,
             EventFlags::READ | EventFlags::PERSIST,
             accept_handler(state.clone()),
         )?;
-        let retry =
-            match ops.new_event_boxed(NO_FD, EventFlags::empty(), retry_handler(state.clone())) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = ops.free(accept);
-                    return Err(e);
-                }
-            };
+        let retry = match ops.make_event(NO_FD, EventFlags::empty(), retry_handler(state.clone())) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = ops.free(accept);
+                return Err(e);
+            }
+        };
         {
             let mut st = state.borrow_mut();
             st.accept_ev = Some(accept);

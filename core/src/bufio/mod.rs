@@ -21,7 +21,7 @@ flag_set! {
     /// # Examples
     ///
     /// ```
-    /// use evloop_core::BevEvent;
+    /// use evloop::BevEvent;
     /// let what = BevEvent::EOF | BevEvent::READING;
     /// assert!(what.contains(BevEvent::EOF));
     /// ```

@@ -53,10 +53,9 @@ pub use sys::NSIG;
 /// # Examples
 ///
 /// ```
-/// # fn backend() -> Box<dyn evloop_core::Backend> { Box::new(evloop_select::SelectBackend::new()) }
-/// let mut base: evloop_core::Base = evloop_core::Base::with_backend(backend(), Default::default())?;
-/// for &signo in evloop_core::signal::STOP_SIGNALS {
-///     let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None).unwrap())?;
+/// let mut base: evloop::Base = evloop::new_base()?;
+/// for &signo in evloop::signal::STOP_SIGNALS {
+///     let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None))?;
 ///     base.add(ev, None)?;
 /// }
 /// # Ok::<(), std::io::Error>(())
@@ -120,7 +119,7 @@ static COUNTS: [AtomicU32; N] = [ZERO; N];
 /// # Examples
 ///
 /// ```
-/// assert_eq!(evloop_core::signal_name(2), "SIGINT");
+/// assert_eq!(evloop::signal_name(2), "SIGINT");
 /// ```
 pub fn signal_name(signo: i32) -> String {
     match sys::NAMES.iter().find(|(n, _)| *n == signo) {
