@@ -103,6 +103,23 @@ fn serve(name: &str, env: &[&str]) -> (Child, u16, TcpStream) {
 
 /// [`serve`] with arguments before the port.
 fn serve_with(name: &str, args: &[&str], env: &[&str]) -> (Child, u16, TcpStream) {
+    serve_args(
+        name,
+        |port| {
+            let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            all.push(port.to_string());
+            all
+        },
+        env,
+    )
+}
+
+/// [`serve`] with the arguments `args(port)`.
+fn serve_args(
+    name: &str,
+    args: impl Fn(u16) -> Vec<String>,
+    env: &[&str],
+) -> (Child, u16, TcpStream) {
     static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let port = TcpListener::bind("127.0.0.1:0")
@@ -110,10 +127,9 @@ fn serve_with(name: &str, args: &[&str], env: &[&str]) -> (Child, u16, TcpStream
         .local_addr()
         .unwrap()
         .port();
-    let port_arg = port.to_string();
-    let mut all: Vec<&str> = args.to_vec();
-    all.push(&port_arg);
-    let child = start_with_env(name, &all, env);
+    let args = args(port);
+    let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+    let child = start_with_env(name, &args, env);
     let first = connect(port);
     (child, port, first)
 }
@@ -267,6 +283,175 @@ fn multi_reactor_serves_from_two_loops_and_stops_on_sigint() {
         let mut got = vec![0u8; 78];
         c.read_exact(&mut got).unwrap();
         assert!(got.ends_with(b"Hello, World!"));
+    }
+    kill_process(pid(&child), Signal::INT).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Read lines from `s` until one equals `want`, returning the lines before it.
+fn lines_until(s: &mut BufReader<TcpStream>, want: &str) -> Vec<String> {
+    let mut before = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = s.read_line(&mut line).unwrap();
+        assert!(n > 0, "EOF before {want:?}; got {before:?}");
+        let line = line.trim_end().to_string();
+        if line == want {
+            return before;
+        }
+        before.push(line);
+    }
+}
+
+/// A chat client: connected, greeted, with its name (its address as the server sees it).
+fn chat_client(port: u16, first: Option<TcpStream>) -> (BufReader<TcpStream>, TcpStream, String) {
+    let s = first.unwrap_or_else(|| connect(port));
+    let name = s.local_addr().unwrap().to_string();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    lines_until(&mut reader, &format!("* you are {name}"));
+    (reader, s, name)
+}
+
+#[test]
+fn chat_broadcasts_lines_to_the_others_and_exits_on_sigint() {
+    let (mut child, port, first) = serve("chat", &[]);
+    let (mut ra, mut a, na) = chat_client(port, Some(first));
+    let (mut rb, mut b, nb) = chat_client(port, None);
+    let (mut rc, mut c, nc) = chat_client(port, None);
+    a.write_all(b"hello from a\r\n").unwrap();
+    for r in [&mut rb, &mut rc] {
+        lines_until(r, &format!("{na}: hello from a"));
+    }
+    b.write_all(b"hi from b\n").unwrap();
+    let seen_by_a = lines_until(&mut ra, &format!("{nb}: hi from b"));
+    assert!(
+        !seen_by_a.iter().any(|l| l.contains("hello from a")),
+        "a got its own line back: {seen_by_a:?}"
+    );
+    lines_until(&mut rc, &format!("{nb}: hi from b"));
+    drop(rb);
+    drop(b);
+    lines_until(&mut ra, &format!("* {nb} left"));
+    c.write_all(b"still here\n").unwrap();
+    lines_until(&mut ra, &format!("{nc}: still here"));
+    kill_process(pid(&child), Signal::INT).unwrap();
+    assert!(child.wait().unwrap().success());
+    drop((ra, a, rc, c));
+}
+
+#[test]
+fn chat_drops_idle_clients_and_clients_that_do_not_read() {
+    // Idle clients go after one second, never before.
+    let (mut child, port, first) = serve_args("chat", |p| vec![p.to_string(), "1".into()], &[]);
+    let (mut idle, _idle_w, _) = chat_client(port, Some(first));
+    let joined = Instant::now();
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).unwrap(); // EOF: the server dropped it
+    let took = joined.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    // A client that never reads is dropped once its backlog passes the watermark, while the
+    // sender goes on.
+    let (_deaf_r, deaf, deaf_name) = chat_client(port, None);
+    let (mut talker_r, mut talker, _) = chat_client(port, None);
+    let line = format!("{}\n", "x".repeat(1000));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut out = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // The server reports the drop on stdout; keep sending (in bursts) until it does. The
+    // reader comes back so that the pipe stays open until the server exits.
+    let reporter = std::thread::spawn(move || loop {
+        out.clear();
+        if stdout.read_line(&mut out).unwrap() == 0 {
+            return (false, stdout);
+        }
+        if out.contains(&format!("{deaf_name} dropped: not reading")) {
+            return (true, stdout);
+        }
+    });
+    talker.set_nonblocking(true).unwrap();
+    while !reporter.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the deaf client was never dropped"
+        );
+        for _ in 0..64 {
+            let _ = talker.write_all(line.as_bytes());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        talker_r.get_mut().set_nonblocking(true).unwrap();
+        let mut sink = [0u8; 65536];
+        while talker_r.get_mut().read(&mut sink).is_ok_and(|n| n > 0) {}
+    }
+    let (dropped, _stdout) = reporter.join().unwrap();
+    assert!(dropped);
+    drop(deaf);
+    kill_process(pid(&child), Signal::INT).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Peak resident memory of process `pid` in KiB (Linux: VmHWM), if known.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
+    const UP: usize = 32 << 20;
+    const DOWN: usize = 4 << 20;
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap().to_string();
+    let (mut child, _, client) =
+        serve_args("proxy", |p| vec![p.to_string(), target_addr.clone()], &[]);
+    let (mut server, _) = target.accept().unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let pattern = |i: usize| (i * 7 % 251) as u8;
+    // The target reads nothing for a while: the proxy must stop reading the client.
+    let target_side = std::thread::spawn(move || {
+        let down: Vec<u8> = (0..DOWN).map(|i| pattern(i + 3)).collect();
+        server.write_all(&down).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let mut got = Vec::with_capacity(UP);
+        server.read_to_end(&mut got).unwrap(); // until the proxy closes it
+        got
+    });
+    let mut writer = client.try_clone().unwrap();
+    let up_side = std::thread::spawn(move || {
+        let up: Vec<u8> = (0..UP).map(pattern).collect();
+        writer.write_all(&up).unwrap();
+    });
+    let mut reader = client.try_clone().unwrap();
+    let mut down_got = vec![0u8; DOWN];
+    reader.read_exact(&mut down_got).unwrap();
+    assert!(
+        down_got
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == pattern(i + 3)),
+        "target to client corrupted"
+    );
+    up_side.join().unwrap();
+    // Done sending: the proxy flushes what it holds to the target, then closes it.
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let up_got = target_side.join().unwrap();
+    assert_eq!(up_got.len(), UP);
+    assert!(
+        up_got.iter().enumerate().all(|(i, &b)| b == pattern(i)),
+        "client to target corrupted"
+    );
+    // The client side is closed too once the target side is gone.
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    if let Some(peak) = peak_rss_kib(child.id()) {
+        // The watermarks hold about 512 KiB per direction; 32 MiB would show.
+        assert!(peak < 16 * 1024, "proxy peak RSS {peak} KiB");
     }
     kill_process(pid(&child), Signal::INT).unwrap();
     assert!(child.wait().unwrap().success());

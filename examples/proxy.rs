@@ -1,0 +1,149 @@
+//! A TCP proxy after libevent's le-proxy: `proxy LISTEN_PORT TARGET_HOST:PORT` accepts on
+//! 127.0.0.1:LISTEN_PORT and connects each client to the target, copying both directions.
+//!
+//! - Backpressure: once `MAX_OUTPUT` bytes wait to go out on one side, the proxy stops reading
+//!   the other side until that output drains to half, so a slow reader holds the proxy's
+//!   memory at about `MAX_OUTPUT` per direction, whatever the fast side sends.
+//! - When either side closes (or fails), what it sent is still delivered: the other side is
+//!   closed once its output is flushed.
+//! - Ctrl-C (SIGINT, SIGTERM; Ctrl-Break on Windows) exits with status 0.
+//!
+//! As in le-proxy, a side's callbacks change while it runs: the write callback that
+//! re-enables reading is installed when the output fills up, and removed once it drained.
+//!
+//! ```text
+//! $ cargo run --release --example proxy -- 9998 example.com:80
+//! $ curl -H 'Host: example.com' http://127.0.0.1:9998/
+//! ```
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use evloop::{
+    Base, BevContext, BevEvent, BevOptions, Buffer, BufferedSocket, EventFlags, Listener,
+    ListenerOptions,
+};
+
+/// Bytes waiting to be written to one side before the other side stops being read.
+const MAX_OUTPUT: usize = 512 * 1024;
+
+type Bev = BufferedSocket<()>;
+type Ctx<'a, 'b> = BevContext<'a, 'b, ()>;
+
+/// Copy what `bev` read to its partner; stop reading once the partner's output is full, and
+/// have the partner's drain start it again (le-proxy's `readcb`).
+fn relay(bev: &mut Ctx<'_, '_>, partner: &Bev) {
+    if partner.is_freed() {
+        let n = bev.input().len();
+        let _ = bev.input().drain(n);
+        return;
+    }
+    let mut chunk = Buffer::new();
+    let n = bev.input().len();
+    let _ = bev.input().remove_into(&mut chunk, n);
+    let _ = partner.with_output(bev.context(), |out| out.append_buffer(&mut chunk));
+    if partner.output_len().unwrap_or(0) >= MAX_OUTPUT {
+        let me = bev.handle();
+        let _ = partner.set_write_callback(move |partner, _| drained(partner, &me));
+        let _ = partner.set_write_watermark(MAX_OUTPUT / 2, 0);
+        let _ = bev.disable(EventFlags::READ);
+    }
+}
+
+/// The partner's output drained to half: read the other side again, and stop watching the
+/// drain (le-proxy's `drained_writecb`).
+fn drained(bev: &mut Ctx<'_, '_>, other: &Bev) {
+    bev.set_write_callback(|_, _| {});
+    bev.set_write_watermark(0, 0);
+    if !other.is_freed() {
+        let _ = other.enable(bev.context(), EventFlags::READ);
+    }
+}
+
+/// EOF or an error on `bev`: deliver what it read, close the partner once its output is out,
+/// and free `bev` (le-proxy's `eventcb`).
+fn finish(bev: &mut Ctx<'_, '_>, partner: &Bev) {
+    if bev.fired().contains(BevEvent::CONNECTED) {
+        return;
+    }
+    if let Some(e) = bev.error() {
+        eprintln!("proxy: {e}");
+    }
+    relay(bev, partner);
+    if !partner.is_freed() {
+        if partner.output_len().unwrap_or(0) > 0 {
+            let _ = partner.set_write_callback(|partner, _| {
+                if partner.output().is_empty() {
+                    partner.free();
+                }
+            });
+            let _ = partner.set_write_watermark(0, 0);
+            let _ = partner.disable(bev.context(), EventFlags::READ);
+        } else {
+            let _ = partner.clone().free(bev.context());
+        }
+    }
+    bev.free();
+}
+
+/// Give `bev` the callbacks that relay to `partner`.
+fn wire(bev: &Bev, partner: &Bev) -> std::io::Result<()> {
+    let to = partner.clone();
+    bev.set_read_callback(move |bev, _| relay(bev, &to))?;
+    let to = partner.clone();
+    bev.set_event_callback(move |bev, _| finish(bev, &to))
+}
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (Some(port), Some(target)) = (args.next(), args.next()) else {
+        eprintln!("usage: proxy LISTEN_PORT TARGET_HOST:PORT");
+        std::process::exit(2);
+    };
+    let port: u16 = port.parse().unwrap_or_else(|e| {
+        eprintln!("proxy: bad port {port:?}: {e}");
+        std::process::exit(2);
+    });
+    let target: SocketAddr = match target.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        _ => {
+            eprintln!("proxy: cannot resolve {target:?}");
+            std::process::exit(2);
+        }
+    };
+    let mut base: Base = evloop::new_base()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    Listener::bind(
+        &mut base,
+        addr,
+        ListenerOptions::default(),
+        move |ctx, fd, _, _| {
+            let Ok(client) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
+                return;
+            };
+            let server = match BufferedSocket::connect(ctx, target, BevOptions::default()) {
+                Ok(server) => server,
+                Err(e) => {
+                    eprintln!("proxy: connect to {target}: {e}");
+                    let _ = client.free(ctx);
+                    return;
+                }
+            };
+            let wired = wire(&client, &server)
+                .and_then(|()| wire(&server, &client))
+                .and_then(|()| client.enable(ctx, EventFlags::READ | EventFlags::WRITE))
+                .and_then(|()| server.enable(ctx, EventFlags::READ | EventFlags::WRITE));
+            if let Err(e) = wired {
+                eprintln!("proxy: {e}");
+                let _ = client.free(ctx);
+                let _ = server.free(ctx);
+            }
+        },
+    )?;
+    for &signo in evloop::signal::STOP_SIGNALS {
+        let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None))?;
+        base.add(ev, None)?;
+    }
+    println!("proxy: 127.0.0.1:{port} -> {target}");
+    base.run(&mut ())?;
+    Ok(())
+}
