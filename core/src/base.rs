@@ -89,6 +89,10 @@ pub enum RunOutcome {
 /// callbacks belong to the thread that runs it. The event operations (`new_event`, `add`,
 /// `del`, `free`, `activate`, ...) are the [`Registry`]'s, which a base dereferences to.
 ///
+/// There is no `Base::new()`: this crate knows no backend. `evloop::new_base()` picks one
+/// (kqueue, epoll, polling, poll, select, as compiled in and allowed by the environment),
+/// `evloop::Config` picks one with constraints, and [`Base::with_backend`] takes yours.
+///
 /// # Examples
 ///
 /// ```

@@ -954,7 +954,10 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// # Errors
     ///
-    /// The socket was freed, or its own callback is running.
+    /// The socket was freed (the callback could never run), or one of its own callbacks is
+    /// running (`ResourceBusy`): there, [`BevContext::set_read_callback`] replaces it. On a
+    /// socket just made, neither can happen. These stay `Result`s rather than panics or
+    /// silent no-ops because both mean the caller's idea of the socket is wrong.
     pub fn set_read_callback(
         &self,
         cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
