@@ -1,7 +1,7 @@
 //! The contract between the core and an OS mechanism (libevent's `eventop`).
 //!
 //! A backend knows nothing of events, callbacks or timers. The core merges every event that
-//! watches one fd into a single *combined interest* (see [`IoMap`](crate::IoMap)) and tells
+//! watches one fd into a single *combined interest* (see the core's `io_map` module) and tells
 //! the backend only how that interest changes; the backend waits and reports which fds are
 //! ready. Everything else — timeouts, priorities, persistence, which events to wake — is the
 //! core's, so every backend gets the same semantics for free.

@@ -16,8 +16,8 @@
 //! | `event` | [`EventId`], [`Pending`], an event's slot |
 //! | `clock` | the monotonic clock and its cache |
 //! | `io_map` | events per fd, combined interest, the change list |
-//! | `timer_heap` | [`TimerHeap`] |
-//! | `active_queues` | [`ActiveQueues`] |
+//! | `timer_heap` | `TimerHeap` |
+//! | `active_queues` | `ActiveQueues` |
 //! | `remote`, `handle` | [`Handle`]: other threads' way in, and the wake-up channel beneath |
 //! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
 //! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |

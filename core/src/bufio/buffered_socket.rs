@@ -977,7 +977,7 @@ impl<D: 'static> BufferedSocket<D> {
         self.set_callback(WRITE_CB, Box::new(cb))
     }
 
-    /// Called on EOF, errors, timeouts and connects; see [`BevContext::what`].
+    /// Called on EOF, errors, timeouts and connects; see [`BevContext::fired`].
     ///
     /// # Errors
     ///

@@ -23,7 +23,7 @@
 //! dropped.
 //!
 //! [`Backend::add_signal`]: crate::Backend::add_signal
-//! [`ReadyList::push_signal`]: crate::ReadyList::push_signal
+//! [`ReadyList::push_signal`]: crate::backend::ReadyList::push_signal
 
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
