@@ -5,6 +5,11 @@
     clients.py echo PORT MIB         send MIB MiB on one connection; it must come back byte-exact
     clients.py http PORT N           N keep-alive GET requests on each of 4 connections; each
                                      answer must be the http-hello response
+    clients.py chat PORT             three chat clients: each line reaches the other two,
+                                     prefixed by its sender, and never comes back to it
+    clients.py proxy PORT MIB        through the proxy on PORT to a target served here on
+                                     PORT+1000: MIB MiB up and 4 MiB down byte-exact, then the
+                                     client's shutdown reaches the target as EOF after all bytes
 """
 import concurrent.futures
 import socket
@@ -94,6 +99,85 @@ def http(port, n):
         sys.exit("http: wrong answers")
 
 
+def lines_until(f, want):
+    while True:
+        line = f.readline()
+        if not line:
+            sys.exit(f"EOF before {want!r}")
+        if line.rstrip(b"\r\n") == want:
+            return
+
+
+def chat(port):
+    clients = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        name = "%s:%d" % s.getsockname()
+        f = s.makefile("rb")
+        lines_until(f, b"* you are " + name.encode())
+        clients.append((s, f, name))
+    for i, (s, _, name) in enumerate(clients):
+        s.sendall(b"line from %d\n" % i)
+        for j, (_, f, _) in enumerate(clients):
+            if j != i:
+                lines_until(f, b"%s: line from %d" % (name.encode(), i))
+    # Nobody got their own line: each client's next line from itself would have come first.
+    for s, f, _ in clients:
+        s.close()
+    print("chat: 3 clients, every line to the two others")
+
+
+def proxy(port, mib):
+    up_n, down_n = mib << 20, 4 << 20
+    pattern = bytes(i * 7 % 251 for i in range(251))
+
+    def data(n, shift):
+        reps = (n + shift) // 251 + 2
+        return (pattern * reps)[shift:shift + n]
+
+    target = socket.socket()
+    target.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    target.bind(("127.0.0.1", port + 1000))
+    target.listen(1)
+    got_up = bytearray()
+
+    def serve():
+        conn, _ = target.accept()
+        conn.settimeout(60)
+        conn.sendall(data(down_n, 3))
+        time.sleep(0.5)  # the proxy must stop reading the client meanwhile
+        while True:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                break
+            got_up.extend(chunk)
+        conn.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    w = threading.Thread(target=lambda: s.sendall(data(up_n, 0)))
+    w.start()
+    down = bytearray()
+    while len(down) < down_n:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            sys.exit(f"proxy: EOF after {len(down)} bytes down")
+        down.extend(chunk)
+    w.join()
+    s.shutdown(socket.SHUT_WR)
+    t.join()
+    if bytes(down) != data(down_n, 3):
+        sys.exit("proxy: target to client corrupted")
+    if bytes(got_up) != data(up_n, 0):
+        sys.exit(f"proxy: client to target corrupted ({len(got_up)} of {up_n} bytes)")
+    rest = s.recv(1 << 16)
+    if rest:
+        sys.exit("proxy: bytes after the end")
+    s.close()
+    print(f"proxy: {mib} MiB up, 4 MiB down, byte-exact; close after flush")
+
+
 if __name__ == "__main__":
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == "wait":
@@ -104,5 +188,9 @@ if __name__ == "__main__":
         echo(port, int(sys.argv[3]))
     elif cmd == "http":
         http(port, int(sys.argv[3]))
+    elif cmd == "chat":
+        chat(port)
+    elif cmd == "proxy":
+        proxy(port, int(sys.argv[3]))
     else:
         sys.exit(f"unknown command {cmd}")
