@@ -215,7 +215,7 @@ impl<D> Base<D> {
             let timeout = if !registry.active.is_empty() || flags.contains(LoopFlags::NONBLOCK) {
                 Some(Duration::ZERO)
             } else {
-                registry.timers.peek().map(|(_, deadline)| {
+                registry.timers.next_deadline().map(|deadline| {
                     Duration::from_nanos(deadline.saturating_sub(registry.clock.read()))
                 })
             };

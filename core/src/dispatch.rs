@@ -111,7 +111,12 @@ impl<D> Registry<D> {
                 let interval = intervals[idx as usize];
                 if interval != 0 {
                     slot.set(state::TIMER | state::REARMED);
-                    timers.schedule(idx, next_deadline(deadline, interval, now));
+                    timers.schedule_len(
+                        idx,
+                        next_deadline(deadline, interval, now),
+                        interval,
+                        true,
+                    );
                 }
             }
         }
@@ -225,8 +230,10 @@ impl<D> Registry<D> {
             _ => now,
         };
         self.slots[idx].set(state::TIMER);
-        let deadline = next_deadline(from, self.intervals[idx], now);
-        self.timers.schedule(idx as u32, deadline);
+        let interval = self.intervals[idx];
+        let deadline = next_deadline(from, interval, now);
+        self.timers
+            .schedule_len(idx as u32, deadline, interval, true);
     }
 
     /// Give a callback back to its slot after it returned — or free the event if it was a

@@ -16,7 +16,7 @@
 //! | `event` | [`EventId`], [`Pending`], an event's slot |
 //! | `clock` | the monotonic clock and its cache |
 //! | `io_map` | events per fd, combined interest, the change list |
-//! | `timer_heap` | `TimerHeap` |
+//! | `timer_heap`, `timers` | the timer heap, and the common-timeout queues in front of it |
 //! | `active_queues` | `ActiveQueues` |
 //! | `remote`, `handle` | [`Handle`]: other threads' way in, and the wake-up channel beneath |
 //! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
@@ -48,6 +48,7 @@ pub mod signal;
 #[cfg(test)]
 mod test_rng;
 mod timer_heap;
+mod timers;
 mod verify;
 
 pub use backend::Backend;

@@ -36,7 +36,7 @@ use crate::flags::{EventFlags, Features};
 use crate::io_map::IoMap;
 use crate::remote::Remote;
 use crate::signal::{self, Signals};
-use crate::timer_heap::TimerHeap;
+use crate::timers::Timers;
 
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 /// The most events a base holds at once: slot numbers are `u32`, and `u32::MAX` is taken (the
@@ -117,7 +117,7 @@ pub struct Registry<D> {
     /// The first free slot; each free slot's `ncalls` links to the next.
     pub(crate) free_head: u32,
     pub(crate) io: IoMap,
-    pub(crate) timers: TimerHeap,
+    pub(crate) timers: Timers,
     pub(crate) active: ActiveQueues,
     pub(crate) ready: ReadyList,
     /// fds the backend refused while flushing changes, to report to their events.
@@ -163,7 +163,7 @@ impl<D> Registry<D> {
             slots: Vec::new(),
             free_head: NO_SLOT,
             io: IoMap::new(emulate_closed, immediate),
-            timers: TimerHeap::new(),
+            timers: Timers::default(),
             active: ActiveQueues::new(priorities),
             ready: ReadyList::new(),
             failed: Vec::new(),
@@ -577,7 +577,11 @@ impl<D> Registry<D> {
             deactivate(slot, idx, &mut self.active);
         }
         self.slots[idx].set(state::TIMER);
-        self.timers.schedule(idx as u32, deadline);
+        // A persistent timeout joins the queue of its length (made if need be: see `timers`);
+        // a one-shot timer joins one only if its length has a queue already.
+        let persistent = flags.contains(EventFlags::PERSIST);
+        self.timers
+            .schedule_len(idx as u32, deadline, ns, persistent);
     }
 
     /// Make the event non-pending: stop watching its fd, stop its timer and cancel an
@@ -1061,9 +1065,92 @@ impl<D> Registry<D> {
         self.got_break
     }
 
-    /// The loop's cached time (taken after each wait), or the clock outside the loop.
+    /// The loop's cached time (taken after each wait), or the clock outside the loop (unless
+    /// [`update_cache_time`](Self::update_cache_time) pinned a reading).
     pub fn now(&self) -> Instant {
         self.clock.instant(self.clock.now())
+    }
+
+    /// Read the clock once and count every timeout armed from now on from that reading, until
+    /// the loop next waits or [`clear_cache_time`](Self::clear_cache_time) is called.
+    ///
+    /// Inside a callback this refreshes the loop's cached time, taken after the last wait
+    /// (libevent's `event_base_update_cache_time`): useful after a long computation, so that
+    /// timers armed next do not count from a stale time. Outside the loop, a burst of adds
+    /// then shares one reading instead of reading the clock for each (libev's
+    /// `ev_now_update`; libev's adds always use its cached time). Either way a deadline is
+    /// never early *counted from the reading*: a timer armed one millisecond after the
+    /// reading may run up to one millisecond before its timeout has passed since its own
+    /// `add`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop::EventFlags;
+    /// let mut base: evloop::Base<u32> = evloop::new_base()?;
+    /// base.update_cache_time(); // one clock reading for the 1,000 adds below
+    /// for _ in 0..1000 {
+    ///     let t = base.new_timer(EventFlags::empty(), |_, fired: &mut u32| *fired += 1)?;
+    ///     base.add(t, Some(Duration::from_millis(1)))?;
+    /// }
+    /// let mut fired = 0;
+    /// base.run(&mut fired)?;
+    /// assert_eq!(fired, 1000);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn update_cache_time(&mut self) {
+        self.clock.cache = Some(self.clock.read());
+    }
+
+    /// Forget a reading pinned by [`update_cache_time`](Self::update_cache_time) outside the
+    /// loop: timeouts count from the clock again. Inside a callback, the loop's cached time
+    /// stays (it is the loop's, until its next wait).
+    pub fn clear_cache_time(&mut self) {
+        if !self.running {
+            self.clock.cache = None;
+        }
+    }
+
+    /// Give timeouts of length `timeout` a queue of their own (libevent's
+    /// `event_base_init_common_timeout`): timers of one length expire in the order they were
+    /// armed, so arming and re-arming them is O(1), an unlink and an append, whatever the
+    /// number of timers. Persistent timeouts (and buffered sockets' timeouts) get their
+    /// length's queue without asking; this makes one-shot timers of that length use it too.
+    /// Nothing else changes: deadlines are never early, and equal deadlines fire in the order
+    /// they were armed, queue or not.
+    ///
+    /// # Errors
+    ///
+    /// `OutOfMemory` once 32 lengths have a queue (libevent allows 256); timers of other
+    /// lengths keep working, through the heap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut base: evloop::Base<Vec<u32>> = evloop::new_base()?;
+    /// base.declare_common_timeout(Duration::from_millis(5))?;
+    /// for i in 0..3 {
+    ///     base.after(Duration::from_millis(5), move |_, order: &mut Vec<u32>| order.push(i))?;
+    /// }
+    /// let mut order = Vec::new();
+    /// base.run(&mut order)?;
+    /// assert_eq!(order, [0, 1, 2]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn declare_common_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        if self.timers.declare(to_ns(timeout)) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "no room for a common timeout of {timeout:?}: {} lengths have one already",
+                    crate::timers::MAX_QUEUES
+                ),
+            ))
+        }
     }
 
     /// How many times the loop has waited on the backend (for diagnostics and tests).

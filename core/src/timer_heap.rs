@@ -17,6 +17,14 @@
 const NONE: u32 = u32::MAX;
 const ARITY: usize = 4;
 
+/// A timer's place in time: its deadline, then its arming number (equal deadlines in arming
+/// order). The owner of the heap hands out the numbers (see `timers`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key {
+    pub deadline: u64,
+    pub seq: u32,
+}
+
 #[derive(Copy, Clone, Debug)]
 struct Entry {
     /// `seq << 32 | id`: the low half of the key, and the id.
@@ -47,6 +55,14 @@ impl Entry {
     #[inline(always)]
     fn with_seq(self, seq: u32) -> Self {
         Entry::new(self.deadline, seq, self.id())
+    }
+
+    #[inline(always)]
+    fn to_key(self) -> Key {
+        Key {
+            deadline: self.deadline,
+            seq: (self.seq_id >> 32) as u32,
+        }
     }
 }
 
@@ -102,6 +118,8 @@ fn earliest_child(heap: &[Entry], at: usize) -> Option<usize> {
 pub struct TimerHeap {
     heap: Vec<Entry>,
     pos: Vec<u32>,
+    /// The heap's own arming numbers, for its tests; the base's come from `timers`.
+    #[cfg(test)]
     next_seq: u32,
 }
 
@@ -117,7 +135,6 @@ impl TimerHeap {
     }
 
     /// Whether no timer is scheduled.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
@@ -136,8 +153,35 @@ impl TimerHeap {
     }
 
     /// The earliest timer as `(id, deadline)`.
+    #[cfg(test)]
     pub fn peek(&self) -> Option<(u32, u64)> {
         self.heap.first().map(|e| (e.id(), e.deadline))
+    }
+
+    /// The earliest timer's key and id.
+    #[inline]
+    pub(crate) fn peek_key(&self) -> Option<(Key, u32)> {
+        self.heap.first().map(|e| (e.to_key(), e.id()))
+    }
+
+    /// The key of `id`, if scheduled.
+    pub(crate) fn key(&self, id: u32) -> Option<Key> {
+        match self.pos.get(id as usize) {
+            Some(&p) if p != NONE => Some(self.heap[p as usize].to_key()),
+            _ => None,
+        }
+    }
+
+    /// Every scheduled key, in no order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.heap.iter().map(|e| e.to_key())
+    }
+
+    /// Give every entry the arming number `f(key)`; `f` must keep the keys' order.
+    pub(crate) fn map_seqs(&mut self, f: impl Fn(Key) -> u32) {
+        for e in &mut self.heap {
+            *e = e.with_seq(f(e.to_key()));
+        }
     }
 
     /// Check the heap's invariants: every entry sorts after its parent, and `pos` points
@@ -170,12 +214,20 @@ impl TimerHeap {
 
     /// Schedule `id` at `deadline`, replacing its previous deadline if it had one. It then
     /// sorts after every timer already scheduled at the same deadline.
+    #[cfg(test)]
     pub fn schedule(&mut self, id: u32, deadline: u64) {
         if self.next_seq == u32::MAX {
             self.renumber();
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.schedule_key(id, Key { deadline, seq });
+    }
+
+    /// Schedule `id` with `key`, replacing its previous key if it had one.
+    #[inline]
+    pub(crate) fn schedule_key(&mut self, id: u32, key: Key) {
+        let Key { deadline, seq } = key;
         let idx = id as usize;
         if idx >= self.pos.len() {
             self.pos.resize(idx + 1, NONE);
@@ -276,6 +328,7 @@ impl TimerHeap {
 
     /// Renumber `seq` by rank when the counter runs out: relative order, and so the heap,
     /// stays as it was.
+    #[cfg(test)]
     fn renumber(&mut self) {
         let mut order: Vec<u32> = (0..self.heap.len() as u32).collect();
         order.sort_unstable_by_key(|&i| self.heap[i as usize].key());
