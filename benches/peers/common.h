@@ -17,6 +17,17 @@ static double now_us(void) {
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+/* The rearm workload's sequence of timers to re-arm, shared with the Rust side
+ * (evloop_benches::rearm_pick): a 64-bit LCG, the high bits taken modulo n. */
+static uint64_t rearm_state;
+static long rearm_pick(long n) {
+    rearm_state = rearm_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (long)((rearm_state >> 33) % (uint64_t)n);
+}
+
+/* Timer i's timeout in the rearm workload: 10 s, 20 s, ... for i % d = 0, 1, ... */
+static long rearm_secs(long i, int d) { return 10 * (i % d + 1); }
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);

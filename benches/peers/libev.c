@@ -62,6 +62,31 @@ static double lev_deadline(long i, long k) {
     return (50000 + ((i * 7919 + k * 104729) % 200000)) / 1e6;
 }
 
+/* rearm: n persistent timeouts of d lengths, then m re-arms of random ones with
+ * ev_timer_again, libev's way to restart a repeating timer. */
+int peer_rearm_libev(long n, int d, long m, double *rearm_ns, long *fired) {
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    ev_timer *ts = calloc(n, sizeof *ts);
+    long i, k;
+    for (i = 0; i < n; i++) {
+        ev_init(&ts[i], lev_timer_cb);
+        ts[i].repeat = (double)rearm_secs(i, d);
+        ev_timer_again(loop, &ts[i]);
+    }
+    rearm_state = 1;
+    lev_timer_count = 0;
+    double t0 = now_us();
+    for (k = 0; k < m; k++) ev_timer_again(loop, &ts[rearm_pick(n)]);
+    double t1 = now_us();
+    ev_run(loop, EVRUN_NOWAIT);
+    *rearm_ns = (t1 - t0) * 1000 / m;
+    *fired = lev_timer_count;
+    for (i = 0; i < n; i++) ev_timer_stop(loop, &ts[i]);
+    ev_loop_destroy(loop);
+    free(ts);
+    return 0;
+}
+
 int peer_timers_libev(long n, int r, double *add_ns, double *rearm_ns, double *run_ms, long *fired) {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     ev_timer *ts = calloc(n, sizeof *ts);

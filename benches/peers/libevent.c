@@ -65,6 +65,40 @@ static void deadline(long i, long k, struct timeval *tv) {
     tv->tv_usec = us % 1000000;
 }
 
+/* rearm: n persistent timeouts of d lengths, each length a common timeout
+ * (event_base_init_common_timeout), then m re-arms of random ones with event_add. */
+int peer_rearm_libevent(long n, int d, long m, double *rearm_ns, long *fired) {
+    struct event_base *base = event_base_new();
+    struct event **evs = calloc(n, sizeof *evs);
+    const struct timeval **common = calloc(d, sizeof *common);
+    long i, k;
+    int j;
+    for (j = 0; j < d; j++) {
+        struct timeval tv = { rearm_secs(j, d), 0 };
+        common[j] = event_base_init_common_timeout(base, &tv);
+    }
+    for (i = 0; i < n; i++) {
+        evs[i] = event_new(base, -1, EV_PERSIST, le_timer_cb, NULL);
+        event_add(evs[i], common[i % d]);
+    }
+    rearm_state = 1;
+    le_timer_count = 0;
+    double t0 = now_us();
+    for (k = 0; k < m; k++) {
+        long x = rearm_pick(n);
+        event_add(evs[x], common[x % d]);
+    }
+    double t1 = now_us();
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    *rearm_ns = (t1 - t0) * 1000 / m;
+    *fired = le_timer_count;
+    for (i = 0; i < n; i++) event_free(evs[i]);
+    event_base_free(base);
+    free(evs);
+    free(common);
+    return 0;
+}
+
 int peer_timers_libevent(long n, int r, double *add_ns, double *rearm_ns, double *run_ms, long *fired) {
     struct event_base *base = event_base_new();
     struct event **evs = calloc(n, sizeof *evs);

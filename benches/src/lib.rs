@@ -319,6 +319,22 @@ mod ffi {
         ) -> c_int;
         #[cfg(have_libevent)]
         pub fn peer_http_libevent(port: c_int) -> c_int;
+        #[cfg(have_libevent)]
+        pub fn peer_rearm_libevent(
+            n: c_long,
+            d: c_int,
+            m: c_long,
+            rearm: *mut c_double,
+            fired: *mut c_long,
+        ) -> c_int;
+        #[cfg(have_libev)]
+        pub fn peer_rearm_libev(
+            n: c_long,
+            d: c_int,
+            m: c_long,
+            rearm: *mut c_double,
+            fired: *mut c_long,
+        ) -> c_int;
         #[cfg(have_libev)]
         pub fn peer_pipes_libev(
             m: *const c_char,
@@ -444,17 +460,22 @@ pub fn timer_deadline(i: u64, k: u64) -> Duration {
     Duration::from_micros(50_000 + ((i * 7919 + k * 104_729) % 200_000))
 }
 
-/// The timers workload on evloop (the backend matters little: it only waits).
+/// The timers workload on evloop (the backend matters little: it only waits). Each burst of
+/// adds shares one clock reading
+/// ([`Registry::update_cache_time`](evloop::Registry::update_cache_time)), as each of libev's
+/// and libevent's does (their adds use their cached time).
 pub fn timers_evloop(n: u64, r: u64) -> std::io::Result<TimersResult> {
     let mut base: Base<u64> = evloop::new_base()?;
     let ids: Vec<_> = (0..n)
         .map(|_| base.new_timer(EventFlags::empty(), |_, fired: &mut u64| *fired += 1))
         .collect::<std::io::Result<_>>()?;
     let t0 = Instant::now();
+    base.update_cache_time();
     for (i, &id) in ids.iter().enumerate() {
         base.add(id, Some(timer_deadline(i as u64, 0)))?;
     }
     let t1 = Instant::now();
+    base.update_cache_time();
     for k in 1..=r {
         for (i, &id) in ids.iter().enumerate() {
             base.add(id, Some(timer_deadline(i as u64, k)))?;
@@ -503,6 +524,87 @@ pub fn timers_peer(peer: &str, n: u64, r: u64) -> Result<TimersResult, String> {
         add_ns: add,
         rearm_ns: rearm,
         run_ms: run,
+        fired: fired as u64,
+    })
+}
+
+/// One rearm result.
+#[derive(Copy, Clone, Debug)]
+pub struct RearmResult {
+    /// Nanoseconds per re-arm.
+    pub rearm_ns: f64,
+    /// Callbacks that ran (none should: the timeouts are 10 s and more).
+    pub fired: u64,
+}
+
+/// The rearm workload's sequence of timers to re-arm (the C peers' `rearm_pick`): a 64-bit
+/// LCG, its high bits modulo `n`.
+pub fn rearm_pick(state: &mut u64, n: u64) -> u64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 33) % n
+}
+
+/// Timer `i`'s timeout in the rearm workload: 10 s, 20 s, ... for `i % d` = 0, 1, ...
+pub fn rearm_timeout(i: u64, d: u64) -> Duration {
+    Duration::from_secs(10 * (i % d + 1))
+}
+
+/// The rearm workload on evloop: `n` persistent timeouts of `d` lengths, then `m` re-arms of
+/// random ones, as a server re-arms a read timeout on every read. The adds share one clock
+/// reading ([`Registry::update_cache_time`](evloop::Registry::update_cache_time)), as libev's
+/// and libevent's adds share their cached time.
+pub fn rearm_evloop(n: u64, d: u64, m: u64) -> std::io::Result<RearmResult> {
+    let mut base: Base<u64> = evloop::new_base()?;
+    let ids: Vec<_> = (0..n)
+        .map(|_| base.new_timer(EventFlags::PERSIST, |_, fired: &mut u64| *fired += 1))
+        .collect::<std::io::Result<_>>()?;
+    base.update_cache_time();
+    for (i, &id) in ids.iter().enumerate() {
+        base.add(id, Some(rearm_timeout(i as u64, d)))?;
+    }
+    let mut state = 1u64;
+    let t0 = Instant::now();
+    base.update_cache_time();
+    for _ in 0..m {
+        let i = rearm_pick(&mut state, n);
+        base.add(ids[i as usize], Some(rearm_timeout(i, d)))?;
+    }
+    let t1 = Instant::now();
+    let mut fired = 0;
+    base.run_with(evloop::LoopFlags::NONBLOCK, &mut fired)?;
+    Ok(RearmResult {
+        rearm_ns: (t1 - t0).as_nanos() as f64 / m as f64,
+        fired,
+    })
+}
+
+/// The rearm workload on a C peer.
+///
+/// # Errors
+///
+/// The peer is not built in.
+pub fn rearm_peer(peer: &str, n: u64, d: u64, m: u64) -> Result<RearmResult, String> {
+    let (mut rearm, mut fired) = (0.0, 0i64);
+    let (count, lengths, times) = (n as i64, d as i32, m as i64);
+    let _ = (&mut rearm, &mut fired, count, lengths, times);
+    let rc: Option<i32> = match peer {
+        #[cfg(have_libevent)]
+        // SAFETY: the outputs are live locals.
+        "libevent" => {
+            Some(unsafe { ffi::peer_rearm_libevent(count, lengths, times, &mut rearm, &mut fired) })
+        }
+        #[cfg(have_libev)]
+        // SAFETY: as above.
+        "libev" => {
+            Some(unsafe { ffi::peer_rearm_libev(count, lengths, times, &mut rearm, &mut fired) })
+        }
+        _ => None,
+    };
+    peer_status(peer, rc, || format!("{peer} failed"))?;
+    Ok(RearmResult {
+        rearm_ns: rearm,
         fired: fired as u64,
     })
 }

@@ -192,6 +192,8 @@ scenario_list! {
     timers::zero_interval_persistent_timer_runs_once_per_iteration,
     timers::timeout_activated_by_hand_keeps_the_cadence,
     timers::persistent_timeout_starved_by_a_better_priority_runs_once_and_goes_on,
+    timers::common_timeouts_fire_in_arming_order_never_early,
+    timers::a_stale_queue_head_runs_nothing_early,
     control::priorities,
     control::better_priority_preempts_a_worse_queue,
     control::manual_activation,

@@ -273,3 +273,91 @@ pub fn persistent_timeout_starved_by_a_better_priority_runs_once_and_goes_on(h: 
     assert_eq!(runs, [(1, true), (1, true), (1, true)]);
     assert!(start.elapsed() >= Duration::from_millis(40));
 }
+
+/// Common timeouts: timers of one declared length share a FIFO queue. With one clock reading
+/// for the whole burst (`update_cache_time`) they all have the same deadline, so they fire in
+/// the order they were armed — a re-armed one behind the rest — never before their timeout
+/// counted from that reading; a persistent timer of the same length joins the queue and
+/// keeps its cadence.
+pub fn common_timeouts_fire_in_arming_order_never_early(h: &Harness) {
+    let len = Duration::from_millis(30);
+    let mut base = h.base::<Vec<(u32, Instant)>>();
+    base.declare_common_timeout(len).unwrap();
+    base.update_cache_time();
+    let armed = base.now();
+    let mut ids = Vec::new();
+    for i in 0..6u32 {
+        let t = base
+            .new_timer(
+                EventFlags::empty(),
+                move |_, log: &mut Vec<(u32, Instant)>| log.push((i, Instant::now())),
+            )
+            .unwrap();
+        base.add(t, Some(len)).unwrap();
+        ids.push(t);
+    }
+    base.add(ids[2], Some(len)).unwrap(); // re-armed: now last of the six
+    let tick = base
+        .new_timer(EventFlags::PERSIST, |ctx, log: &mut Vec<(u32, Instant)>| {
+            log.push((100, Instant::now()));
+            if log.iter().filter(|(i, _)| *i == 100).count() == 3 {
+                let me = ctx.id();
+                ctx.del(me).unwrap();
+            }
+        })
+        .unwrap();
+    base.add(tick, Some(len)).unwrap(); // same length, armed after the six
+    base.clear_cache_time();
+    let mut log = Vec::new();
+    base.run(&mut log).unwrap();
+    let order: Vec<u32> = log.iter().map(|(i, _)| *i).collect();
+    assert_eq!(order, [0, 1, 3, 4, 5, 2, 100, 100, 100]);
+    for (k, (i, at)) in log.iter().enumerate() {
+        let due = if *i == 100 { len * (k as u32 - 5) } else { len };
+        assert!(
+            *at >= armed + due,
+            "{i} ran {:?} early",
+            (armed + due) - *at
+        );
+        assert!(*at < armed + due + GENEROUS, "{i} ran very late");
+    }
+}
+
+/// Lazy queue heads: deleting or re-arming the first timer of a queue leaves the queue's
+/// place in time as it was, so the loop may wake at the old deadline; it must then go back to
+/// waiting, running nothing early — the next timer runs no earlier than its own deadline, and
+/// the re-armed one after it.
+pub fn a_stale_queue_head_runs_nothing_early(h: &Harness) {
+    let len = Duration::from_millis(40);
+    let mut base = h.base::<Vec<(&'static str, Instant)>>();
+    let timer = |base: &mut evloop_core::Base<Vec<(&'static str, Instant)>>, name| {
+        base.new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<_>| {
+            log.push((name, Instant::now()));
+            let me = ctx.id();
+            ctx.del(me).unwrap();
+        })
+        .unwrap()
+    };
+    let first = timer(&mut base, "first");
+    let second = timer(&mut base, "second");
+    let gone = timer(&mut base, "gone");
+    let t0 = Instant::now();
+    base.add(gone, Some(len)).unwrap(); // the queue's head, deleted below
+    base.add(first, Some(len)).unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    let t1 = Instant::now();
+    base.add(second, Some(len)).unwrap();
+    base.del(gone).unwrap();
+    base.add(first, Some(len)).unwrap(); // re-armed: after `second` now
+    let t2 = Instant::now();
+    let mut log = Vec::new();
+    base.run(&mut log).unwrap();
+    let names: Vec<&str> = log.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["second", "first"]);
+    assert!(log[0].1 >= t1 + len, "second ran early");
+    assert!(
+        log[1].1 >= t2 + len,
+        "first ran before its re-armed deadline"
+    );
+    assert!(log[1].1 < t0 + GENEROUS);
+}

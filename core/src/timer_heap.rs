@@ -8,7 +8,10 @@
 //! by rank, which keeps every comparison, and so the heap, unchanged. `pos[id]` is the entry's
 //! index in `heap`, so removing or rescheduling an event is O(log n) without a search.
 //!
-//! A 4-ary heap is shallower than a binary one, and four children are 64 contiguous bytes.
+//! A 4-ary heap is shallower than a binary one, and four children are 64 contiguous bytes:
+//! the entries are stored three places along in an array of 64-byte-aligned lines (libev's
+//! `HEAP0` offset), so the children of entry `k` are exactly line `k + 1` — one cache line
+//! per level on the way down, never two.
 //! Taking the earliest timer moves the hole left at the root down to a leaf, always choosing
 //! the earliest child, and only then sifts the last entry up from there (Floyd's method): the
 //! last entry usually belongs near the bottom, so this costs about one comparison per level
@@ -26,6 +29,7 @@ pub(crate) struct Key {
 }
 
 #[derive(Copy, Clone, Debug)]
+#[repr(C)]
 struct Entry {
     /// `seq << 32 | id`: the low half of the key, and the id.
     seq_id: u64,
@@ -66,6 +70,126 @@ impl Entry {
     }
 }
 
+/// Four entries on one cache line.
+#[derive(Copy, Clone, Debug)]
+#[repr(C, align(64))]
+struct Line([Entry; ARITY]);
+
+// The unchecked accessors treat the lines as one array of entries.
+const _: () = assert!(std::mem::size_of::<Line>() == ARITY * std::mem::size_of::<Entry>());
+
+/// Where entry 0 sits in the flat array of lines: the children of entry `k` (entries
+/// `4k + 1 ..= 4k + 4`) are then at flat `4(k + 1) ..`, the whole of line `k + 1`.
+const OFFSET: usize = ARITY - 1;
+
+const FILLER: Entry = Entry {
+    seq_id: 0,
+    deadline: u64::MAX,
+};
+
+/// The heap's entries by position, stored along aligned lines (see the module note).
+#[derive(Debug, Default)]
+struct Entries {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl Entries {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    fn first(&self) -> Option<&Entry> {
+        (self.len > 0).then(|| &self.lines[0].0[OFFSET])
+    }
+
+    fn push(&mut self, e: Entry) {
+        let flat = self.len + OFFSET;
+        if flat / ARITY == self.lines.len() {
+            self.lines.push(Line([FILLER; ARITY]));
+        }
+        self.lines[flat / ARITY].0[flat % ARITY] = e;
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<Entry> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        Some(self[self.len])
+    }
+
+    /// The children of entry `at` (up to four), and the position of the first.
+    #[inline(always)]
+    fn children(&self, at: usize) -> (&[Entry], usize) {
+        let first = at * ARITY + 1;
+        if first >= self.len {
+            return (&[], first);
+        }
+        // SAFETY: entry `first` is below `len`, and it is the first of line `at + 1`
+        // (flat `first + OFFSET = 4 (at + 1)`), which `push` made.
+        let line = unsafe { &self.lines.get_unchecked(at + 1).0 };
+        let n = (self.len - first).min(ARITY);
+        (&line[..n], first)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
+        (0..self.len).map(move |k| &self[k])
+    }
+
+    /// Entry `k` without a bounds check.
+    ///
+    /// # Safety
+    ///
+    /// `k < self.len()` (then line `(k + OFFSET) / ARITY` exists: `push` made it).
+    #[inline(always)]
+    unsafe fn get_unchecked(&self, k: usize) -> Entry {
+        debug_assert!(k < self.len);
+        // SAFETY: the caller's promise; the lines are one contiguous run of entries (`Line`
+        // is `repr(C)`, 64 bytes of four 16-byte entries, no padding), covering every entry
+        // below `len`.
+        unsafe { *self.lines.as_ptr().cast::<Entry>().add(k + OFFSET) }
+    }
+
+    /// Overwrite entry `k` without a bounds check.
+    ///
+    /// # Safety
+    ///
+    /// `k < self.len()`.
+    #[inline(always)]
+    unsafe fn set_unchecked(&mut self, k: usize, e: Entry) {
+        debug_assert!(k < self.len);
+        // SAFETY: as in `get_unchecked`.
+        unsafe { *self.lines.as_mut_ptr().cast::<Entry>().add(k + OFFSET) = e }
+    }
+}
+
+impl std::ops::Index<usize> for Entries {
+    type Output = Entry;
+
+    #[inline(always)]
+    fn index(&self, k: usize) -> &Entry {
+        let flat = k + OFFSET;
+        &self.lines[flat / ARITY].0[flat % ARITY]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Entries {
+    #[inline(always)]
+    fn index_mut(&mut self, k: usize) -> &mut Entry {
+        let flat = k + OFFSET;
+        &mut self.lines[flat / ARITY].0[flat % ARITY]
+    }
+}
+
 /// The index of the earliest of four siblings, compared as a tournament without a loop.
 #[inline(always)]
 fn earliest4(k: &[Entry; 4]) -> usize {
@@ -101,13 +225,16 @@ fn earliest(kids: &[Entry]) -> usize {
 
 /// The earliest child of `at`, if it has children.
 #[inline(always)]
-fn earliest_child(heap: &[Entry], at: usize) -> Option<usize> {
+fn earliest_child(heap: &Entries, at: usize) -> Option<usize> {
     let first = at * ARITY + 1;
-    if let Some(kids) = heap.get(first..first + ARITY) {
-        let kids: &[Entry; ARITY] = kids.try_into().ok()?;
-        Some(first + earliest4(kids))
-    } else if first < heap.len() {
-        Some(first + earliest(&heap[first..]))
+    if first + ARITY <= heap.len {
+        // SAFETY: entry `first` is below `len`, and it is the first of line `at + 1` (flat
+        // `first + OFFSET = 4 (at + 1)`), which `push` made.
+        let line = unsafe { &heap.lines.get_unchecked(at + 1).0 };
+        Some(first + earliest4(line))
+    } else if first < heap.len {
+        let (kids, first) = heap.children(at);
+        Some(first + earliest(kids))
     } else {
         None
     }
@@ -116,7 +243,7 @@ fn earliest_child(heap: &[Entry], at: usize) -> Option<usize> {
 /// Deadlines of events, earliest first, equal deadlines in scheduling order.
 #[derive(Debug, Default)]
 pub struct TimerHeap {
-    heap: Vec<Entry>,
+    heap: Entries,
     pos: Vec<u32>,
     /// The heap's own arming numbers, for its tests; the base's come from `timers`.
     #[cfg(test)]
@@ -179,8 +306,9 @@ impl TimerHeap {
 
     /// Give every entry the arming number `f(key)`; `f` must keep the keys' order.
     pub(crate) fn map_seqs(&mut self, f: impl Fn(Key) -> u32) {
-        for e in &mut self.heap {
-            *e = e.with_seq(f(e.to_key()));
+        for k in 0..self.heap.len() {
+            let e = self.heap[k];
+            self.heap[k] = e.with_seq(f(e.to_key()));
         }
     }
 
@@ -271,6 +399,7 @@ impl TimerHeap {
     }
 
     /// Remove and return the earliest timer if its deadline is at or before `now`.
+    #[inline]
     pub fn pop_expired(&mut self, now: u64) -> Option<(u32, u64)> {
         let first = *self.heap.first()?;
         if first.deadline > now {
@@ -283,9 +412,10 @@ impl TimerHeap {
             // last entry rise from there.
             let mut hole = 0;
             while let Some(child) = earliest_child(&self.heap, hole) {
-                let moved = self.heap[child];
-                self.heap[hole] = moved;
-                self.pos[moved.id() as usize] = hole as u32;
+                // SAFETY: `earliest_child` returns a position below `len`.
+                let moved = unsafe { self.heap.get_unchecked(child) };
+                // SAFETY: `hole` is `child`'s parent, so below `len` too.
+                unsafe { self.place(hole, moved) };
                 hole = child;
             }
             self.sift_up(hole, last);
@@ -293,37 +423,58 @@ impl TimerHeap {
         Some((first.id(), first.deadline))
     }
 
-    /// Put `entry` at `at` or above it, moving later parents down.
+    /// Put `e` at position `at` and record it in `pos`. The hot loops' one write; unchecked,
+    /// as every position they compute is below `len` and every id in the heap has a place in
+    /// `pos` (`schedule_key` grows `pos` before an id enters).
+    ///
+    /// # Safety
+    ///
+    /// `at < self.heap.len()`, and `e` is an entry of this heap (so `e.id() < pos.len()`).
+    #[inline(always)]
+    unsafe fn place(&mut self, at: usize, e: Entry) {
+        debug_assert!((e.id() as usize) < self.pos.len());
+        // SAFETY: the caller's promise.
+        unsafe {
+            self.heap.set_unchecked(at, e);
+            *self.pos.get_unchecked_mut(e.id() as usize) = at as u32;
+        }
+    }
+
+    /// Put `entry` (an entry of this heap) at `at` or above it, moving later parents down.
     fn sift_up(&mut self, mut at: usize, entry: Entry) {
+        assert!(at < self.heap.len() && (entry.id() as usize) < self.pos.len());
         let key = entry.key();
         while at > 0 {
             let parent = (at - 1) / ARITY;
-            let p = self.heap[parent];
+            // SAFETY: `parent < at < len`.
+            let p = unsafe { self.heap.get_unchecked(parent) };
             if p.key() <= key {
                 break;
             }
-            self.heap[at] = p;
-            self.pos[p.id() as usize] = at as u32;
+            // SAFETY: `at < len`; `p` is an entry of the heap.
+            unsafe { self.place(at, p) };
             at = parent;
         }
-        self.heap[at] = entry;
-        self.pos[entry.id() as usize] = at as u32;
+        // SAFETY: `at` only decreased from a position below `len`; asserted above.
+        unsafe { self.place(at, entry) };
     }
 
-    /// Put `entry` at `at` or below it, moving earlier children up.
+    /// Put `entry` (an entry of this heap) at `at` or below it, moving earlier children up.
     fn sift_down(&mut self, mut at: usize, entry: Entry) {
+        assert!(at < self.heap.len() && (entry.id() as usize) < self.pos.len());
         let key = entry.key();
         while let Some(child) = earliest_child(&self.heap, at) {
-            let c = self.heap[child];
+            // SAFETY: `earliest_child` returns a position below `len`.
+            let c = unsafe { self.heap.get_unchecked(child) };
             if key <= c.key() {
                 break;
             }
-            self.heap[at] = c;
-            self.pos[c.id() as usize] = at as u32;
+            // SAFETY: `at` is `child`'s parent; `c` is an entry of the heap.
+            unsafe { self.place(at, c) };
             at = child;
         }
-        self.heap[at] = entry;
-        self.pos[entry.id() as usize] = at as u32;
+        // SAFETY: `at` is below `len` (it only became children below `len`); asserted above.
+        unsafe { self.place(at, entry) };
     }
 
     /// Renumber `seq` by rank when the counter runs out: relative order, and so the heap,
