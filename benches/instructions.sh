@@ -4,6 +4,8 @@
 # extra work, so start-up cancels out.
 #   pipes  (n=1000 a=100 w=1000): (-r 11 minus -r 1) / 10  = instructions per round
 #   timers: (-n 110000 minus -n 10000, -r 0) / 100000     = instructions per timer armed and fired
+#   rearm:  (-m 1100000 minus -m 100000) / 1000000        = instructions per re-arm of one of
+#           100,000 persistent timeouts of 4 lengths
 #   http-hello: (5,500 minus 500 requests) / 5,000        = instructions per request, one
 #           keep-alive connection sending a request at a time (benches/src/bin/http_seq.rs)
 # Usage:
@@ -38,6 +40,13 @@ per_timer() { # impl
   echo $(( (large - small) / 100000 ))
 }
 
+per_rearm() { # impl
+  local small large
+  small=$(instr $bin/rearm -n 100000 -d 4 -m 100000 --impl "$1")
+  large=$(instr $bin/rearm -n 100000 -d 4 -m 1100000 --impl "$1")
+  echo $(( (large - small) / 1000000 ))
+}
+
 port=19400
 served() { # requests, server binary: the server's instruction count
   port=$((port + 1))
@@ -64,6 +73,7 @@ if [ "${1:-}" = "--gate" ]; then
   declare -A now=(
     [pipes_round]=$(pipes_round epoll)
     [timer]=$(per_timer evloop)
+    [rearm]=$(per_rearm evloop)
     [http_request]=$(per_request $bin/examples/http-hello)
   )
   status=0
@@ -95,6 +105,13 @@ for imp in evloop libev libevent; do
   out=$($bin/timers -n 1000 -r 0 --impl "$imp")
   if grep -q skipped <<<"$out"; then echo "  $imp: $out"; continue; fi
   printf '  %-16s %10d\n' "$imp" "$(per_timer "$imp")"
+done
+
+echo "rearm: instructions per re-arm (100,000 persistent timeouts, 4 lengths)"
+for imp in evloop libev libevent; do
+  out=$($bin/rearm -n 1000 -m 1000 --impl "$imp")
+  if grep -q skipped <<<"$out"; then echo "  $imp: $out"; continue; fi
+  printf '  %-16s %10d\n' "$imp" "$(per_rearm "$imp")"
 done
 
 echo "http-hello, one connection, a request at a time: instructions per request"

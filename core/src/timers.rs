@@ -71,6 +71,8 @@ pub(crate) struct Timers {
     /// Each non-empty queue's first timer (lazily: see the module note); ids are queues.
     heads: TimerHeap,
     queues: Vec<Queue>,
+    /// `queues[q].len_ns` for every `q`, for the scan in `queue_for`.
+    lens: Vec<u64>,
     /// Queue membership by event slot.
     links: Vec<Link>,
     queued: usize,
@@ -79,13 +81,21 @@ pub(crate) struct Timers {
 
 impl Timers {
     /// The queue for timeouts of `len_ns`, made if there is room.
+    #[inline(always)]
     fn queue_for(&mut self, len_ns: u64, make: bool) -> Option<u16> {
-        if let Some(q) = self.queues.iter().position(|q| q.len_ns == len_ns) {
+        // The lengths side by side: the scan reads a cache line or two.
+        if let Some(q) = self.lens.iter().position(|&l| l == len_ns) {
             return Some(q as u16);
         }
+        self.make_queue(len_ns, make)
+    }
+
+    #[cold]
+    fn make_queue(&mut self, len_ns: u64, make: bool) -> Option<u16> {
         if !make || self.queues.len() >= MAX_QUEUES {
             return None;
         }
+        self.lens.push(len_ns);
         self.queues.push(Queue {
             len_ns,
             head: NONE,
@@ -101,6 +111,7 @@ impl Timers {
         self.queue_for(len_ns, true).is_some()
     }
 
+    #[inline(always)]
     fn take_seq(&mut self) -> u32 {
         if self.next_seq == u32::MAX {
             self.renumber();
@@ -131,6 +142,7 @@ impl Timers {
     }
 
     /// Put `id` at the end of queue `q`, no earlier than the timer before it.
+    #[inline]
     fn append(&mut self, id: u32, deadline: u64, q: u16) {
         self.heap.remove(id);
         self.unlink(id);
@@ -165,6 +177,7 @@ impl Timers {
     }
 
     /// Take `id` out of its queue, if it is in one; its queue's entry in `heads` stays (lazy).
+    #[inline]
     fn unlink(&mut self, id: u32) -> bool {
         let Some(link) = self.links.get_mut(id as usize) else {
             return false;
@@ -284,6 +297,8 @@ impl Timers {
 
     /// Renumber every sequence number by rank when the counter runs out: the relative order
     /// of all keys, and so the heap and the queues, stays as it was.
+    #[cold]
+    #[inline(never)]
     fn renumber(&mut self) {
         let mut keys: Vec<(u64, u32)> = self.heap.keys().map(|k| (k.deadline, k.seq)).collect();
         for q in &self.queues {

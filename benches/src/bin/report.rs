@@ -1,8 +1,9 @@
 //! Runs the pipes workload at n = 100, 1000, 8000 (a = n/10, w = n) on every evloop backend
-//! and peer, and the timers workload at 10k and 1M timers on evloop, libev and libevent, each
-//! in its own process, in one sitting; prints medians and ratios (pipes to `raw` epoll,
-//! timers to libev) and writes `report.md`, `report.csv` and `pipes.svg` under
-//! `target/bench-report/`.
+//! and peer, the timers workload at 10k and 1M timers and the rearm workload (100,000
+//! persistent timeouts of 4 lengths, 1,000,000 random re-arms) on evloop, libev and libevent,
+//! each in its own process, in one sitting; prints medians and ratios (pipes to `raw` epoll,
+//! timers and rearm to libev), the timer goals' standing, and writes `report.md`,
+//! `report.csv` and `pipes.svg` under `target/bench-report/`.
 //!
 //! On a shared machine a burst of foreign load lands on whichever implementation runs at the
 //! time, so the whole set is run `--repeat` times, the implementations taking turns, and each
@@ -193,6 +194,26 @@ mod bench {
         )
     }
 
+    #[derive(Clone, Debug)]
+    struct Rearm {
+        name: String,
+        rearm_ns: f64,
+        rss_kib: u64,
+    }
+
+    /// Each figure the median over its runs.
+    fn median_rearm(samples: &[Rearm]) -> Vec<Rearm> {
+        per_row(
+            samples,
+            |r| (0u64, r.name.as_str()),
+            |same| Rearm {
+                rearm_ns: median(same.iter().map(|r| r.rearm_ns).collect()),
+                rss_kib: median(same.iter().map(|r| r.rss_kib as f64).collect()) as u64,
+                ..same[0].clone()
+            },
+        )
+    }
+
     /// Each figure the median over its runs.
     fn median_timers(samples: &[Timers]) -> Vec<Timers> {
         per_row(
@@ -285,6 +306,26 @@ mod bench {
         }
 
         let timers = median_timers(&timers);
+        let mut rearms = Vec::new();
+        for rep in 0..repeat {
+            for imp in ["evloop", "libev", "libevent"] {
+                eprintln!("report: rearm {imp} (run {} of {repeat}) ...", rep + 1);
+                let args: Vec<String> = ["--impl", imp].iter().map(|s| s.to_string()).collect();
+                for line in run("rearm", &args).lines() {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    if let (Some(r), Some(k)) = (num(&words, "rearm_ns"), num(&words, "rss_kib")) {
+                        rearms.push(Rearm {
+                            name: imp.to_string(),
+                            rearm_ns: r,
+                            rss_kib: k as u64,
+                        });
+                    } else if line.contains("skipped") {
+                        eprintln!("report:   {line}");
+                    }
+                }
+            }
+        }
+        let rearms = median_rearm(&rearms);
 
         let mut md = String::new();
         let mut csv = String::from("workload,n,impl,setup_us,run_us,ratio_run_to_raw,add_ns,rearm_ns,run_ms,rss_kib,ratio_add_to_libev,ratio_rearm_to_libev\n");
@@ -357,6 +398,58 @@ mod bench {
                 );
             }
         }
+        let _ = writeln!(
+            md,
+            "\n### rearm (100,000 persistent timeouts of 4 lengths, 1,000,000 random re-arms; median of {repeat} runs)\n"
+        );
+        let _ = writeln!(
+            md,
+            "| impl | rearm_ns | peak RSS (KiB) | rearm / libev |\n|---|---|---|---|"
+        );
+        let libev_rearm = rearms.iter().find(|r| r.name == "libev").map(|r| r.rearm_ns);
+        for r in &rearms {
+            let ratio = libev_rearm.map(|l| r.rearm_ns / l);
+            let ratio_s = ratio.map_or("-".to_string(), |x| format!("{x:.2}"));
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {} | {ratio_s} |",
+                r.name, r.rearm_ns, r.rss_kib
+            );
+            let _ = writeln!(
+                csv,
+                "rearm,100000,{},,,,,{:.1},,{},,{}",
+                r.name,
+                r.rearm_ns,
+                r.rss_kib,
+                ratio.map_or(String::new(), |x| format!("{x:.3}"))
+            );
+        }
+        // The goals of the timer work (issue 18), each as measured in this sitting.
+        let _ = writeln!(
+            md,
+            "\n### timer goals (this run; instructions per timer: `benches/instructions.sh`)\n"
+        );
+        let _ = writeln!(md, "| goal | evloop | peer | met |\n|---|---|---|---|");
+        let get = |n: u64, name: &str| timers.iter().find(|t| t.n == n && t.name == name);
+        let mut goal = |what: &str, ours: Option<f64>, theirs: Option<f64>, unit: &str| {
+            if let (Some(o), Some(t)) = (ours, theirs) {
+                let met = if o <= t { "yes" } else { "no" };
+                let _ = writeln!(md, "| {what} | {o:.1} {unit} | {t:.1} {unit} | {met} |");
+            }
+        };
+        let (ours, libev) = (get(1_000_000, "evloop"), get(1_000_000, "libev"));
+        goal("add ≤ libev's at 1M timers", ours.map(|t| t.add_ns), libev.map(|t| t.add_ns), "ns");
+        goal("re-arm ≤ libev's at 1M timers", ours.map(|t| t.rearm_ns), libev.map(|t| t.rearm_ns), "ns");
+        goal("run ≤ libev's at 1M timers", ours.map(|t| t.run_ms), libev.map(|t| t.run_ms), "ms");
+        goal(
+            "peak RSS ≤ libev's at 1M timers",
+            ours.map(|t| t.rss_kib as f64),
+            libev.map(|t| t.rss_kib as f64),
+            "KiB",
+        );
+        let rearm_of = |name: &str| rearms.iter().find(|r| r.name == name).map(|r| r.rearm_ns);
+        goal("rearm ahead of libev", rearm_of("evloop"), rearm_of("libev"), "ns");
+        goal("rearm ahead of libevent", rearm_of("evloop"), rearm_of("libevent"), "ns");
         print!("{md}");
         let dir: PathBuf = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
