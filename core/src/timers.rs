@@ -57,7 +57,6 @@ impl Default for Link {
 /// Timers of one length, first to expire first.
 #[derive(Debug)]
 struct Queue {
-    len_ns: u64,
     head: u32,
     tail: u32,
     count: usize,
@@ -71,7 +70,7 @@ pub(crate) struct Timers {
     /// Each non-empty queue's first timer (lazily: see the module note); ids are queues.
     heads: TimerHeap,
     queues: Vec<Queue>,
-    /// `queues[q].len_ns` for every `q`, for the scan in `queue_for`.
+    /// The timeout length of each queue, `lens[q]` for `queues[q]`, side by side for the scan.
     lens: Vec<u64>,
     /// Queue membership by event slot.
     links: Vec<Link>,
@@ -97,7 +96,6 @@ impl Timers {
         }
         self.lens.push(len_ns);
         self.queues.push(Queue {
-            len_ns,
             head: NONE,
             tail: NONE,
             count: 0,

@@ -406,7 +406,10 @@ mod bench {
             md,
             "| impl | rearm_ns | peak RSS (KiB) | rearm / libev |\n|---|---|---|---|"
         );
-        let libev_rearm = rearms.iter().find(|r| r.name == "libev").map(|r| r.rearm_ns);
+        let libev_rearm = rearms
+            .iter()
+            .find(|r| r.name == "libev")
+            .map(|r| r.rearm_ns);
         for r in &rearms {
             let ratio = libev_rearm.map(|l| r.rearm_ns / l);
             let ratio_s = ratio.map_or("-".to_string(), |x| format!("{x:.2}"));
@@ -438,9 +441,24 @@ mod bench {
             }
         };
         let (ours, libev) = (get(1_000_000, "evloop"), get(1_000_000, "libev"));
-        goal("add ≤ libev's at 1M timers", ours.map(|t| t.add_ns), libev.map(|t| t.add_ns), "ns");
-        goal("re-arm ≤ libev's at 1M timers", ours.map(|t| t.rearm_ns), libev.map(|t| t.rearm_ns), "ns");
-        goal("run ≤ libev's at 1M timers", ours.map(|t| t.run_ms), libev.map(|t| t.run_ms), "ms");
+        goal(
+            "add ≤ libev's at 1M timers",
+            ours.map(|t| t.add_ns),
+            libev.map(|t| t.add_ns),
+            "ns",
+        );
+        goal(
+            "re-arm ≤ libev's at 1M timers",
+            ours.map(|t| t.rearm_ns),
+            libev.map(|t| t.rearm_ns),
+            "ns",
+        );
+        goal(
+            "run ≤ libev's at 1M timers",
+            ours.map(|t| t.run_ms),
+            libev.map(|t| t.run_ms),
+            "ms",
+        );
         goal(
             "peak RSS ≤ libev's at 1M timers",
             ours.map(|t| t.rss_kib as f64),
@@ -448,8 +466,18 @@ mod bench {
             "KiB",
         );
         let rearm_of = |name: &str| rearms.iter().find(|r| r.name == name).map(|r| r.rearm_ns);
-        goal("rearm ahead of libev", rearm_of("evloop"), rearm_of("libev"), "ns");
-        goal("rearm ahead of libevent", rearm_of("evloop"), rearm_of("libevent"), "ns");
+        goal(
+            "rearm ahead of libev",
+            rearm_of("evloop"),
+            rearm_of("libev"),
+            "ns",
+        );
+        goal(
+            "rearm ahead of libevent",
+            rearm_of("evloop"),
+            rearm_of("libevent"),
+            "ns",
+        );
         print!("{md}");
         let dir: PathBuf = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
