@@ -249,8 +249,9 @@ impl<D> Base<D> {
     ///
     /// # Errors
     ///
-    /// Creating a new kernel object or fd failed. fds the new backend refuses are reported to
-    /// their events as READ|WRITE.
+    /// Creating a new kernel object or fd failed. An fd the new backend refuses (closed since)
+    /// is reported once to its events, which are then deleted, as any fd found closed under
+    /// its events is.
     ///
     /// Windows has no `fork`: there nothing is shared to renew, and this re-creates nothing.
     pub fn reinit(&mut self) -> io::Result<()> {
