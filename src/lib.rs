@@ -270,7 +270,7 @@ impl Config {
     }
 
     /// Deliver signals through a signalfd instead of the self-pipe (Linux; the signals must
-    /// be blocked in every thread, see `evloop_core::signal`).
+    /// be blocked in every thread, see `evloop::signal`).
     pub fn signalfd(mut self) -> Self {
         self.options.signalfd = true;
         self
