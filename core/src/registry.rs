@@ -565,7 +565,12 @@ impl<D> Registry<D> {
     fn add_timer(&mut self, idx: usize, flags: EventFlags, ns: u64) {
         let deadline = self.clock.now().saturating_add(ns);
         let slot = &mut self.slots[idx];
-        if flags.contains(EventFlags::PERSIST) {
+        // A persistent timeout re-armed with its length while it waits in that length's
+        // queue has that length recorded already: the common re-arm then leaves the side
+        // table (and its cache line) alone.
+        if flags.contains(EventFlags::PERSIST)
+            && !(slot.is(state::INTERVAL) && self.timers.queued_len(idx as u32) == Some(ns))
+        {
             slot.set(state::INTERVAL);
             if self.intervals.len() <= idx {
                 self.intervals.resize(idx + 1, 0);

@@ -214,6 +214,15 @@ impl Timers {
         }
     }
 
+    /// The length of the queue `id` waits in, if it is queued.
+    #[inline]
+    pub fn queued_len(&self, id: u32) -> Option<u64> {
+        match self.links.get(id as usize) {
+            Some(l) if l.queue != NO_QUEUE => Some(self.lens[l.queue as usize]),
+            _ => None,
+        }
+    }
+
     /// Whether `id` is scheduled.
     pub fn contains(&self, id: u32) -> bool {
         self.deadline(id).is_some()

@@ -75,6 +75,17 @@ impl<D> Registry<D> {
             if slot.is(state::INTERVAL) && self.intervals.len() <= idx {
                 return Err(format!("slot {idx} is periodic without an interval"));
             }
+            // `add_timer` skips recording the interval of a persistent timeout that waits in
+            // the queue of its length: the two must agree.
+            let queued_len = self.timers.queued_len(id);
+            if let Some(len) = queued_len.filter(|_| slot.is(state::INTERVAL)) {
+                if len != self.intervals[idx] {
+                    return Err(format!(
+                        "slot {idx}: queued with length {len} but its interval is {}",
+                        self.intervals[idx]
+                    ));
+                }
+            }
             let on_fd = slot.is(state::PENDING_IO | state::DETACHED);
             if slot.is(state::PENDING_IO) && slot.is(state::DETACHED) {
                 return Err(format!("slot {idx} is both pending and detached"));
