@@ -480,6 +480,27 @@ impl<D> Registry<D> {
     /// (closed, a regular file on epoll), naming the fd. The event is unchanged then.
     #[inline]
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
+        // Fast path, kept small so that it inlines: a waiting timer re-armed no earlier than
+        // its place in the queue of its length (a read timeout pushed back by a read) only
+        // records the new deadline (lazy re-arm: see `timers`).
+        if let (Some(t), Some(slot)) = (timeout, self.slots.get(id.index as usize)) {
+            let waiting = slot.state & (state::TIMER | state::ACTIVE | state::DETACHED)
+                == state::TIMER
+                && (!slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL)
+                    || slot.is(state::PENDING_IO | state::PENDING_SIG));
+            if waiting && slot.gen == id.gen && id.base == self.id {
+                let ns = to_ns(t);
+                let deadline = self.clock.now().saturating_add(ns);
+                if self.timers.rearm_lazily(id.index, deadline, ns) {
+                    return Ok(());
+                }
+            }
+        }
+        self.add_checked(id, timeout)
+    }
+
+    #[inline(never)]
+    fn add_checked(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         let idx = self.check(id)?;
         let slot = &mut self.slots[idx];
         match timeout {
@@ -565,26 +586,28 @@ impl<D> Registry<D> {
     fn add_timer(&mut self, idx: usize, flags: EventFlags, ns: u64) {
         let deadline = self.clock.now().saturating_add(ns);
         let slot = &mut self.slots[idx];
-        // A persistent timeout re-armed with its length while it waits in that length's
-        // queue has that length recorded already: the common re-arm then leaves the side
-        // table (and its cache line) alone.
-        if flags.contains(EventFlags::PERSIST)
-            && !(slot.is(state::INTERVAL) && self.timers.queued_len(idx as u32) == Some(ns))
-        {
+        // An activation by the old timeout is superseded by the new one (libevent).
+        if slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT) {
+            deactivate(slot, idx, &mut self.active);
+        }
+        // The common case of a server's read timeout: a timer waiting in the queue of its
+        // length, re-armed later. It keeps its place and records the new deadline (lazy
+        // re-arm, see `timers`); a persistent one has that length recorded as its interval.
+        if self.timers.rearm_lazily(idx as u32, deadline, ns) {
+            return;
+        }
+        let slot = &mut self.slots[idx];
+        let persistent = flags.contains(EventFlags::PERSIST);
+        if persistent {
             slot.set(state::INTERVAL);
             if self.intervals.len() <= idx {
                 self.intervals.resize(idx + 1, 0);
             }
             self.intervals[idx] = ns;
         }
-        // An activation by the old timeout is superseded by the new one (libevent).
-        if slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT) {
-            deactivate(slot, idx, &mut self.active);
-        }
         self.slots[idx].set(state::TIMER);
         // A persistent timeout joins the queue of its length (made if need be: see `timers`);
         // a one-shot timer joins one only if its length has a queue already.
-        let persistent = flags.contains(EventFlags::PERSIST);
         self.timers
             .schedule_len(idx as u32, deadline, ns, persistent);
     }

@@ -18,10 +18,17 @@
 //!   deadline of the one before it (it can only be later, never earlier, than asked).
 //! - *Equal deadlines in arming order*, across the heap and the queues: every arming takes a
 //!   sequence number from one counter, and `(deadline, seq)` orders both.
+//! - *Lazy re-arm* (libev's "be smart about timeouts", done by the library): re-arming a
+//!   queued timer with its own length and a later deadline — a read timeout pushed back by a
+//!   read — only writes the new deadline into its link. The timer keeps its place in the
+//!   queue (`at`, the key it was queued with); when that place comes up, the timer is found
+//!   to be due later and moves: to its queue's tail if its deadline is no earlier than the
+//!   tail's, else to the heap, keyed by the deadline and arming number of the re-arm. So a
+//!   re-arm touches one link, and a timer re-armed a thousand times within one period moves
+//!   once.
 //! - *Lazy heads*: unlinking a queue's first timer (a delete, a re-arm) leaves its entry in
 //!   `heads` as it was. That entry can only be earlier than the queue's real first timer, so
-//!   the loop at worst wakes early, finds the entry stale and moves it to the real one
-//!   (libev's "be smart about timeouts", applied to the queue heads).
+//!   the loop at worst wakes early, finds the entry stale and moves it to the real one.
 
 use crate::timer_heap::{Key, TimerHeap};
 
@@ -32,24 +39,43 @@ pub const MAX_QUEUES: usize = 32;
 const NONE: u32 = u32::MAX;
 const NO_QUEUE: u16 = u16::MAX;
 
-/// A queued timer's place: its neighbours in the queue and its key.
+/// When a queued timer is due, and in which queue: all that a re-arm reads and writes, 16
+/// bytes, kept apart from its place (`Place`) so that re-arms touch few cache lines.
 #[derive(Copy, Clone, Debug)]
-struct Link {
-    prev: u32,
-    next: u32,
+struct Due {
     deadline: u64,
     seq: u32,
+    /// `NO_QUEUE` when the timer is not queued.
     queue: u16,
 }
 
-impl Default for Link {
+impl Default for Due {
     fn default() -> Self {
-        Link {
-            prev: NONE,
-            next: NONE,
+        Due {
             deadline: 0,
             seq: 0,
             queue: NO_QUEUE,
+        }
+    }
+}
+
+/// A queued timer's place: the key it holds its place by (the queue is in order of
+/// `(at, at_seq)`; its `Due` is no earlier) and its neighbours.
+#[derive(Copy, Clone, Debug)]
+struct Place {
+    at: u64,
+    at_seq: u32,
+    prev: u32,
+    next: u32,
+}
+
+impl Default for Place {
+    fn default() -> Self {
+        Place {
+            at: 0,
+            at_seq: 0,
+            prev: NONE,
+            next: NONE,
         }
     }
 }
@@ -72,8 +98,10 @@ pub(crate) struct Timers {
     queues: Vec<Queue>,
     /// The timeout length of each queue, `lens[q]` for `queues[q]`, side by side for the scan.
     lens: Vec<u64>,
-    /// Queue membership by event slot.
-    links: Vec<Link>,
+    /// Queue membership and due time by event slot.
+    dues: Vec<Due>,
+    /// Place in the queue by event slot (meaningful while queued).
+    places: Vec<Place>,
     queued: usize,
     next_seq: u32,
 }
@@ -130,12 +158,57 @@ impl Timers {
     }
 
     /// Schedule `id` at `deadline`, `len_ns` from now: in the queue of that length if it has
-    /// one (or gets one: `make`), else in the heap.
+    /// one (or gets one: `make`), else in the heap. A timer already in that queue, re-armed
+    /// no earlier than its place, keeps its place (lazy re-arm: see the module note).
     #[inline]
     pub fn schedule_len(&mut self, id: u32, deadline: u64, len_ns: u64, make: bool) {
+        if self.rearm_lazily(id, deadline, len_ns) {
+            return;
+        }
         match self.queue_for(len_ns, make) {
             Some(q) => self.append(id, deadline, q),
             None => self.schedule(id, deadline),
+        }
+    }
+
+    /// If `id` waits in the queue of `len_ns` and is re-armed no earlier than it was due,
+    /// make it due at `deadline` where it stands (see the module note) and return true. Only
+    /// `dues` is touched.
+    #[inline(always)]
+    pub fn rearm_lazily(&mut self, id: u32, deadline: u64, len_ns: u64) -> bool {
+        let Some(due) = self.dues.get_mut(id as usize) else {
+            return false;
+        };
+        // (`NO_QUEUE` is past every queue. Being due no earlier than before implies no
+        // earlier than its place. A counter about to run out takes the slow path, which
+        // renumbers.)
+        if self.lens.get(usize::from(due.queue)) != Some(&len_ns)
+            || deadline < due.deadline
+            || self.next_seq == u32::MAX
+        {
+            return false;
+        }
+        due.deadline = deadline;
+        due.seq = self.next_seq;
+        self.next_seq += 1;
+        true
+    }
+
+    #[inline(always)]
+    fn place(&self, id: u32) -> Key {
+        let p = &self.places[id as usize];
+        Key {
+            deadline: p.at,
+            seq: p.at_seq,
+        }
+    }
+
+    #[inline(always)]
+    fn due(&self, id: u32) -> Key {
+        let d = &self.dues[id as usize];
+        Key {
+            deadline: d.deadline,
+            seq: d.seq,
         }
     }
 
@@ -146,55 +219,99 @@ impl Timers {
         self.unlink(id);
         let seq = self.take_seq();
         let idx = id as usize;
-        if idx >= self.links.len() {
-            self.links.resize(idx + 1, Link::default());
+        if idx >= self.dues.len() {
+            self.dues.resize(idx + 1, Due::default());
+            self.places.resize(idx + 1, Place::default());
         }
+        let deadline = match self.queues[q as usize].tail {
+            NONE => deadline,
+            t => deadline.max(self.places[t as usize].at),
+        };
+        self.link_at_tail(id, Key { deadline, seq }, q);
+    }
+
+    /// Link unqueued `id` after the tail of queue `q`, placed and due at `key`, which is no
+    /// earlier than the tail's place.
+    #[inline(always)]
+    fn link_at_tail(&mut self, id: u32, key: Key, q: u16) {
         let queue = &mut self.queues[q as usize];
         let tail = queue.tail;
-        let deadline = match tail {
-            NONE => deadline,
-            t => deadline.max(self.links[t as usize].deadline),
+        self.dues[id as usize] = Due {
+            deadline: key.deadline,
+            seq: key.seq,
+            queue: q,
         };
-        self.links[idx] = Link {
+        self.places[id as usize] = Place {
+            at: key.deadline,
+            at_seq: key.seq,
             prev: tail,
             next: NONE,
-            deadline,
-            seq,
-            queue: q,
         };
         if tail == NONE {
             queue.head = id;
             // A stale entry for this queue may still be in `heads`; it is moved to this key.
-            self.heads.schedule_key(u32::from(q), Key { deadline, seq });
+            self.heads.schedule_key(u32::from(q), key);
         } else {
-            self.links[tail as usize].next = id;
+            self.places[tail as usize].next = id;
         }
         queue.tail = id;
         queue.count += 1;
         self.queued += 1;
     }
 
+    /// Point queue `q`'s entry in `heads` at its first timer, or drop it if it is empty.
+    #[inline]
+    fn refresh_head(&mut self, q: u16) {
+        match self.queues[q as usize].head {
+            NONE => {
+                self.heads.remove(u32::from(q));
+            }
+            first => {
+                let key = self.place(first);
+                self.heads.schedule_key(u32::from(q), key);
+            }
+        }
+    }
+
+    /// The first timer of queue `q` has come to its place but is due later (re-armed lazily):
+    /// move it to the tail if it is due no earlier than the tail's place, else to the heap.
+    /// It keeps the key of its re-arm, so the order among equal deadlines stands.
+    #[cold]
+    #[inline(never)]
+    fn relocate(&mut self, id: u32, q: u16) {
+        let due = self.due(id);
+        self.unlink(id);
+        self.refresh_head(q);
+        let fits = match self.queues[q as usize].tail {
+            NONE => true,
+            t => due >= self.place(t),
+        };
+        if fits {
+            self.link_at_tail(id, due, q);
+        } else {
+            self.heap.schedule_key(id, due);
+        }
+    }
+
     /// Take `id` out of its queue, if it is in one; its queue's entry in `heads` stays (lazy).
     #[inline]
     fn unlink(&mut self, id: u32) -> bool {
-        let Some(link) = self.links.get_mut(id as usize) else {
+        let Some(due) = self.dues.get_mut(id as usize) else {
             return false;
         };
-        if link.queue == NO_QUEUE {
+        if due.queue == NO_QUEUE {
             return false;
         }
-        let Link {
-            prev, next, queue, ..
-        } = *link;
-        link.queue = NO_QUEUE;
-        let q = &mut self.queues[queue as usize];
+        let q = &mut self.queues[due.queue as usize];
+        due.queue = NO_QUEUE;
+        let Place { prev, next, .. } = self.places[id as usize];
         match prev {
             NONE => q.head = next,
-            p => self.links[p as usize].next = next,
+            p => self.places[p as usize].next = next,
         }
         match next {
             NONE => q.tail = prev,
-            n => self.links[n as usize].prev = prev,
+            n => self.places[n as usize].prev = prev,
         }
         q.count -= 1;
         self.queued -= 1;
@@ -208,8 +325,8 @@ impl Timers {
 
     /// The deadline of `id`, if scheduled.
     pub fn deadline(&self, id: u32) -> Option<u64> {
-        match self.links.get(id as usize) {
-            Some(l) if l.queue != NO_QUEUE => Some(l.deadline),
+        match self.dues.get(id as usize) {
+            Some(d) if d.queue != NO_QUEUE => Some(d.deadline),
             _ => self.heap.deadline(id),
         }
     }
@@ -217,8 +334,8 @@ impl Timers {
     /// The length of the queue `id` waits in, if it is queued.
     #[inline]
     pub fn queued_len(&self, id: u32) -> Option<u64> {
-        match self.links.get(id as usize) {
-            Some(l) if l.queue != NO_QUEUE => Some(self.lens[l.queue as usize]),
+        match self.dues.get(id as usize) {
+            Some(d) if d.queue != NO_QUEUE => Some(self.lens[d.queue as usize]),
             _ => None,
         }
     }
@@ -269,36 +386,21 @@ impl Timers {
             if key.deadline > now {
                 return None;
             }
+            let q = q as u16;
             let head = self.queues[q as usize].head;
-            if head == NONE {
-                self.heads.remove(q);
+            if head == NONE || self.place(head) != key {
+                // Stale: the first timer was unlinked since. Move the entry to the real one.
+                self.refresh_head(q);
                 continue;
             }
-            let link = self.links[head as usize];
-            if (link.deadline, link.seq) != (key.deadline, key.seq) {
-                // Stale: the first timer was unlinked since. Move the entry to the real one.
-                let real = Key {
-                    deadline: link.deadline,
-                    seq: link.seq,
-                };
-                self.heads.schedule_key(q, real);
+            let due = self.due(head);
+            if due != key {
+                self.relocate(head, q);
                 continue;
             }
             self.unlink(head);
-            match self.queues[q as usize].head {
-                NONE => {
-                    self.heads.remove(q);
-                }
-                next => {
-                    let l = self.links[next as usize];
-                    let key = Key {
-                        deadline: l.deadline,
-                        seq: l.seq,
-                    };
-                    self.heads.schedule_key(q, key);
-                }
-            }
-            return Some((head, link.deadline));
+            self.refresh_head(q);
+            return Some((head, due.deadline));
         }
     }
 
@@ -311,41 +413,36 @@ impl Timers {
         for q in &self.queues {
             let mut at = q.head;
             while at != NONE {
-                let l = &self.links[at as usize];
-                keys.push((l.deadline, l.seq));
-                at = l.next;
+                let (p, d) = (&self.places[at as usize], &self.dues[at as usize]);
+                keys.push((p.at, p.at_seq));
+                keys.push((d.deadline, d.seq));
+                at = p.next;
             }
         }
         keys.sort_unstable();
+        keys.dedup();
         let rank = |k: (u64, u32)| keys.binary_search(&k).map_or(0, |r| r as u32);
         self.heap.map_seqs(|k| rank((k.deadline, k.seq)));
         for q in 0..self.queues.len() {
             let mut at = self.queues[q].head;
             while at != NONE {
-                let l = &mut self.links[at as usize];
-                l.seq = rank((l.deadline, l.seq));
-                at = l.next;
+                let (p, d) = (&mut self.places[at as usize], &mut self.dues[at as usize]);
+                p.at_seq = rank((p.at, p.at_seq));
+                d.seq = rank((d.deadline, d.seq));
+                at = p.next;
             }
         }
         // The heads are rebuilt from the queues (stale entries go).
         self.heads = TimerHeap::new();
-        for (q, queue) in self.queues.iter().enumerate() {
-            if queue.head != NONE {
-                let l = self.links[queue.head as usize];
-                self.heads.schedule_key(
-                    q as u32,
-                    Key {
-                        deadline: l.deadline,
-                        seq: l.seq,
-                    },
-                );
-            }
+        for q in 0..self.queues.len() {
+            self.refresh_head(q as u16);
         }
         self.next_seq = keys.len() as u32;
     }
 
-    /// Check the invariants: the heaps', and each queue's — linked both ways, deadlines in
-    /// order, counts right, and its entry in `heads` no later than its first timer.
+    /// Check the invariants: the heaps', and each queue's — linked both ways, places in
+    /// order, no timer due before its place, counts right, and its entry in `heads` no later
+    /// than its first timer's place.
     ///
     /// # Errors
     ///
@@ -356,30 +453,38 @@ impl Timers {
         let mut total = 0;
         for (qi, q) in self.queues.iter().enumerate() {
             let (mut at, mut prev, mut n) = (q.head, NONE, 0usize);
-            let mut last = (0u64, 0u32);
+            let mut last = Key {
+                deadline: 0,
+                seq: 0,
+            };
             while at != NONE {
-                let l = &self.links[at as usize];
-                if l.queue as usize != qi || l.prev != prev {
+                let (p, d) = (&self.places[at as usize], &self.dues[at as usize]);
+                if d.queue as usize != qi || p.prev != prev {
                     return Err(format!("timer queue {qi}: timer {at} is badly linked"));
                 }
-                if (l.deadline, l.seq) < last {
+                let place = self.place(at);
+                if place < last {
                     return Err(format!("timer queue {qi}: timer {at} is out of order"));
+                }
+                if self.due(at) < place {
+                    return Err(format!(
+                        "timer queue {qi}: timer {at} is due before its place"
+                    ));
                 }
                 if self.heap.contains(at) {
                     return Err(format!("timer {at} is both queued and in the heap"));
                 }
-                last = (l.deadline, l.seq);
+                last = place;
                 prev = at;
-                at = l.next;
+                at = p.next;
                 n += 1;
             }
             if prev != q.tail || n != q.count {
                 return Err(format!("timer queue {qi}: tail or count is wrong"));
             }
             if q.head != NONE {
-                let head = &self.links[q.head as usize];
                 match self.heads.key(qi as u32) {
-                    Some(k) if (k.deadline, k.seq) <= (head.deadline, head.seq) => {}
+                    Some(k) if k <= self.place(q.head) => {}
                     _ => {
                         return Err(format!(
                             "timer queue {qi}: its head entry is missing or late"
@@ -446,6 +551,70 @@ mod tests {
     }
 
     #[test]
+    fn a_lazily_rearmed_timer_keeps_its_place_then_moves_to_the_tail() {
+        let mut t = Timers::default();
+        for id in 0..3 {
+            t.schedule_len(id, 100 + u64::from(id), 1000, true);
+        }
+        t.schedule_len(0, 150, 1000, true); // re-armed later: keeps its place
+        t.check().unwrap();
+        assert_eq!(t.queues[0].head, 0, "the re-armed timer has not moved");
+        assert_eq!(t.deadline(0), Some(150));
+        assert_eq!(
+            drain(&mut t, 120),
+            [1, 2],
+            "0 moved to the tail when its place came"
+        );
+        assert_eq!(t.queues[0].head, 0);
+        assert_eq!(t.heap.len(), 0);
+        t.check().unwrap();
+        assert_eq!(drain(&mut t, 149), [] as [u32; 0]);
+        assert_eq!(drain(&mut t, 150), [0]);
+        t.check().unwrap();
+    }
+
+    #[test]
+    fn a_lazily_rearmed_timer_due_before_the_tail_moves_to_the_heap_in_arming_order() {
+        let mut t = Timers::default();
+        t.schedule_len(0, 100, 1000, true);
+        t.schedule_len(0, 300, 1000, true); // lazy: due at 300, armed second
+        t.schedule_len(1, 300, 1000, true); // same deadline, armed third
+        t.schedule_len(2, 400, 1000, true); // the tail
+        t.check().unwrap();
+        assert_eq!(drain(&mut t, 100), [] as [u32; 0]);
+        assert_eq!(
+            t.heap.len(),
+            1,
+            "0 is due before the tail's place: the heap has it"
+        );
+        assert_eq!(t.queues[0].head, 1);
+        t.check().unwrap();
+        assert_eq!(drain(&mut t, 299), [] as [u32; 0]);
+        assert_eq!(
+            drain(&mut t, 300),
+            [0, 1],
+            "equal deadlines in arming order"
+        );
+        assert_eq!(drain(&mut t, u64::MAX), [2]);
+        t.check().unwrap();
+    }
+
+    #[test]
+    fn a_rearm_before_the_place_or_in_another_length_relinks_at_once() {
+        let mut t = Timers::default();
+        t.schedule_len(0, 100, 1000, true);
+        t.schedule_len(1, 200, 1000, true);
+        t.schedule_len(0, 90, 1000, true); // earlier than its place: to the tail (at 200)
+        assert_eq!(t.queues[0].head, 1);
+        assert_eq!(t.deadline(0), Some(200), "never before the tail's place");
+        t.schedule_len(1, 300, 500, true); // another length: another queue
+        assert_eq!(t.queues[0].count, 1);
+        assert_eq!(t.queued_len(1), Some(500));
+        t.check().unwrap();
+        assert_eq!(drain(&mut t, u64::MAX), [0, 1]);
+    }
+
+    #[test]
     fn an_appended_deadline_is_never_before_the_tails() {
         let mut t = Timers::default();
         t.schedule_len(1, 200, 100, true);
@@ -502,9 +671,11 @@ mod tests {
                         model.remove(&k);
                     }
                     let len = lens[rng.below(3)];
-                    // Queued deadlines never go before the queue's last: the model asks for
-                    // the same, with `now` only moving forward.
-                    let mut deadline = now + len;
+                    // Queued deadlines never go before the queue's last: the model reads the
+                    // deadline given. A re-arm is lazy when it is no earlier than its place;
+                    // an older clock reading (`- stale`) makes some go back to the tail.
+                    let stale = if rng.below(8) == 0 { 60 } else { 0 };
+                    let mut deadline = (now + len).saturating_sub(stale);
                     if rng.below(2) == 0 {
                         t.schedule_len(id, deadline, len, true);
                         deadline = t.deadline(id).unwrap();
