@@ -194,6 +194,8 @@ scenario_list! {
     timers::persistent_timeout_starved_by_a_better_priority_runs_once_and_goes_on,
     timers::common_timeouts_fire_in_arming_order_never_early,
     timers::a_stale_queue_head_runs_nothing_early,
+    timers::a_timeout_pushed_back_many_times_fires_once_after_the_last_push,
+    timers::lazily_rearmed_timers_keep_the_order_of_equal_deadlines,
     control::priorities,
     control::better_priority_preempts_a_worse_queue,
     control::manual_activation,

@@ -361,3 +361,89 @@ pub fn a_stale_queue_head_runs_nothing_early(h: &Harness) {
     );
     assert!(log[1].1 < t0 + GENEROUS);
 }
+
+/// Lazy re-arm: a timeout pushed back over and over — a read timeout re-armed by each read —
+/// keeps its place in its length's queue and only records the new deadline. When the old
+/// place comes up it must run nothing, and the timeout must fire once, no earlier than its
+/// length after the last push.
+pub fn a_timeout_pushed_back_many_times_fires_once_after_the_last_push(h: &Harness) {
+    #[derive(Default)]
+    struct Log {
+        pushes: Vec<Instant>,
+        fired: Vec<Instant>,
+    }
+    let len = Duration::from_millis(60);
+    let mut base = h.base::<Log>();
+    let idle = base
+        .new_timer(EventFlags::PERSIST, |ctx, log: &mut Log| {
+            log.fired.push(Instant::now());
+            let me = ctx.id();
+            ctx.del(me).unwrap();
+        })
+        .unwrap();
+    // Pushes every 20 ms, five of them: each well before the timeout would fire.
+    let pusher = base
+        .new_timer(EventFlags::PERSIST, move |ctx, log: &mut Log| {
+            ctx.add(idle, Some(len)).unwrap();
+            log.pushes.push(Instant::now());
+            if log.pushes.len() == 5 {
+                let me = ctx.id();
+                ctx.del(me).unwrap();
+            }
+        })
+        .unwrap();
+    let t0 = Instant::now();
+    base.add(idle, Some(len)).unwrap();
+    base.add(pusher, Some(Duration::from_millis(20))).unwrap();
+    let mut log = Log::default();
+    base.run(&mut log).unwrap();
+    assert_eq!(log.pushes.len(), 5);
+    assert_eq!(log.fired.len(), 1, "the timeout fired once");
+    let last = *log.pushes.last().unwrap();
+    assert!(
+        log.fired[0] >= last + len,
+        "fired {:?} before its pushed-back deadline",
+        (last + len) - log.fired[0]
+    );
+    assert!(log.fired[0] < t0 + GENEROUS, "fired very late");
+}
+
+/// Lazy re-arm keeps the order of equal deadlines: timers re-armed at one clock reading
+/// fire in the order of their (re-)arming, whether a re-armed timer moves to its queue's
+/// tail or to the heap when its old place comes up. `a` and `b` are re-armed around the
+/// arming of a new `d`, all with one deadline: `a` (re-armed before `d` was queued) must go
+/// to the heap, `b` after `d` to the tail; the order is c, a, d, b.
+pub fn lazily_rearmed_timers_keep_the_order_of_equal_deadlines(h: &Harness) {
+    let len = Duration::from_millis(40);
+    let mut base = h.base::<Vec<(&'static str, Instant)>>();
+    let timer = |base: &mut evloop_core::Base<Vec<(&'static str, Instant)>>, name| {
+        base.new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<_>| {
+            log.push((name, Instant::now()));
+            let me = ctx.id();
+            ctx.del(me).unwrap();
+        })
+        .unwrap()
+    };
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| timer(&mut base, name));
+    base.update_cache_time();
+    let t0 = base.now();
+    for t in [a, b, c] {
+        base.add(t, Some(len)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(10));
+    base.update_cache_time();
+    let t1 = base.now();
+    base.add(a, Some(len)).unwrap(); // re-armed later: keeps its place, due at t1 + len
+    base.add(d, Some(len)).unwrap(); // queued at t1 + len, behind c
+    base.add(b, Some(len)).unwrap(); // re-armed later, after d
+    base.clear_cache_time();
+    let mut log = Vec::new();
+    base.run(&mut log).unwrap();
+    let names: Vec<&str> = log.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["c", "a", "d", "b"]);
+    assert!(log[0].1 >= t0 + len, "c ran early");
+    for (name, at) in &log[1..] {
+        assert!(*at >= t1 + len, "{name} ran before its re-armed deadline");
+        assert!(*at < t0 + GENEROUS, "{name} ran very late");
+    }
+}
