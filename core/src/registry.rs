@@ -480,17 +480,23 @@ impl<D> Registry<D> {
     /// (closed, a regular file on epoll), naming the fd. The event is unchanged then.
     #[inline]
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
-        // Fast path, kept small so that it inlines: a waiting timer re-armed no earlier than
-        // its place in the queue of its length (a read timeout pushed back by a read) only
-        // records the new deadline (lazy re-arm: see `timers`).
+        // Fast paths, kept small so that they inline, for an event whose fd or signal (if
+        // any) is watched already and that is not active: only its timer changes. A waiting
+        // timer re-armed no earlier than its place in the queue of its length (a read
+        // timeout pushed back by a read) only records the new deadline (lazy re-arm: see
+        // `timers`); a timer not running starts.
         if let (Some(t), Some(slot)) = (timeout, self.slots.get(id.index as usize)) {
-            let waiting = slot.state & (state::TIMER | state::ACTIVE | state::DETACHED)
-                == state::TIMER
+            let st = slot.state;
+            let only_timer = st & (state::ACTIVE | state::DETACHED) == 0
                 && (!slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL)
-                    || slot.is(state::PENDING_IO | state::PENDING_SIG));
-            if waiting && slot.gen == id.gen && id.base == self.id {
+                    || st & (state::PENDING_IO | state::PENDING_SIG) != 0);
+            if only_timer && slot.gen == id.gen && id.base == self.id {
                 let ns = to_ns(t);
                 let deadline = self.clock.now().saturating_add(ns);
+                if st & state::TIMER == 0 {
+                    self.start_timer(id.index as usize, deadline, ns);
+                    return Ok(());
+                }
                 if self.timers.rearm_lazily(id.index, deadline, ns) {
                     return Ok(());
                 }
@@ -596,6 +602,9 @@ impl<D> Registry<D> {
         if self.timers.rearm_lazily(idx as u32, deadline, ns) {
             return;
         }
+        if !self.slots[idx].is(state::TIMER) {
+            return self.start_timer(idx, deadline, ns);
+        }
         let slot = &mut self.slots[idx];
         let persistent = flags.contains(EventFlags::PERSIST);
         if persistent {
@@ -610,6 +619,28 @@ impl<D> Registry<D> {
         // a one-shot timer joins one only if its length has a queue already.
         self.timers
             .schedule_len(idx as u32, deadline, ns, persistent);
+    }
+
+    /// Start the timer of an event that has none running, due at `deadline`, `ns` from now;
+    /// it counts from now on (unless internal).
+    #[inline(never)]
+    fn start_timer(&mut self, idx: usize, deadline: u64, ns: u64) {
+        let slot = &mut self.slots[idx];
+        let persistent = slot.flags.contains(EventFlags::PERSIST);
+        if persistent {
+            slot.set(state::INTERVAL);
+            if self.intervals.len() <= idx {
+                self.intervals.resize(idx + 1, 0);
+            }
+            self.intervals[idx] = ns;
+        }
+        let slot = &mut self.slots[idx];
+        slot.set(state::TIMER);
+        if !slot.is(state::COUNTED | state::INTERNAL) {
+            count(slot, &mut self.live, true);
+        }
+        self.timers
+            .schedule_new(idx as u32, deadline, ns, persistent);
     }
 
     /// Make the event non-pending: stop watching its fd, stop its timer and cancel an

@@ -110,6 +110,7 @@ impl Entries {
         (self.len > 0).then(|| &self.lines[0].0[OFFSET])
     }
 
+    #[inline]
     fn push(&mut self, e: Entry) {
         let flat = self.len + OFFSET;
         if flat / ARITY == self.lines.len() {
@@ -374,6 +375,19 @@ impl TimerHeap {
                 self.sift_down(at, entry);
             }
         }
+    }
+
+    /// Schedule `id`, which is not scheduled, with `key`.
+    #[inline]
+    pub(crate) fn insert(&mut self, id: u32, key: Key) {
+        let idx = id as usize;
+        if idx >= self.pos.len() {
+            self.pos.resize(idx + 1, NONE);
+        }
+        debug_assert_eq!(self.pos[idx], NONE);
+        let entry = Entry::new(key.deadline, key.seq, id);
+        self.heap.push(entry);
+        self.sift_up(self.heap.len() - 1, entry);
     }
 
     /// Unschedule `id`; returns whether it was scheduled.

@@ -171,6 +171,19 @@ impl Timers {
         }
     }
 
+    /// Schedule `id`, which is not scheduled, as [`schedule_len`](Self::schedule_len) does.
+    #[inline]
+    pub fn schedule_new(&mut self, id: u32, deadline: u64, len_ns: u64, make: bool) {
+        debug_assert!(!self.contains(id));
+        if make || !self.lens.is_empty() {
+            if let Some(q) = self.queue_for(len_ns, make) {
+                return self.append_new(id, deadline, q);
+            }
+        }
+        let seq = self.take_seq();
+        self.heap.insert(id, Key { deadline, seq });
+    }
+
     /// If `id` waits in the queue of `len_ns` and is re-armed no earlier than it was due,
     /// make it due at `deadline` where it stands (see the module note) and return true. Only
     /// `dues` is touched.
@@ -217,6 +230,12 @@ impl Timers {
     fn append(&mut self, id: u32, deadline: u64, q: u16) {
         self.heap.remove(id);
         self.unlink(id);
+        self.append_new(id, deadline, q);
+    }
+
+    /// [`append`](Self::append) for an `id` that is not scheduled.
+    #[inline]
+    fn append_new(&mut self, id: u32, deadline: u64, q: u16) {
         let seq = self.take_seq();
         let idx = id as usize;
         if idx >= self.dues.len() {
