@@ -48,6 +48,7 @@ pub mod signal;
 #[cfg(test)]
 mod test_rng;
 mod timer_heap;
+mod timer_ring;
 mod timers;
 mod verify;
 

@@ -31,6 +31,7 @@
 //!   the loop at worst wakes early, finds the entry stale and moves it to the real one.
 
 use crate::timer_heap::{Key, TimerHeap};
+use crate::timer_ring::TimerRing;
 
 /// The most timeout lengths with a queue of their own; libevent allows 256. Finding a
 /// length's queue is a scan of this many numbers at most.
@@ -91,7 +92,9 @@ struct Queue {
 /// Every timer of a base; ids are the events' slots.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    /// Timers not in a queue.
+    /// Timers not in a queue and due within about a second (see `timer_ring`).
+    ring: TimerRing,
+    /// All other timers not in a queue.
     heap: TimerHeap,
     /// Each non-empty queue's first timer (lazily: see the module note); ids are queues.
     heads: TimerHeap,
@@ -147,14 +150,26 @@ impl Timers {
         seq
     }
 
-    /// Schedule `id` at `deadline` in the heap, replacing whatever it had.
+    /// Schedule `id` at `deadline`, `len_ns` from now, outside the queues, replacing
+    /// whatever it had.
     #[inline]
-    pub fn schedule(&mut self, id: u32, deadline: u64) {
+    fn schedule(&mut self, id: u32, deadline: u64, len_ns: u64) {
         if !self.queues.is_empty() {
             self.unlink(id);
         }
+        if !self.ring.remove(id) {
+            self.heap.remove(id);
+        }
         let seq = self.take_seq();
-        self.heap.schedule_key(id, Key { deadline, seq });
+        self.insert(id, Key { deadline, seq }, deadline.saturating_sub(len_ns));
+    }
+
+    /// Put unscheduled `id` in the ring if it is due within it, else in the heap.
+    #[inline(always)]
+    fn insert(&mut self, id: u32, key: Key, now: u64) {
+        if !self.ring.insert(id, key, now) {
+            self.heap.insert(id, key);
+        }
     }
 
     /// Schedule `id` at `deadline`, `len_ns` from now: in the queue of that length if it has
@@ -167,7 +182,7 @@ impl Timers {
         }
         match self.queue_for(len_ns, make) {
             Some(q) => self.append(id, deadline, q),
-            None => self.schedule(id, deadline),
+            None => self.schedule(id, deadline, len_ns),
         }
     }
 
@@ -181,7 +196,7 @@ impl Timers {
             }
         }
         let seq = self.take_seq();
-        self.heap.insert(id, Key { deadline, seq });
+        self.insert(id, Key { deadline, seq }, deadline.saturating_sub(len_ns));
     }
 
     /// If `id` waits in the queue of `len_ns` and is re-armed no earlier than it was due,
@@ -228,7 +243,9 @@ impl Timers {
     /// Put `id` at the end of queue `q`, no earlier than the timer before it.
     #[inline]
     fn append(&mut self, id: u32, deadline: u64, q: u16) {
-        self.heap.remove(id);
+        if !self.ring.remove(id) {
+            self.heap.remove(id);
+        }
         self.unlink(id);
         self.append_new(id, deadline, q);
     }
@@ -339,14 +356,18 @@ impl Timers {
 
     /// Unschedule `id`; returns whether it was scheduled.
     pub fn remove(&mut self, id: u32) -> bool {
-        self.unlink(id) || self.heap.remove(id)
+        self.unlink(id) || self.ring.remove(id) || self.heap.remove(id)
     }
 
     /// The deadline of `id`, if scheduled.
     pub fn deadline(&self, id: u32) -> Option<u64> {
         match self.dues.get(id as usize) {
             Some(d) if d.queue != NO_QUEUE => Some(d.deadline),
-            _ => self.heap.deadline(id),
+            _ => self
+                .ring
+                .key(id)
+                .map(|k| k.deadline)
+                .or_else(|| self.heap.deadline(id)),
         }
     }
 
@@ -366,45 +387,62 @@ impl Timers {
 
     /// How many timers are scheduled.
     pub fn len(&self) -> usize {
-        self.heap.len() + self.queued
+        self.heap.len() + self.ring.len() + self.queued
     }
 
     /// The earliest deadline, or an earlier one (a stale queue head): the loop waits until
     /// then at most.
     #[inline]
-    pub fn next_deadline(&self) -> Option<u64> {
-        match (self.heap.peek_key(), self.heads.peek_key()) {
-            (Some((a, _)), Some((b, _))) => Some(a.deadline.min(b.deadline)),
-            (Some((a, _)), None) | (None, Some((a, _))) => Some(a.deadline),
-            (None, None) => None,
-        }
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        let ring = self.ring.first().map(|(k, _)| k.deadline);
+        [self.heap.peek_key(), self.heads.peek_key()]
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.deadline)
+            .chain(ring)
+            .min()
     }
 
     /// Remove and return the earliest timer as `(id, deadline)` if it is due at `now`.
     #[inline]
     pub fn pop_expired(&mut self, now: u64) -> Option<(u32, u64)> {
         if self.queued == 0 && self.heads.is_empty() {
-            return self.heap.pop_expired(now);
+            // The heap or the ring, whichever is earlier.
+            return match (self.ring.first(), self.heap.peek_key()) {
+                (Some((r, _)), Some((h, _))) if h < r => self.heap.pop_expired(now),
+                (Some((r, _)), _) if r.deadline <= now => {
+                    self.ring.pop().map(|(k, id)| (id, k.deadline))
+                }
+                (Some(_), _) => None,
+                (None, _) => self.heap.pop_expired(now),
+            };
         }
         self.pop_expired_mixed(now)
     }
 
     #[inline(never)]
     fn pop_expired_mixed(&mut self, now: u64) -> Option<(u32, u64)> {
+        enum From {
+            Heap,
+            Ring,
+            Queue,
+        }
         loop {
-            let from_heap = match (self.heap.peek_key(), self.heads.peek_key()) {
-                (Some((a, _)), Some((b, _))) => a < b,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => return None,
-            };
-            if from_heap {
-                return self.heap.pop_expired(now);
-            }
-            let (key, q) = self.heads.peek_key()?;
+            let candidates = [
+                self.heap.peek_key().map(|(k, _)| (k, From::Heap)),
+                self.ring.first().map(|(k, _)| (k, From::Ring)),
+                self.heads.peek_key().map(|(k, _)| (k, From::Queue)),
+            ];
+            let (key, from) = candidates.into_iter().flatten().min_by_key(|c| c.0)?;
             if key.deadline > now {
                 return None;
             }
+            match from {
+                From::Heap => return self.heap.pop_expired(now),
+                From::Ring => return self.ring.pop().map(|(k, id)| (id, k.deadline)),
+                From::Queue => {}
+            }
+            let (key, q) = self.heads.peek_key()?;
             let q = q as u16;
             let head = self.queues[q as usize].head;
             if head == NONE || self.place(head) != key {
@@ -428,7 +466,12 @@ impl Timers {
     #[cold]
     #[inline(never)]
     fn renumber(&mut self) {
-        let mut keys: Vec<(u64, u32)> = self.heap.keys().map(|k| (k.deadline, k.seq)).collect();
+        let mut keys: Vec<(u64, u32)> = self
+            .heap
+            .keys()
+            .chain(self.ring.keys())
+            .map(|k| (k.deadline, k.seq))
+            .collect();
         for q in &self.queues {
             let mut at = q.head;
             while at != NONE {
@@ -442,6 +485,7 @@ impl Timers {
         keys.dedup();
         let rank = |k: (u64, u32)| keys.binary_search(&k).map_or(0, |r| r as u32);
         self.heap.map_seqs(|k| rank((k.deadline, k.seq)));
+        self.ring.map_seqs(|k| rank((k.deadline, k.seq)));
         for q in 0..self.queues.len() {
             let mut at = self.queues[q].head;
             while at != NONE {
@@ -468,6 +512,7 @@ impl Timers {
     /// The first broken invariant, described.
     pub fn check(&self) -> Result<(), String> {
         self.heap.check()?;
+        self.ring.check()?;
         self.heads.check()?;
         let mut total = 0;
         for (qi, q) in self.queues.iter().enumerate() {
@@ -490,7 +535,7 @@ impl Timers {
                         "timer queue {qi}: timer {at} is due before its place"
                     ));
                 }
-                if self.heap.contains(at) {
+                if self.heap.contains(at) || self.ring.key(at).is_some() {
                     return Err(format!("timer {at} is both queued and in the heap"));
                 }
                 last = place;
@@ -538,9 +583,9 @@ mod tests {
     fn queued_and_heap_timers_expire_in_deadline_then_arming_order() {
         let mut t = Timers::default();
         t.schedule_len(1, 100, 50, true); // queue of 50
-        t.schedule(2, 100); // heap, same deadline: after 1
+        t.schedule(2, 100, 0); // heap, same deadline: after 1
         t.schedule_len(3, 100, 50, true); // queue, same deadline: after 2
-        t.schedule(4, 90);
+        t.schedule(4, 90, 0);
         t.schedule_len(5, 120, 50, true);
         t.check().unwrap();
         assert_eq!(t.len(), 5);
@@ -672,16 +717,20 @@ mod tests {
         assert_eq!(drain(&mut t, 10), (0..12).collect::<Vec<_>>());
     }
 
-    /// Random operations against a model: a map from `(deadline, arming number)` to id.
+    /// Random operations against a model: a map from `(deadline, arming number)` to id. The
+    /// unit of time, `U`, is half a millisecond, so that timers spread over the heap, the
+    /// ring's buckets and its run, and past the ring.
     #[test]
     fn matches_a_sorted_model() {
+        const U: u64 = 1 << 19;
         let mut rng = Rng(0x7157);
         let mut t = Timers::default();
         let mut model: BTreeMap<(u64, u64), u32> = BTreeMap::new();
         let mut at: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
         let mut armed = 0u64;
         let mut now = 0u64;
-        let lens = [100u64, 250, 1000];
+        let lens = [100 * U, 250 * U, 1000 * U];
+        let (mut most_in_ring, mut most_in_heap) = (0, 0);
         for step in 0..20_000 {
             let id = rng.below(300) as u32;
             match rng.below(10) {
@@ -693,14 +742,16 @@ mod tests {
                     // Queued deadlines never go before the queue's last: the model reads the
                     // deadline given. A re-arm is lazy when it is no earlier than its place;
                     // an older clock reading (`- stale`) makes some go back to the tail.
-                    let stale = if rng.below(8) == 0 { 60 } else { 0 };
+                    let stale = if rng.below(8) == 0 { 60 * U } else { 0 };
                     let mut deadline = (now + len).saturating_sub(stale);
                     if rng.below(2) == 0 {
                         t.schedule_len(id, deadline, len, true);
                         deadline = t.deadline(id).unwrap();
                     } else {
-                        deadline = now + rng.below(2000) as u64;
-                        t.schedule(id, deadline);
+                        let len = rng.below(3000) as u64 * U + rng.below(1000) as u64;
+                        deadline = now + len;
+                        t.schedule_len(id, deadline, len, false);
+                        deadline = t.deadline(id).unwrap();
                     }
                     armed += 1;
                     model.insert((deadline, armed), id);
@@ -714,7 +765,7 @@ mod tests {
                     assert_eq!(t.remove(id), had.is_some(), "step {step}");
                 }
                 _ => {
-                    now += rng.below(300) as u64;
+                    now += rng.below(300) as u64 * U;
                     while let Some((id, deadline)) = t.pop_expired(now) {
                         let (&k, &mid) = model.iter().next().expect("the model has it");
                         assert_eq!((mid, k.0), (id, deadline), "step {step}");
@@ -730,9 +781,15 @@ mod tests {
                 }
             }
             assert_eq!(t.len(), model.len());
+            most_in_ring = most_in_ring.max(t.ring.len());
+            most_in_heap = most_in_heap.max(t.heap.len());
             if step % 97 == 0 {
                 t.check().unwrap();
             }
         }
+        assert!(
+            most_in_ring > 5 && most_in_heap > 5,
+            "both were used: {most_in_ring} {most_in_heap}"
+        );
     }
 }
