@@ -610,7 +610,7 @@ impl<D> Registry<D> {
         if persistent {
             slot.set(state::INTERVAL);
             if self.intervals.len() <= idx {
-                self.intervals.resize(idx + 1, 0);
+                crate::timer_heap::cover(&mut self.intervals, idx, 0);
             }
             self.intervals[idx] = ns;
         }
@@ -630,7 +630,7 @@ impl<D> Registry<D> {
         if persistent {
             slot.set(state::INTERVAL);
             if self.intervals.len() <= idx {
-                self.intervals.resize(idx + 1, 0);
+                crate::timer_heap::cover(&mut self.intervals, idx, 0);
             }
             self.intervals[idx] = ns;
         }

@@ -20,6 +20,16 @@
 const NONE: u32 = u32::MAX;
 const ARITY: usize = 4;
 
+/// Grow a table indexed by id so that it has entry `idx`, new entries `fill`: by an eighth
+/// at least, so that ids arriving one by one cost a call now and then, not one each, and
+/// with little room to spare.
+#[cold]
+#[inline(never)]
+pub(crate) fn cover<T: Clone>(v: &mut Vec<T>, idx: usize, fill: T) {
+    let len = (idx + 1).max(v.len() + v.len() / 8 + 16);
+    v.resize(len, fill);
+}
+
 /// A timer's place in time: its deadline, then its arming number (equal deadlines in arming
 /// order). The owner of the heap hands out the numbers (see `timers`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -359,7 +369,7 @@ impl TimerHeap {
         let Key { deadline, seq } = key;
         let idx = id as usize;
         if idx >= self.pos.len() {
-            self.pos.resize(idx + 1, NONE);
+            cover(&mut self.pos, idx, NONE);
         }
         let p = self.pos[idx];
         let entry = Entry::new(deadline, seq, id);
@@ -382,7 +392,7 @@ impl TimerHeap {
     pub(crate) fn insert(&mut self, id: u32, key: Key) {
         let idx = id as usize;
         if idx >= self.pos.len() {
-            self.pos.resize(idx + 1, NONE);
+            cover(&mut self.pos, idx, NONE);
         }
         debug_assert_eq!(self.pos[idx], NONE);
         let entry = Entry::new(key.deadline, key.seq, id);

@@ -16,17 +16,22 @@
 //! queues is earliest, so the order is exactly the heap's: by deadline, then by arming
 //! number.
 //!
-//! Removing a timer from a bucket swaps the bucket's last timer into its place (a bucket's
-//! order does not matter until it is sorted); removing one from the run leaves a tombstone
-//! that taking skips (the run must stay sorted). `loc[id]` says where a timer is:
-//! `NOWHERE`, `RUN | index`, or `slot << INDEX_BITS | index`.
+//! A bucket is a list of fixed chunks of [`CHUNK`] timers from a pool the ring shares, so a
+//! bucket grows without copying and the ring holds little slack. Removing a timer from a
+//! bucket swaps the bucket's last timer into its place (a bucket's order does not matter
+//! until it is sorted); removing one from the run leaves a tombstone that taking skips (the
+//! run must stay sorted). `loc[id]` says where a timer is: `NOWHERE`, `RUN | index`, or
+//! `slot << INDEX_BITS | index`.
 
-use crate::timer_heap::Key;
+use crate::timer_heap::{cover, Key};
 
 /// A bucket spans `1 << SHIFT` ns (16.8 ms).
 pub const SHIFT: u32 = 24;
 /// Buckets after the current one: the ring reaches 64 × 16.8 ms ≈ 1.07 s ahead.
 pub const BUCKETS: u64 = 64;
+
+/// Timers per chunk of a bucket (8 KiB); a few in tests, so that they cross chunks often.
+const CHUNK: usize = if cfg!(test) { 4 } else { 512 };
 
 const NOWHERE: u32 = u32::MAX;
 const RUN: u32 = 1 << 31;
@@ -53,11 +58,22 @@ impl Item {
     }
 }
 
+/// One bucket: its chunks in the pool, and how many timers they hold (all chunks full but
+/// the last).
+#[derive(Debug, Default)]
+struct Bucket {
+    chunks: Vec<u32>,
+    len: usize,
+}
+
 /// The ring of buckets and the run (see the module note).
 #[derive(Debug, Default)]
 pub(crate) struct TimerRing {
     /// `BUCKETS` buckets, made at the first insert.
-    buckets: Vec<Vec<Item>>,
+    buckets: Vec<Bucket>,
+    /// The buckets' chunks, and those free for reuse.
+    pool: Vec<Box<[Item]>>,
+    free: Vec<u32>,
     /// Bit `s` is set while `buckets[s]` is not empty.
     occupied: u64,
     /// The current bucket: the run's.
@@ -91,24 +107,54 @@ impl TimerRing {
             return false;
         }
         let s = (bucket % BUCKETS) as usize;
-        let items = &mut self.buckets[s];
-        let index = items.len();
+        let index = self.buckets[s].len;
         if index > INDEX_MASK as usize {
             return false; // 33 million timers in one bucket: the heap takes the rest
         }
+        if index % CHUNK == 0 {
+            let chunk = self.take_chunk();
+            self.buckets[s].chunks.push(chunk);
+        }
         let idx = id as usize;
         if idx >= self.loc.len() {
-            self.loc.resize(idx + 1, NOWHERE);
+            cover(&mut self.loc, idx, NOWHERE);
         }
         self.loc[idx] = ((s as u32) << INDEX_BITS) | index as u32;
-        items.push(Item {
+        let b = &mut self.buckets[s];
+        b.len += 1;
+        self.pool[b.chunks[index / CHUNK] as usize][index % CHUNK] = Item {
             deadline: key.deadline,
             seq: key.seq,
             id,
-        });
+        };
         self.occupied |= 1 << s;
         self.len += 1;
         true
+    }
+
+    /// A chunk for a bucket: a free one, or a new one.
+    #[inline(never)]
+    fn take_chunk(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            self.pool
+                .push(vec![Item::default(); CHUNK].into_boxed_slice());
+            (self.pool.len() - 1) as u32
+        })
+    }
+
+    /// Timer `index` of bucket `s`.
+    #[inline(always)]
+    fn item(&self, s: usize, index: usize) -> &Item {
+        &self.pool[self.buckets[s].chunks[index / CHUNK] as usize][index % CHUNK]
+    }
+
+    /// The timers of bucket `s`, chunk by chunk.
+    fn bucket_items(&self, s: usize) -> impl Iterator<Item = &[Item]> + '_ {
+        let b = &self.buckets[s];
+        b.chunks.iter().enumerate().map(move |(k, &c)| {
+            let n = (b.len - k * CHUNK).min(CHUNK);
+            &self.pool[c as usize][..n]
+        })
     }
 
     /// Place the empty ring at bucket `cur`.
@@ -116,7 +162,7 @@ impl TimerRing {
     fn restart(&mut self, cur: u64) {
         debug_assert!(self.len == 0 && self.occupied == 0);
         if self.buckets.is_empty() {
-            self.buckets = (0..BUCKETS).map(|_| Vec::new()).collect();
+            self.buckets = (0..BUCKETS).map(|_| Bucket::default()).collect();
         }
         self.run.clear();
         self.run_at = 0;
@@ -136,13 +182,23 @@ impl TimerRing {
             self.run[(l & !RUN) as usize].id = TOMB;
             return true;
         }
-        let s = (l >> INDEX_BITS) as usize;
-        let items = &mut self.buckets[s];
-        items.swap_remove((l & INDEX_MASK) as usize);
-        match items.get((l & INDEX_MASK) as usize) {
-            Some(moved) => self.loc[moved.id as usize] = l,
-            None if items.is_empty() => self.occupied &= !(1 << s),
-            None => {}
+        // The bucket's last timer takes the hole.
+        let (s, index) = ((l >> INDEX_BITS) as usize, (l & INDEX_MASK) as usize);
+        let last = self.buckets[s].len - 1;
+        if index != last {
+            let moved = *self.item(s, last);
+            let chunk = self.buckets[s].chunks[index / CHUNK] as usize;
+            self.pool[chunk][index % CHUNK] = moved;
+            self.loc[moved.id as usize] = l;
+        }
+        let b = &mut self.buckets[s];
+        b.len = last;
+        if last % CHUNK == 0 {
+            let chunk = b.chunks.pop().expect("a bucket's last timer is in its last chunk");
+            self.free.push(chunk);
+        }
+        if last == 0 {
+            self.occupied &= !(1 << s);
         }
         true
     }
@@ -155,7 +211,7 @@ impl TimerRing {
         } else if l & RUN != 0 {
             Some(self.run[(l & !RUN) as usize].key())
         } else {
-            Some(self.buckets[(l >> INDEX_BITS) as usize][(l & INDEX_MASK) as usize].key())
+            Some(self.item((l >> INDEX_BITS) as usize, (l & INDEX_MASK) as usize).key())
         }
     }
 
@@ -196,10 +252,17 @@ impl TimerRing {
         self.cur += 1 + ahead;
         let s = (self.cur % BUCKETS) as usize;
         self.occupied &= !(1 << s);
-        // The used-up run's buffer becomes the empty bucket.
-        std::mem::swap(&mut self.run, &mut self.buckets[s]);
-        self.buckets[s].clear();
-        sort(&mut self.run, &mut self.scratch);
+        // The bucket's timers become the run; its chunks go back to the pool.
+        let mut run = std::mem::take(&mut self.run);
+        run.clear();
+        for items in self.bucket_items(s) {
+            run.extend_from_slice(items);
+        }
+        let b = &mut self.buckets[s];
+        b.len = 0;
+        self.free.append(&mut b.chunks);
+        sort(&mut run, &mut self.scratch);
+        self.run = run;
         for (i, item) in self.run.iter().enumerate() {
             self.loc[item.id as usize] = RUN | i as u32;
         }
@@ -214,21 +277,25 @@ impl TimerRing {
 
     fn live(&self) -> impl Iterator<Item = &Item> + '_ {
         let run = self.run.get(self.run_at..).unwrap_or(&[]);
-        run.iter()
-            .chain(self.buckets.iter().flatten())
-            .filter(|item| item.id != TOMB)
+        let buckets = (0..self.buckets.len()).flat_map(|s| self.bucket_items(s).flatten());
+        run.iter().chain(buckets).filter(|item| item.id != TOMB)
     }
 
     /// Give every timer the arming number `f(key)`; `f` must keep the keys' order (so the run
     /// stays sorted).
     pub fn map_seqs(&mut self, f: impl Fn(Key) -> u32) {
         let from = self.run_at.min(self.run.len());
-        for item in self.run[from..]
-            .iter_mut()
-            .chain(self.buckets.iter_mut().flatten())
-        {
+        for item in &mut self.run[from..] {
             if item.id != TOMB {
                 item.seq = f(item.key());
+            }
+        }
+        for b in &self.buckets {
+            for (k, &c) in b.chunks.iter().enumerate() {
+                let n = (b.len - k * CHUNK).min(CHUNK);
+                for item in &mut self.pool[c as usize][..n] {
+                    item.seq = f(item.key());
+                }
             }
         }
     }
@@ -242,11 +309,14 @@ impl TimerRing {
     /// The first broken invariant, described.
     pub fn check(&self) -> Result<(), String> {
         let mut n = 0;
-        for (s, items) in self.buckets.iter().enumerate() {
-            if items.is_empty() == (self.occupied & (1 << s) != 0) {
+        for (s, b) in self.buckets.iter().enumerate() {
+            if (b.len == 0) == (self.occupied & (1 << s) != 0) {
                 return Err(format!("timer ring: bucket {s}'s occupancy bit is wrong"));
             }
-            for (i, item) in items.iter().enumerate() {
+            if b.chunks.len() != b.len.div_ceil(CHUNK) {
+                return Err(format!("timer ring: bucket {s} has the wrong number of chunks"));
+            }
+            for (i, item) in self.bucket_items(s).flatten().enumerate() {
                 let bucket = item.deadline >> SHIFT;
                 if bucket <= self.cur || bucket > self.cur + BUCKETS {
                     return Err(format!("timer ring: timer {} is outside the ring", item.id));
@@ -280,6 +350,10 @@ impl TimerRing {
             }
             last = Some(item.key());
             n += 1;
+        }
+        let chunks: usize = self.buckets.iter().map(|b| b.chunks.len()).sum();
+        if chunks + self.free.len() != self.pool.len() {
+            return Err("timer ring: a chunk is lost or used twice".to_string());
         }
         let placed = self.loc.iter().filter(|&&l| l != NOWHERE).count();
         if n != self.len || placed != self.len {

@@ -30,7 +30,7 @@
 //!   `heads` as it was. That entry can only be earlier than the queue's real first timer, so
 //!   the loop at worst wakes early, finds the entry stale and moves it to the real one.
 
-use crate::timer_heap::{Key, TimerHeap};
+use crate::timer_heap::{cover, Key, TimerHeap};
 use crate::timer_ring::TimerRing;
 
 /// The most timeout lengths with a queue of their own; libevent allows 256. Finding a
@@ -256,8 +256,8 @@ impl Timers {
         let seq = self.take_seq();
         let idx = id as usize;
         if idx >= self.dues.len() {
-            self.dues.resize(idx + 1, Due::default());
-            self.places.resize(idx + 1, Place::default());
+            cover(&mut self.dues, idx, Due::default());
+            cover(&mut self.places, idx, Place::default());
         }
         let deadline = match self.queues[q as usize].tail {
             NONE => deadline,
