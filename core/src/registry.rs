@@ -495,11 +495,10 @@ impl<D> Registry<D> {
                 let deadline = self.clock.now().saturating_add(ns);
                 if st & state::TIMER == 0 {
                     self.start_timer(id.index as usize, deadline, ns);
-                    return Ok(());
+                } else if !self.timers.rearm_lazily(id.index, deadline, ns) {
+                    self.restart_timer(id.index as usize, deadline, ns);
                 }
-                if self.timers.rearm_lazily(id.index, deadline, ns) {
-                    return Ok(());
-                }
+                return Ok(());
             }
         }
         self.add_checked(id, timeout)
@@ -517,8 +516,7 @@ impl<D> Registry<D> {
             }
             // Fast path: a pure timer.
             Some(t) if !slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL) => {
-                let flags = slot.flags;
-                self.add_timer(idx, flags, to_ns(t));
+                self.add_timer(idx, to_ns(t));
             }
             _ => return self.add_idx(idx, timeout),
         }
@@ -545,7 +543,7 @@ impl<D> Registry<D> {
             self.watch_signal(idx)?;
         }
         if let Some(t) = timeout {
-            self.add_timer(idx, flags, to_ns(t));
+            self.add_timer(idx, to_ns(t));
         }
         let slot = &mut self.slots[idx];
         let counted = slot.should_count();
@@ -589,7 +587,7 @@ impl<D> Registry<D> {
 
     /// (Re)start the event's timer `ns` from now.
     #[inline]
-    fn add_timer(&mut self, idx: usize, flags: EventFlags, ns: u64) {
+    fn add_timer(&mut self, idx: usize, ns: u64) {
         let deadline = self.clock.now().saturating_add(ns);
         let slot = &mut self.slots[idx];
         // An activation by the old timeout is superseded by the new one (libevent).
@@ -602,37 +600,43 @@ impl<D> Registry<D> {
         if self.timers.rearm_lazily(idx as u32, deadline, ns) {
             return;
         }
-        if !self.slots[idx].is(state::TIMER) {
-            return self.start_timer(idx, deadline, ns);
+        if self.slots[idx].is(state::TIMER) {
+            self.restart_timer(idx, deadline, ns);
+        } else {
+            self.start_timer(idx, deadline, ns);
         }
-        let slot = &mut self.slots[idx];
-        let persistent = flags.contains(EventFlags::PERSIST);
+    }
+
+    /// Move the running timer of an event to `deadline`, `ns` from now.
+    #[inline(never)]
+    fn restart_timer(&mut self, idx: usize, deadline: u64, ns: u64) {
+        let persistent = self.slots[idx].flags.contains(EventFlags::PERSIST);
         if persistent {
-            slot.set(state::INTERVAL);
-            if self.intervals.len() <= idx {
-                crate::timer_heap::cover(&mut self.intervals, idx, 0);
-            }
-            self.intervals[idx] = ns;
+            self.record_interval(idx, ns);
         }
-        self.slots[idx].set(state::TIMER);
         // A persistent timeout joins the queue of its length (made if need be: see `timers`);
         // a one-shot timer joins one only if its length has a queue already.
         self.timers
             .schedule_len(idx as u32, deadline, ns, persistent);
     }
 
+    /// A persistent event's timeout is `ns`: its period from now on.
+    #[inline]
+    fn record_interval(&mut self, idx: usize, ns: u64) {
+        self.slots[idx].set(state::INTERVAL);
+        if self.intervals.len() <= idx {
+            crate::timer_heap::cover(&mut self.intervals, idx, 0);
+        }
+        self.intervals[idx] = ns;
+    }
+
     /// Start the timer of an event that has none running, due at `deadline`, `ns` from now;
     /// it counts from now on (unless internal).
     #[inline(never)]
     fn start_timer(&mut self, idx: usize, deadline: u64, ns: u64) {
-        let slot = &mut self.slots[idx];
-        let persistent = slot.flags.contains(EventFlags::PERSIST);
+        let persistent = self.slots[idx].flags.contains(EventFlags::PERSIST);
         if persistent {
-            slot.set(state::INTERVAL);
-            if self.intervals.len() <= idx {
-                crate::timer_heap::cover(&mut self.intervals, idx, 0);
-            }
-            self.intervals[idx] = ns;
+            self.record_interval(idx, ns);
         }
         let slot = &mut self.slots[idx];
         slot.set(state::TIMER);

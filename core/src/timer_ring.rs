@@ -96,7 +96,7 @@ impl TimerRing {
 
     /// Take `id`, which is not in the ring, at `key` if its bucket is one of the ring's, and
     /// return whether it did. `now` places an empty ring in time.
-    #[inline]
+    #[inline(always)]
     pub fn insert(&mut self, id: u32, key: Key, now: u64) -> bool {
         if self.len == 0 {
             self.restart(now >> SHIFT);
@@ -194,7 +194,10 @@ impl TimerRing {
         let b = &mut self.buckets[s];
         b.len = last;
         if last % CHUNK == 0 {
-            let chunk = b.chunks.pop().expect("a bucket's last timer is in its last chunk");
+            let chunk = b
+                .chunks
+                .pop()
+                .expect("a bucket's last timer is in its last chunk");
             self.free.push(chunk);
         }
         if last == 0 {
@@ -211,7 +214,10 @@ impl TimerRing {
         } else if l & RUN != 0 {
             Some(self.run[(l & !RUN) as usize].key())
         } else {
-            Some(self.item((l >> INDEX_BITS) as usize, (l & INDEX_MASK) as usize).key())
+            Some(
+                self.item((l >> INDEX_BITS) as usize, (l & INDEX_MASK) as usize)
+                    .key(),
+            )
         }
     }
 
@@ -314,7 +320,9 @@ impl TimerRing {
                 return Err(format!("timer ring: bucket {s}'s occupancy bit is wrong"));
             }
             if b.chunks.len() != b.len.div_ceil(CHUNK) {
-                return Err(format!("timer ring: bucket {s} has the wrong number of chunks"));
+                return Err(format!(
+                    "timer ring: bucket {s} has the wrong number of chunks"
+                ));
             }
             for (i, item) in self.bucket_items(s).flatten().enumerate() {
                 let bucket = item.deadline >> SHIFT;

@@ -187,7 +187,7 @@ impl Timers {
     }
 
     /// Schedule `id`, which is not scheduled, as [`schedule_len`](Self::schedule_len) does.
-    #[inline]
+    #[inline(always)]
     pub fn schedule_new(&mut self, id: u32, deadline: u64, len_ns: u64, make: bool) {
         debug_assert!(!self.contains(id));
         if make || !self.lens.is_empty() {
