@@ -155,13 +155,17 @@ impl<D> Registry<D> {
         slot.clear(state::ACTIVE);
         let fired = std::mem::take(&mut slot.res);
         let ncalls = std::mem::take(&mut slot.ncalls);
-        // The common case, a persistent event without a timeout that still watches its fd
-        // or signal, needs nothing before its callback: it stays pending and counted.
-        if !(slot.flags.contains(EventFlags::PERSIST)
-            && !slot.is(state::INTERVAL)
-            && slot.is(state::WAITING))
-        {
+        // The common cases need little before the callback: a persistent event without a
+        // timeout that still watches its fd or signal stays pending and counted; an expired
+        // one-shot timer, waiting for nothing, stops counting.
+        if slot.flags.contains(EventFlags::PERSIST) {
+            if slot.is(state::INTERVAL) || !slot.is(state::WAITING) {
+                self.before_run(idx, fired);
+            }
+        } else if slot.is(state::WAITING) {
             self.before_run(idx, fired);
+        } else {
+            count(slot, &mut self.live, false);
         }
         let slot = &mut self.slots[idx];
         let Some(mut callback) = slot.callback.take() else {

@@ -467,7 +467,8 @@ impl<D> Registry<D> {
                 "a timer takes only PERSIST, not {flags:?}"
             )));
         }
-        self.make_event(NO_FD, flags, Box::new(callback))
+        // No fd and no other flag: nothing for `make_event` to check.
+        self.alloc(NO_FD, flags, Box::new(callback))
     }
 
     /// Make the event pending: watch its fd, and if `timeout` is given, (re)start its timer.

@@ -384,19 +384,22 @@ fn sort(items: &mut Vec<Item>, scratch: &mut Vec<Item>) {
         items.sort_unstable_by_key(Item::key);
         return;
     }
-    let mut counts = [[0usize; 256]; PASSES];
+    let n = items.len();
+    let mut counts = [[0u32; 256]; PASSES];
     for item in items.iter() {
         for (pass, count) in counts.iter_mut().enumerate() {
             count[(item.deadline >> (8 * pass)) as usize & 0xff] += 1;
         }
     }
-    scratch.clear();
-    scratch.resize(items.len(), Item::default());
+    // The scratch buffer only grows: it keeps the length of the largest bucket sorted.
+    if scratch.len() < n {
+        scratch.resize(n, Item::default());
+    }
     for (pass, count) in counts.iter().enumerate() {
-        if count.contains(&items.len()) {
+        if count.contains(&(n as u32)) {
             continue; // every timer has the same byte here
         }
-        let mut next = [0usize; 256];
+        let mut next = [0u32; 256];
         let mut sum = 0;
         for (slot, &c) in next.iter_mut().zip(count) {
             *slot = sum;
@@ -404,23 +407,21 @@ fn sort(items: &mut Vec<Item>, scratch: &mut Vec<Item>) {
         }
         for item in items.iter() {
             let byte = (item.deadline >> (8 * pass)) as usize & 0xff;
-            scratch[next[byte]] = *item;
+            scratch[next[byte] as usize] = *item;
             next[byte] += 1;
         }
         std::mem::swap(items, scratch);
+        items.truncate(n);
     }
-    // Equal deadlines in arming order (a removal may have reordered a bucket).
-    let mut i = 0;
-    while i < items.len() {
-        let d = items[i].deadline;
-        let mut j = i + 1;
-        while j < items.len() && items[j].deadline == d {
-            j += 1;
+    // Equal deadlines in arming order: they are already unless a removal reordered the
+    // bucket, so look first.
+    let disordered = items
+        .windows(2)
+        .any(|w| w[0].deadline == w[1].deadline && w[0].seq > w[1].seq);
+    if disordered {
+        for run in items.chunk_by_mut(|a, b| a.deadline == b.deadline) {
+            run.sort_unstable_by_key(|item| item.seq);
         }
-        if j - i > 1 {
-            items[i..j].sort_unstable_by_key(|item| item.seq);
-        }
-        i = j;
     }
 }
 
