@@ -635,14 +635,14 @@ impl<D> Registry<D> {
     /// it counts from now on (unless internal).
     #[inline(never)]
     fn start_timer(&mut self, idx: usize, deadline: u64, ns: u64) {
-        let persistent = self.slots[idx].flags.contains(EventFlags::PERSIST);
-        if persistent {
-            self.record_interval(idx, ns);
-        }
         let slot = &mut self.slots[idx];
+        let persistent = slot.flags.contains(EventFlags::PERSIST);
         slot.set(state::TIMER);
         if !slot.is(state::COUNTED | state::INTERNAL) {
             count(slot, &mut self.live, true);
+        }
+        if persistent {
+            self.record_interval(idx, ns);
         }
         self.timers
             .schedule_new(idx as u32, deadline, ns, persistent);

@@ -66,13 +66,15 @@ struct Bucket {
     len: usize,
 }
 
+/// A chunk of a bucket.
+type Chunk = Box<[Item; CHUNK]>;
+
 /// The ring of buckets and the run (see the module note).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TimerRing {
-    /// `BUCKETS` buckets, made at the first insert.
-    buckets: Vec<Bucket>,
+    buckets: [Bucket; BUCKETS as usize],
     /// The buckets' chunks, and those free for reuse.
-    pool: Vec<Box<[Item]>>,
+    pool: Vec<Chunk>,
     free: Vec<u32>,
     /// Bit `s` is set while `buckets[s]` is not empty.
     occupied: u64,
@@ -87,6 +89,23 @@ pub(crate) struct TimerRing {
     loc: Vec<u32>,
     /// Timers in the ring (tombstones not counted).
     len: usize,
+}
+
+impl Default for TimerRing {
+    fn default() -> Self {
+        TimerRing {
+            buckets: std::array::from_fn(|_| Bucket::default()),
+            pool: Vec::new(),
+            free: Vec::new(),
+            occupied: 0,
+            cur: 0,
+            run: Vec::new(),
+            run_at: 0,
+            scratch: Vec::new(),
+            loc: Vec::new(),
+            len: 0,
+        }
+    }
 }
 
 impl TimerRing {
@@ -122,7 +141,8 @@ impl TimerRing {
         self.loc[idx] = ((s as u32) << INDEX_BITS) | index as u32;
         let b = &mut self.buckets[s];
         b.len += 1;
-        self.pool[b.chunks[index / CHUNK] as usize][index % CHUNK] = Item {
+        let last = *b.chunks.last().expect("a chunk was added above if need be");
+        self.pool[last as usize][index % CHUNK] = Item {
             deadline: key.deadline,
             seq: key.seq,
             id,
@@ -136,8 +156,7 @@ impl TimerRing {
     #[inline(never)]
     fn take_chunk(&mut self) -> u32 {
         self.free.pop().unwrap_or_else(|| {
-            self.pool
-                .push(vec![Item::default(); CHUNK].into_boxed_slice());
+            self.pool.push(Box::new([Item::default(); CHUNK]));
             (self.pool.len() - 1) as u32
         })
     }
@@ -161,9 +180,6 @@ impl TimerRing {
     #[cold]
     fn restart(&mut self, cur: u64) {
         debug_assert!(self.len == 0 && self.occupied == 0);
-        if self.buckets.is_empty() {
-            self.buckets = (0..BUCKETS).map(|_| Bucket::default()).collect();
-        }
         self.run.clear();
         self.run_at = 0;
         self.cur = cur;
@@ -245,6 +261,29 @@ impl TimerRing {
         self.loc[id as usize] = NOWHERE;
         self.len -= 1;
         Some((key, id))
+    }
+
+    /// Remove and return the earliest timer as `(id, deadline)` if it is due at `now`. The
+    /// usual case, the run's next timer, is a few instructions.
+    #[inline(always)]
+    pub fn pop_due(&mut self, now: u64) -> Option<(u32, u64)> {
+        if let Some(&item) = self.run.get(self.run_at) {
+            if item.id != TOMB && item.deadline <= now {
+                self.run_at += 1;
+                self.loc[item.id as usize] = NOWHERE;
+                self.len -= 1;
+                return Some((item.id, item.deadline));
+            }
+        }
+        self.pop_due_slow(now)
+    }
+
+    #[inline(never)]
+    fn pop_due_slow(&mut self, now: u64) -> Option<(u32, u64)> {
+        match self.first()? {
+            (key, _) if key.deadline <= now => self.pop().map(|(k, id)| (id, k.deadline)),
+            _ => None,
+        }
     }
 
     /// Make the next non-empty bucket the run; false if there is none.
@@ -375,43 +414,19 @@ impl TimerRing {
 }
 
 /// Sort one bucket's timers by key. They share the deadline's bits from `SHIFT` up, so a
-/// stable radix sort on the bits below (three passes of eight, a pass skipped where every
-/// timer has the same byte) orders them by deadline; runs of equal deadlines are then put in
-/// arming order. Small buckets are sorted by comparison.
+/// stable radix sort on the bits below orders them by deadline — two passes of twelve bits
+/// for a large bucket, three of eight for a smaller one (where 4096 counters would cost
+/// more than the passes they save); runs of equal deadlines are then put in arming order.
+/// Small buckets are sorted by comparison.
 fn sort(items: &mut Vec<Item>, scratch: &mut Vec<Item>) {
-    const PASSES: usize = (SHIFT as usize).div_ceil(8);
     if items.len() <= 64 {
         items.sort_unstable_by_key(Item::key);
         return;
     }
-    let n = items.len();
-    let mut counts = [[0u32; 256]; PASSES];
-    for item in items.iter() {
-        for (pass, count) in counts.iter_mut().enumerate() {
-            count[(item.deadline >> (8 * pass)) as usize & 0xff] += 1;
-        }
-    }
-    // The scratch buffer only grows: it keeps the length of the largest bucket sorted.
-    if scratch.len() < n {
-        scratch.resize(n, Item::default());
-    }
-    for (pass, count) in counts.iter().enumerate() {
-        if count.contains(&(n as u32)) {
-            continue; // every timer has the same byte here
-        }
-        let mut next = [0u32; 256];
-        let mut sum = 0;
-        for (slot, &c) in next.iter_mut().zip(count) {
-            *slot = sum;
-            sum += c;
-        }
-        for item in items.iter() {
-            let byte = (item.deadline >> (8 * pass)) as usize & 0xff;
-            scratch[next[byte] as usize] = *item;
-            next[byte] += 1;
-        }
-        std::mem::swap(items, scratch);
-        items.truncate(n);
+    if items.len() >= 4096 {
+        radix::<4096, 2>(items, scratch);
+    } else {
+        radix::<256, 3>(items, scratch);
     }
     // Equal deadlines in arming order: they are already unless a removal reordered the
     // bucket, so look first.
@@ -422,6 +437,45 @@ fn sort(items: &mut Vec<Item>, scratch: &mut Vec<Item>) {
         for run in items.chunk_by_mut(|a, b| a.deadline == b.deadline) {
             run.sort_unstable_by_key(|item| item.seq);
         }
+    }
+}
+
+/// A stable LSD radix sort of `items` by the low `PASSES × log2(RADIX)` bits of their
+/// deadlines (at least `SHIFT`), skipping a pass where every timer has the same digit.
+fn radix<const RADIX: usize, const PASSES: usize>(items: &mut Vec<Item>, scratch: &mut Vec<Item>) {
+    let bits = RADIX.trailing_zeros();
+    debug_assert!(bits * PASSES as u32 >= SHIFT);
+    let digit =
+        |item: &Item, pass: usize| (item.deadline >> (bits * pass as u32)) as usize & (RADIX - 1);
+    let n = items.len();
+    let mut counts = [[0u32; RADIX]; PASSES];
+    for item in items.iter() {
+        for (pass, count) in counts.iter_mut().enumerate() {
+            count[digit(item, pass)] += 1;
+        }
+    }
+    // The scratch buffer only grows: it keeps the length of the largest bucket sorted.
+    if scratch.len() < n {
+        scratch.resize(n, Item::default());
+    }
+    for (pass, count) in counts.iter_mut().enumerate() {
+        if count.contains(&(n as u32)) {
+            continue; // every timer has the same digit here
+        }
+        // The counts become where each digit's timers go.
+        let mut sum = 0;
+        for c in count.iter_mut() {
+            let here = *c;
+            *c = sum;
+            sum += here;
+        }
+        for item in items.iter() {
+            let at = &mut count[digit(item, pass)];
+            scratch[*at as usize] = *item;
+            *at += 1;
+        }
+        std::mem::swap(items, scratch);
+        items.truncate(n);
     }
 }
 
@@ -476,7 +530,7 @@ mod tests {
     #[test]
     fn sorting_orders_by_deadline_then_arming_number() {
         let mut rng = Rng(0x5017);
-        for n in [0usize, 1, 5, 64, 65, 300, 5000] {
+        for n in [0usize, 1, 5, 64, 65, 300, 4095, 4096, 20_000] {
             let mut items: Vec<Item> = (0..n)
                 .map(|i| Item {
                     // Many equal deadlines, and bytes that are equal throughout.

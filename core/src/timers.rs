@@ -404,8 +404,17 @@ impl Timers {
     }
 
     /// Remove and return the earliest timer as `(id, deadline)` if it is due at `now`.
-    #[inline]
+    #[inline(always)]
     pub fn pop_expired(&mut self, now: u64) -> Option<(u32, u64)> {
+        // Only the ring has timers: the common case of short one-shot timers.
+        if self.heap.is_empty() && self.queued == 0 && self.heads.is_empty() {
+            return self.ring.pop_due(now);
+        }
+        self.pop_expired_two(now)
+    }
+
+    #[inline(never)]
+    fn pop_expired_two(&mut self, now: u64) -> Option<(u32, u64)> {
         if self.queued == 0 && self.heads.is_empty() {
             // The heap or the ring, whichever is earlier.
             return match (self.ring.first(), self.heap.peek_key()) {
