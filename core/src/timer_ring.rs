@@ -66,8 +66,9 @@ struct Bucket {
     len: usize,
 }
 
-/// A chunk of a bucket.
-type Chunk = Box<[Item; CHUNK]>;
+/// A chunk of a bucket: a vector made with room for `CHUNK` timers that never holds more,
+/// so it never moves; its length is how many it holds (filled as it goes, nothing zeroed).
+type Chunk = Vec<Item>;
 
 /// The ring of buckets and the run (see the module note).
 #[derive(Debug)]
@@ -142,11 +143,11 @@ impl TimerRing {
         let b = &mut self.buckets[s];
         b.len += 1;
         let last = *b.chunks.last().expect("a chunk was added above if need be");
-        self.pool[last as usize][index % CHUNK] = Item {
+        self.pool[last as usize].push(Item {
             deadline: key.deadline,
             seq: key.seq,
             id,
-        };
+        });
         self.occupied |= 1 << s;
         self.len += 1;
         true
@@ -156,7 +157,7 @@ impl TimerRing {
     #[inline(never)]
     fn take_chunk(&mut self) -> u32 {
         self.free.pop().unwrap_or_else(|| {
-            self.pool.push(Box::new([Item::default(); CHUNK]));
+            self.pool.push(Vec::with_capacity(CHUNK));
             (self.pool.len() - 1) as u32
         })
     }
@@ -172,7 +173,8 @@ impl TimerRing {
         let b = &self.buckets[s];
         b.chunks.iter().enumerate().map(move |(k, &c)| {
             let n = (b.len - k * CHUNK).min(CHUNK);
-            &self.pool[c as usize][..n]
+            debug_assert_eq!(self.pool[c as usize].len(), n);
+            &self.pool[c as usize][..]
         })
     }
 
@@ -201,20 +203,20 @@ impl TimerRing {
         // The bucket's last timer takes the hole.
         let (s, index) = ((l >> INDEX_BITS) as usize, (l & INDEX_MASK) as usize);
         let last = self.buckets[s].len - 1;
+        let b = &mut self.buckets[s];
+        let tail = *b.chunks.last().expect("a bucket with a timer has a chunk") as usize;
+        let moved = self.pool[tail]
+            .pop()
+            .expect("a bucket's last timer is in its last chunk");
         if index != last {
-            let moved = *self.item(s, last);
-            let chunk = self.buckets[s].chunks[index / CHUNK] as usize;
+            let chunk = b.chunks[index / CHUNK] as usize;
             self.pool[chunk][index % CHUNK] = moved;
             self.loc[moved.id as usize] = l;
         }
-        let b = &mut self.buckets[s];
         b.len = last;
         if last % CHUNK == 0 {
-            let chunk = b
-                .chunks
-                .pop()
-                .expect("a bucket's last timer is in its last chunk");
-            self.free.push(chunk);
+            b.chunks.pop();
+            self.free.push(tail as u32);
         }
         if last == 0 {
             self.occupied &= !(1 << s);
@@ -305,6 +307,9 @@ impl TimerRing {
         }
         let b = &mut self.buckets[s];
         b.len = 0;
+        for &c in &b.chunks {
+            self.pool[c as usize].clear();
+        }
         self.free.append(&mut b.chunks);
         sort(&mut run, &mut self.scratch);
         self.run = run;
@@ -338,7 +343,8 @@ impl TimerRing {
         for b in &self.buckets {
             for (k, &c) in b.chunks.iter().enumerate() {
                 let n = (b.len - k * CHUNK).min(CHUNK);
-                for item in &mut self.pool[c as usize][..n] {
+                debug_assert_eq!(self.pool[c as usize].len(), n);
+                for item in &mut self.pool[c as usize] {
                     item.seq = f(item.key());
                 }
             }
@@ -362,6 +368,11 @@ impl TimerRing {
                 return Err(format!(
                     "timer ring: bucket {s} has the wrong number of chunks"
                 ));
+            }
+            for (k, &c) in b.chunks.iter().enumerate() {
+                if self.pool[c as usize].len() != (b.len - k * CHUNK).min(CHUNK) {
+                    return Err(format!("timer ring: bucket {s}'s chunk {k} is not filled"));
+                }
             }
             for (i, item) in self.bucket_items(s).flatten().enumerate() {
                 let bucket = item.deadline >> SHIFT;
@@ -401,6 +412,9 @@ impl TimerRing {
         let chunks: usize = self.buckets.iter().map(|b| b.chunks.len()).sum();
         if chunks + self.free.len() != self.pool.len() {
             return Err("timer ring: a chunk is lost or used twice".to_string());
+        }
+        if self.free.iter().any(|&c| !self.pool[c as usize].is_empty()) {
+            return Err("timer ring: a free chunk holds timers".to_string());
         }
         let placed = self.loc.iter().filter(|&&l| l != NOWHERE).count();
         if n != self.len || placed != self.len {
