@@ -213,33 +213,32 @@ impl<D> Registry<D> {
     }
 
     /// Take a slot for a new event.
+    #[inline]
     pub(crate) fn alloc(
         &mut self,
         fd: RawFd,
         flags: EventFlags,
         callback: Callback<D>,
     ) -> io::Result<EventId> {
-        if self.free_head == NO_SLOT && self.slots.len() >= MAX_EVENTS {
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!("too many events: a base holds at most {MAX_EVENTS}"),
-            ));
-        }
         let prio = self.active.priorities() / 2;
-        let index = if self.free_head != NO_SLOT {
+        let (index, gen) = if self.free_head != NO_SLOT {
             let index = self.free_head;
             let slot = &mut self.slots[index as usize];
             self.free_head = slot.ncalls;
             *slot = Slot::new(slot.gen, fd, flags, prio, callback);
-            index
+            (index, slot.gen)
+        } else if self.slots.len() < MAX_EVENTS {
+            let slot = Slot::new(0, fd, flags, prio, callback);
+            let gen = slot.gen;
+            self.slots.push(slot);
+            ((self.slots.len() - 1) as u32, gen)
         } else {
-            self.slots.push(Slot::new(0, fd, flags, prio, callback));
-            (self.slots.len() - 1) as u32
+            return Err(too_many_events());
         };
         Ok(EventId {
             base: self.id,
             index,
-            gen: self.slots[index as usize].gen,
+            gen,
         })
     }
 
@@ -479,7 +478,7 @@ impl<D> Registry<D> {
     ///
     /// A freed or foreign id; ET on a backend without it; the backend's refusal of the fd
     /// (closed, a regular file on epoll), naming the fd. The event is unchanged then.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         // Fast paths, kept small so that they inline, for an event whose fd or signal (if
         // any) is watched already and that is not active: only its timer changes. A waiting
@@ -1343,6 +1342,14 @@ pub(crate) fn activate_slot<C>(
     }
     slot.set(state::ACTIVE);
     slot.ticket = active.push(idx, slot.prio);
+}
+
+#[cold]
+fn too_many_events() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!("too many events: a base holds at most {MAX_EVENTS}"),
+    )
 }
 
 /// Refuse an fd number nobody opened before the io map grows its table to it (fd 1 << 30
