@@ -480,17 +480,34 @@ impl<D> Registry<D> {
     /// (closed, a regular file on epoll), naming the fd. The event is unchanged then.
     #[inline(always)]
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
-        // Fast paths, kept small so that they inline, for an event whose fd or signal (if
-        // any) is watched already and that is not active: only its timer changes. A waiting
-        // timer re-armed no earlier than its place in the queue of its length (a read
-        // timeout pushed back by a read) only records the new deadline (lazy re-arm: see
-        // `timers`); a timer not running starts.
-        if let (Some(t), Some(slot)) = (timeout, self.slots.get(id.index as usize)) {
-            let st = slot.state;
-            let only_timer = st & (state::ACTIVE | state::DETACHED) == 0
-                && (!slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL)
-                    || st & (state::PENDING_IO | state::PENDING_SIG) != 0);
-            if only_timer && slot.gen == id.gen && id.base == self.id {
+        // Fast paths, kept small so that they inline; the rest is `add_checked`.
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.gen == id.gen && id.base == self.id)
+        else {
+            return Err(self.bad_id(id));
+        };
+        let st = slot.state;
+        match timeout {
+            // An I/O event deleted earlier in this iteration, re-added without a timeout, is
+            // still in the io map: undo the delete.
+            None if st & (state::PENDING_IO | state::DETACHED) == state::DETACHED => {
+                undo_detach(slot);
+                if !slot.is(state::COUNTED | state::INTERNAL) {
+                    count(slot, &mut self.live, true);
+                }
+                return Ok(());
+            }
+            // An event whose fd or signal (if any) is watched already and that is not active:
+            // only its timer changes. A waiting timer re-armed no earlier than its place in
+            // the queue of its length (a read timeout pushed back by a read) only records
+            // the new deadline (lazy re-arm: see `timers`); a timer not running starts.
+            Some(t)
+                if st & (state::ACTIVE | state::DETACHED) == 0
+                    && (!slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL)
+                        || st & (state::PENDING_IO | state::PENDING_SIG) != 0) =>
+            {
                 let ns = to_ns(t);
                 let deadline = self.clock.now().saturating_add(ns);
                 if st & state::TIMER == 0 {
@@ -500,6 +517,7 @@ impl<D> Registry<D> {
                 }
                 return Ok(());
             }
+            _ => {}
         }
         self.add_checked(id, timeout)
     }

@@ -239,6 +239,16 @@ impl TimerRing {
         }
     }
 
+    /// The earliest deadline, as [`first`](Self::first).
+    #[inline(always)]
+    pub fn first_deadline(&mut self) -> Option<u64> {
+        match self.run.get(self.run_at) {
+            Some(item) if item.id != TOMB => Some(item.deadline),
+            None if self.occupied == 0 => None,
+            _ => self.first().map(|(key, _)| key.deadline),
+        }
+    }
+
     /// The earliest timer's key and id; sorts the next bucket when the run is used up.
     #[inline]
     pub fn first(&mut self) -> Option<(Key, u32)> {
@@ -249,7 +259,7 @@ impl TimerRing {
                 }
                 self.run_at += 1;
             }
-            if !self.refill() {
+            if self.occupied == 0 || !self.refill() {
                 return None;
             }
         }
@@ -269,15 +279,19 @@ impl TimerRing {
     /// usual case, the run's next timer, is a few instructions.
     #[inline(always)]
     pub fn pop_due(&mut self, now: u64) -> Option<(u32, u64)> {
-        if let Some(&item) = self.run.get(self.run_at) {
-            if item.id != TOMB && item.deadline <= now {
+        match self.run.get(self.run_at) {
+            Some(&item) if item.id != TOMB => {
+                if item.deadline > now {
+                    return None;
+                }
                 self.run_at += 1;
                 self.loc[item.id as usize] = NOWHERE;
                 self.len -= 1;
-                return Some((item.id, item.deadline));
+                Some((item.id, item.deadline))
             }
+            None if self.occupied == 0 => None,
+            _ => self.pop_due_slow(now),
         }
-        self.pop_due_slow(now)
     }
 
     #[inline(never)]
@@ -432,6 +446,7 @@ impl TimerRing {
 /// for a large bucket, three of eight for a smaller one (where 4096 counters would cost
 /// more than the passes they save); runs of equal deadlines are then put in arming order.
 /// Small buckets are sorted by comparison.
+#[inline(never)]
 fn sort(items: &mut Vec<Item>, scratch: &mut Vec<Item>) {
     if items.len() <= 64 {
         items.sort_unstable_by_key(Item::key);

@@ -394,13 +394,12 @@ impl Timers {
     /// then at most.
     #[inline]
     pub fn next_deadline(&mut self) -> Option<u64> {
-        let ring = self.ring.first().map(|(k, _)| k.deadline);
-        [self.heap.peek_key(), self.heads.peek_key()]
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k.deadline)
-            .chain(ring)
-            .min()
+        let earlier = |a: Option<u64>, b: Option<(Key, u32)>| match (a, b) {
+            (Some(a), Some((b, _))) => Some(a.min(b.deadline)),
+            (a, b) => a.or(b.map(|(b, _)| b.deadline)),
+        };
+        let ring = self.ring.first_deadline();
+        earlier(earlier(ring, self.heap.peek_key()), self.heads.peek_key())
     }
 
     /// Remove and return the earliest timer as `(id, deadline)` if it is due at `now`.
