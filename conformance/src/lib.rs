@@ -188,6 +188,7 @@ scenario_list! {
     timers::persistent_timeout_does_not_burst_after_a_stall,
     timers::timeout_replaced_by_readd,
     timers::timers_fire_in_deadline_order,
+    timers::timers_near_and_far_fire_in_deadline_order_never_early,
     timers::pending_reports_flags_and_deadline,
     timers::zero_interval_persistent_timer_runs_once_per_iteration,
     timers::timeout_activated_by_hand_keeps_the_cadence,

@@ -447,3 +447,74 @@ pub fn lazily_rearmed_timers_keep_the_order_of_equal_deadlines(h: &Harness) {
         assert!(*at < t0 + GENEROUS, "{name} ran very late");
     }
 }
+
+/// Timers near and far: due in the loop's current 16.8 ms stretch (kept in the heap), in
+/// the ~1 s after it (appended to the ring's buckets, each sorted when it comes up), and past
+/// that (the heap again), some with equal deadlines, some deleted, some re-armed across
+/// those ranges. They fire in deadline order, equal deadlines in the order of their last
+/// arming, none early.
+pub fn timers_near_and_far_fire_in_deadline_order_never_early(h: &Harness) {
+    type Log = Vec<(usize, Instant)>;
+    let n = 90;
+    // Lengths in ms: repeats make equal deadlines (all are armed at one clock reading).
+    let mut lengths: Vec<u64> = (0..n).map(|i| (i as u64 * 53) % 420).collect();
+    lengths[10] = 1150;
+    lengths[11] = 1150;
+    let mut base = h.base::<Log>();
+    let ids: Vec<_> = (0..n)
+        .map(|i| {
+            base.new_timer(EventFlags::empty(), move |_, log: &mut Log| {
+                log.push((i, Instant::now()))
+            })
+            .unwrap()
+        })
+        .collect();
+    let deleted = |i: usize| i % 7 == 3;
+    let rearmed = |i: usize| i % 11 == 5;
+    let again = |len: u64| (len + 200) % 1200;
+    let (arm_ids, arm_lengths) = (ids.clone(), lengths.clone());
+    base.watch_once(
+        evloop_core::fd::NO_FD,
+        EventFlags::empty(),
+        None,
+        move |ctx, _| {
+            // One callback: one clock reading for every arming.
+            for (i, &id) in arm_ids.iter().enumerate() {
+                ctx.add(id, Some(Duration::from_millis(arm_lengths[i])))
+                    .unwrap();
+            }
+            for (i, &id) in arm_ids.iter().enumerate() {
+                if deleted(i) {
+                    ctx.del(id).unwrap();
+                } else if rearmed(i) {
+                    ctx.add(id, Some(Duration::from_millis(again(arm_lengths[i]))))
+                        .unwrap();
+                }
+            }
+        },
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let mut log = Log::new();
+    base.run(&mut log).unwrap();
+    // (length, arming order): re-armed timers were armed last.
+    let mut expected: Vec<(u64, usize, usize)> = (0..n)
+        .filter(|&i| !deleted(i))
+        .map(|i| match rearmed(i) {
+            true => (again(lengths[i]), n + i, i),
+            false => (lengths[i], i, i),
+        })
+        .collect();
+    expected.sort();
+    let order: Vec<usize> = log.iter().map(|(i, _)| *i).collect();
+    let want: Vec<usize> = expected.iter().map(|e| e.2).collect();
+    assert_eq!(order, want);
+    for &(len, _, i) in &expected {
+        let at = log.iter().find(|(j, _)| *j == i).unwrap().1;
+        assert!(
+            at >= t0 + Duration::from_millis(len),
+            "timer {i} ({len} ms) ran early"
+        );
+        assert!(at < t0 + GENEROUS, "timer {i} ran very late");
+    }
+}
