@@ -139,6 +139,16 @@ impl<C> Slot<C> {
     }
 }
 
+/// Grow a table indexed by id so that it has entry `idx`, new entries `fill`: by an eighth
+/// at least, so that ids arriving one by one cost a call now and then, not one each, and
+/// with little room to spare.
+#[cold]
+#[inline(never)]
+pub(crate) fn cover<T: Clone>(v: &mut Vec<T>, idx: usize, fill: T) {
+    let len = (idx + 1).max(v.len() + v.len() / 8 + 16);
+    v.resize(len, fill);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

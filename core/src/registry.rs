@@ -643,7 +643,7 @@ impl<D> Registry<D> {
     fn record_interval(&mut self, idx: usize, ns: u64) {
         self.slots[idx].set(state::INTERVAL);
         if self.intervals.len() <= idx {
-            crate::timer_heap::cover(&mut self.intervals, idx, 0);
+            crate::event::cover(&mut self.intervals, idx, 0);
         }
         self.intervals[idx] = ns;
     }

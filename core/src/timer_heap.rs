@@ -17,18 +17,10 @@
 //! last entry usually belongs near the bottom, so this costs about one comparison per level
 //! instead of two.
 
+use crate::event::cover;
+
 const NONE: u32 = u32::MAX;
 const ARITY: usize = 4;
-
-/// Grow a table indexed by id so that it has entry `idx`, new entries `fill`: by an eighth
-/// at least, so that ids arriving one by one cost a call now and then, not one each, and
-/// with little room to spare.
-#[cold]
-#[inline(never)]
-pub(crate) fn cover<T: Clone>(v: &mut Vec<T>, idx: usize, fill: T) {
-    let len = (idx + 1).max(v.len() + v.len() / 8 + 16);
-    v.resize(len, fill);
-}
 
 /// A timer's place in time: its deadline, then its arming number (equal deadlines in arming
 /// order). The owner of the heap hands out the numbers (see `timers`).

@@ -23,7 +23,8 @@
 //! run must stay sorted). `loc[id]` says where a timer is: `NOWHERE`, `RUN | index`, or
 //! `slot << INDEX_BITS | index`.
 
-use crate::timer_heap::{cover, Key};
+use crate::event::cover;
+use crate::timer_heap::Key;
 
 /// A bucket spans `1 << SHIFT` ns (16.8 ms).
 pub const SHIFT: u32 = 24;

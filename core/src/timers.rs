@@ -1,36 +1,43 @@
-//! The base's timers: a heap for deadlines of any length, and *common timeouts* — one FIFO
-//! queue per timeout length that many timers share (libevent's common timeouts).
+//! The base's timers, in three places, each cheap for its kind of timer:
+//! - the *ring* (`timer_ring`): timers outside the queues due within about a second,
+//!   appended to 16.8 ms buckets that are sorted only when they come up — most of a loop's
+//!   short timers;
+//! - *common timeouts*: one FIFO queue per timeout length that many timers share (libevent's
+//!   common timeouts) — a server's read timeouts, keep-alives and ticks;
+//! - the *heap* (`timer_heap`): every other timer — due very soon, or far ahead.
 //!
 //! A server arms the same few timeouts over and over: a read timeout re-armed on every read, a
 //! keep-alive timer, a periodic tick. Timers of one length expire in the order they were
 //! armed, so they need no heap among themselves: a queue per length, kept in arming order,
 //! with only each queue's first timer in a second, small heap (`heads`). Arming or re-arming
-//! such a timer is an unlink and an append, O(1) whatever the number of timers; the heap of
-//! all other timers never sees them.
+//! such a timer is O(1) whatever the number of timers; the heap of all other timers never
+//! sees them.
 //!
 //! Which timers go to a queue: those with a persistent timeout (their length is their period,
 //! and buffered sockets' read and write timeouts are such), and any timer whose length was
 //! declared with [`Timers::declare`] (`Registry::declare_common_timeout`). At most
-//! [`MAX_QUEUES`] lengths get a queue; beyond that, timers go to the heap as before.
+//! [`MAX_QUEUES`] lengths get a queue; beyond that, timers go to the ring or the heap.
 //!
-//! The guarantees are those of the heap alone:
+//! Taking the next timer takes the earliest of the three. The guarantees are those of one
+//! heap:
 //! - *Never early*: a queue keeps deadlines in order by giving an appended timer at least the
 //!   deadline of the one before it (it can only be later, never earlier, than asked).
-//! - *Equal deadlines in arming order*, across the heap and the queues: every arming takes a
-//!   sequence number from one counter, and `(deadline, seq)` orders both.
+//! - *Equal deadlines in arming order*, across heap, ring and queues: every arming takes a
+//!   sequence number from one counter, and `(deadline, seq)` orders all three.
 //! - *Lazy re-arm* (libev's "be smart about timeouts", done by the library): re-arming a
 //!   queued timer with its own length and a later deadline — a read timeout pushed back by a
-//!   read — only writes the new deadline into its link. The timer keeps its place in the
-//!   queue (`at`, the key it was queued with); when that place comes up, the timer is found
-//!   to be due later and moves: to its queue's tail if its deadline is no earlier than the
-//!   tail's, else to the heap, keyed by the deadline and arming number of the re-arm. So a
-//!   re-arm touches one link, and a timer re-armed a thousand times within one period moves
-//!   once.
+//!   read — only writes the new deadline into its `Due`. The timer keeps its place in the
+//!   queue (its `Place`, the key it was queued with); when that place comes up, the timer is
+//!   found to be due later and moves: to its queue's tail if its deadline is no earlier than
+//!   the tail's, else to the heap, keyed by the deadline and arming number of the re-arm. So
+//!   a re-arm touches 16 bytes, and a timer re-armed a thousand times within one period
+//!   moves once.
 //! - *Lazy heads*: unlinking a queue's first timer (a delete, a re-arm) leaves its entry in
 //!   `heads` as it was. That entry can only be earlier than the queue's real first timer, so
 //!   the loop at worst wakes early, finds the entry stale and moves it to the real one.
 
-use crate::timer_heap::{cover, Key, TimerHeap};
+use crate::event::cover;
+use crate::timer_heap::{Key, TimerHeap};
 use crate::timer_ring::TimerRing;
 
 /// The most timeout lengths with a queue of their own; libevent allows 256. Finding a
