@@ -180,7 +180,7 @@ impl Timers {
     }
 
     /// Schedule `id` at `deadline`, `len_ns` from now: in the queue of that length if it has
-    /// one (or gets one: `make`), else in the heap. A timer already in that queue, re-armed
+    /// one (or gets one: `make`), else in the ring or the heap. A timer already in that queue, re-armed
     /// no earlier than its place, keeps its place (lazy re-arm: see the module note).
     #[inline]
     pub fn schedule_len(&mut self, id: u32, deadline: u64, len_ns: u64, make: bool) {
