@@ -180,8 +180,9 @@ impl Timers {
     }
 
     /// Schedule `id` at `deadline`, `len_ns` from now: in the queue of that length if it has
-    /// one (or gets one: `make`), else in the ring or the heap. A timer already in that queue, re-armed
-    /// no earlier than its place, keeps its place (lazy re-arm: see the module note).
+    /// one (or gets one: `make`), else in the ring or the heap. A timer already in that
+    /// queue, re-armed no earlier than its place, keeps its place (lazy re-arm: see the
+    /// module note).
     #[inline]
     pub fn schedule_len(&mut self, id: u32, deadline: u64, len_ns: u64, make: bool) {
         if self.rearm_lazily(id, deadline, len_ns) {
