@@ -1,6 +1,6 @@
 //! Random event operations on a base (poll backend, two socket pairs): create, add with
-//! short timeouts, delete, free, activate, change priority, run without blocking, in any
-//! order and on stale ids. Nothing may panic; bad ids must be errors; and after every
+//! timeouts (in the heap's and the bucket ring's ranges), delete, free, activate, change
+//! priority, run without blocking, in any order and on stale ids. Nothing may panic; bad ids must be errors; and after every
 //! operation the registry's invariants hold (`verify`), so a broken count fails where it breaks.
 #![no_main]
 
@@ -56,7 +56,13 @@ fuzz_target!(|data: &[u8]| {
             }
             2 => {
                 if let Some(id) = pick(&ids) {
-                    let _ = base.add(id, Some(Duration::from_micros(u64::from(arg) * 10)));
+                    // Below 2.6 ms (the timer heap) or up to 1.3 s (the bucket ring, and
+                    // past it: the heap again).
+                    let timeout = match arg {
+                        0..=127 => Duration::from_micros(u64::from(arg) * 20),
+                        _ => Duration::from_millis(u64::from(arg - 128) * 10),
+                    };
+                    let _ = base.add(id, Some(timeout));
                 }
             }
             3 => {
