@@ -323,6 +323,19 @@ pub fn common_timeouts_fire_in_arming_order_never_early(h: &Harness) {
     }
 }
 
+/// A persistent timer that logs its name and the time when it fires, then deletes itself.
+fn named_timer(
+    base: &mut evloop_core::Base<Vec<(&'static str, Instant)>>,
+    name: &'static str,
+) -> evloop_core::EventId {
+    base.new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<_>| {
+        log.push((name, Instant::now()));
+        let me = ctx.id();
+        ctx.del(me).unwrap();
+    })
+    .unwrap()
+}
+
 /// Lazy queue heads: deleting or re-arming the first timer of a queue leaves the queue's
 /// place in time as it was, so the loop may wake at the old deadline; it must then go back to
 /// waiting, running nothing early — the next timer runs no earlier than its own deadline, and
@@ -330,17 +343,9 @@ pub fn common_timeouts_fire_in_arming_order_never_early(h: &Harness) {
 pub fn a_stale_queue_head_runs_nothing_early(h: &Harness) {
     let len = Duration::from_millis(40);
     let mut base = h.base::<Vec<(&'static str, Instant)>>();
-    let timer = |base: &mut evloop_core::Base<Vec<(&'static str, Instant)>>, name| {
-        base.new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<_>| {
-            log.push((name, Instant::now()));
-            let me = ctx.id();
-            ctx.del(me).unwrap();
-        })
-        .unwrap()
-    };
-    let first = timer(&mut base, "first");
-    let second = timer(&mut base, "second");
-    let gone = timer(&mut base, "gone");
+    let first = named_timer(&mut base, "first");
+    let second = named_timer(&mut base, "second");
+    let gone = named_timer(&mut base, "gone");
     let t0 = Instant::now();
     base.add(gone, Some(len)).unwrap(); // the queue's head, deleted below
     base.add(first, Some(len)).unwrap();
@@ -416,15 +421,7 @@ pub fn a_timeout_pushed_back_many_times_fires_once_after_the_last_push(h: &Harne
 pub fn lazily_rearmed_timers_keep_the_order_of_equal_deadlines(h: &Harness) {
     let len = Duration::from_millis(40);
     let mut base = h.base::<Vec<(&'static str, Instant)>>();
-    let timer = |base: &mut evloop_core::Base<Vec<(&'static str, Instant)>>, name| {
-        base.new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<_>| {
-            log.push((name, Instant::now()));
-            let me = ctx.id();
-            ctx.del(me).unwrap();
-        })
-        .unwrap()
-    };
-    let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| timer(&mut base, name));
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| named_timer(&mut base, name));
     base.update_cache_time();
     let t0 = base.now();
     for t in [a, b, c] {
