@@ -1,5 +1,6 @@
 //! Timers due within about a second, in buckets: the front of the timer heap for the short
-//! one-shot timers that make most of a loop's timer traffic.
+//! timers outside the common-timeout queues (one-shot ones, mostly) that make most of a
+//! loop's timer traffic.
 //!
 //! Time is cut into buckets of 2^[`SHIFT`] ns (about 16.8 ms): a deadline's bucket is
 //! `deadline >> SHIFT`. The ring holds the [`BUCKETS`] buckets after the current one, `cur`,
@@ -20,8 +21,8 @@
 //! bucket grows without copying and the ring holds little slack. Removing a timer from a
 //! bucket swaps the bucket's last timer into its place (a bucket's order does not matter
 //! until it is sorted); removing one from the run leaves a tombstone that taking skips (the
-//! run must stay sorted). `loc[id]` says where a timer is: `NOWHERE`, `RUN | index`, or
-//! `slot << INDEX_BITS | index`.
+//! run must stay sorted). `loc[id]` says where a timer is: `NOWHERE`, `RUN | index` for
+//! entry `index` of the run, or `s << INDEX_BITS | index` for timer `index` of `buckets[s]`.
 
 use crate::event::cover;
 use crate::timer_heap::Key;
