@@ -1,5 +1,5 @@
 //! The registry: a base's events and everything they are registered with — the slab of
-//! slots, the io map, the timer heap, the active queues — and every operation on them, each
+//! slots, the io map, the timers, the active queues — and every operation on them, each
 //! written once as a plain method of [`Registry`].
 //!
 //! [`Base`](crate::Base) (outside the loop) and [`Context`] (inside a callback) both
@@ -1204,7 +1204,7 @@ impl<D> Registry<D> {
     /// # Errors
     ///
     /// `OutOfMemory` once 32 lengths have a queue (libevent allows 256); timers of other
-    /// lengths keep working, through the heap.
+    /// lengths keep working, through the ring or the heap.
     ///
     /// # Examples
     ///

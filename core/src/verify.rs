@@ -10,10 +10,10 @@ use crate::registry::{Registry, NO_SLOT};
 impl<D> Registry<D> {
     /// Check every invariant of the registry and panic, naming the first that is broken:
     /// the live count matches the slots; every active event holds a valid ticket in its
-    /// priority's queue; every timer is in the heap, positioned at its entry; every event on
-    /// an fd is in the io map, whose combined interest per fd is the union of its events';
-    /// every signal event is among its signal's watchers; the free list holds exactly the free
-    /// slots. Called at each loop iteration in debug builds.
+    /// priority's queue; every timer is in the heap, the ring or a queue, where its place is
+    /// recorded; every event on an fd is in the io map, whose combined interest per fd is the
+    /// union of its events'; every signal event is among its signal's watchers; the free list
+    /// holds exactly the free slots. Called at each loop iteration in debug builds.
     ///
     /// # Panics
     ///
@@ -66,7 +66,7 @@ impl<D> Registry<D> {
             }
             if slot.is(state::TIMER) != self.timers.contains(id) {
                 return Err(format!(
-                    "slot {idx}: TIMER is {} but the heap says {}",
+                    "slot {idx}: TIMER is {} but the timers say {}",
                     slot.is(state::TIMER),
                     self.timers.contains(id)
                 ));
@@ -128,7 +128,7 @@ impl<D> Registry<D> {
         }
         if timers != self.timers.len() {
             return Err(format!(
-                "{timers} timer slots, {} in the heap",
+                "{timers} timer slots, {} in the timers",
                 self.timers.len()
             ));
         }
