@@ -417,25 +417,10 @@ impl Timers {
         if self.heap.is_empty() && self.queued == 0 && self.heads.is_empty() {
             return self.ring.pop_due(now);
         }
-        self.pop_expired_two(now)
-    }
-
-    #[inline(never)]
-    fn pop_expired_two(&mut self, now: u64) -> Option<(u32, u64)> {
-        if self.queued == 0 && self.heads.is_empty() {
-            // The heap or the ring, whichever is earlier.
-            return match (self.ring.first(), self.heap.peek_key()) {
-                (Some((r, _)), Some((h, _))) if h < r => self.heap.pop_expired(now),
-                (Some((r, _)), _) if r.deadline <= now => {
-                    self.ring.pop().map(|(k, id)| (id, k.deadline))
-                }
-                (Some(_), _) => None,
-                (None, _) => self.heap.pop_expired(now),
-            };
-        }
         self.pop_expired_mixed(now)
     }
 
+    /// Take from whichever of heap, ring and queues is earliest.
     #[inline(never)]
     fn pop_expired_mixed(&mut self, now: u64) -> Option<(u32, u64)> {
         enum From {
