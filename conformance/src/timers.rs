@@ -353,8 +353,9 @@ pub fn a_stale_queue_head_runs_nothing_early(h: &Harness) {
     let t1 = Instant::now();
     base.add(second, Some(len)).unwrap();
     base.del(gone).unwrap();
-    base.add(first, Some(len)).unwrap(); // re-armed: after `second` now
+    // Read before the re-arm: the add reads the clock after this, so its deadline is later.
     let t2 = Instant::now();
+    base.add(first, Some(len)).unwrap(); // re-armed: after `second` now
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
     let names: Vec<&str> = log.iter().map(|(n, _)| *n).collect();
@@ -386,11 +387,13 @@ pub fn a_timeout_pushed_back_many_times_fires_once_after_the_last_push(h: &Harne
             ctx.del(me).unwrap();
         })
         .unwrap();
-    // Pushes every 20 ms, five of them: each well before the timeout would fire.
+    // Pushes every 20 ms, five of them: each well before the timeout would fire. A push
+    // counts from the loop's cached time, as every add in a callback does: that is the
+    // reading to hold the deadline to (`Instant::now()` here is already later).
     let pusher = base
         .new_timer(EventFlags::PERSIST, move |ctx, log: &mut Log| {
+            log.pushes.push(ctx.now());
             ctx.add(idle, Some(len)).unwrap();
-            log.pushes.push(Instant::now());
             if log.pushes.len() == 5 {
                 let me = ctx.id();
                 ctx.del(me).unwrap();
