@@ -8,9 +8,12 @@
 //!   `DEL` failing because the fd is gone is ignored;
 //! * regular files and directories give `EPERM`: reported as an error naming the fd;
 //! * `EPOLLERR` and `EPOLLHUP` report READ|WRITE so the callback's own I/O sees the error;
-//! * timeouts are rounded up to milliseconds and clamped (see `evloop_core::backend::MAX_WAIT`).
+//! * timeouts are rounded up to milliseconds and clamped (see `evloop_core::backend::MAX_WAIT`);
+//!   with precise timeouts (`BaseOptions::precise_timers`) they are kept to the nanosecond,
+//!   through `epoll_pwait2` (Linux 5.11) or, on older kernels, a timerfd in the epoll set that
+//!   ends a wait whose timeout is not a whole number of milliseconds.
 //!
-//! References: epoll_ctl(2), epoll_wait(2).
+//! References: epoll_ctl(2), epoll_wait(2) (`epoll_pwait2` included), timerfd_create(2).
 //!
 //! On systems without epoll this crate is empty, so a workspace build for the BSDs or macOS
 //! still compiles.
@@ -18,7 +21,7 @@
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
@@ -46,6 +49,19 @@ const INITIAL_EVENTS: usize = 64;
 pub struct EpollBackend {
     epoll: OwnedFd,
     events: Vec<epoll::Event>,
+    precision: Precision,
+}
+
+/// How a wait's timeout reaches the kernel.
+#[derive(Debug)]
+enum Precision {
+    /// `epoll_wait`'s milliseconds, rounded up by rustix: the default, no cost.
+    Millis,
+    /// `epoll_pwait2`'s timespec (Linux 5.11 and later): nanoseconds, no cost.
+    Pwait2,
+    /// A timerfd in the epoll set, armed before a wait whose timeout is not whole
+    /// milliseconds (one more syscall then); epoll's own timeout, rounded up, backs it.
+    Timerfd(OwnedFd),
 }
 
 impl std::fmt::Debug for EpollBackend {
@@ -91,8 +107,134 @@ impl EpollBackend {
         Ok(Self {
             epoll,
             events: Vec::with_capacity(INITIAL_EVENTS),
+            precision: Precision::Millis,
         })
     }
+
+    /// Switch to the timerfd way of precise timeouts (what kernels before 5.11 get).
+    fn use_timerfd(&mut self) -> io::Result<()> {
+        use rustix::time::{timerfd_create, TimerfdClockId, TimerfdFlags};
+        let timer = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+        )
+        .map_err(|e| evloop_core::backend::os_error("timerfd_create", e))?;
+        // Edge-triggered: an expiry is reported once, and arming the timer again (which
+        // resets its count) is all the clearing it needs, without a read.
+        let data = epoll::EventData::new_u64(timer.as_raw_fd() as u64);
+        epoll::add(
+            &self.epoll,
+            &timer,
+            data,
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )
+        .map_err(|e| evloop_core::backend::os_error("epoll_ctl(timerfd)", e))?;
+        self.precision = Precision::Timerfd(timer);
+        Ok(())
+    }
+
+    /// One wait, with the timeout as precise as `self.precision` allows.
+    fn wait(&mut self, timeout: Option<Duration>) -> rustix::io::Result<()> {
+        match &self.precision {
+            Precision::Millis => {}
+            Precision::Pwait2 => return pwait2(&self.epoll, &mut self.events, timeout),
+            Precision::Timerfd(timer) => {
+                // A whole number of milliseconds is what epoll_wait does exactly.
+                if let Some(t) = timeout.filter(|t| t.subsec_nanos() % 1_000_000 != 0) {
+                    arm(timer, t)?;
+                }
+            }
+        }
+        epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut self.events),
+            wait_timeout(timeout).as_ref(),
+        )
+        .map(drop)
+    }
+}
+
+/// Arm `timer` to expire once, `after` from now (`timerfd_settime`, relative).
+fn arm(timer: &OwnedFd, after: Duration) -> rustix::io::Result<()> {
+    use rustix::time::{timerfd_settime, Itimerspec, TimerfdTimerFlags, Timespec};
+    let value = Timespec {
+        tv_sec: after.as_secs() as _,
+        tv_nsec: after.subsec_nanos() as _,
+    };
+    let spec = Itimerspec {
+        it_interval: Timespec::default(),
+        it_value: value,
+    };
+    timerfd_settime(timer, TimerfdTimerFlags::empty(), &spec).map(drop)
+}
+
+/// `struct __kernel_timespec`: 64-bit fields on every architecture, as `epoll_pwait2` takes.
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+/// Whether the kernel has `epoll_pwait2`: called on fd -1 it fails with `EBADF` if it exists
+/// (`ENOSYS` if not; a seccomp filter's `EPERM` counts as not), and touches nothing.
+fn have_pwait2() -> bool {
+    // SAFETY: with an invalid fd the kernel returns before reading any argument; the null
+    // pointers are never dereferenced.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_pwait2,
+            -1,
+            std::ptr::null_mut::<libc::epoll_event>(),
+            1,
+            std::ptr::null::<KernelTimespec>(),
+            std::ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    };
+    r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+}
+
+/// `epoll_pwait2(epoll, events' spare room, timeout, no sigmask)`: `epoll_wait` with a
+/// timespec. rustix uses it only when built for Linux 5.11 and later throughout (its
+/// `linux_5_11` feature); this is the same call, chosen at run time once `have_pwait2` said
+/// the kernel has it.
+fn pwait2(
+    epoll: &OwnedFd,
+    events: &mut Vec<epoll::Event>,
+    timeout: Option<Duration>,
+) -> rustix::io::Result<()> {
+    let ts = timeout.map(|t| {
+        let t = t.min(evloop_core::backend::MAX_WAIT);
+        KernelTimespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: i64::from(t.subsec_nanos()),
+        }
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const KernelTimespec);
+    let room = (events.capacity() - events.len()).min(i32::MAX as usize);
+    // SAFETY: the kernel writes at most `room` entries into the spare capacity after
+    // `events.len()`, each a `struct epoll_event`, whose layout rustix's `epoll::Event`
+    // shares (it is `repr(C)`, packed on x86-64 as the kernel's is); `ts` outlives the call;
+    // no signal mask is passed.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_pwait2,
+            epoll.as_fd().as_raw_fd(),
+            events.as_mut_ptr().add(events.len()),
+            room as libc::c_int,
+            ts_ptr,
+            std::ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    };
+    if n < 0 {
+        return Err(Errno::from_io_error(&io::Error::last_os_error()).unwrap_or(Errno::INVAL));
+    }
+    // SAFETY: the kernel initialised `n` (at most `room`) entries after the old length.
+    unsafe { events.set_len(events.len() + n as usize) };
+    Ok(())
 }
 
 /// The epoll flags for a combined interest.
@@ -175,18 +317,18 @@ impl Backend for EpollBackend {
 
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
         self.events.clear();
-        let timeout = wait_timeout(timeout);
-        match epoll::wait(
-            &self.epoll,
-            rustix::buffer::spare_capacity(&mut self.events),
-            timeout.as_ref(),
-        ) {
-            Ok(_) => {}
+        match self.wait(timeout) {
+            Ok(()) => {}
             Err(Errno::INTR) => return Ok(()),
             Err(e) => return Err(evloop_core::backend::os_error("epoll_wait", e)),
         }
         if self.events.len() == self.events.capacity() {
             self.take_the_rest();
+        }
+        if let Precision::Timerfd(timer) = &self.precision {
+            // Our own timer's expiry is no fd of the user's.
+            let own = timer.as_raw_fd() as u64;
+            self.events.retain(|ev| ev.data.u64() != own);
         }
         ready.extend(
             self.events
@@ -196,6 +338,25 @@ impl Backend for EpollBackend {
         Ok(())
     }
 
+    fn timeout_resolution(&self) -> Duration {
+        match self.precision {
+            Precision::Millis => Duration::from_millis(1),
+            Precision::Pwait2 | Precision::Timerfd(_) => Duration::from_nanos(1),
+        }
+    }
+
+    fn set_precise_timeouts(&mut self) -> io::Result<()> {
+        if !matches!(self.precision, Precision::Millis) {
+            return Ok(());
+        }
+        if have_pwait2() {
+            self.precision = Precision::Pwait2;
+            Ok(())
+        } else {
+            self.use_timerfd()
+        }
+    }
+
     fn need_reinit(&self) -> bool {
         true
     }
@@ -203,7 +364,14 @@ impl Backend for EpollBackend {
     /// After fork the epoll instance is shared with the parent: a new one is created and the
     /// old one merely closed, which leaves the parent's registrations alone.
     fn reinit(&mut self) -> io::Result<()> {
+        let timerfd = matches!(self.precision, Precision::Timerfd(_));
+        let pwait2 = matches!(self.precision, Precision::Pwait2);
         *self = Self::new()?;
+        if timerfd {
+            self.use_timerfd()?;
+        } else if pwait2 {
+            self.precision = Precision::Pwait2;
+        }
         Ok(())
     }
 }
@@ -221,6 +389,61 @@ mod tests {
             readiness(epoll::EventFlags::HUP),
             EventFlags::READ | EventFlags::WRITE
         );
+    }
+
+    /// A wait of `t` on an idle backend: how long it took (never less than `t`).
+    fn idle_wait(b: &mut EpollBackend, t: Duration) -> Duration {
+        let mut ready = ReadyList::new();
+        let start = std::time::Instant::now();
+        b.dispatch(Some(t), &mut ready).unwrap();
+        let took = start.elapsed();
+        assert!(ready.iter().next().is_none(), "nothing is watched");
+        took
+    }
+
+    #[test]
+    fn every_precision_waits_no_less_than_asked_and_reports_no_timerfd() {
+        let t = Duration::from_micros(1_300);
+        let mut millis = EpollBackend::new().unwrap();
+        assert_eq!(millis.timeout_resolution(), Duration::from_millis(1));
+        let mut precise = EpollBackend::new().unwrap();
+        precise.set_precise_timeouts().unwrap();
+        assert_eq!(precise.timeout_resolution(), Duration::from_nanos(1));
+        let mut timerfd = EpollBackend::new().unwrap();
+        timerfd.use_timerfd().unwrap();
+        assert_eq!(timerfd.timeout_resolution(), Duration::from_nanos(1));
+        for b in [&mut millis, &mut precise, &mut timerfd] {
+            for _ in 0..5 {
+                // Generous upper bound: timing goals live in the benchmarks.
+                let took = idle_wait(b, t);
+                assert!(
+                    took >= t && took < Duration::from_secs(5),
+                    "{:?}: {took:?}",
+                    b.precision
+                );
+            }
+            // Whole milliseconds and zero go the plain way in every mode.
+            assert!(idle_wait(b, Duration::from_millis(2)) >= Duration::from_millis(2));
+            assert!(idle_wait(b, Duration::ZERO) < Duration::from_secs(5));
+        }
+    }
+
+    #[test]
+    fn the_timerfd_way_still_reports_fds_and_survives_reinit() {
+        let mut b = EpollBackend::new().unwrap();
+        b.use_timerfd().unwrap();
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        b.change(r.as_raw_fd(), EventFlags::empty(), EventFlags::READ)
+            .unwrap();
+        rustix::io::write(&w, b"x").unwrap();
+        let mut ready = ReadyList::new();
+        b.dispatch(Some(Duration::from_micros(1_500)), &mut ready)
+            .unwrap();
+        let got: Vec<_> = ready.iter().collect();
+        assert_eq!(got, [(r.as_raw_fd(), EventFlags::READ)]);
+        b.reinit().unwrap();
+        assert!(matches!(b.precision, Precision::Timerfd(_)));
+        assert!(idle_wait(&mut b, Duration::from_micros(700)) >= Duration::from_micros(700));
     }
 
     #[test]

@@ -244,6 +244,11 @@ impl Backend for KqueueBackend {
         Ok(())
     }
 
+    /// `kevent`'s timespec.
+    fn timeout_resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
         self.results.clear();
         // Room for one error per pending change, so none is dropped.

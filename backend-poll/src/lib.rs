@@ -144,6 +144,21 @@ impl Backend for PollBackend {
         Ok(())
     }
 
+    /// `ppoll`'s timespec where rustix calls it (Linux, Android, FreeBSD, DragonFly);
+    /// `poll`'s milliseconds, rounded up, elsewhere.
+    fn timeout_resolution(&self) -> Duration {
+        if cfg!(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "freebsd",
+            target_os = "dragonfly"
+        )) {
+            Duration::from_nanos(1)
+        } else {
+            Duration::from_millis(1)
+        }
+    }
+
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
         let timeout = wait_timeout(timeout);
         match rustix::event::poll(&mut self.fds, timeout.as_ref()) {

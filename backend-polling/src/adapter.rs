@@ -187,6 +187,28 @@ impl Backend for PollingBackend {
         })
     }
 
+    /// What polling's mechanism beneath waits in: milliseconds for IOCP on Windows (and
+    /// for its poll(2) fallback); nanoseconds for event ports and kqueue, and for epoll,
+    /// which polling backs with a timerfd.
+    fn timeout_resolution(&self) -> Duration {
+        if cfg!(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "illumos",
+            target_os = "solaris",
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        )) {
+            Duration::from_nanos(1)
+        } else {
+            Duration::from_millis(1)
+        }
+    }
+
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
         // polling turns a timeout into a deadline and retries on EINTR by itself.
         let mut timeout = timeout.map(|t| t.min(MAX_WAIT));

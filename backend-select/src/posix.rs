@@ -126,6 +126,11 @@ impl Backend for SelectBackend {
         Ok(())
     }
 
+    /// `select`'s timeval (`pselect6`'s timespec on Linux): microseconds at worst.
+    fn timeout_resolution(&self) -> Duration {
+        Duration::from_micros(1)
+    }
+
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()> {
         let nfds = self.nfds();
         self.bad.clear();

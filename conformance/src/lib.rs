@@ -32,6 +32,7 @@ mod buffered;
 mod control;
 #[cfg(unix)]
 mod differential;
+mod hooks;
 mod hostile;
 mod io_events;
 mod lifecycle;
@@ -255,6 +256,15 @@ scenario_list! {
     remote::remote_activation_leaves_no_busy_loop,
     remote::remote_handle_after_the_base_is_dropped,
     remote::remote_delete_while_its_callback_runs,
+    hooks::prepare_wait_check_callbacks_in_order,
+    hooks::idle_runs_only_when_nothing_else_is_active,
+    hooks::idle_watchers_follow_priorities,
+    hooks::prepare_watcher_shortens_the_wait,
+    hooks::watchers_started_and_freed_from_inside_watchers,
+    hooks::hooks_liveness_and_loop_break,
+    hooks::hooks_refuse_timeouts_and_activation,
+    hooks::metrics_count_exactly_on_a_scripted_run,
+    hooks::precise_timers_are_never_early,
     hostile::bad_input_gets_clear_errors_and_the_base_keeps_working,
     hostile::more_than_65535_events_on_one_fd_are_refused,
     hostile::injected_faults_lose_nothing,

@@ -311,6 +311,12 @@ impl<I: Intercept> Backend for Wrapped<I> {
     fn del_signal(&mut self, signo: i32) -> io::Result<()> {
         self.inner.del_signal(signo)
     }
+    fn timeout_resolution(&self) -> Duration {
+        self.inner.timeout_resolution()
+    }
+    fn set_precise_timeouts(&mut self) -> io::Result<()> {
+        self.inner.set_precise_timeouts()
+    }
 }
 
 /// Counts the interest changes a backend is told about (each is a syscall on epoll and kqueue).

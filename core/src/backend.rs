@@ -114,6 +114,25 @@ pub trait Backend {
     /// A hard error of the wait itself (`ENOMEM`, say). `EINTR` is not an error.
     fn dispatch(&mut self, timeout: Option<Duration>, ready: &mut ReadyList) -> io::Result<()>;
 
+    /// The unit `dispatch` rounds its timeout up to: how late, beyond the OS's own wake-up
+    /// latency, a wait for a timer can end. The default, one millisecond, is the coarsest
+    /// unit any supported mechanism counts in; a backend that waits more finely says so.
+    fn timeout_resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    /// Wait with the finest timeout the mechanism offers from now on, even at some cost per
+    /// wait (a base made with `BaseOptions::precise_timers` calls this once, before its first
+    /// wait); afterwards [`timeout_resolution`](Self::timeout_resolution) says what it is. The
+    /// default does nothing: right for a backend that waits as finely as it can already.
+    ///
+    /// # Errors
+    ///
+    /// Creating what the finer waits need failed (epoll's fallback timerfd, say).
+    fn set_precise_timeouts(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Whether every interest change must reach the backend at once instead of being
     /// coalesced until the next dispatch. Default: `false`.
     fn immediate_changes(&self) -> bool {

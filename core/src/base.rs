@@ -1,16 +1,21 @@
 //! The event base: the events, their registrations, and the loop that runs them.
 //!
-//! One iteration of the loop (libevent's `event_base_loop`, kept in the same order):
+//! One iteration of the loop (libevent's `event_base_loop`, kept in the same order, with
+//! libev's hooks where libev runs them):
 //! 1. stop if `loop_exit` or `loop_break` took effect, or if no event is registered (unless
 //!    [`LoopFlags::NO_EXIT_ON_EMPTY`]);
-//! 2. compute the wait: zero if something is active or [`LoopFlags::NONBLOCK`], else up to
-//!    the earliest timer, else unbounded;
-//! 3. flush the change list, then let the backend wait and report ready fds;
-//! 4. refresh the cached time, activate the events of ready fds, then expired timers;
-//! 5. run the callbacks of the most urgent non-empty priority, in activation order (see
+//! 2. run the prepare watchers (stop if one called `loop_break`);
+//! 3. compute the wait: zero if something is active, an idle watcher is started, or
+//!    [`LoopFlags::NONBLOCK`], else up to the earliest timer, else unbounded; shortened by a
+//!    prepare watcher's `limit_next_wait`;
+//! 4. flush the change list, then let the backend wait and report ready fds;
+//! 5. refresh the cached time, activate the events of ready fds, then expired timers;
+//! 6. run the check watchers (stop if one called `loop_break`);
+//! 7. if nothing is active at their priority or a more urgent one, run the idle watchers;
+//! 8. run the callbacks of the most urgent non-empty priority, in activation order (see
 //!    [`Base::run_with`] for the exact stopping rules), then go around again.
 //!
-//! Steps 3 to 5 are the `dispatch` module's; the events and every operation on them are the
+//! Steps 4, 5 and 8 are the `dispatch` module's, 2, 6 and 7 the `watchers`'; the events and every operation on them are the
 //! [`Registry`]'s, which a base dereferences to. What is left here is what only the owner of
 //! the loop does: create the base, run the loop, and renew it after `fork`.
 
@@ -21,6 +26,7 @@ use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::flags::LoopFlags;
+use crate::hooks::HookKind;
 use crate::registry::{invalid, Registry};
 use crate::signal::{Mechanism, Signals};
 
@@ -55,6 +61,17 @@ pub struct BaseOptions {
     /// Deliver signals through a signalfd instead of the self-pipe (Linux only; see the
     /// [`signal`](crate::signal) module for the blocking rule it needs).
     pub signalfd: bool,
+    /// Measure the time the loop spends blocked in the backend's wait
+    /// ([`LoopMetrics::blocked_time`](crate::LoopMetrics::blocked_time)): one more clock
+    /// reading per iteration. The other metrics are always kept.
+    pub metrics: bool,
+    /// Wait with the backend's finest timeout (libevent's `EVENT_BASE_FLAG_PRECISE_TIMER`):
+    /// epoll's waits, which count milliseconds, become sub-millisecond (`epoll_pwait2`, or a
+    /// timerfd on kernels before 5.11); the other backends wait to the nanosecond or
+    /// microsecond already, except the `polling` adapter on Windows (milliseconds, IOCP).
+    /// [`Registry::timeout_resolution`](crate::Registry::timeout_resolution) says what a base
+    /// got. Timers are never early either way.
+    pub precise_timers: bool,
 }
 
 impl Default for BaseOptions {
@@ -65,6 +82,8 @@ impl Default for BaseOptions {
             max_dispatch_interval: None,
             limit_callbacks_after_prio: 0,
             signalfd: false,
+            metrics: false,
+            precise_timers: false,
         }
     }
 }
@@ -131,7 +150,7 @@ impl<D> Base<D> {
     /// assert!(Base::<()>::with_backend(backend, BaseOptions { priorities: 0, ..Default::default() }).is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn with_backend(backend: Box<dyn Backend>, options: BaseOptions) -> io::Result<Self> {
+    pub fn with_backend(mut backend: Box<dyn Backend>, options: BaseOptions) -> io::Result<Self> {
         if !(1..=256).contains(&options.priorities) {
             return Err(invalid(format!(
                 "{} priorities requested: a base has 1 to 256",
@@ -152,12 +171,14 @@ impl<D> Base<D> {
         } else {
             Mechanism::SelfPipe
         };
+        if options.precise_timers {
+            backend.set_precise_timeouts()?;
+        }
         let id = NEXT_BASE_ID.fetch_add(1, Ordering::Relaxed);
         let signals = Signals::new(mechanism, id);
-        Ok(Base {
-            registry: Registry::new(id, backend, options.priorities, signals),
-            options,
-        })
+        let mut registry = Registry::new(id, backend, options.priorities, signals);
+        registry.metrics.timed = options.metrics;
+        Ok(Base { registry, options })
     }
 
     /// Run the loop until no event is registered, or `loop_exit`/`loop_break`
@@ -211,24 +232,54 @@ impl<D> Base<D> {
             if registry.live == 0 && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY) {
                 return Ok(RunOutcome::NoEvents);
             }
+            if registry.hooks.any(HookKind::Prepare) {
+                registry.run_hooks(HookKind::Prepare, data);
+                if registry.got_break {
+                    return Ok(RunOutcome::Broken);
+                }
+            }
             registry.flush_changes();
-            let timeout = if !registry.active.is_empty() || flags.contains(LoopFlags::NONBLOCK) {
+            let timeout = if flags.contains(LoopFlags::NONBLOCK) {
                 Some(Duration::ZERO)
             } else {
-                registry.timers.next_deadline().map(|deadline| {
-                    Duration::from_nanos(deadline.saturating_sub(registry.clock.read()))
-                })
+                registry.next_wait()
             };
+            registry.hooks.wait_limit = None;
             registry.clock.cache = None;
             registry.ready.clear();
-            registry.iterations += 1;
+            registry.metrics.iterations += 1;
+            // Blocked time, when measured, is this reading to the one after the wait.
+            let before = if options.metrics {
+                registry.clock.read()
+            } else {
+                0
+            };
             registry.backend.dispatch(timeout, &mut registry.ready)?;
             let now = registry.clock.read();
+            if options.metrics {
+                registry.metrics.blocked_ns += now.saturating_sub(before);
+            }
             registry.clock.cache = Some(now);
             registry.activate_ready();
             registry.expire_timers(now);
+            registry.metrics.waiting = registry.active.len();
+            if registry.hooks.any(HookKind::Check) {
+                registry.run_hooks(HookKind::Check, data);
+                if registry.got_break {
+                    return Ok(RunOutcome::Broken);
+                }
+            }
             let found_work = !registry.active.is_empty();
-            let ran = registry.process_active(data, options);
+            let mut ran = 0;
+            if registry.hooks.any(HookKind::Idle) {
+                ran = registry.run_idle(data);
+                if registry.got_break {
+                    return Ok(RunOutcome::Broken);
+                }
+            }
+            let ran_active = registry.process_active(data, options);
+            registry.metrics.callbacks += ran_active as u64;
+            ran += ran_active;
             if flags.contains(LoopFlags::ONCE) && registry.active.is_empty() && ran > 0 {
                 return Ok(RunOutcome::Returned);
             }

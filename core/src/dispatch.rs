@@ -167,6 +167,20 @@ impl<D> Registry<D> {
         } else {
             count(slot, &mut self.live, false);
         }
+        self.run_callback(idx, fired, ncalls, data);
+    }
+
+    /// Run the callback of event `idx` with a [`Context`] saying `fired` and `ncalls`, then
+    /// give it back to its slot (or free a one-shot event); a callback that unwinds frees its
+    /// event. Also how prepare, check and idle watchers run.
+    #[inline(always)]
+    pub(crate) fn run_callback(
+        &mut self,
+        idx: usize,
+        fired: EventFlags,
+        ncalls: u32,
+        data: &mut D,
+    ) {
         let slot = &mut self.slots[idx];
         let Some(mut callback) = slot.callback.take() else {
             return;

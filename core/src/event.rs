@@ -47,7 +47,8 @@ pub struct Pending {
 /// The state bits of a [`Slot`], one `u16` so that "does this event keep the loop alive" and
 /// similar questions are one mask test.
 pub(crate) mod state {
-    /// Internal events (the loop-exit timer is not one) do not keep the loop alive.
+    /// Does not keep the loop alive: the internal events (the loop-exit timer is not one),
+    /// and prepare and check watchers, which observe a loop that lives for other reasons.
     pub const INTERNAL: u16 = 1 << 0;
     /// Freed after its callback runs (`once`, `loop_exit`).
     pub const ONCE: u16 = 1 << 1;
@@ -73,8 +74,10 @@ pub(crate) mod state {
     pub const INTERVAL: u16 = 1 << 11;
     /// Owns its fd (`Registry::owned_fds`), closed when the event is freed.
     pub const OWNS_FD: u16 = 1 << 12;
+    /// A loop hook (prepare, check, idle) that is started: in its kind's list in `hooks`.
+    pub const HOOKED: u16 = 1 << 13;
     /// Pending or active: what makes a non-internal event count.
-    pub const WAITING: u16 = PENDING_IO | PENDING_SIG | TIMER | ACTIVE;
+    pub const WAITING: u16 = PENDING_IO | PENDING_SIG | TIMER | ACTIVE | HOOKED;
 }
 
 /// One event's stored state, with its callback `C`: 40 bytes for a boxed callback (its deadline lives in the timer heap, a persistent

@@ -142,6 +142,15 @@ flag_set! {
 impl EventFlags {
     /// The flags that make an event watch its fd.
     pub const IO: Self = Self(Self::READ.0 | Self::WRITE.0 | Self::CLOSED.0);
+    /// A prepare watcher's kind (see `hooks`). The three kinds are the core's own bits,
+    /// outside [`all`](Self::all): no user can pass them, and they never reach a backend.
+    pub(crate) const PREPARE: Self = Self(0x100);
+    /// A check watcher's kind.
+    pub(crate) const CHECK: Self = Self(0x200);
+    /// An idle watcher's kind.
+    pub(crate) const IDLE: Self = Self(0x400);
+    /// Any of the three kinds of loop hook.
+    pub(crate) const HOOK: Self = Self(0x700);
 }
 
 flag_set! {

@@ -18,6 +18,8 @@
 //! | `io_map` | events per fd, combined interest, the change list |
 //! | `timer_heap`, `timers` | the timer heap, and the common-timeout queues in front of it |
 //! | `active_queues` | `ActiveQueues` |
+//! | `hooks`, `watchers` | the started prepare, check and idle watchers; creating and running them, the wait they shape |
+//! | `metrics` | [`LoopMetrics`]: iterations, callbacks, time blocked |
 //! | `remote`, `handle` | [`Handle`]: other threads' way in, and the wake-up channel beneath |
 //! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
 //! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |
@@ -25,7 +27,7 @@
 //!
 //! The modules form a graph without cycles: `flags` and `event` at the bottom, the data
 //! structures above them, `registry` above those, and `dispatch`, `internal`, `verify`,
-//! `handle`, `base` and `bufio` on top.
+//! `handle`, `watchers`, `base` and `bufio` on top.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -40,8 +42,10 @@ mod event;
 pub mod fd;
 mod flags;
 mod handle;
+mod hooks;
 mod internal;
 mod io_map;
+mod metrics;
 mod registry;
 mod remote;
 pub mod signal;
@@ -51,6 +55,7 @@ mod timer_heap;
 mod timer_ring;
 mod timers;
 mod verify;
+mod watchers;
 
 pub use backend::Backend;
 pub use base::{Base, BaseOptions, RunOutcome};
@@ -62,5 +67,6 @@ pub use bufio::{
 pub use event::{EventId, Pending};
 pub use flags::{EventFlags, Features, LoopFlags};
 pub use handle::Handle;
+pub use metrics::LoopMetrics;
 pub use registry::{Callback, Context, Registry, RemoteFn};
 pub use signal::signal_name;

@@ -33,7 +33,9 @@ use crate::backend::{Backend, ReadyList};
 use crate::clock::{to_ns, Clock};
 use crate::event::{state, EventId, Pending, Slot};
 use crate::flags::{EventFlags, Features};
+use crate::hooks::{HookKind, Hooks};
 use crate::io_map::IoMap;
+use crate::metrics::Metrics;
 use crate::remote::Remote;
 use crate::signal::{self, Signals};
 use crate::timers::Timers;
@@ -130,7 +132,10 @@ pub struct Registry<D> {
     pub(crate) got_break: bool,
     /// `loop_break` called while the loop was not running: the next run returns at once.
     pub(crate) break_pending: bool,
-    pub(crate) iterations: u64,
+    /// Iterations, callbacks run, time blocked: what [`metrics`](Self::metrics) reads.
+    pub(crate) metrics: Metrics,
+    /// The started prepare, check and idle watchers.
+    pub(crate) hooks: Hooks,
     pub(crate) internal: Internals<D>,
     /// Slots deleted from their fd but left in the io map until the next wait: a delete
     /// followed by an add of the same event is then two flag flips.
@@ -173,7 +178,8 @@ impl<D> Registry<D> {
             got_exit: false,
             got_break: false,
             break_pending: false,
-            iterations: 0,
+            metrics: Metrics::default(),
+            hooks: Hooks::default(),
             internal: Internals {
                 signals,
                 signal_buf: Vec::new(),
@@ -505,7 +511,9 @@ impl<D> Registry<D> {
             // the new deadline (lazy re-arm: see `timers`); a timer not running starts.
             Some(t)
                 if st & (state::ACTIVE | state::DETACHED) == 0
-                    && (!slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL)
+                    && (!slot
+                        .flags
+                        .intersects(EventFlags::IO | EventFlags::SIGNAL | EventFlags::HOOK)
                         || st & (state::PENDING_IO | state::PENDING_SIG) != 0) =>
             {
                 let ns = to_ns(t);
@@ -533,7 +541,11 @@ impl<D> Registry<D> {
                 undo_detach(slot);
             }
             // Fast path: a pure timer.
-            Some(t) if !slot.flags.intersects(EventFlags::IO | EventFlags::SIGNAL) => {
+            Some(t)
+                if !slot
+                    .flags
+                    .intersects(EventFlags::IO | EventFlags::SIGNAL | EventFlags::HOOK) =>
+            {
                 self.add_timer(idx, to_ns(t));
             }
             _ => return self.add_idx(idx, timeout),
@@ -550,6 +562,9 @@ impl<D> Registry<D> {
     fn add_idx(&mut self, idx: usize, timeout: Option<Duration>) -> io::Result<()> {
         let slot = &mut self.slots[idx];
         let flags = slot.flags;
+        if let Some(kind) = HookKind::of(flags) {
+            return self.start_hook(idx, kind, timeout);
+        }
         if flags.intersects(EventFlags::IO) && !slot.is(state::PENDING_IO) {
             if slot.is(state::DETACHED) {
                 undo_detach(slot);
@@ -562,6 +577,32 @@ impl<D> Registry<D> {
         }
         if let Some(t) = timeout {
             self.add_timer(idx, to_ns(t));
+        }
+        let slot = &mut self.slots[idx];
+        let counted = slot.should_count();
+        count(slot, &mut self.live, counted);
+        Ok(())
+    }
+
+    /// Start a prepare, check or idle watcher: into its kind's list (see `hooks`); an idle
+    /// watcher counts from now on, the other two never do (they are `INTERNAL`).
+    #[cold]
+    fn start_hook(
+        &mut self,
+        idx: usize,
+        kind: HookKind,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        if let Some(t) = timeout {
+            return Err(invalid(format!(
+                "{} takes no timeout (got {t:?}): add it with None; use a timer for a timeout",
+                kind.name()
+            )));
+        }
+        let slot = &mut self.slots[idx];
+        if !slot.is(state::HOOKED) {
+            slot.set(state::HOOKED);
+            self.hooks.start(kind, idx as u32);
         }
         let slot = &mut self.slots[idx];
         let counted = slot.should_count();
@@ -703,7 +744,7 @@ impl<D> Registry<D> {
                 result = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
             }
         }
-        if self.slots[idx].is(state::PENDING_SIG | state::TIMER | state::ACTIVE) {
+        if self.slots[idx].is(state::PENDING_SIG | state::TIMER | state::ACTIVE | state::HOOKED) {
             self.del_rest(idx);
         }
         // Nothing is pending or active any more, so the event no longer counts.
@@ -711,11 +752,18 @@ impl<D> Registry<D> {
         result
     }
 
-    /// The signal, timer and activation part of a delete.
+    /// The signal, timer, activation and hook part of a delete.
     #[inline(never)]
     fn del_rest(&mut self, idx: usize) {
         if self.slots[idx].is(state::PENDING_SIG) {
             self.unwatch_signal(idx);
+        }
+        let slot = &mut self.slots[idx];
+        if slot.is(state::HOOKED) {
+            slot.clear(state::HOOKED);
+            if let Some(kind) = HookKind::of(slot.flags) {
+                self.hooks.stop(kind, idx as u32);
+            }
         }
         let slot = &mut self.slots[idx];
         if slot.is(state::TIMER) {
@@ -772,6 +820,12 @@ impl<D> Registry<D> {
     /// A freed or foreign id.
     pub fn activate(&mut self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
         let idx = self.check(id)?;
+        if let Some(kind) = HookKind::of(self.slots[idx].flags) {
+            return Err(invalid(format!(
+                "{id:?} is {}: it runs at its point of the loop and cannot be activated",
+                kind.name()
+            )));
+        }
         self.activate_idx(idx, flags, ncalls.max(1));
         Ok(())
     }
@@ -1234,9 +1288,10 @@ impl<D> Registry<D> {
         }
     }
 
-    /// How many times the loop has waited on the backend (for diagnostics and tests).
+    /// How many times the loop has waited on the backend (for diagnostics and tests); also
+    /// [`metrics`](Self::metrics)`().iterations`.
     pub fn iterations(&self) -> u64 {
-        self.iterations
+        self.metrics.iterations
     }
 
     /// The backend's name (libevent's `event_base_get_method`).
@@ -1248,6 +1303,22 @@ impl<D> Registry<D> {
     /// (libevent 2.2's `event_base_get_signal_method`).
     pub fn signal_method(&self) -> &'static str {
         self.internal.signals.method(self.backend.name())
+    }
+
+    /// The unit the backend rounds a wait's timeout up to (one millisecond for epoll, unless
+    /// the base was made with [`BaseOptions::precise_timers`](crate::BaseOptions::precise_timers);
+    /// a nanosecond for poll and select on Linux and for kqueue): how late beyond the OS's
+    /// wake-up latency a timer can run. Never early, whatever it is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let base: evloop::Base = evloop::new_base()?;
+    /// assert!(base.timeout_resolution() <= std::time::Duration::from_millis(16));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timeout_resolution(&self) -> Duration {
+        self.backend.timeout_resolution()
     }
 
     /// The backend's features.

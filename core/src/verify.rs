@@ -5,6 +5,7 @@
 //! operation. It is O(events + fds + timers): a diagnostic, not something to call per event.
 
 use crate::event::state;
+use crate::hooks::HookKind;
 use crate::registry::{Registry, NO_SLOT};
 
 impl<D> Registry<D> {
@@ -38,7 +39,7 @@ impl<D> Registry<D> {
     }
 
     fn check_invariants(&self) -> Result<(), String> {
-        let (mut counted, mut active, mut timers) = (0usize, 0usize, 0usize);
+        let (mut counted, mut active, mut timers, mut hooked) = (0usize, 0usize, 0usize, 0usize);
         for (idx, slot) in self.slots.iter().enumerate() {
             let id = idx as u32;
             if !slot.live() {
@@ -105,6 +106,35 @@ impl<D> Registry<D> {
                     "slot {idx} is detached but not queued for deletion"
                 ));
             }
+            match HookKind::of(slot.flags) {
+                Some(kind) => {
+                    if slot.is(state::HOOKED) != self.hooks.holds(kind, id) {
+                        return Err(format!(
+                            "slot {idx} ({1}): HOOKED is {0} but its list disagrees",
+                            slot.is(state::HOOKED),
+                            kind.name()
+                        ));
+                    }
+                    // Prepare and check watchers never keep the loop alive, nor wait for
+                    // anything but their turn.
+                    if kind != HookKind::Idle && !slot.is(state::INTERNAL) {
+                        return Err(format!("slot {idx}: {} that counts", kind.name()));
+                    }
+                    if slot
+                        .is(state::PENDING_IO | state::PENDING_SIG | state::TIMER | state::ACTIVE)
+                    {
+                        return Err(format!(
+                            "slot {idx}: {} with I/O, a timer or an activation",
+                            kind.name()
+                        ));
+                    }
+                    hooked += usize::from(slot.is(state::HOOKED));
+                }
+                None if slot.is(state::HOOKED) => {
+                    return Err(format!("slot {idx} is started as a hook but is none"));
+                }
+                None => {}
+            }
             if slot.is(state::PENDING_SIG)
                 && !self.internal.signals.watchers[slot.fd as usize].contains(&id)
             {
@@ -124,6 +154,12 @@ impl<D> Registry<D> {
             return Err(format!(
                 "{active} active slots, {} queued",
                 self.active.len()
+            ));
+        }
+        if hooked != self.hooks.len() {
+            return Err(format!(
+                "{hooked} started hook slots, {} in the hooks' lists",
+                self.hooks.len()
             ));
         }
         if timers != self.timers.len() {
