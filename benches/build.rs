@@ -1,8 +1,8 @@
-//! Builds the libevent and libev peers (benches/peers/*.c) with the system C compiler where
+//! Builds the libevent, libev and libuv peers (benches/peers/*.c) with the system C compiler where
 //! their headers exist, and tells the benches which are there through `cfg(have_libevent)`
-//! and `cfg(have_libev)`. Absent peers are skipped at run time with a printed reason, so
+//! `cfg(have_libev)` and `cfg(have_libuv)`. Absent peers are skipped at run time with a printed reason, so
 //! nothing here is needed for `cargo test --workspace`. (The system `cc` is called directly;
-//! two files do not justify the `cc` crate.)
+//! three files do not justify the `cc` crate.)
 
 use std::path::Path;
 use std::process::Command;
@@ -34,6 +34,7 @@ fn build(peer: &str, lib: &str, out: &str) -> bool {
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(have_libevent)");
     println!("cargo::rustc-check-cfg=cfg(have_libev)");
+    println!("cargo::rustc-check-cfg=cfg(have_libuv)");
     println!("cargo::rerun-if-changed=peers");
     // The peers are host C libraries: only for a native Unix build (never cross to Windows).
     let target = std::env::var("TARGET").unwrap_or_default();
@@ -47,6 +48,7 @@ fn main() {
     for (peer, header, lib) in [
         ("libevent", "event2/event.h", "event"),
         ("libev", "ev.h", "ev"),
+        ("libuv", "uv.h", "uv"),
     ] {
         if include.join(header).exists() {
             build(peer, lib, &out);

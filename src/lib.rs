@@ -86,6 +86,10 @@
 //!   event, send a closure to run on the loop thread, stop the loop.
 //! - **Signals** are events too ([`Registry::new_signal`]); their callbacks run in the loop,
 //!   never in a signal handler.
+//! - **Loop hooks** are events too: [`Registry::new_prepare`] runs before each wait,
+//!   [`Registry::new_check`] after it, [`Registry::new_idle`] when a pass found nothing else
+//!   to do (and keeps the loop from blocking while started); [`Registry::metrics`] says what
+//!   the loop has done.
 //!
 //! # Choosing a backend
 //!

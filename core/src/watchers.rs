@@ -170,8 +170,9 @@ impl<D> Registry<D> {
         self.next_wait()
     }
 
-    /// The timeout of the next wait; see [`wait_timeout`](Self::wait_timeout).
-    #[inline(always)]
+    /// The timeout of the next wait; see [`wait_timeout`](Self::wait_timeout). Out of line:
+    /// the loop calls it only while hooks are in use.
+    #[inline(never)]
     pub(crate) fn next_wait(&mut self) -> Option<Duration> {
         let timeout = if !self.active.is_empty() || self.hooks.any(HookKind::Idle) {
             Some(Duration::ZERO)
@@ -180,7 +181,7 @@ impl<D> Registry<D> {
                 .next_deadline()
                 .map(|deadline| Duration::from_nanos(deadline.saturating_sub(self.clock.read())))
         };
-        if self.hooks.wait_limit.is_some() {
+        if self.hooks.wait_limit().is_some() {
             return self.hooks.limit(timeout, self.clock.read());
         }
         timeout
@@ -209,8 +210,7 @@ impl<D> Registry<D> {
     /// ```
     pub fn limit_next_wait(&mut self, max: Duration) {
         let until = self.clock.read().saturating_add(crate::clock::to_ns(max));
-        let limit = self.hooks.wait_limit.map_or(until, |l| l.min(until));
-        self.hooks.wait_limit = Some(limit);
+        self.hooks.set_wait_limit(until);
     }
 
     /// What the loop has done: iterations, callbacks run, events waiting after the last
@@ -236,6 +236,9 @@ impl<D> Registry<D> {
     /// many ran.
     #[cold]
     pub(crate) fn run_hooks(&mut self, kind: HookKind, data: &mut D) -> usize {
+        if let &[idx] = self.hooks.list(kind) {
+            return self.run_one_hook(idx, data);
+        }
         let mut batch = std::mem::take(&mut self.hooks.batch);
         batch.clear();
         batch.extend(
@@ -258,8 +261,11 @@ impl<D> Registry<D> {
         let Some(best) = idle.iter().map(|&i| slots[i as usize].prio).min() else {
             return 0;
         };
-        if self.active.best().is_some_and(|p| p <= best) {
+        if !self.active.is_empty() && self.active.best().is_some_and(|p| p <= best) {
             return 0;
+        }
+        if let &[idx] = self.hooks.list(HookKind::Idle) {
+            return self.run_one_hook(idx, data);
         }
         let mut batch = std::mem::take(&mut self.hooks.batch);
         batch.clear();
@@ -270,6 +276,13 @@ impl<D> Registry<D> {
         let ran = self.run_batch(&batch, data);
         self.hooks.batch = batch;
         ran
+    }
+
+    /// The common case of one watcher of a kind: no snapshot to take.
+    fn run_one_hook(&mut self, idx: u32, data: &mut D) -> usize {
+        self.run_callback(idx as usize, EventFlags::empty(), 1, data);
+        self.metrics.callbacks += 1;
+        1
     }
 
     /// Run each watcher of `batch` still started with the generation it was taken with.
