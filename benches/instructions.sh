@@ -6,6 +6,8 @@
 #   timers: (-n 110000 minus -n 10000, -r 0) / 100000     = instructions per timer armed and fired
 #   rearm:  (-m 1100000 minus -m 100000) / 1000000        = instructions per re-arm of one of
 #           100,000 persistent timeouts of 4 lengths
+#   loop_count: (1,100,000 minus 100,000 ticks) / 1,000,000 = instructions per loop iteration
+#           with one idle watcher (libuv's benchmark-loop-count.c; benches/src/loop_hooks.rs)
 #   http-hello: (5,500 minus 500 requests) / 5,000        = instructions per request, one
 #           keep-alive connection sending a request at a time (benches/src/bin/http_seq.rs)
 # Usage:
@@ -61,6 +63,13 @@ served() { # requests, server binary: the server's instruction count
   rm -f "$out"
 }
 
+per_iteration() { # impl: evloop, libuv or libev
+  local small large
+  small=$(instr $bin/loop_hooks --ticks 100000 --rounds 1 --firings 0 --impl "$1")
+  large=$(instr $bin/loop_hooks --ticks 1100000 --rounds 1 --firings 0 --impl "$1")
+  echo $(( (large - small) / 1000000 ))
+}
+
 per_request() { # server binary
   local few many
   few=$(served 500 "$1")
@@ -74,6 +83,7 @@ if [ "${1:-}" = "--gate" ]; then
     [pipes_round]=$(pipes_round epoll)
     [timer]=$(per_timer evloop)
     [rearm]=$(per_rearm evloop)
+    [loop_iteration]=$(per_iteration evloop)
     [http_request]=$(per_request $bin/examples/http-hello)
   )
   status=0
@@ -112,6 +122,13 @@ for imp in evloop libev libevent; do
   out=$($bin/rearm -n 1000 -m 1000 --impl "$imp")
   if grep -q skipped <<<"$out"; then echo "  $imp: $out"; continue; fi
   printf '  %-16s %10d\n' "$imp" "$(per_rearm "$imp")"
+done
+
+echo "loop_count: instructions per loop iteration with one idle watcher"
+for imp in evloop libuv libev; do
+  out=$($bin/loop_hooks --ticks 1000 --rounds 1 --firings 0 --impl "$imp")
+  if grep -q skipped <<<"$out"; then echo "  $imp: $out"; continue; fi
+  printf '  %-16s %10d\n' "$imp" "$(per_iteration "$imp")"
 done
 
 echo "http-hello, one connection, a request at a time: instructions per request"

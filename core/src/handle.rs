@@ -63,7 +63,9 @@ impl<D> Handle<D> {
     }
 
     /// Activate event `id` with `flags` and `ncalls` on the loop thread (libevent's
-    /// cross-thread `event_active`). An id that is freed by then is ignored.
+    /// cross-thread `event_active`). An id that is freed by then is ignored, and so is a
+    /// prepare, check or idle watcher's, which cannot be activated (the loop-thread
+    /// [`Registry::activate`](crate::Registry::activate) says so with an error).
     ///
     /// # Errors
     ///

@@ -476,14 +476,16 @@ impl<D> Registry<D> {
         self.alloc(NO_FD, flags, Box::new(callback))
     }
 
-    /// Make the event pending: watch its fd, and if `timeout` is given, (re)start its timer.
+    /// Make the event pending: watch its fd, and if `timeout` is given, (re)start its timer;
+    /// for a prepare, check or idle watcher, start it (`timeout` must be `None`).
     /// Adding a pending event again replaces its timeout; `None` keeps the running one. A
     /// persistent event's timer restarts after each activation.
     ///
     /// # Errors
     ///
     /// A freed or foreign id; ET on a backend without it; the backend's refusal of the fd
-    /// (closed, a regular file on epoll), naming the fd. The event is unchanged then.
+    /// (closed, a regular file on epoll), naming the fd; `InvalidInput` for a timeout given
+    /// to a prepare, check or idle watcher. The event is unchanged then.
     #[inline(always)]
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         // Fast paths, kept small so that they inline; the rest is `add_checked`.
@@ -817,7 +819,8 @@ impl<D> Registry<D> {
     ///
     /// # Errors
     ///
-    /// A freed or foreign id.
+    /// A freed or foreign id; `InvalidInput` for a prepare, check or idle watcher, which runs
+    /// at its point of the loop instead.
     pub fn activate(&mut self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
         let idx = self.check(id)?;
         if let Some(kind) = HookKind::of(self.slots[idx].flags) {
