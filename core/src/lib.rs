@@ -48,6 +48,7 @@ mod io_map;
 mod metrics;
 mod registry;
 mod remote;
+pub mod rt;
 pub mod signal;
 #[cfg(test)]
 mod test_rng;

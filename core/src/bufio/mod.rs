@@ -10,6 +10,7 @@ mod listener;
 
 pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
 pub use buffered_socket::{BevCallback, BevContext, BevOptions, BufferedSocket};
+pub(crate) use listener::nonblocking_socket;
 pub use listener::{AcceptCallback, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr};
 
 use crate::flags::flag_set;
