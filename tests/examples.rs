@@ -456,3 +456,73 @@ fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
     kill_process(pid(&child), Signal::INT).unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// 16 MiB through the async echo server come back byte-exact, on every backend; SIGINT ends
+/// it with status 0.
+#[test]
+fn async_echo_returns_16_mib_byte_exact_on_every_backend() {
+    let all = evloop::supported_methods();
+    for skip in 0..all.len() {
+        let env: Vec<String> = all[..skip]
+            .iter()
+            .map(|b| format!("EVENT_NO{}", b.to_uppercase()))
+            .collect();
+        let env: Vec<&str> = env.iter().map(|s| s.as_str()).collect();
+        let (child, _, s) = serve("async-echo", &env);
+        let data: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+        let mut reader = s.try_clone().unwrap();
+        let expected = data.clone();
+        let read = std::thread::spawn(move || {
+            let mut got = vec![0u8; expected.len()];
+            reader.read_exact(&mut got).unwrap();
+            got == expected
+        });
+        (&s).write_all(&data).unwrap();
+        assert!(
+            read.join().unwrap(),
+            "async-echo corrupted the bytes ({env:?})"
+        );
+        drop(s);
+        kill_process(pid(&child), Signal::INT).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{env:?}: {:?}", out.status);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(all[skip]), "{env:?}: ran on {stdout}");
+    }
+}
+
+/// hyper on the runtime answers keep-alive requests on one connection, 200 with the body,
+/// several clients at once; SIGTERM ends it with status 0.
+#[test]
+fn hyper_hello_answers_keep_alive_requests_and_exits_on_sigterm() {
+    let (mut child, port, first) = serve("hyper-hello", &[]);
+    let mut clients = vec![first];
+    for _ in 0..9 {
+        clients.push(connect(port));
+    }
+    for round in 0..3 {
+        for s in &mut clients {
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        }
+        for s in &mut clients {
+            // Headers, then the 13-byte body; the connection stays open for the next round.
+            let mut got = Vec::new();
+            let mut byte = [0u8; 1];
+            while !got.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                got.push(byte[0]);
+            }
+            let head = String::from_utf8(got).unwrap().to_ascii_lowercase();
+            assert!(
+                head.starts_with("http/1.1 200 ok\r\n"),
+                "round {round}: {head}"
+            );
+            assert!(head.contains("content-length: 13\r\n"), "{head}");
+            let mut body = [0u8; 13];
+            s.read_exact(&mut body).unwrap();
+            assert_eq!(&body, b"Hello, World!");
+        }
+    }
+    kill_process(pid(&child), Signal::TERM).unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -28,6 +28,7 @@ use std::time::Duration;
 use evloop_core::{Backend, Base, BaseOptions, Features};
 use libtest_mimic::{Arguments, Trial};
 
+mod async_io;
 mod buffered;
 mod control;
 #[cfg(unix)]
@@ -265,6 +266,13 @@ scenario_list! {
     hooks::hooks_refuse_timeouts_and_activation,
     hooks::metrics_count_exactly_on_a_scripted_run,
     hooks::precise_timers_are_never_early,
+    async_io::async_readiness_matches_callbacks,
+    async_io::async_future_dropped_mid_wait,
+    async_io::async_1000_concurrent_tasks_on_sockets,
+    async_io::async_timers_never_early_and_in_order,
+    async_io::async_wake_from_another_thread,
+    async_io::async_block_on_refusals_and_panics,
+    async_io::async_callbacks_and_tasks_mix_and_close_with_the_base,
     hostile::bad_input_gets_clear_errors_and_the_base_keeps_working,
     hostile::more_than_65535_events_on_one_fd_are_refused,
     hostile::injected_faults_lose_nothing,

@@ -487,3 +487,12 @@ mod tests {
         }
     }
 }
+
+/// A waker that does nothing, for polling a future by hand (`Waker::noop` needs Rust 1.85).
+pub fn noop_waker() -> std::task::Waker {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    std::task::Waker::from(std::sync::Arc::new(Noop))
+}

@@ -232,7 +232,7 @@ impl<D> Base<D> {
             if registry.got_break {
                 return Ok(RunOutcome::Broken);
             }
-            if registry.live == 0 && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY) {
+            if registry.is_empty(flags) {
                 return Ok(RunOutcome::NoEvents);
             }
             // Without hooks (or a wait limit) one byte says so, and the loop is libevent's.
@@ -243,6 +243,11 @@ impl<D> Base<D> {
                 registry.run_hooks(HookKind::Prepare, data);
                 if registry.got_break {
                     return Ok(RunOutcome::Broken);
+                }
+                // A prepare watcher may have ended the last event or task (the async
+                // runtime's does): waiting now would wait for nothing.
+                if registry.is_empty(flags) {
+                    return Ok(RunOutcome::NoEvents);
                 }
                 hooked = registry.hooks.in_use();
             }
@@ -325,6 +330,14 @@ impl<D> Base<D> {
     /// Windows has no `fork`: there nothing is shared to renew, and this re-creates nothing.
     pub fn reinit(&mut self) -> io::Result<()> {
         self.registry.reinit()
+    }
+}
+
+impl<D> Registry<D> {
+    /// Nothing keeps a run with `flags` going: no event pending or active, no task alive.
+    #[inline]
+    fn is_empty(&self, flags: LoopFlags) -> bool {
+        self.live == 0 && self.tasks.get() == 0 && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY)
     }
 }
 

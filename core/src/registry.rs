@@ -147,6 +147,9 @@ pub struct Registry<D> {
     /// The fds of events made by `new_owned_event` (`owned_fds[idx]` while slot `idx` has
     /// `OWNS_FD`), kept out of the slots for the same reason.
     pub(crate) owned_fds: Vec<Option<OwnedFd>>,
+    /// Tasks of the base's async runtimes not yet completed or dropped: like pending events,
+    /// they keep the loop alive (`rt` counts them; the loop reads the count).
+    pub(crate) tasks: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 impl<D> Registry<D> {
@@ -192,6 +195,7 @@ impl<D> Registry<D> {
             lazy: !immediate,
             intervals: Vec::new(),
             owned_fds: Vec::new(),
+            tasks: Default::default(),
         }
     }
 

@@ -113,7 +113,6 @@ impl Source {
             drop(d.waker.take());
         }
     }
-
 }
 
 /// An I/O object registered with a runtime: its futures wait for the loop to report the fd
@@ -231,7 +230,9 @@ impl<T: AsFd + 'static> Async<T> {
 impl<T: 'static> Async<T> {
     /// The I/O object.
     pub fn get_ref(&self) -> &T {
-        self.io.as_ref().expect("an Async holds its I/O object until dropped")
+        self.io
+            .as_ref()
+            .expect("an Async holds its I/O object until dropped")
     }
 
     /// The I/O object, mutably.
@@ -241,7 +242,9 @@ impl<T: 'static> Async<T> {
     /// The fd must not be replaced or closed through the reference (for instance by
     /// `mem::replace` of the object): the loop watches it by number.
     pub unsafe fn get_mut(&mut self) -> &mut T {
-        self.io.as_mut().expect("an Async holds its I/O object until dropped")
+        self.io
+            .as_mut()
+            .expect("an Async holds its I/O object until dropped")
     }
 
     /// Deregister and hand the I/O object back (still non-blocking). The loop forgets the
@@ -254,7 +257,10 @@ impl<T: 'static> Async<T> {
     /// None today; the `Result` leaves room for backends that must undo a registration
     /// synchronously.
     pub fn into_inner(mut self) -> io::Result<T> {
-        let io = self.io.take().expect("an Async holds its I/O object until dropped");
+        let io = self
+            .io
+            .take()
+            .expect("an Async holds its I/O object until dropped");
         self.source.released.set(true);
         self.rt.push(Change::Release(self.source.clone(), None));
         Ok(io)
@@ -346,14 +352,14 @@ fn poll_source(
     cx: &mut TaskContext<'_>,
 ) -> Poll<io::Result<()>> {
     let d = &source.dirs[dir];
+    if rt.is_closed() {
+        return Poll::Ready(Err(rt.closed_error()));
+    }
     if d.ready.replace(false) {
         return Poll::Ready(Ok(()));
     }
     if let Some(e) = d.error.take() {
         return Poll::Ready(Err(e));
-    }
-    if rt.is_closed() {
-        return Poll::Ready(Err(rt.closed_error()));
     }
     // Keep the stored waker if it wakes the same task: no clone, no drop.
     match d.waker.take() {
@@ -440,9 +446,13 @@ impl Async<TcpStream> {
     /// # Errors
     ///
     /// The connection failed (refused, unreachable), naming the address.
-    pub async fn connect(rt: &Runtime, addr: impl Into<SocketAddr>) -> io::Result<Async<TcpStream>> {
+    pub async fn connect(
+        rt: &Runtime,
+        addr: impl Into<SocketAddr>,
+    ) -> io::Result<Async<TcpStream>> {
         let addr = addr.into();
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}"));
+        let named =
+            |e: io::Error| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}"));
         let domain = match addr {
             SocketAddr::V4(_) => rustix::net::AddressFamily::INET,
             SocketAddr::V6(_) => rustix::net::AddressFamily::INET6,

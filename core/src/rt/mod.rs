@@ -120,6 +120,8 @@ pub(crate) struct Inner {
     closed: Cell<bool>,
     /// `block_on` is running.
     blocking: Cell<bool>,
+    /// The registry's count of tasks not completed or dropped (they keep the loop alive).
+    tasks: Rc<Cell<usize>>,
     /// `block_on`'s main future woke itself: the next pass must not stop at the prepare
     /// watcher, so that the loop polls I/O between two polls of the main future.
     no_break: Cell<bool>,
@@ -243,6 +245,7 @@ impl Runtime {
         let inner = Rc::new(Inner {
             base: registry.id,
             shared,
+            tasks: registry.tasks.clone(),
             changes: RefCell::new(Vec::new()),
             closed: Cell::new(false),
             blocking: Cell::new(false),
@@ -276,6 +279,11 @@ impl Runtime {
         F::Output: 'static,
     {
         let shared = self.inner.shared.clone();
+        let alive = TaskAlive::new(&self.inner.tasks);
+        let future = async move {
+            let _alive = alive;
+            future.await
+        };
         let (runnable, task) = async_task::Builder::new()
             .propagate_panic(true)
             .spawn_local(move |()| future, move |r| shared.schedule(r));
@@ -434,6 +442,23 @@ impl Inner {
     }
 }
 
+/// Counts a task in the registry's `tasks` from its spawn until its future completes or is
+/// dropped (async-task drops a future as soon as it completes).
+struct TaskAlive(Rc<Cell<usize>>);
+
+impl TaskAlive {
+    fn new(tasks: &Rc<Cell<usize>>) -> Self {
+        tasks.set(tasks.get() + 1);
+        TaskAlive(tasks.clone())
+    }
+}
+
+impl Drop for TaskAlive {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// The prepare watcher's state: the runtime, closed when the base drops the watcher.
 struct Driver(Rc<Inner>);
 
@@ -490,6 +515,3 @@ pub async fn yield_now() {
     })
     .await
 }
-
-#[cfg(test)]
-mod tests;

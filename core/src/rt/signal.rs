@@ -32,7 +32,9 @@ impl SignalShared {
         }
         let shared = self.clone();
         let made = registry.new_signal(self.signo, move |ctx, _| {
-            shared.count.set(shared.count.get() + u64::from(ctx.ncalls()));
+            shared
+                .count
+                .set(shared.count.get() + u64::from(ctx.ncalls()));
             if let Some(waker) = shared.waker.take() {
                 waker.wake();
             }
