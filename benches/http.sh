@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "http.sh: wrk is not installed (apt-get install wrk)"; exit 1; }
 cargo build --release -q --example http-hello -p evloop
-cargo build --release -q -p evloop-benches --bin http_libevent --bin http_tokio
+cargo build --release -q -p evloop-benches --bin http_libevent --bin http_tokio --bin http_async
+cargo build --release -q --example hyper-hello -p evloop
 dur=${DURATION:-5s}
 port=18180
 
@@ -46,9 +47,11 @@ else
   run "libevent" "" target/release/http_libevent
 fi
 run "tokio" "" target/release/http_tokio
+run "evloop-async" "" target/release/http_async
+run "hyper-evloop" "" target/release/examples/hyper-hello
 
 printf '%-16s %12s %12s %10s %10s %12s\n' server "c100 req/s" "c1000 req/s" "/libevent" "/libevent" "CPU us/req"
-for name in evloop-epoll evloop-poll evloop-select libevent tokio; do
+for name in evloop-epoll evloop-poll evloop-select libevent tokio evloop-async hyper-evloop; do
   [ -n "${rps[$name,100]:-}" ] || continue
   r100=${rps[$name,100]}; r1000=${rps[$name,1000]}
   b100=${rps[libevent,100]:-0}; b1000=${rps[libevent,1000]:-0}
@@ -62,7 +65,7 @@ done
 if [ "${INSTRUCTIONS:-0}" = 1 ] && command -v valgrind >/dev/null; then
   echo
   printf '%-16s %14s\n' server "instr/request"
-  for entry in "evloop-epoll:target/release/examples/http-hello" "libevent:target/release/http_libevent" "tokio:target/release/http_tokio"; do
+  for entry in "evloop-epoll:target/release/examples/http-hello" "evloop-async:target/release/http_async" "libevent:target/release/http_libevent" "tokio:target/release/http_tokio"; do
     name=${entry%%:*}; bin=${entry#*:}
     [ "$name" = libevent ] && [ "$($bin --built 2>&1)" != "yes" ] && continue
     port=$((port + 1))

@@ -9,7 +9,8 @@
 #   loop_count: (1,100,000 minus 100,000 ticks) / 1,000,000 = instructions per loop iteration
 #           with one idle watcher (libuv's benchmark-loop-count.c; benches/src/loop_hooks.rs)
 #   http-hello: (5,500 minus 500 requests) / 5,000        = instructions per request, one
-#           keep-alive connection sending a request at a time (benches/src/bin/http_seq.rs)
+#           keep-alive connection sending a request at a time (benches/src/bin/http_seq.rs);
+#           http_async: the same responder as tasks on evloop's runtime (benches/src/bin/http_async.rs)
 # Usage:
 #   bash benches/instructions.sh                 every backend and peer (peers appear when
 #                                                libevent-dev/libev-dev are installed)
@@ -85,14 +86,15 @@ if [ "${1:-}" = "--gate" ]; then
     [rearm]=$(per_rearm evloop)
     [loop_iteration]=$(per_iteration evloop)
     [http_request]=$(per_request $bin/examples/http-hello)
+    [http_async_request]=$(per_request $bin/http_async)
   )
   status=0
-  printf '%-14s %10s %10s %8s\n' figure baseline now change
+  printf '%-18s %10s %10s %8s\n' figure baseline now change
   while read -r name base; do
     case "$name" in ''|'#'*) continue ;; esac
     [ -n "${now[$name]:-}" ] || { echo "instructions.sh: unknown figure $name in $baseline"; exit 1; }
     change=$(awk -v a="${now[$name]}" -v b="$base" 'BEGIN { printf "%+.1f%%", (a - b) * 100 / b }')
-    printf '%-14s %10d %10d %8s\n' "$name" "$base" "${now[$name]}" "$change"
+    printf '%-18s %10d %10d %8s\n' "$name" "$base" "${now[$name]}" "$change"
     if [ $(( now[$name] * 100 )) -gt $(( base * 103 )) ]; then
       echo "!!! $name rose more than 3 % above its baseline: find the cause, or raise the baseline in a commit that says why"
       status=1
@@ -132,7 +134,8 @@ for imp in evloop libuv libev; do
 done
 
 echo "http-hello, one connection, a request at a time: instructions per request"
-for entry in "evloop-epoll:$bin/examples/http-hello" "libevent:$bin/http_libevent" "tokio:$bin/http_tokio"; do
+cargo build --release -q --example hyper-hello -p evloop
+for entry in "evloop-epoll:$bin/examples/http-hello" "evloop-async:$bin/http_async" "hyper-evloop:$bin/examples/hyper-hello" "libevent:$bin/http_libevent" "tokio:$bin/http_tokio"; do
   name=${entry%%:*} server=${entry#*:}
   if [ "$name" = libevent ] && [ "$($server --built 2>&1)" != "yes" ]; then
     echo "  libevent: skipped (libevent-dev absent at build time)"; continue

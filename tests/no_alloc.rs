@@ -117,3 +117,68 @@ fn steady_state_dispatch_allocates_nothing() {
         );
     }
 }
+
+/// A task woken by readiness on the loop thread, reading, and waiting again: in steady state
+/// the wake, the run and the wait allocate nothing, on every backend.
+#[test]
+fn steady_state_task_wakes_allocate_nothing() {
+    use evloop::rt::{Async, Runtime};
+    use std::net::{TcpListener, TcpStream};
+    use std::rc::Rc;
+
+    for method in evloop::supported_methods() {
+        let mut base: Base = Base::with_backend(
+            evloop::backend::by_name(method).unwrap(),
+            Default::default(),
+        )
+        .unwrap();
+        let rt = Runtime::new(&mut base).unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (reader, _) = listener.accept().unwrap();
+        let reader = Async::new(&rt, reader).unwrap();
+        let reads = Rc::new(Cell::new(0usize));
+        let task = rt.spawn({
+            let reads = reads.clone();
+            async move {
+                let mut buf = [0u8; 64];
+                loop {
+                    let n = reader
+                        .read_with(|s| std::io::Read::read(&mut &*s, &mut buf))
+                        .await
+                        .unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    reads.set(reads.get() + 1);
+                }
+            }
+        });
+        // One byte, then passes until the task has read it.
+        let step = |base: &mut Base| {
+            let before = reads.get();
+            std::io::Write::write_all(&mut &writer, b"x").unwrap();
+            for _ in 0..10_000 {
+                base.run_with(LoopFlags::NONBLOCK, &mut ()).unwrap();
+                if reads.get() > before {
+                    return;
+                }
+            }
+            panic!("{method}: the task did not read");
+        };
+        for _ in 0..20 {
+            step(&mut base); // grow every buffer
+        }
+        COUNTING.with(|c| c.set(true));
+        for _ in 0..200 {
+            step(&mut base);
+        }
+        COUNTING.with(|c| c.set(false));
+        let allocations = ALLOCATIONS.swap(0, Ordering::Relaxed);
+        assert_eq!(
+            allocations, 0,
+            "{method}: {allocations} allocations in 200 steady-state task wakes"
+        );
+        drop(task);
+    }
+}

@@ -99,6 +99,42 @@ def http(port, n):
         sys.exit("http: wrong answers")
 
 
+def hyper(port, n):
+    """Like http, but the headers are hyper's (lower case, a date): check the status line,
+    the length and the body, on four keep-alive connections."""
+
+    def client(_):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        buf = b""
+        for _ in range(n):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.lower().split(b"\r\n")
+            if lines[0] != b"http/1.1 200 ok" or b"content-length: 13" not in lines:
+                return False
+            while len(buf) < 13:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+            if buf[:13] != b"Hello, World!":
+                return False
+            buf = buf[13:]
+        s.close()
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ok = sum(pool.map(client, range(4)))
+    print(f"hyper: {ok} of 4 connections got {n} answers each, status, length and body right")
+    if ok != 4:
+        sys.exit("hyper: wrong answers")
+
+
 def lines_until(f, want):
     while True:
         line = f.readline()
@@ -188,6 +224,8 @@ if __name__ == "__main__":
         echo(port, int(sys.argv[3]))
     elif cmd == "http":
         http(port, int(sys.argv[3]))
+    elif cmd == "hyper":
+        hyper(port, int(sys.argv[3]))
     elif cmd == "chat":
         chat(port)
     elif cmd == "proxy":

@@ -399,6 +399,15 @@ pub fn echo_listener<D: 'static>(
     .expect("listen on loopback")
 }
 
+/// A waker that does nothing, for polling a future by hand (`Waker::noop` needs Rust 1.85).
+pub fn noop_waker() -> std::task::Waker {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    std::task::Waker::from(std::sync::Arc::new(Noop))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,13 +495,4 @@ mod tests {
             assert!(x < 10);
         }
     }
-}
-
-/// A waker that does nothing, for polling a future by hand (`Waker::noop` needs Rust 1.85).
-pub fn noop_waker() -> std::task::Waker {
-    struct Noop;
-    impl std::task::Wake for Noop {
-        fn wake(self: std::sync::Arc<Self>) {}
-    }
-    std::task::Waker::from(std::sync::Arc::new(Noop))
 }

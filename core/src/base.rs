@@ -337,7 +337,7 @@ impl<D> Registry<D> {
     /// Nothing keeps a run with `flags` going: no event pending or active, no task alive.
     #[inline]
     fn is_empty(&self, flags: LoopFlags) -> bool {
-        self.live == 0 && self.tasks.get() == 0 && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY)
+        self.live == 0 && self.async_work.get() == 0 && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY)
     }
 }
 

@@ -147,9 +147,10 @@ pub struct Registry<D> {
     /// The fds of events made by `new_owned_event` (`owned_fds[idx]` while slot `idx` has
     /// `OWNS_FD`), kept out of the slots for the same reason.
     pub(crate) owned_fds: Vec<Option<OwnedFd>>,
-    /// Tasks of the base's async runtimes not yet completed or dropped: like pending events,
-    /// they keep the loop alive (`rt` counts them; the loop reads the count).
-    pub(crate) tasks: std::rc::Rc<std::cell::Cell<usize>>,
+    /// The async runtimes' work that keeps the loop alive, as pending events do: each task
+    /// not yet completed or dropped, and one while requests of futures wait to be applied
+    /// (`rt` counts; the loop reads the count).
+    pub(crate) async_work: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 impl<D> Registry<D> {
@@ -195,7 +196,7 @@ impl<D> Registry<D> {
             lazy: !immediate,
             intervals: Vec::new(),
             owned_fds: Vec::new(),
-            tasks: Default::default(),
+            async_work: Default::default(),
         }
     }
 
@@ -250,6 +251,15 @@ impl<D> Registry<D> {
             index,
             gen,
         })
+    }
+
+    /// Mark a new event, not yet added, as one that never keeps the loop alive (the
+    /// runtime's: its tasks do).
+    pub(crate) fn make_internal(&mut self, id: EventId) {
+        if let Ok(idx) = self.check(id) {
+            debug_assert!(!self.slots[idx].is(state::COUNTED));
+            self.slots[idx].set(state::INTERNAL);
+        }
     }
 
     /// Create an event that owns `fd` — an [`OwnedFd`], or anything that converts into one

@@ -18,7 +18,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::event::EventId;
 use crate::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use crate::flags::EventFlags;
+use crate::flags::{EventFlags, Features};
 use crate::registry::Registry;
 
 use super::{Change, Runtime};
@@ -55,38 +55,86 @@ impl Source {
         if self.released.get() || !d.watching.get() {
             return;
         }
-        let id = match d.event.get() {
-            Some(id) => id,
-            None => {
-                let source = self.clone();
-                let callback = move |ctx: &mut crate::Context<'_, D>, _: &mut D| {
-                    let d = &source.dirs[dir];
+        if let Some(id) = d.event.get() {
+            // Level-triggered, deleted when it last fired: add it again (free if the delete
+            // is still deferred).
+            if let Err(e) = registry.add(id, None) {
+                self.fail(dir, e);
+            }
+            return;
+        }
+        if registry.features().contains(Features::EDGE_TRIGGERED) {
+            self.watch_edges(registry);
+        } else {
+            self.watch_level(registry, dir);
+        }
+    }
+
+    /// Where the backend has edge-triggered events: one event for both directions, added
+    /// once and kept until the `Async` is dropped. Each edge sets readiness, which stays set
+    /// until an operation fails with `WouldBlock` (tokio's and mio's model): no change per
+    /// wait at all.
+    fn watch_edges<D: 'static>(self: &Rc<Self>, registry: &mut Registry<D>) {
+        let source = self.clone();
+        let callback = move |ctx: &mut crate::Context<'_, D>, _: &mut D| {
+            let fired = ctx.fired;
+            for (dir, d) in source.dirs.iter().enumerate() {
+                // An error or hang-up is reported as both READ and WRITE.
+                if fired.intersects(FLAGS[dir] | EventFlags::CLOSED) {
                     d.ready.set(true);
-                    d.watching.set(false);
-                    // Level-triggered: stop watching until a task waits again. The registry
-                    // defers the delete, so waiting again before the next wait is free.
-                    let me = ctx.id();
-                    let _ = ctx.del(me);
                     if let Some(waker) = d.waker.take() {
                         waker.wake();
                     }
-                };
-                // SAFETY: the fd belongs to the `Async` that made this source, which hands
-                // its I/O object to the runtime when dropped; the runtime frees this event
-                // (`release`) before it drops the object, so the fd outlives the event.
-                let made = unsafe {
-                    registry.new_event(self.fd, FLAGS[dir] | EventFlags::PERSIST, callback)
-                };
-                match made {
-                    Ok(id) => {
-                        d.event.set(Some(id));
-                        id
-                    }
-                    Err(e) => return self.fail(dir, e),
                 }
             }
         };
-        if let Err(e) = registry.add(id, None) {
+        let flags = EventFlags::READ | EventFlags::WRITE | EventFlags::PERSIST | EventFlags::ET;
+        // SAFETY: as in `watch_level`: the runtime frees the event before the fd is closed.
+        let made = unsafe { registry.new_event(self.fd, flags, callback) };
+        let result = made.and_then(|id| {
+            registry.make_internal(id);
+            self.dirs[READ].event.set(Some(id));
+            registry.add(id, None)
+        });
+        match result {
+            Ok(()) => {
+                for d in &self.dirs {
+                    d.watching.set(true);
+                }
+            }
+            Err(e) => {
+                self.fail(READ, io::Error::new(e.kind(), e.to_string()));
+                self.fail(WRITE, e);
+            }
+        }
+    }
+
+    /// Elsewhere: an event per direction, added while a task waits and deleted when it fires.
+    fn watch_level<D: 'static>(self: &Rc<Self>, registry: &mut Registry<D>, dir: usize) {
+        let source = self.clone();
+        let callback = move |ctx: &mut crate::Context<'_, D>, _: &mut D| {
+            let d = &source.dirs[dir];
+            d.ready.set(true);
+            d.watching.set(false);
+            // Level-triggered: stop watching until a task waits again. The registry
+            // defers the delete, so waiting again before the next wait is free.
+            let me = ctx.id();
+            let _ = ctx.del(me);
+            if let Some(waker) = d.waker.take() {
+                waker.wake();
+            }
+        };
+        // SAFETY: the fd belongs to the `Async` that made this source, which hands its I/O
+        // object to the runtime when dropped; the runtime frees this event (`release`)
+        // before it drops the object, so the fd outlives the event.
+        let made =
+            unsafe { registry.new_event(self.fd, FLAGS[dir] | EventFlags::PERSIST, callback) };
+        let result = made.and_then(|id| {
+            registry.make_internal(id);
+            self.dirs[dir].event.set(Some(id));
+            registry.add(id, None)
+        });
+        if let Err(e) = result {
             self.fail(dir, e);
         }
     }
@@ -103,7 +151,7 @@ impl Source {
         }
     }
 
-    /// Free both events (the `Async` is gone).
+    /// Free the events (the `Async` is gone).
     pub(crate) fn release<D>(&self, registry: &mut Registry<D>) {
         for d in &self.dirs {
             if let Some(id) = d.event.take() {
@@ -266,8 +314,13 @@ impl<T: 'static> Async<T> {
         Ok(io)
     }
 
-    /// Wait until the fd is reported readable (or closed, or in error). Readiness seen
-    /// earlier and not consumed yet completes it at once.
+    /// Wait until the fd is reported readable (or closed, or in error).
+    ///
+    /// Readiness is known from the report until an operation through this `Async` fails
+    /// with `WouldBlock` ([`read_with`](Self::read_with), `AsyncRead`): until then this
+    /// completes at once (tokio's model). So after `readable()`, read through `read_with`,
+    /// not through [`get_ref`](Self::get_ref) alone, or a read that would block leaves the
+    /// readiness known and the next `readable()` does not wait.
     ///
     /// # Errors
     ///
@@ -277,7 +330,9 @@ impl<T: 'static> Async<T> {
         Readable(self)
     }
 
-    /// Wait until the fd is reported writable (or in error).
+    /// Wait until the fd is reported writable (or in error). As with
+    /// [`readable`](Self::readable), readiness stays known until an operation through this
+    /// `Async` ([`write_with`](Self::write_with), `AsyncWrite`) fails with `WouldBlock`.
     ///
     /// # Errors
     ///
@@ -303,6 +358,8 @@ impl<T: 'static> Async<T> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => return result,
             }
+            // The readiness that let `op` run is used up: wait for the next report.
+            self.source.dirs[READ].ready.set(false);
             self.readable().await?;
         }
     }
@@ -320,6 +377,8 @@ impl<T: 'static> Async<T> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => return result,
             }
+            // The readiness that let `op` run is used up: wait for the next report.
+            self.source.dirs[WRITE].ready.set(false);
             self.writable().await?;
         }
     }
@@ -355,7 +414,7 @@ fn poll_source(
     if rt.is_closed() {
         return Poll::Ready(Err(rt.closed_error()));
     }
-    if d.ready.replace(false) {
+    if d.ready.get() {
         return Poll::Ready(Ok(()));
     }
     if let Some(e) = d.error.take() {

@@ -117,11 +117,16 @@ pub(crate) struct Inner {
     shared: Arc<Shared>,
     /// What futures asked of the registry since it was last applied.
     changes: RefCell<Vec<Change>>,
+    /// The other of the two change buffers (swapped, so neither gives up its capacity).
+    applying: RefCell<Vec<Change>>,
+    /// The other of the two run queues (swapped with the shared one under its lock).
+    running: RefCell<VecDeque<Runnable>>,
     closed: Cell<bool>,
     /// `block_on` is running.
     blocking: Cell<bool>,
-    /// The registry's count of tasks not completed or dropped (they keep the loop alive).
-    tasks: Rc<Cell<usize>>,
+    /// The registry's count of work that keeps the loop alive: one per task not completed
+    /// or dropped, and one while `changes` is not empty.
+    work: Rc<Cell<usize>>,
     /// `block_on`'s main future woke itself: the next pass must not stop at the prepare
     /// watcher, so that the loop polls I/O between two polls of the main future.
     no_break: Cell<bool>,
@@ -176,6 +181,14 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop_front()
+    }
+
+    /// Exchange the queue with `other` (empty): takes every woken task at once.
+    fn swap_queue(&self, other: &mut VecDeque<Runnable>) {
+        std::mem::swap(
+            &mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()),
+            other,
+        );
     }
 
     fn queued(&self) -> usize {
@@ -245,8 +258,10 @@ impl Runtime {
         let inner = Rc::new(Inner {
             base: registry.id,
             shared,
-            tasks: registry.tasks.clone(),
+            work: registry.async_work.clone(),
             changes: RefCell::new(Vec::new()),
+            applying: RefCell::new(Vec::new()),
+            running: RefCell::new(VecDeque::new()),
             closed: Cell::new(false),
             blocking: Cell::new(false),
             no_break: Cell::new(false),
@@ -279,7 +294,7 @@ impl Runtime {
         F::Output: 'static,
     {
         let shared = self.inner.shared.clone();
-        let alive = TaskAlive::new(&self.inner.tasks);
+        let alive = TaskAlive::new(&self.inner.work);
         let future = async move {
             let _alive = alive;
             future.await
@@ -376,7 +391,13 @@ impl Runtime {
     }
 
     pub(crate) fn push(&self, change: Change) {
-        self.inner.changes.borrow_mut().push(change);
+        let inner = &*self.inner;
+        let mut changes = inner.changes.borrow_mut();
+        if changes.is_empty() {
+            // Requests waiting keep the loop alive until a prepare pass applies them.
+            inner.work.set(inner.work.get() + 1);
+        }
+        changes.push(change);
     }
 
     pub(crate) fn closed_error(&self) -> stdio::Error {
@@ -391,14 +412,15 @@ impl Inner {
     /// Apply the queued changes, including those made while applying (freeing an event
     /// drops its callback, which may drop a task, whose futures queue changes of their own).
     fn apply_changes<D: 'static>(&self, registry: &mut Registry<D>) {
-        loop {
-            let batch = std::mem::take(&mut *self.changes.borrow_mut());
-            if batch.is_empty() {
-                return;
-            }
-            for change in batch {
+        while !self.changes.borrow().is_empty() {
+            // Swap the buffers, apply outside any borrow, then hand the emptied buffer back.
+            let mut batch = self.applying.take();
+            std::mem::swap(&mut batch, &mut *self.changes.borrow_mut());
+            self.work.set(self.work.get() - 1);
+            for change in batch.drain(..) {
                 self.apply(registry, change);
             }
+            *self.applying.borrow_mut() = batch;
         }
     }
 
@@ -420,15 +442,14 @@ impl Inner {
     /// looked at I/O), then apply what they asked.
     fn run_tasks<D: 'static>(&self, ctx: &mut Context<'_, D>) {
         self.apply_changes(ctx);
-        let mut budget = self.shared.queued();
-        while budget > 0 {
-            budget -= 1;
-            // Popped under the lock, run outside it: the task may wake itself.
-            let Some(runnable) = self.shared.pop() else {
-                break;
-            };
+        // Take the woken tasks in one go; those they wake go to the emptied shared queue and
+        // run next time, after the loop has looked at I/O.
+        let mut batch = self.running.take();
+        self.shared.swap_queue(&mut batch);
+        while let Some(runnable) = batch.pop_front() {
             runnable.run();
         }
+        *self.running.borrow_mut() = batch;
         self.apply_changes(ctx);
         if self.shared.queued() > 0 {
             ctx.limit_next_wait(Duration::ZERO);
@@ -478,11 +499,13 @@ impl Drop for Driver {
         while let Some(runnable) = inner.shared.pop() {
             drop(runnable);
         }
+        drop(inner.running.take());
         loop {
             let batch = std::mem::take(&mut *inner.changes.borrow_mut());
             if batch.is_empty() {
                 break;
             }
+            inner.work.set(inner.work.get() - 1);
             drop(batch);
         }
     }

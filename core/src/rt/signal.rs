@@ -40,6 +40,7 @@ impl SignalShared {
             }
         });
         let result = made.and_then(|id| {
+            registry.make_internal(id);
             self.event.set(Some(id));
             registry.add(id, None)
         });

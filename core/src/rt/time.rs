@@ -72,6 +72,7 @@ impl TimerShared {
                 });
                 match made {
                     Ok(id) => {
+                        registry.make_internal(id);
                         self.event.set(Some(id));
                         id
                     }
