@@ -131,6 +131,66 @@ fn events(base: &Base<()>) -> usize {
     base.dump_events().lines().count()
 }
 
+/// A read that returns less than asked ends readiness on a stream socket (no extra call that
+/// would fail with `WouldBlock`), yet the end of file behind it is still seen: whether the
+/// bytes and the close arrive before the first wait or while a task waits, and on TCP and
+/// Unix streams alike.
+pub fn async_short_reads_still_see_end_of_file(h: &Harness) {
+    let mut base = h.base::<()>();
+    let rt = Runtime::new(&mut base).unwrap();
+    // Bytes and close before anything is watched.
+    let (a, b) = tcp_pair();
+    let mut b_writer = b;
+    b_writer.write_all(b"hello").unwrap();
+    drop(b_writer);
+    let a = Async::new(&rt, a).unwrap();
+    let got = rt
+        .block_on(&mut base, &mut (), async {
+            let mut buf = Vec::new();
+            (&a).read_to_end(&mut buf).await.map(|_| buf)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"hello");
+    // Bytes, then the close, while a task waits.
+    let (a, b) = tcp_pair();
+    let a = Async::new(&rt, a).unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut b = b;
+        std::thread::sleep(Duration::from_millis(20));
+        b.write_all(b"one").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        // The close right behind the bytes: one report for both, on an edge-triggered
+        // backend the only one.
+        b.write_all(b"two").unwrap();
+    });
+    let got = rt
+        .block_on(&mut base, &mut (), async {
+            let mut buf = Vec::new();
+            (&a).read_to_end(&mut buf).await.map(|_| buf)
+        })
+        .unwrap()
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(got, b"onetwo");
+    #[cfg(unix)]
+    {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut b = b;
+        b.write_all(b"unix").unwrap();
+        drop(b);
+        let a = Async::new(&rt, a).unwrap();
+        let got = rt
+            .block_on(&mut base, &mut (), async {
+                let mut buf = Vec::new();
+                (&a).read_to_end(&mut buf).await.map(|_| buf)
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, b"unix");
+    }
+}
+
 /// A task waiting on a socket is cancelled (its `Task` dropped): the loop frees the socket's
 /// event and then closes it (the peer sees end of file), a later write wakes nothing, and
 /// the base is left with the events it had before.

@@ -268,6 +268,7 @@ scenario_list! {
     hooks::precise_timers_are_never_early,
     async_io::async_readiness_matches_callbacks,
     async_io::async_future_dropped_mid_wait,
+    async_io::async_short_reads_still_see_end_of_file,
     async_io::async_1000_concurrent_tasks_on_sockets,
     async_io::async_timers_never_early_and_in_order,
     async_io::async_wake_from_another_thread,

@@ -66,6 +66,11 @@ pub(crate) struct Source {
     fd: RawFd,
     dirs: [Direction; 2],
     released: Cell<bool>,
+    /// The peer's close was reported: a short read no longer proves the fd drained (the end
+    /// of file is still to be read, and an edge-triggered event will not report it again).
+    closed: Cell<bool>,
+    /// Edge-triggered without early close reports: only `WouldBlock` ends readiness.
+    edges_without_close: Cell<bool>,
 }
 
 impl Source {
@@ -98,6 +103,9 @@ impl Source {
         let source = self.clone();
         let callback = move |ctx: &mut crate::Context<'_, D>, _: &mut D| {
             let fired = ctx.fired;
+            if fired.contains(EventFlags::CLOSED) {
+                source.closed.set(true);
+            }
             for (dir, d) in source.dirs.iter().enumerate() {
                 // An error or hang-up is reported as both READ and WRITE.
                 if fired.intersects(FLAGS[dir] | EventFlags::CLOSED) {
@@ -108,7 +116,14 @@ impl Source {
                 }
             }
         };
-        let flags = EventFlags::READ | EventFlags::WRITE | EventFlags::PERSIST | EventFlags::ET;
+        let mut flags = EventFlags::READ | EventFlags::WRITE | EventFlags::PERSIST | EventFlags::ET;
+        // The peer's close as its own report, so that a short read just before it does not
+        // hide the end of file (see `Async::poll_transfer`).
+        if registry.features().contains(Features::EARLY_CLOSE) {
+            flags |= EventFlags::CLOSED;
+        } else {
+            self.edges_without_close.set(true);
+        }
         // SAFETY: as in `watch_level`: the runtime frees the event before the fd is closed.
         let made = unsafe { registry.new_event(self.fd, flags, callback) };
         let result = made.and_then(|id| {
@@ -286,6 +301,8 @@ impl<T: AsFd + 'static> Async<T> {
             fd: fd.as_raw_fd(),
             dirs: Default::default(),
             released: Cell::new(false),
+            closed: Cell::new(false),
+            edges_without_close: Cell::new(false),
         });
         Ok(Async {
             rt: rt.clone(),
@@ -408,7 +425,9 @@ impl<T: 'static> Async<T> {
     /// so readiness is used up without the extra call that would fail with `WouldBlock`
     /// (tokio does the same): one syscall fewer per request in a request-response server.
     /// Data or room arriving after the call is a new edge, or still there for a
-    /// level-triggered event, so nothing is missed. Other fd types (a tty, a seqpacket socket)
+    /// level-triggered event, so nothing is missed; a close already reported (an edge that
+    /// will not come again) keeps the rule off, and so does an edge-triggered backend that
+    /// cannot report closes apart. Other fd types (a tty, a seqpacket socket)
     /// may return short with more pending, so for them only `WouldBlock` ends readiness.
     fn poll_transfer(
         &self,
@@ -419,7 +438,13 @@ impl<T: 'static> Async<T> {
     ) -> Poll<io::Result<usize>> {
         let result = self.poll_op(dir, cx, op);
         if let Poll::Ready(Ok(n)) = result {
-            if n > 0 && n < want && is_stream_socket::<T>() {
+            let src = &self.source;
+            if n > 0
+                && n < want
+                && is_stream_socket::<T>()
+                && !src.closed.get()
+                && !src.edges_without_close.get()
+            {
                 self.source.dirs[dir].use_up();
             }
         }
