@@ -41,6 +41,8 @@ mod remote;
 mod scale;
 pub mod signals;
 mod timers;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod util;
 
 /// Creates the backend under test; called once per base.
@@ -154,9 +156,9 @@ macro_rules! runner {
 pub(crate) use runner;
 
 macro_rules! scenario_list {
-    ($($module:ident :: $name:ident $([unix: $why:literal])? $(requires $req:expr)?),* $(,)?) => {
-        /// Every scenario, in a fixed order.
-        pub fn scenarios() -> Vec<Scenario> {
+    (fn $list:ident; $($module:ident :: $name:ident $([unix: $why:literal])? $(requires $req:expr)?),* $(,)?) => {
+        /// Scenarios, in a fixed order.
+        fn $list() -> Vec<Scenario> {
             vec![$(Scenario {
                 name: stringify!($name),
                 requires: Features::empty() $(| $req)?,
@@ -168,6 +170,7 @@ macro_rules! scenario_list {
 }
 
 scenario_list! {
+    fn listed_scenarios;
     io_events::simple_read,
     io_events::simple_write,
     io_events::two_readers_and_a_writer_on_one_fd,
@@ -277,6 +280,28 @@ scenario_list! {
     hostile::bad_input_gets_clear_errors_and_the_base_keeps_working,
     hostile::more_than_65535_events_on_one_fd_are_refused,
     hostile::injected_faults_lose_nothing,
+}
+
+#[cfg(feature = "tls")]
+scenario_list! {
+    fn tls_scenarios;
+    tls::tls_handshake_then_megabytes_each_way,
+    tls::tls12_when_the_client_offers_only_it,
+    tls::tls_untrusted_certificate_is_one_error,
+    tls::tls_garbage_instead_of_a_client_hello,
+    tls::tls_close_notify_is_eof_and_a_bare_close_is_truncation,
+    tls::tls_small_reads_under_a_high_watermark_reach_the_end,
+    tls::tls_silent_peer_times_out_mid_handshake,
+}
+
+/// Every scenario, in a fixed order; the TLS column (rustls on buffered sockets) last, in a
+/// build with the `tls` feature (the default).
+pub fn scenarios() -> Vec<Scenario> {
+    #[allow(unused_mut)]
+    let mut all = listed_scenarios();
+    #[cfg(feature = "tls")]
+    all.extend(tls_scenarios());
+    all
 }
 
 /// The scenarios for one backend as libtest-mimic trials named `<backend>::<scenario>`.

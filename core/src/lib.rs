@@ -70,4 +70,8 @@ pub use flags::{EventFlags, Features, LoopFlags};
 pub use handle::Handle;
 pub use metrics::LoopMetrics;
 pub use registry::{Callback, Context, Registry, RemoteFn};
+/// The rustls that TLS sockets are built on, re-exported so that a program's configurations
+/// are of the same version (`evloop::rustls::ServerConfig`).
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use signal::signal_name;

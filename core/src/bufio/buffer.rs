@@ -891,19 +891,25 @@ impl Buffer {
 
 /// `send` with `MSG_NOSIGNAL`: a peer that reset the connection gives `EPIPE`, not SIGPIPE.
 #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
-fn send_one_nosignal(fd: crate::fd::BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+pub(crate) fn send_one_nosignal(
+    fd: crate::fd::BorrowedFd<'_>,
+    data: &[u8],
+) -> rustix::io::Result<usize> {
     rustix::net::send(fd, data, rustix::net::SendFlags::NOSIGNAL)
 }
 
 /// macOS has no `MSG_NOSIGNAL`: a buffered socket sets `SO_NOSIGPIPE` on its fd instead.
 /// Windows has no SIGPIPE at all.
 #[cfg(any(target_os = "macos", target_os = "ios", windows))]
-fn send_one_nosignal(fd: crate::fd::BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+pub(crate) fn send_one_nosignal(
+    fd: crate::fd::BorrowedFd<'_>,
+    data: &[u8],
+) -> rustix::io::Result<usize> {
     crate::fd::write(fd, data)
 }
 
 #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
-fn send_nosignal(
+pub(crate) fn send_nosignal(
     fd: crate::fd::BorrowedFd<'_>,
     slices: &[IoSlice<'_>],
 ) -> rustix::io::Result<usize> {
@@ -917,7 +923,7 @@ fn send_nosignal(
 }
 
 #[cfg(any(target_os = "macos", target_os = "ios", windows))]
-fn send_nosignal(
+pub(crate) fn send_nosignal(
     fd: crate::fd::BorrowedFd<'_>,
     slices: &[IoSlice<'_>],
 ) -> rustix::io::Result<usize> {

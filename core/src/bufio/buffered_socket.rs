@@ -114,6 +114,9 @@ struct State<D> {
     partner: Option<Weak<RefCell<State<D>>>>,
     close_on_free: bool,
     freed: bool,
+    /// TLS between the fd and the buffers (`tls_server`, `tls_client`).
+    #[cfg(feature = "tls")]
+    tls: Option<Box<super::tls::TlsLayer>>,
 }
 
 fn busy() -> io::Error {
@@ -179,6 +182,8 @@ impl<D> State<D> {
             partner: None,
             close_on_free: options.close_on_free,
             freed: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -200,6 +205,10 @@ impl<D> State<D> {
         }
         // A pair's "events" are timers: armed only while a timeout is set.
         let pair = self.fd == NO_FD;
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.tls_sync(ops);
+        }
         if let Some(ev) = self.read_ev {
             let want = self.enabled.contains(EventFlags::READ)
                 && (self.read_high == 0 || self.input.len() < self.read_high)
@@ -348,6 +357,16 @@ impl<D> State<D> {
                 other.schedule(ops);
             }
         }
+        #[cfg(feature = "tls")]
+        if let Some(mut tls) = self.tls.take() {
+            // close_notify after what the output still holds, one try: freeing a plain
+            // socket also drops what the kernel would not take.
+            if self.fd != NO_FD {
+                let raw = self.fd;
+                // SAFETY: as in `borrowed_fd`: the fd is still open here.
+                tls.close(&mut self.output, unsafe { BorrowedFd::borrow_raw(raw) });
+            }
+        }
         let fd = self.owned.take();
         if self.close_on_free {
             drop(fd);
@@ -448,6 +467,11 @@ impl<D> State<D> {
             });
         match error {
             None => {
+                // Over TLS, CONNECTED waits for the handshake's end.
+                #[cfg(feature = "tls")]
+                if self.tls.is_some() {
+                    return true;
+                }
                 self.pending.events |= BevEvent::CONNECTED;
                 true
             }
@@ -468,6 +492,10 @@ impl<D> State<D> {
             self.enabled = self.enabled.without(EventFlags::READ);
             self.pending.events |= BevEvent::TIMEOUT | BevEvent::READING;
             return;
+        }
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.tls_readable();
         }
         let room = if self.read_high > 0 {
             self.read_high.saturating_sub(self.input.len())
@@ -524,6 +552,10 @@ impl<D> State<D> {
 
     /// One `writev` of the output; a drain to the low watermark makes the write callback due.
     fn write_now(&mut self) {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.tls_write_now();
+        }
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd`.
         let fd = unsafe { BorrowedFd::borrow_raw(raw) };
@@ -547,6 +579,137 @@ impl<D> State<D> {
                 self.pending.error = Some(e);
             }
         }
+    }
+}
+
+/// The TLS paths of the state machine: the same events and callbacks, with rustls between
+/// the fd and the buffers (see `tls.rs`).
+#[cfg(feature = "tls")]
+impl<D> State<D> {
+    /// The fd readable: read and decrypt records, send what rustls answers (handshake
+    /// messages, an alert), then move plaintext to the input.
+    fn tls_readable(&mut self) {
+        let raw = self.fd;
+        // SAFETY: as in `borrowed_fd`.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        let tls = self.tls.as_mut().expect("on the TLS path");
+        let received = tls.receive(fd);
+        // Whatever the records said, send what rustls queued: a handshake reply, or the
+        // alert that tells the peer why we give up.
+        let sent = tls.send(fd);
+        if let Err(e) = received {
+            return self.tls_fail(e, BevEvent::READING);
+        }
+        if let Err(e) = sent {
+            return self.tls_fail(e, BevEvent::WRITING);
+        }
+        self.tls_progress();
+    }
+
+    /// Report the handshake's end once, and move decrypted plaintext to the input as far as
+    /// the high watermark allows. Also called from `sync`, so plaintext rustls still holds
+    /// reaches the input when the user drains it, without waiting for the fd (libevent#690).
+    fn tls_progress(&mut self) {
+        let tls = self.tls.as_mut().expect("on the TLS path");
+        if tls.just_connected() {
+            self.pending.events |= BevEvent::CONNECTED;
+        }
+        if !self.enabled.contains(EventFlags::READ) {
+            return;
+        }
+        let room = if self.read_high > 0 {
+            self.read_high.saturating_sub(self.input.len())
+        } else {
+            usize::MAX
+        };
+        if room == 0 {
+            return;
+        }
+        match tls.pull(&mut self.input, room) {
+            Ok(super::tls::Pulled::Bytes(n)) => {
+                if n > 0 && self.input.len() >= self.read_low.max(1) {
+                    self.pending.read = true;
+                }
+            }
+            Ok(super::tls::Pulled::CloseNotify) => {
+                self.enabled = self.enabled.without(EventFlags::READ);
+                self.pending.events |= BevEvent::EOF | BevEvent::READING;
+            }
+            Ok(super::tls::Pulled::Truncated) => self.tls_fail(
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "TLS: the peer closed fd {} without close_notify (the data may be truncated)",
+                        self.fd
+                    ),
+                ),
+                BevEvent::READING,
+            ),
+            Err(e) => self.tls_fail(e, BevEvent::READING),
+        }
+    }
+
+    /// Hand the output's plaintext to rustls and send records until the fd would block; the
+    /// write callback is due once the plaintext is all sent (down to the low watermark).
+    fn tls_write_now(&mut self) {
+        let raw = self.fd;
+        // SAFETY: as in `borrowed_fd`.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        let tls = self.tls.as_mut().expect("on the TLS path");
+        let result = tls.flush(&mut self.output, fd);
+        match result {
+            Ok(_) => {
+                let drained = self.output.len() <= self.write_low
+                    && (self.write_low > 0 || !tls.wants_write());
+                let due = drained && tls.take_plaintext_sent();
+                if due && self.has_callback(WRITE_CB) {
+                    self.pending.write = true;
+                }
+            }
+            Err(e) => self.tls_fail(e, BevEvent::WRITING),
+        }
+    }
+
+    /// A TLS or fd error: both directions stop, one ERROR event carries it.
+    fn tls_fail(&mut self, e: io::Error, dir: BevEvent) {
+        self.enabled = EventFlags::empty();
+        self.pending.events |= BevEvent::ERROR | dir;
+        if self.pending.error.is_none() {
+            self.pending.error = Some(e);
+        }
+    }
+
+    /// `sync` on the TLS path: arm the read event while rustls wants records (reading is
+    /// enabled and the input below its high watermark), the write event while records wait.
+    fn tls_sync(&mut self, ops: &mut Registry<D>) -> io::Result<()> {
+        let before = (self.pending.read, self.pending.write, self.pending.events);
+        if !self.connecting {
+            self.tls_progress();
+            if !self.write_armed
+                && self.enabled.contains(EventFlags::WRITE)
+                && (!self.output.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write()))
+            {
+                self.tls_write_now();
+            }
+        }
+        if (self.pending.read, self.pending.write, self.pending.events) != before
+            && (self.pending.read || self.pending.write || !self.pending.events.is_empty())
+        {
+            self.schedule(ops);
+        }
+        let tls = self.tls.as_ref().expect("on the TLS path");
+        if let Some(ev) = self.read_ev {
+            let want = self.enabled.contains(EventFlags::READ)
+                && (self.read_high == 0 || self.input.len() < self.read_high)
+                && (self.connecting || tls.wants_read());
+            set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
+        }
+        if let Some(ev) = self.write_ev {
+            let want =
+                self.enabled.contains(EventFlags::WRITE) && (self.connecting || tls.wants_write());
+            set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
+        }
+        Ok(())
     }
 }
 
@@ -662,6 +825,13 @@ impl<'b, D> BevContext<'_, 'b, D> {
     /// The socket's fd (-1 for a pair).
     pub fn fd(&self) -> RawFd {
         self.state.fd
+    }
+
+    /// The socket's TLS connection (`None` for a plain socket): negotiated protocol version,
+    /// ALPN protocol, cipher suite, peer certificates.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&rustls::Connection> {
+        self.state.tls.as_ref().map(|t| &t.conn)
     }
 
     /// The loop: every event operation, `loop_exit`, `loop_break`.
@@ -917,6 +1087,91 @@ impl<D: 'static> BufferedSocket<D> {
         Ok(bev)
     }
 
+    /// A TLS server socket over an accepted, non-blocking socket fd (libevent's
+    /// `bufferevent_openssl_socket_new` in `BUFFEREVENT_SSL_ACCEPTING` state), on rustls.
+    /// The input holds plaintext and the output takes plaintext; everything else works as on
+    /// a plain socket. Reading starts enabled, since the handshake needs it (disabling READ
+    /// pauses the handshake too); CONNECTED arrives when the handshake ends, a failed
+    /// handshake is one ERROR whose error names what TLS said. Freeing the socket sends
+    /// close_notify (after the output's plaintext, as far as the fd takes it at once); the
+    /// peer's close_notify is EOF, and the fd ending without one is an ERROR of kind
+    /// `UnexpectedEof` (truncation).
+    ///
+    /// # Errors
+    ///
+    /// rustls refused the configuration, or the base cannot create the socket's events.
+    #[cfg(feature = "tls")]
+    pub fn tls_server(
+        ops: &mut Registry<D>,
+        fd: OwnedFd,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let conn = rustls::ServerConnection::new(config).map_err(super::tls::tls_error)?;
+        Self::build(ops, Some(fd), options)?.start_tls(ops, conn.into())
+    }
+
+    /// A TLS client socket over a connected, non-blocking socket fd, checking the server's
+    /// certificate against `server_name` (a DNS name or an IP address). As
+    /// [`tls_server`](Self::tls_server) otherwise.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming `server_name` if it is neither a DNS name nor an address;
+    /// rustls refused the configuration; the base cannot create the socket's events.
+    #[cfg(feature = "tls")]
+    pub fn tls_client(
+        ops: &mut Registry<D>,
+        fd: OwnedFd,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let conn = client_connection(config, server_name)?;
+        Self::build(ops, Some(fd), options)?.start_tls(ops, conn.into())
+    }
+
+    /// [`connect`](Self::connect), then a TLS handshake as [`tls_client`](Self::tls_client):
+    /// CONNECTED once both are done; a refused connect or a failed handshake is one ERROR.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect) and [`tls_client`](Self::tls_client).
+    #[cfg(feature = "tls")]
+    pub fn tls_connect(
+        ops: &mut Registry<D>,
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let conn = client_connection(config, server_name)?;
+        Self::connect(ops, addr, options)?.start_tls(ops, conn.into())
+    }
+
+    #[cfg(feature = "tls")]
+    fn start_tls(self, ops: &mut Registry<D>, conn: rustls::Connection) -> io::Result<Self> {
+        {
+            let mut st = self.state.borrow_mut();
+            st.tls = Some(Box::new(super::tls::TlsLayer::new(conn)));
+            st.enabled |= EventFlags::READ;
+            st.sync(ops)?;
+        }
+        Ok(self)
+    }
+
+    /// Run `f` with the socket's TLS connection (`None` for a plain socket): the negotiated
+    /// protocol version, ALPN protocol, cipher suite and peer certificates.
+    ///
+    /// # Errors
+    ///
+    /// As the other methods: the socket's own callback is running (use
+    /// [`BevContext::tls`] there), or it was freed.
+    #[cfg(feature = "tls")]
+    pub fn with_tls<R>(&self, f: impl FnOnce(Option<&rustls::Connection>) -> R) -> io::Result<R> {
+        self.with(|st| Ok(f(st.tls.as_ref().map(|t| &t.conn))))
+    }
+
     /// Two connected sockets without fds (libevent's `bufferevent_pair_new`): what one writes,
     /// the other reads. Freeing one tells the other EOF.
     ///
@@ -1164,4 +1419,19 @@ impl<D: 'static> BufferedSocket<D> {
     pub fn free(self, ops: &mut Registry<D>) -> io::Result<Option<OwnedFd>> {
         self.with(|st| Ok(st.teardown(ops)))
     }
+}
+
+/// A client connection to `server_name`, or `InvalidInput` naming it.
+#[cfg(feature = "tls")]
+fn client_connection(
+    config: std::sync::Arc<rustls::ClientConfig>,
+    server_name: &str,
+) -> io::Result<rustls::ClientConnection> {
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("TLS server name {server_name:?}: {e}"),
+        )
+    })?;
+    rustls::ClientConnection::new(config, name).map_err(super::tls::tls_error)
 }

@@ -7,6 +7,8 @@
 mod buffer;
 mod buffered_socket;
 mod listener;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
 pub use buffered_socket::{BevCallback, BevContext, BevOptions, BufferedSocket};

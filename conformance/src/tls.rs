@@ -1,0 +1,565 @@
+//! The TLS column: buffered sockets over rustls on this backend. A handshake and megabytes
+//! each way byte-exact; TLS 1.2 and 1.3; an untrusted certificate, garbage instead of a
+//! ClientHello and a silent peer are each one clear event that harms nothing else;
+//! close_notify is EOF and a bare TCP close is truncation; small reads under a high watermark
+//! reach the end (libevent#690). Certificates are made at run time (rcgen): no key material
+//! is committed.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evloop_core::fd::OwnedFd;
+use evloop_core::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use evloop_core::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use evloop_core::{
+    BevContext, BevEvent, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions,
+    Registry,
+};
+
+use crate::util::run_until;
+use crate::Harness;
+
+/// A CA, a server certificate it signed for `localhost` and 127.0.0.1, and configurations
+/// for both ends that speak the ALPN protocol "evloop".
+pub struct TestPki {
+    /// The server's configuration: the certificate chain and its key.
+    pub server: Arc<ServerConfig>,
+    /// A client's configuration that trusts the CA.
+    pub client: Arc<ClientConfig>,
+    /// The CA's certificate, DER.
+    pub ca: CertificateDer<'static>,
+}
+
+/// ring, the provider evloop is tested with: it builds with a C compiler alone, for every
+/// target evloop supports (mingw included). rustls 0.23.48 deprecates its constructor for
+/// lacking post-quantum key exchange, which only aws-lc-rs offers; see the README.
+#[allow(deprecated)]
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TestPki {
+    /// Make a new CA and server certificate (a few milliseconds).
+    pub fn new() -> TestPki {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            "evloop test CA (made at run time)",
+        );
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("server names");
+        let cert = params
+            .signed_by(&key, &ca_cert, &ca_key)
+            .expect("server certificate");
+        let mut server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .expect("server configuration");
+        server.alpn_protocols = vec![b"evloop".to_vec()];
+        let ca = ca_cert.der().clone();
+        TestPki {
+            server: Arc::new(server),
+            client: Arc::new(client_config(&ca, rustls::ALL_VERSIONS)),
+            ca,
+        }
+    }
+}
+
+impl Default for TestPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A client configuration trusting `ca`, offering `versions` and ALPN "evloop".
+pub fn client_config(
+    ca: &CertificateDer<'static>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.clone()).expect("CA certificate");
+    let mut client = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![b"evloop".to_vec()];
+    client
+}
+
+/// What both ends of a scenario record.
+#[derive(Default)]
+struct Log {
+    events: Vec<String>,
+    got: Vec<u8>,
+    server_got: Vec<u8>,
+    errors: Vec<String>,
+    version: Option<rustls::ProtocolVersion>,
+    alpn: Option<Vec<u8>>,
+}
+
+impl Log {
+    fn count(&self, what: &str) -> usize {
+        self.events.iter().filter(|e| e.as_str() == what).count()
+    }
+}
+
+fn name(what: BevEvent) -> &'static str {
+    if what.contains(BevEvent::CONNECTED) {
+        "CONNECTED"
+    } else if what.contains(BevEvent::EOF) {
+        "EOF"
+    } else if what.contains(BevEvent::TIMEOUT) {
+        "TIMEOUT"
+    } else {
+        "ERROR"
+    }
+}
+
+/// Record an event of `side`; free the socket on anything but CONNECTED.
+fn record(side: &str, bev: &mut BevContext<'_, '_, Log>, log: &mut Log) {
+    let what = name(bev.fired());
+    log.events.push(format!("{side} {what}"));
+    if let Some(e) = bev.error() {
+        log.errors.push(format!("{side}: {e} ({:?})", e.kind()));
+    }
+    if what != "CONNECTED" {
+        bev.free();
+    }
+}
+
+/// A TLS server on loopback: echoes what it reads when `echo`, else keeps it in
+/// `server_got`; records its events as "server ...".
+fn tls_server(ops: &mut Registry<Log>, config: Arc<ServerConfig>, echo: bool) -> Listener<Log> {
+    let addr = "127.0.0.1:0".parse().expect("a loopback address");
+    Listener::bind(
+        ops,
+        addr,
+        ListenerOptions::default(),
+        move |ctx, fd, _, _| {
+            let bev = BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default())
+                .expect("TLS socket");
+            bev.set_read_callback(move |bev, log: &mut Log| {
+                if echo {
+                    let (input, output) = bev.buffers();
+                    output.append_buffer(input).expect("unfrozen buffers");
+                } else {
+                    let mut chunk = vec![0u8; bev.input().len()];
+                    bev.input().remove(&mut chunk).expect("input");
+                    log.server_got.extend_from_slice(&chunk);
+                }
+            })
+            .expect("fresh socket");
+            bev.set_event_callback(|bev, log| record("server", bev, log))
+                .expect("fresh socket");
+            bev.enable(ctx, EventFlags::READ | EventFlags::WRITE)
+                .expect("enable");
+        },
+    )
+    .expect("listen on loopback")
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// A client that sends `data` on CONNECTED, keeps what comes back in `got`, and frees itself
+/// (close_notify) once `data.len()` bytes came back.
+fn echo_client(
+    ops: &mut Registry<Log>,
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+    data: Vec<u8>,
+) -> BufferedSocket<Log> {
+    let bev = BufferedSocket::tls_connect(ops, addr, config, "localhost", BevOptions::default())
+        .expect("TLS connect");
+    let expect = data.len();
+    bev.set_event_callback(move |bev, log: &mut Log| {
+        if bev.fired().contains(BevEvent::CONNECTED) {
+            let tls = bev.tls().expect("a TLS socket");
+            log.version = tls.protocol_version();
+            log.alpn = tls.alpn_protocol().map(|p| p.to_vec());
+            bev.write(&data).expect("write");
+        }
+        record("client", bev, log);
+    })
+    .expect("fresh socket");
+    bev.set_read_callback(move |bev, log: &mut Log| {
+        let mut chunk = vec![0u8; bev.input().len()];
+        bev.input().remove(&mut chunk).expect("input");
+        log.got.extend_from_slice(&chunk);
+        if log.got.len() >= expect {
+            log.events.push("client done".into());
+            bev.free();
+        }
+    })
+    .expect("fresh socket");
+    bev.enable(ops, EventFlags::READ | EventFlags::WRITE)
+        .expect("enable");
+    bev
+}
+
+/// A handshake, then 4 MiB through an echo server and back, byte-exact; CONNECTED once on
+/// each side, TLS 1.3 with ALPN "evloop"; the client's free sends close_notify, which the
+/// server sees as EOF (not an error).
+pub fn tls_handshake_then_megabytes_each_way(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    let listener = tls_server(&mut base, pki.server.clone(), true);
+    let addr = listener.local_addr().expect("address");
+    let data = pattern(4 << 20);
+    let _client = echo_client(&mut base, addr, pki.client.clone(), data.clone());
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "4 MiB echoed over TLS", |l| {
+        l.count("server EOF") + l.count("server ERROR") > 0
+    });
+    assert!(log.got == data, "the bytes came back changed");
+    assert_eq!(log.count("client CONNECTED"), 1, "{:?}", log.events);
+    assert_eq!(log.count("server CONNECTED"), 1, "{:?}", log.events);
+    assert_eq!(
+        log.count("server EOF"),
+        1,
+        "{:?} {:?}",
+        log.events,
+        log.errors
+    );
+    assert_eq!(log.version, Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(log.alpn.as_deref(), Some(&b"evloop"[..]));
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    listener.free(&mut base).expect("free the listener");
+}
+
+/// A client that offers only TLS 1.2 gets TLS 1.2, and the echo works as on 1.3.
+pub fn tls12_when_the_client_offers_only_it(h: &Harness) {
+    let pki = TestPki::new();
+    let client = Arc::new(client_config(&pki.ca, &[&rustls::version::TLS12]));
+    let mut base = h.base::<Log>();
+    let listener = tls_server(&mut base, pki.server.clone(), true);
+    let addr = listener.local_addr().expect("address");
+    let data = pattern(100_000);
+    let _client = echo_client(&mut base, addr, client, data.clone());
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "echo over TLS 1.2", |l| {
+        l.count("server EOF") + l.count("server ERROR") > 0
+    });
+    assert!(log.got == data);
+    assert_eq!(log.version, Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(
+        log.count("server EOF"),
+        1,
+        "{:?} {:?}",
+        log.events,
+        log.errors
+    );
+    listener.free(&mut base).expect("free the listener");
+}
+
+/// A client that does not trust the server's CA: one ERROR on the client naming the
+/// certificate problem, an ERROR on the server (the alert), no CONNECTED, nothing read; then
+/// a trusting client on the same base works.
+pub fn tls_untrusted_certificate_is_one_error(h: &Harness) {
+    let pki = TestPki::new();
+    let stranger = TestPki::new(); // another CA
+    let mut base = h.base::<Log>();
+    let listener = tls_server(&mut base, pki.server.clone(), true);
+    let addr = listener.local_addr().expect("address");
+    let _bad = echo_client(&mut base, addr, stranger.client.clone(), b"secret".to_vec());
+    let mut log = Log::default();
+    run_until(
+        &mut base,
+        &mut log,
+        "the handshake fails on both sides",
+        |l| l.count("client ERROR") == 1 && l.count("server ERROR") + l.count("server EOF") == 1,
+    );
+    assert_eq!(log.count("client CONNECTED"), 0);
+    assert_eq!(log.count("server CONNECTED"), 0);
+    let client_error = log
+        .errors
+        .iter()
+        .find(|e| e.starts_with("client"))
+        .expect("the client's error");
+    assert!(
+        client_error.contains("TLS") && client_error.contains("certificate"),
+        "{client_error}"
+    );
+    assert!(log.got.is_empty());
+    // The loop is unharmed: a client that trusts the CA gets through.
+    let _good = echo_client(&mut base, addr, pki.client.clone(), b"hello".to_vec());
+    run_until(&mut base, &mut log, "a good client after a bad one", |l| {
+        l.count("client done") == 1
+    });
+    assert_eq!(log.got, b"hello");
+    listener.free(&mut base).expect("free the listener");
+}
+
+/// A peer that sends plain text instead of a ClientHello: the server reports one ERROR that
+/// says TLS, and closes; the peer reads at most an alert, then end of file.
+pub fn tls_garbage_instead_of_a_client_hello(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    let listener = tls_server(&mut base, pki.server.clone(), true);
+    let addr = listener.local_addr().expect("address");
+    let mut peer = TcpStream::connect(addr).expect("connect");
+    peer.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("write");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "the server rejects garbage", |l| {
+        l.count("server ERROR") == 1
+    });
+    assert!(log.errors[0].contains("TLS"), "{:?}", log.errors);
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = peer.read_to_end(&mut answer);
+    // An alert record (content type 21), or nothing.
+    assert!(answer.is_empty() || answer[0] == 21, "{answer:?}");
+    listener.free(&mut base).expect("free the listener");
+}
+
+/// close_notify both ways is EOF; a TCP close without it is an ERROR of kind `UnexpectedEof`
+/// (truncation), distinct from EOF.
+pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    // A server that answers "ok" to "bye" and frees itself (its close_notify follows "ok").
+    let addr = "127.0.0.1:0".parse().expect("a loopback address");
+    let config = pki.server.clone();
+    let listener = Listener::bind(
+        &mut base,
+        addr,
+        ListenerOptions::default(),
+        move |ctx, fd, _, _| {
+            let bev = BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default())
+                .expect("TLS socket");
+            bev.set_read_callback(|bev, log: &mut Log| {
+                let mut chunk = vec![0u8; bev.input().len()];
+                bev.input().remove(&mut chunk).expect("input");
+                log.server_got.extend_from_slice(&chunk);
+                if log.server_got.ends_with(b"bye") {
+                    bev.write(b"ok").expect("write");
+                    bev.free();
+                }
+            })
+            .expect("fresh socket");
+            bev.set_event_callback(|bev, log| record("server", bev, log))
+                .expect("fresh socket");
+            bev.enable(ctx, EventFlags::READ).expect("enable");
+        },
+    )
+    .expect("listen");
+    let addr = listener.local_addr().expect("address");
+    // The server's close_notify reaches the client as EOF, after "ok".
+    let client = BufferedSocket::tls_connect(
+        &mut base,
+        addr,
+        pki.client.clone(),
+        "localhost",
+        BevOptions::default(),
+    )
+    .expect("connect");
+    client
+        .set_event_callback(|bev, log: &mut Log| {
+            if bev.fired().contains(BevEvent::CONNECTED) {
+                bev.write(b"bye").expect("write");
+            }
+            record("client", bev, log);
+        })
+        .expect("fresh socket");
+    client
+        .set_read_callback(|bev, log: &mut Log| {
+            let mut chunk = vec![0u8; bev.input().len()];
+            bev.input().remove(&mut chunk).expect("input");
+            log.got.extend_from_slice(&chunk);
+        })
+        .expect("fresh socket");
+    client.enable(&mut base, EventFlags::READ).expect("enable");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "the server's close_notify", |l| {
+        l.count("client EOF") + l.count("client ERROR") > 0
+    });
+    assert_eq!(log.got, b"ok");
+    assert_eq!(
+        log.count("client EOF"),
+        1,
+        "{:?} {:?}",
+        log.events,
+        log.errors
+    );
+
+    // A client whose TCP connection is shut without close_notify: the server hears truncation.
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nonblocking(true).expect("non-blocking");
+    let cut = stream.try_clone().expect("clone");
+    let fd: OwnedFd = stream.into();
+    let bare = BufferedSocket::tls_client(
+        &mut base,
+        fd,
+        pki.client.clone(),
+        "localhost",
+        BevOptions::default(),
+    )
+    .expect("TLS client");
+    bare.set_event_callback(|bev, log| record("bare", bev, log))
+        .expect("fresh socket");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "both ends of the handshake", |l| {
+        l.count("bare CONNECTED") == 1 && l.count("server CONNECTED") == 1
+    });
+    cut.shutdown(Shutdown::Both).expect("shutdown");
+    run_until(&mut base, &mut log, "the server hears the cut", |l| {
+        l.count("server ERROR") + l.count("server EOF") > 0
+    });
+    assert_eq!(
+        log.count("server ERROR"),
+        1,
+        "{:?} {:?}",
+        log.events,
+        log.errors
+    );
+    let error = log
+        .errors
+        .iter()
+        .find(|e| e.starts_with("server"))
+        .expect("the server's error");
+    assert!(
+        error.contains("close_notify") && error.contains("UnexpectedEof"),
+        "{error}"
+    );
+    listener.free(&mut base).expect("free the listener");
+}
+
+/// libevent#690: a reader that takes at most 512 bytes per callback, under a 1 KiB high
+/// watermark, still reaches the end of 1 MiB sent as 16 KiB records (the plaintext rustls
+/// holds reaches the input without the fd becoming readable again), then EOF.
+pub fn tls_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    const TOTAL: usize = 1 << 20;
+    let addr = "127.0.0.1:0".parse().expect("a loopback address");
+    let config = pki.server.clone();
+    let listener = Listener::bind(
+        &mut base,
+        addr,
+        ListenerOptions::default(),
+        move |ctx, fd, _, _| {
+            let bev = BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default())
+                .expect("TLS socket");
+            // Send everything once connected; free once it is all sent.
+            bev.set_event_callback(|bev, log: &mut Log| {
+                if bev.fired().contains(BevEvent::CONNECTED) {
+                    bev.write(&pattern(TOTAL)).expect("write");
+                }
+                record("server", bev, log);
+            })
+            .expect("fresh socket");
+            bev.set_write_callback(|bev, _| {
+                bev.free();
+            })
+            .expect("fresh socket");
+        },
+    )
+    .expect("listen");
+    let addr = listener.local_addr().expect("address");
+    let client = BufferedSocket::tls_connect(
+        &mut base,
+        addr,
+        pki.client.clone(),
+        "localhost",
+        BevOptions::default(),
+    )
+    .expect("connect");
+    client
+        .set_read_watermark(&mut base, 0, 1024)
+        .expect("watermark");
+    client
+        .set_read_callback(|bev, log: &mut Log| {
+            let n = bev.input().len().min(512);
+            let mut chunk = vec![0u8; n];
+            bev.input().remove(&mut chunk).expect("input");
+            log.got.extend_from_slice(&chunk);
+        })
+        .expect("fresh socket");
+    client
+        .set_event_callback(|bev, log: &mut Log| {
+            // As on a plain socket, EOF may come while the input still holds bytes the read
+            // callback left there: take them.
+            let mut rest = vec![0u8; bev.input().len()];
+            bev.input().remove(&mut rest).expect("input");
+            assert!(rest.len() <= 1024, "no more than the high watermark waits");
+            log.got.extend_from_slice(&rest);
+            record("client", bev, log)
+        })
+        .expect("fresh socket");
+    client.enable(&mut base, EventFlags::READ).expect("enable");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "1 MiB in reads of 512 bytes", |l| {
+        l.count("client EOF") + l.count("client ERROR") > 0
+    });
+    assert_eq!(log.got.len(), TOTAL, "{:?} {:?}", log.events, log.errors);
+    assert!(log.got == pattern(TOTAL));
+    assert_eq!(
+        log.count("client EOF"),
+        1,
+        "{:?} {:?}",
+        log.events,
+        log.errors
+    );
+    listener.free(&mut base).expect("free the listener");
+}
+
+/// A peer that connects and says nothing: the server socket's read timeout fires during the
+/// handshake (TIMEOUT with READING), not before it is due.
+pub fn tls_silent_peer_times_out_mid_handshake(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    let addr = "127.0.0.1:0".parse().expect("a loopback address");
+    let config = pki.server.clone();
+    let listener = Listener::bind(
+        &mut base,
+        addr,
+        ListenerOptions::default(),
+        move |ctx, fd, _, _| {
+            let bev = BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default())
+                .expect("TLS socket");
+            bev.set_event_callback(|bev, log: &mut Log| {
+                if bev.fired().contains(BevEvent::READING) {
+                    log.events.push("server READING".into());
+                }
+                record("server", bev, log);
+            })
+            .expect("fresh socket");
+            bev.set_timeouts(ctx, Some(Duration::from_millis(100)), None)
+                .expect("timeouts");
+        },
+    )
+    .expect("listen");
+    let addr = listener.local_addr().expect("address");
+    let started = Instant::now();
+    let _silent = TcpStream::connect(addr).expect("connect");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "the handshake timeout", |l| {
+        l.count("server TIMEOUT") + l.count("server ERROR") > 0
+    });
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(
+        log.count("server TIMEOUT"),
+        1,
+        "{:?} {:?}",
+        log.events,
+        log.errors
+    );
+    assert_eq!(log.count("server READING"), 1);
+    listener.free(&mut base).expect("free the listener");
+}

@@ -1,0 +1,253 @@
+//! TLS under a [`BufferedSocket`](super::BufferedSocket), on rustls (libevent's
+//! `bufferevent_openssl`): the socket's input holds plaintext, its output takes plaintext, and
+//! this layer moves records between them and the fd.
+//!
+//! rustls is sans-IO: it owns both directions' record buffers, and we hand it the fd to read
+//! from (`read_tls`) and write to (`write_tls`). The socket asks three things of it: is there
+//! something to send (arm the write event), does it want to read (arm the read event), and is
+//! there plaintext it decrypted and still holds (move it to the input as the high watermark
+//! allows, without waiting for the fd: libevent#690 stalls there).
+
+use std::io::{self, Read, Write};
+
+use rustls::Connection;
+
+use super::buffer::Buffer;
+use crate::fd::BorrowedFd;
+
+/// One socket's TLS state.
+pub(crate) struct TlsLayer {
+    pub(crate) conn: Connection,
+    /// CONNECTED was reported (the handshake finished).
+    pub(crate) connected: bool,
+    /// The fd said end of file; nothing more will be read from it.
+    pub(crate) fd_eof: bool,
+    /// rustls took plaintext since the write callback was last made due.
+    plaintext_sent: bool,
+}
+
+/// What reading the fd and decrypting gave.
+pub(crate) enum Received {
+    /// Records read and processed (maybe none: the read would block).
+    Progress,
+    /// The fd is at end of file.
+    Eof,
+}
+
+/// What moving plaintext to the input gave.
+pub(crate) enum Pulled {
+    /// `n` bytes (maybe none) moved; more may come.
+    Bytes(usize),
+    /// The peer sent close_notify and every byte before it was moved: a clean end.
+    CloseNotify,
+    /// The fd ended without close_notify: the stream may have been cut short.
+    Truncated,
+}
+
+/// The fd as rustls's `Read` and `Write`: `recv`, and `send` without SIGPIPE.
+struct FdIo<'a>(BorrowedFd<'a>);
+
+impl Read for FdIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::fd::read(self.0, buf).map_err(io::Error::from)
+    }
+}
+
+impl Write for FdIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        super::buffer::send_one_nosignal(self.0, buf).map_err(io::Error::from)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        super::buffer::send_nosignal(self.0, bufs).map_err(io::Error::from)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A rustls error as an `io::Error` whose message names what TLS said (the alert, the
+/// certificate problem); the rustls error itself is its source, for `downcast`.
+pub(crate) fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, TlsError(e))
+}
+
+/// A rustls error wrapped so that its message starts with "TLS".
+#[derive(Debug)]
+struct TlsError(rustls::Error);
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl TlsLayer {
+    pub(crate) fn new(conn: Connection) -> Self {
+        TlsLayer {
+            conn,
+            connected: false,
+            fd_eof: false,
+            plaintext_sent: false,
+        }
+    }
+
+    /// Whether the read event should be armed: rustls wants records (it wants none while it
+    /// holds plaintext not yet moved, or after close_notify) and the fd has not ended.
+    pub(crate) fn wants_read(&self) -> bool {
+        !self.fd_eof && self.conn.wants_read()
+    }
+
+    /// Whether records wait to be sent.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Read what the fd has (one `read_tls`, at most one buffer's worth of records) and
+    /// process it.
+    ///
+    /// # Errors
+    ///
+    /// The fd's error, or what rustls said of the records (an alert, a certificate it does
+    /// not trust, garbage instead of a handshake). rustls queues the alert to send then, so
+    /// the caller should still [`send`](Self::send).
+    pub(crate) fn receive(&mut self, fd: BorrowedFd<'_>) -> io::Result<Received> {
+        let read = match self.conn.read_tls(&mut FdIo(fd)) {
+            Ok(0) => {
+                self.fd_eof = true;
+                Received::Eof
+            }
+            Ok(_) => Received::Progress,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                return Ok(Received::Progress)
+            }
+            Err(e) => return Err(e),
+        };
+        self.conn.process_new_packets().map_err(tls_error)?;
+        Ok(read)
+    }
+
+    /// Whether the handshake finished since the last call (report CONNECTED once).
+    pub(crate) fn just_connected(&mut self) -> bool {
+        if !self.connected && !self.conn.is_handshaking() {
+            self.connected = true;
+            return true;
+        }
+        false
+    }
+
+    /// Move decrypted plaintext to `input`, at most `room` bytes.
+    pub(crate) fn pull(&mut self, input: &mut Buffer, room: usize) -> io::Result<Pulled> {
+        let mut moved = 0;
+        while moved < room {
+            let want = (room - moved).min(16 * 1024);
+            let space = &mut input.reserve(want)?[..want];
+            match self.conn.reader().read(space) {
+                Ok(0) => {
+                    input.commit(0)?;
+                    return Ok(if moved > 0 {
+                        Pulled::Bytes(moved)
+                    } else {
+                        Pulled::CloseNotify
+                    });
+                }
+                Ok(n) => {
+                    input.commit(n)?;
+                    moved += n;
+                }
+                Err(e) => {
+                    input.commit(0)?;
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock => Ok(Pulled::Bytes(moved)),
+                        io::ErrorKind::UnexpectedEof if moved == 0 => Ok(Pulled::Truncated),
+                        io::ErrorKind::UnexpectedEof => Ok(Pulled::Bytes(moved)),
+                        _ => Err(e),
+                    };
+                }
+            }
+        }
+        Ok(Pulled::Bytes(moved))
+    }
+
+    /// Hand rustls as much of `output` as it takes (it encrypts into records up to its
+    /// buffer limit, and holds plaintext written before the handshake ends); returns how
+    /// many bytes it took.
+    pub(crate) fn push(&mut self, output: &mut Buffer) -> io::Result<usize> {
+        let mut taken_all = 0;
+        while !output.is_empty() {
+            let taken = {
+                let Some(chunk) = output.chunks().next() else {
+                    break;
+                };
+                self.conn.writer().write(chunk)?
+            };
+            if taken == 0 {
+                break;
+            }
+            self.plaintext_sent = true;
+            output.drain(taken)?;
+            taken_all += taken;
+        }
+        Ok(taken_all)
+    }
+
+    /// Encrypt and send the output until the fd would block, the output is empty, or rustls
+    /// takes no more (its buffer is full while the handshake is under way).
+    ///
+    /// # Errors
+    ///
+    /// The fd's error (`EPIPE`, `ECONNRESET`).
+    pub(crate) fn flush(&mut self, output: &mut Buffer, fd: BorrowedFd<'_>) -> io::Result<()> {
+        loop {
+            let taken = self.push(output)?;
+            self.send(fd)?;
+            if self.conn.wants_write() || output.is_empty() || taken == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether plaintext was taken since the last call.
+    pub(crate) fn take_plaintext_sent(&mut self) -> bool {
+        std::mem::take(&mut self.plaintext_sent)
+    }
+
+    /// Write queued records to the fd until it would block or none are left.
+    ///
+    /// # Errors
+    ///
+    /// The fd's error (`EPIPE`, `ECONNRESET`).
+    pub(crate) fn send(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        let mut sent = 0;
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut FdIo(fd)) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Queue close_notify (after whatever plaintext `output` still holds) and try once to
+    /// send it all: what the socket does when it is freed.
+    pub(crate) fn close(&mut self, output: &mut Buffer, fd: BorrowedFd<'_>) {
+        let _ = self.flush(output, fd);
+        self.conn.send_close_notify();
+        let _ = self.send(fd);
+    }
+}
