@@ -526,3 +526,67 @@ fn hyper_hello_answers_keep_alive_requests_and_exits_on_sigterm() {
     kill_process(pid(&child), Signal::TERM).unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// https-hello on every backend: a rustls client that trusts the certificate the example
+/// printed gets `200 OK` twice on one connection (TLS 1.3, ALPN http/1.1); SIGTERM ends it
+/// with status 0. (`.ci/tls-interop` checks it against curl, openssl s_client and wrk.)
+#[cfg(feature = "tls")]
+#[test]
+fn https_hello_answers_over_tls_on_every_backend() {
+    use evloop::rustls::pki_types::pem::PemObject;
+    use evloop::rustls::pki_types::CertificateDer;
+    use evloop::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+    use std::sync::Arc;
+    let all = evloop::supported_methods();
+    for skip in 0..all.len() {
+        let env: Vec<String> = all[..skip]
+            .iter()
+            .map(|b| format!("EVENT_NO{}", b.to_uppercase()))
+            .collect();
+        let env: Vec<&str> = env.iter().map(|s| s.as_str()).collect();
+        let (child, port, stream) = serve("https-hello", &env);
+        let cert = std::env::temp_dir()
+            .join(format!("evloop-https-hello-{port}"))
+            .join("cert.pem");
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&cert).expect("the printed certificate"))
+            .unwrap();
+        #[allow(deprecated)] // ring, as the example uses
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let conn =
+            ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+        let mut tls = StreamOwned::new(conn, stream);
+        for _ in 0..2 {
+            tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            let mut got = Vec::new();
+            let mut byte = [0u8; 1];
+            while !got.ends_with(b"Hello, World!") {
+                tls.read_exact(&mut byte).unwrap();
+                got.push(byte[0]);
+            }
+            assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"), "{env:?}");
+        }
+        assert_eq!(
+            tls.conn.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
+        assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        drop(tls);
+        kill_process(pid(&child), Signal::TERM).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{env:?}: {:?}", out.status);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(all[skip]), "{env:?}: ran on {stderr}");
+        assert!(!stderr.contains("without close_notify"), "{stderr}");
+    }
+}

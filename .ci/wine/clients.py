@@ -5,6 +5,8 @@
     clients.py echo PORT MIB         send MIB MiB on one connection; it must come back byte-exact
     clients.py http PORT N           N keep-alive GET requests on each of 4 connections; each
                                      answer must be the http-hello response
+    clients.py https PORT N CA       http's N requests on each of 4 connections over TLS 1.3,
+                                     verifying the server against the certificate file CA
     clients.py chat PORT             three chat clients: each line reaches the other two,
                                      prefixed by its sender, and never comes back to it
     clients.py proxy PORT MIB        through the proxy on PORT to a target served here on
@@ -135,6 +137,40 @@ def hyper(port, n):
         sys.exit("hyper: wrong answers")
 
 
+def https(port, n, cafile):
+    """http's exact answers over TLS: four keep-alive connections verifying the server's
+    certificate against `cafile` (the one https-hello.exe printed), n requests each."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=cafile)
+    want = (b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\n"
+            b"Hello, World!")
+
+    def client(_):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s = context.wrap_socket(raw, server_hostname="localhost")
+        for _ in range(n):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            got = b""
+            while len(got) < len(want):
+                chunk = s.recv(len(want) - len(got))
+                if not chunk:
+                    return False
+                got += chunk
+            if got != want:
+                return False
+        version = s.version()
+        s.unwrap()  # close_notify, then the TCP close
+        raw.close()
+        return version == "TLSv1.3"
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ok = sum(pool.map(client, range(4)))
+    print(f"https: {ok} of 4 connections got {n} exact answers each over TLS 1.3, certificate verified")
+    if ok != 4:
+        sys.exit("https: wrong answers")
+
+
 def lines_until(f, want):
     while True:
         line = f.readline()
@@ -226,6 +262,8 @@ if __name__ == "__main__":
         http(port, int(sys.argv[3]))
     elif cmd == "hyper":
         hyper(port, int(sys.argv[3]))
+    elif cmd == "https":
+        https(port, int(sys.argv[3]), sys.argv[4])
     elif cmd == "chat":
         chat(port)
     elif cmd == "proxy":

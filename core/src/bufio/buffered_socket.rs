@@ -635,16 +635,21 @@ impl<D> State<D> {
                 self.enabled = self.enabled.without(EventFlags::READ);
                 self.pending.events |= BevEvent::EOF | BevEvent::READING;
             }
-            Ok(super::tls::Pulled::Truncated) => self.tls_fail(
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
+            Ok(super::tls::Pulled::Truncated) => {
+                let message = if tls.connected {
                     format!(
                         "TLS: the peer closed fd {} without close_notify (the data may be truncated)",
                         self.fd
-                    ),
-                ),
-                BevEvent::READING,
-            ),
+                    )
+                } else {
+                    format!(
+                        "TLS: the peer closed fd {} before the handshake finished",
+                        self.fd
+                    )
+                };
+                let e = io::Error::new(io::ErrorKind::UnexpectedEof, message);
+                self.tls_fail(e, BevEvent::READING)
+            }
             Err(e) => self.tls_fail(e, BevEvent::READING),
         }
     }
