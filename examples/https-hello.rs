@@ -1,7 +1,8 @@
 //! http-hello over TLS: the same keep-alive HTTP/1.1 responses, on buffered sockets made
-//! with `BufferedSocket::tls_server` (rustls). Listens on 127.0.0.1:8443 (the first argument
-//! overrides the port) with a self-signed certificate for `localhost` and 127.0.0.1 made at
-//! start, whose path it prints; exits 0 on SIGINT or SIGTERM.
+//! with `BufferedSocket::tls_server` (rustls). `https-hello [port] [cert.pem key.pem]`:
+//! listens on 127.0.0.1:8443 (or `port`) with the given certificate chain and key, or else a
+//! self-signed certificate for `localhost` and 127.0.0.1 made at start, whose path it prints;
+//! exits 0 on SIGINT or SIGTERM.
 //!
 //! ```text
 //! $ cargo run --release --example https-hello &
@@ -15,7 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use evloop::fd::OwnedFd;
-use evloop::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use evloop::rustls::pki_types::pem::PemObject;
+use evloop::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use evloop::rustls::{self, ServerConfig};
 use evloop::{Base, BevOptions, BufferedSocket, Context, EventFlags, Listener, ListenerOptions};
 
@@ -29,6 +31,26 @@ fn self_signed(dir: &std::path::Path) -> io::Result<Arc<ServerConfig>> {
     let cert = rcgen::generate_simple_self_signed(names).map_err(io::Error::other)?;
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("cert.pem"), cert.cert.pem())?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    server_config(vec![cert.cert.der().clone()], key)
+}
+
+/// The certificate chain and key in two PEM files.
+fn from_files(cert: &str, key: &str) -> io::Result<Arc<ServerConfig>> {
+    let named =
+        |file: &str, e: rustls::pki_types::pem::Error| io::Error::other(format!("{file}: {e}"));
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| named(cert, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| named(cert, e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| named(key, e))?;
+    server_config(chain, key)
+}
+
+fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> io::Result<Arc<ServerConfig>> {
     // ring: it builds for every target evloop supports (see the README's dependency table).
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -36,10 +58,7 @@ fn self_signed(dir: &std::path::Path) -> io::Result<Arc<ServerConfig>> {
         .with_safe_default_protocol_versions()
         .map_err(io::Error::other)?
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der())),
-        )
+        .with_single_cert(chain, key)
         .map_err(io::Error::other)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
@@ -74,12 +93,13 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, config: &Arc<ServerConfig>) {
 }
 
 fn main() -> io::Result<()> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8443);
+    let args: Vec<String> = std::env::args().collect();
+    let port: u16 = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(8443);
     let dir = std::env::temp_dir().join(format!("evloop-https-hello-{port}"));
-    let config = self_signed(&dir)?;
+    let (config, cert_path) = match &args[..] {
+        [_, _, cert, key] => (from_files(cert, key)?, std::path::PathBuf::from(cert)),
+        _ => (self_signed(&dir)?, dir.join("cert.pem")),
+    };
     let mut base: Base = evloop::new_base()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let options = ListenerOptions {
@@ -96,7 +116,7 @@ fn main() -> io::Result<()> {
     eprintln!(
         "https-hello: listening on {addr} ({}), certificate in {}",
         base.method(),
-        dir.join("cert.pem").display()
+        cert_path.display()
     );
     base.run(&mut ())?;
     eprintln!("https-hello: stopped");
