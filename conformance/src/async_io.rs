@@ -131,6 +131,19 @@ fn events(base: &Base<()>) -> usize {
     base.dump_events().lines().count()
 }
 
+/// Everything `a` reads until end of file, by `block_on`.
+fn read_all<T: 'static>(rt: &Runtime, base: &mut Base<()>, a: &Async<T>) -> Vec<u8>
+where
+    for<'x> &'x T: Read,
+{
+    rt.block_on(base, &mut (), async {
+        let mut buf = Vec::new();
+        (&*a).read_to_end(&mut buf).await.map(|_| buf)
+    })
+    .unwrap()
+    .unwrap()
+}
+
 /// A read that returns less than asked ends readiness on a stream socket (no extra call that
 /// would fail with `WouldBlock`), yet the end of file behind it is still seen: whether the
 /// bytes and the close arrive before the first wait or while a task waits, and on TCP and
@@ -144,13 +157,7 @@ pub fn async_short_reads_still_see_end_of_file(h: &Harness) {
     b_writer.write_all(b"hello").unwrap();
     drop(b_writer);
     let a = Async::new(&rt, a).unwrap();
-    let got = rt
-        .block_on(&mut base, &mut (), async {
-            let mut buf = Vec::new();
-            (&a).read_to_end(&mut buf).await.map(|_| buf)
-        })
-        .unwrap()
-        .unwrap();
+    let got = read_all(&rt, &mut base, &a);
     assert_eq!(got, b"hello");
     // Bytes, then the close, while a task waits.
     let (a, b) = tcp_pair();
@@ -164,13 +171,7 @@ pub fn async_short_reads_still_see_end_of_file(h: &Harness) {
         // backend the only one.
         b.write_all(b"two").unwrap();
     });
-    let got = rt
-        .block_on(&mut base, &mut (), async {
-            let mut buf = Vec::new();
-            (&a).read_to_end(&mut buf).await.map(|_| buf)
-        })
-        .unwrap()
-        .unwrap();
+    let got = read_all(&rt, &mut base, &a);
     writer.join().unwrap();
     assert_eq!(got, b"onetwo");
     #[cfg(unix)]
@@ -180,13 +181,7 @@ pub fn async_short_reads_still_see_end_of_file(h: &Harness) {
         b.write_all(b"unix").unwrap();
         drop(b);
         let a = Async::new(&rt, a).unwrap();
-        let got = rt
-            .block_on(&mut base, &mut (), async {
-                let mut buf = Vec::new();
-                (&a).read_to_end(&mut buf).await.map(|_| buf)
-            })
-            .unwrap()
-            .unwrap();
+        let got = read_all(&rt, &mut base, &a);
         assert_eq!(got, b"unix");
     }
 }

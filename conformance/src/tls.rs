@@ -140,9 +140,12 @@ fn record(side: &str, bev: &mut BevContext<'_, '_, Log>, log: &mut Log) {
     }
 }
 
-/// A TLS server on loopback: echoes what it reads when `echo`, else keeps it in
-/// `server_got`; records its events as "server ...".
-fn tls_server(ops: &mut Registry<Log>, config: Arc<ServerConfig>, echo: bool) -> Listener<Log> {
+/// A TLS server on loopback; `setup` configures each accepted socket.
+fn tls_listener(
+    ops: &mut Registry<Log>,
+    config: Arc<ServerConfig>,
+    setup: fn(&mut Registry<Log>, &BufferedSocket<Log>),
+) -> Listener<Log> {
     let addr = "127.0.0.1:0".parse().expect("a loopback address");
     Listener::bind(
         ops,
@@ -151,24 +154,30 @@ fn tls_server(ops: &mut Registry<Log>, config: Arc<ServerConfig>, echo: bool) ->
         move |ctx, fd, _, _| {
             let bev = BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default())
                 .expect("TLS socket");
-            bev.set_read_callback(move |bev, log: &mut Log| {
-                if echo {
-                    let (input, output) = bev.buffers();
-                    output.append_buffer(input).expect("unfrozen buffers");
-                } else {
-                    let mut chunk = vec![0u8; bev.input().len()];
-                    bev.input().remove(&mut chunk).expect("input");
-                    log.server_got.extend_from_slice(&chunk);
-                }
-            })
-            .expect("fresh socket");
-            bev.set_event_callback(|bev, log| record("server", bev, log))
-                .expect("fresh socket");
-            bev.enable(ctx, EventFlags::READ | EventFlags::WRITE)
-                .expect("enable");
+            setup(ctx, &bev);
         },
     )
     .expect("listen on loopback")
+}
+
+/// An echo server's socket, recording its events as "server ...".
+fn echo(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>) {
+    bev.set_read_callback(|bev, _| {
+        let (input, output) = bev.buffers();
+        output.append_buffer(input).expect("unfrozen buffers");
+    })
+    .expect("fresh socket");
+    bev.set_event_callback(|bev, log| record("server", bev, log))
+        .expect("fresh socket");
+    bev.enable(ops, EventFlags::READ | EventFlags::WRITE)
+        .expect("enable");
+}
+
+/// Take up to `max` bytes of the input.
+fn take_input(bev: &mut BevContext<'_, '_, Log>, max: usize) -> Vec<u8> {
+    let mut chunk = vec![0u8; bev.input().len().min(max)];
+    bev.input().remove(&mut chunk).expect("input");
+    chunk
 }
 
 fn pattern(n: usize) -> Vec<u8> {
@@ -197,9 +206,8 @@ fn echo_client(
     })
     .expect("fresh socket");
     bev.set_read_callback(move |bev, log: &mut Log| {
-        let mut chunk = vec![0u8; bev.input().len()];
-        bev.input().remove(&mut chunk).expect("input");
-        log.got.extend_from_slice(&chunk);
+        let got = take_input(bev, usize::MAX);
+        log.got.extend_from_slice(&got);
         if log.got.len() >= expect {
             log.events.push("client done".into());
             bev.free();
@@ -217,7 +225,7 @@ fn echo_client(
 pub fn tls_handshake_then_megabytes_each_way(h: &Harness) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
-    let listener = tls_server(&mut base, pki.server.clone(), true);
+    let listener = tls_listener(&mut base, pki.server.clone(), echo);
     let addr = listener.local_addr().expect("address");
     let data = pattern(4 << 20);
     let _client = echo_client(&mut base, addr, pki.client.clone(), data.clone());
@@ -246,7 +254,7 @@ pub fn tls12_when_the_client_offers_only_it(h: &Harness) {
     let pki = TestPki::new();
     let client = Arc::new(client_config(&pki.ca, &[&rustls::version::TLS12]));
     let mut base = h.base::<Log>();
-    let listener = tls_server(&mut base, pki.server.clone(), true);
+    let listener = tls_listener(&mut base, pki.server.clone(), echo);
     let addr = listener.local_addr().expect("address");
     let data = pattern(100_000);
     let _client = echo_client(&mut base, addr, client, data.clone());
@@ -273,7 +281,7 @@ pub fn tls_untrusted_certificate_is_one_error(h: &Harness) {
     let pki = TestPki::new();
     let stranger = TestPki::new(); // another CA
     let mut base = h.base::<Log>();
-    let listener = tls_server(&mut base, pki.server.clone(), true);
+    let listener = tls_listener(&mut base, pki.server.clone(), echo);
     let addr = listener.local_addr().expect("address");
     let _bad = echo_client(&mut base, addr, stranger.client.clone(), b"secret".to_vec());
     let mut log = Log::default();
@@ -309,7 +317,7 @@ pub fn tls_untrusted_certificate_is_one_error(h: &Harness) {
 pub fn tls_garbage_instead_of_a_client_hello(h: &Harness) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
-    let listener = tls_server(&mut base, pki.server.clone(), true);
+    let listener = tls_listener(&mut base, pki.server.clone(), echo);
     let addr = listener.local_addr().expect("address");
     let mut peer = TcpStream::connect(addr).expect("connect");
     peer.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -334,31 +342,20 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
     // A server that answers "ok" to "bye" and frees itself (its close_notify follows "ok").
-    let addr = "127.0.0.1:0".parse().expect("a loopback address");
-    let config = pki.server.clone();
-    let listener = Listener::bind(
-        &mut base,
-        addr,
-        ListenerOptions::default(),
-        move |ctx, fd, _, _| {
-            let bev = BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default())
-                .expect("TLS socket");
-            bev.set_read_callback(|bev, log: &mut Log| {
-                let mut chunk = vec![0u8; bev.input().len()];
-                bev.input().remove(&mut chunk).expect("input");
-                log.server_got.extend_from_slice(&chunk);
-                if log.server_got.ends_with(b"bye") {
-                    bev.write(b"ok").expect("write");
-                    bev.free();
-                }
-            })
+    let listener = tls_listener(&mut base, pki.server.clone(), |ops, bev| {
+        bev.set_read_callback(|bev, log: &mut Log| {
+            let got = take_input(bev, usize::MAX);
+            log.server_got.extend_from_slice(&got);
+            if log.server_got.ends_with(b"bye") {
+                bev.write(b"ok").expect("write");
+                bev.free();
+            }
+        })
+        .expect("fresh socket");
+        bev.set_event_callback(|bev, log| record("server", bev, log))
             .expect("fresh socket");
-            bev.set_event_callback(|bev, log| record("server", bev, log))
-                .expect("fresh socket");
-            bev.enable(ctx, EventFlags::READ).expect("enable");
-        },
-    )
-    .expect("listen");
+        bev.enable(ops, EventFlags::READ).expect("enable");
+    });
     let addr = listener.local_addr().expect("address");
     // The server's close_notify reaches the client as EOF, after "ok".
     let client = BufferedSocket::tls_connect(
@@ -379,9 +376,8 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
         .expect("fresh socket");
     client
         .set_read_callback(|bev, log: &mut Log| {
-            let mut chunk = vec![0u8; bev.input().len()];
-            bev.input().remove(&mut chunk).expect("input");
-            log.got.extend_from_slice(&chunk);
+            let got = take_input(bev, usize::MAX);
+            log.got.extend_from_slice(&got);
         })
         .expect("fresh socket");
     client.enable(&mut base, EventFlags::READ).expect("enable");
@@ -447,30 +443,20 @@ pub fn tls_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
     const TOTAL: usize = 1 << 20;
-    let addr = "127.0.0.1:0".parse().expect("a loopback address");
-    let config = pki.server.clone();
-    let listener = Listener::bind(
-        &mut base,
-        addr,
-        ListenerOptions::default(),
-        move |ctx, fd, _, _| {
-            let bev = BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default())
-                .expect("TLS socket");
-            // Send everything once connected; free once it is all sent.
-            bev.set_event_callback(|bev, log: &mut Log| {
-                if bev.fired().contains(BevEvent::CONNECTED) {
-                    bev.write(&pattern(TOTAL)).expect("write");
-                }
-                record("server", bev, log);
-            })
-            .expect("fresh socket");
-            bev.set_write_callback(|bev, _| {
-                bev.free();
-            })
-            .expect("fresh socket");
-        },
-    )
-    .expect("listen");
+    // Send everything once connected; free once it is all sent.
+    let listener = tls_listener(&mut base, pki.server.clone(), |_, bev| {
+        bev.set_event_callback(|bev, log: &mut Log| {
+            if bev.fired().contains(BevEvent::CONNECTED) {
+                bev.write(&pattern(TOTAL)).expect("write");
+            }
+            record("server", bev, log);
+        })
+        .expect("fresh socket");
+        bev.set_write_callback(|bev, _| {
+            bev.free();
+        })
+        .expect("fresh socket");
+    });
     let addr = listener.local_addr().expect("address");
     let client = BufferedSocket::tls_connect(
         &mut base,
@@ -485,18 +471,15 @@ pub fn tls_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
         .expect("watermark");
     client
         .set_read_callback(|bev, log: &mut Log| {
-            let n = bev.input().len().min(512);
-            let mut chunk = vec![0u8; n];
-            bev.input().remove(&mut chunk).expect("input");
-            log.got.extend_from_slice(&chunk);
+            let got = take_input(bev, 512);
+            log.got.extend_from_slice(&got);
         })
         .expect("fresh socket");
     client
         .set_event_callback(|bev, log: &mut Log| {
             // As on a plain socket, EOF may come while the input still holds bytes the read
             // callback left there: take them.
-            let mut rest = vec![0u8; bev.input().len()];
-            bev.input().remove(&mut rest).expect("input");
+            let rest = take_input(bev, usize::MAX);
             assert!(rest.len() <= 1024, "no more than the high watermark waits");
             log.got.extend_from_slice(&rest);
             record("client", bev, log)
@@ -524,27 +507,17 @@ pub fn tls_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
 pub fn tls_silent_peer_times_out_mid_handshake(h: &Harness) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
-    let addr = "127.0.0.1:0".parse().expect("a loopback address");
-    let config = pki.server.clone();
-    let listener = Listener::bind(
-        &mut base,
-        addr,
-        ListenerOptions::default(),
-        move |ctx, fd, _, _| {
-            let bev = BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default())
-                .expect("TLS socket");
-            bev.set_event_callback(|bev, log: &mut Log| {
-                if bev.fired().contains(BevEvent::READING) {
-                    log.events.push("server READING".into());
-                }
-                record("server", bev, log);
-            })
-            .expect("fresh socket");
-            bev.set_timeouts(ctx, Some(Duration::from_millis(100)), None)
-                .expect("timeouts");
-        },
-    )
-    .expect("listen");
+    let listener = tls_listener(&mut base, pki.server.clone(), |ops, bev| {
+        bev.set_event_callback(|bev, log: &mut Log| {
+            if bev.fired().contains(BevEvent::READING) {
+                log.events.push("server READING".into());
+            }
+            record("server", bev, log);
+        })
+        .expect("fresh socket");
+        bev.set_timeouts(ops, Some(Duration::from_millis(100)), None)
+            .expect("timeouts");
+    });
     let addr = listener.local_addr().expect("address");
     let started = Instant::now();
     let _silent = TcpStream::connect(addr).expect("connect");

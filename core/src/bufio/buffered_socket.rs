@@ -1100,7 +1100,8 @@ impl<D: 'static> BufferedSocket<D> {
     /// handshake is one ERROR whose error names what TLS said. Freeing the socket sends
     /// close_notify (after the output's plaintext, as far as the fd takes it at once); the
     /// peer's close_notify is EOF, and the fd ending without one is an ERROR of kind
-    /// `UnexpectedEof` (truncation).
+    /// `UnexpectedEof` (truncation). An example with both sides is at
+    /// [`tls_connect`](Self::tls_connect).
     ///
     /// # Errors
     ///
@@ -1118,7 +1119,8 @@ impl<D: 'static> BufferedSocket<D> {
 
     /// A TLS client socket over a connected, non-blocking socket fd, checking the server's
     /// certificate against `server_name` (a DNS name or an IP address). As
-    /// [`tls_server`](Self::tls_server) otherwise.
+    /// [`tls_server`](Self::tls_server) otherwise; an example is at
+    /// [`tls_connect`](Self::tls_connect).
     ///
     /// # Errors
     ///
@@ -1142,6 +1144,65 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// As [`connect`](Self::connect) and [`tls_client`](Self::tls_client).
+    ///
+    /// # Examples
+    ///
+    /// A TLS echo server and a client on one loop, with a certificate made for the example:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use evloop::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    /// use evloop::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+    /// use evloop::{BevEvent, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions};
+    ///
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    /// let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.key_pair.serialize_der()));
+    /// #[allow(deprecated)] // ring, see the README
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let server = ServerConfig::builder_with_provider(provider.clone())
+    ///     .with_safe_default_protocol_versions().unwrap()
+    ///     .with_no_client_auth()
+    ///     .with_single_cert(vec![made.cert.der().clone()], key).unwrap();
+    /// let mut roots = RootCertStore::empty();
+    /// roots.add(made.cert.der().clone()).unwrap();
+    /// let client = ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions().unwrap()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    ///
+    /// let mut base: evloop::Base<Vec<u8>> = evloop::new_base()?;
+    /// let server = Arc::new(server);
+    /// let addr = "127.0.0.1:0".parse().unwrap();
+    /// let listener = Listener::bind(&mut base, addr, ListenerOptions::default(), move |ctx, fd, _, _| {
+    ///     let bev = BufferedSocket::tls_server(ctx, fd, server.clone(), BevOptions::default())
+    ///         .expect("a TLS socket");
+    ///     bev.set_read_callback(|bev, _| {
+    ///         let (input, output) = bev.buffers();
+    ///         output.append_buffer(input).unwrap(); // plaintext in, plaintext out
+    ///     }).unwrap();
+    /// })?;
+    /// let client = BufferedSocket::tls_connect(
+    ///     &mut base, listener.local_addr()?, Arc::new(client), "localhost", BevOptions::default())?;
+    /// client.set_event_callback(|bev, _| {
+    ///     if bev.fired().contains(BevEvent::CONNECTED) {
+    ///         bev.write(b"hello").unwrap(); // after the handshake
+    ///     }
+    /// })?;
+    /// client.set_read_callback(|bev, got: &mut Vec<u8>| {
+    ///     let mut chunk = vec![0; bev.input().len()];
+    ///     bev.input().remove(&mut chunk).unwrap();
+    ///     got.extend(chunk);
+    ///     if got.len() == 5 {
+    ///         bev.free(); // sends close_notify
+    ///         bev.context().loop_break();
+    ///     }
+    /// })?;
+    /// client.enable(&mut base, EventFlags::READ)?;
+    /// let mut got = Vec::new();
+    /// base.run(&mut got)?;
+    /// assert_eq!(got, b"hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[cfg(feature = "tls")]
     pub fn tls_connect(
         ops: &mut Registry<D>,
