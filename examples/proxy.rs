@@ -1,6 +1,11 @@
-//! A TCP proxy after libevent's le-proxy: `proxy LISTEN_PORT TARGET_HOST:PORT` accepts on
-//! 127.0.0.1:LISTEN_PORT and connects each client to the target, copying both directions.
+//! A TCP proxy after libevent's le-proxy: `proxy [TLS OPTIONS] LISTEN_PORT TARGET_HOST:PORT`
+//! accepts on 127.0.0.1:LISTEN_PORT and connects each client to the target, copying both
+//! directions.
 //!
+//! - TLS on either side (le-proxy's `-s`, on rustls): `--tls-accept CERT.pem KEY.pem` makes
+//!   clients speak TLS to the proxy; `--tls-connect CA.pem` speaks TLS to the target,
+//!   verifying it against CA.pem under the target's host name (`--tls-name NAME` overrides).
+//!   Either, both or neither; the bytes relayed are the plaintext.
 //! - Backpressure: once `MAX_OUTPUT` bytes wait to go out on one side, the proxy stops reading
 //!   the other side until that output drains to half, so a slow reader holds the proxy's
 //!   memory at about `MAX_OUTPUT` per direction, whatever the fast side sends.
@@ -17,6 +22,11 @@
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+
+#[cfg(feature = "tls")]
+use evloop::rustls;
 
 use evloop::{
     Base, BevContext, BevEvent, BevOptions, Buffer, BufferedSocket, EventFlags, Listener,
@@ -93,11 +103,158 @@ fn wire(bev: &Bev, partner: &Bev) -> std::io::Result<()> {
     bev.set_event_callback(move |bev, _| finish(bev, &to))
 }
 
+/// How each side speaks: plain, or TLS with these configurations.
+#[derive(Default, Clone)]
+struct Tls {
+    #[cfg(feature = "tls")]
+    accept: Option<Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "tls")]
+    connect: Option<(Arc<rustls::ClientConfig>, String)>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: proxy [--tls-accept CERT.pem KEY.pem] [--tls-connect CA.pem [--tls-name NAME]] \
+         LISTEN_PORT TARGET_HOST:PORT"
+    );
+    std::process::exit(2)
+}
+
+#[cfg(feature = "tls")]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[allow(deprecated)] // ring: see the README's TLS section
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+#[cfg(feature = "tls")]
+fn server_config(cert: &str, key: &str) -> std::io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let named = |file: &str, e: rustls::pki_types::pem::Error| {
+        std::io::Error::other(format!("{file}: {e}"))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| named(cert, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| named(cert, e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| named(key, e))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(std::io::Error::other)?;
+    Ok(Arc::new(config))
+}
+
+#[cfg(feature = "tls")]
+fn client_config(ca: &str) -> std::io::Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca)
+        .map_err(|e| std::io::Error::other(format!("{ca}: {e}")))?
+    {
+        roots
+            .add(cert.map_err(|e| std::io::Error::other(format!("{ca}: {e}")))?)
+            .map_err(std::io::Error::other)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The options before the ports: `--tls-accept`, `--tls-connect`, `--tls-name`.
+#[cfg(feature = "tls")]
+fn parse_tls(
+    args: &mut Vec<String>,
+    target_host: impl Fn(&[String]) -> String,
+) -> std::io::Result<Tls> {
+    let mut tls = Tls::default();
+    let (mut ca, mut name) = (None, None);
+    while args.first().is_some_and(|a| a.starts_with("--")) {
+        let flag = args.remove(0);
+        let mut value = || {
+            if args.is_empty() {
+                usage()
+            } else {
+                args.remove(0)
+            }
+        };
+        match flag.as_str() {
+            "--tls-accept" => {
+                let (cert, key) = (value(), value());
+                tls.accept = Some(server_config(&cert, &key)?);
+            }
+            "--tls-connect" => ca = Some(value()),
+            "--tls-name" => name = Some(value()),
+            _ => usage(),
+        }
+    }
+    if let Some(ca) = ca {
+        let name = name.unwrap_or_else(|| target_host(args));
+        tls.connect = Some((client_config(&ca)?, name));
+    }
+    Ok(tls)
+}
+
+/// Built without the `tls` feature: no options.
+#[cfg(not(feature = "tls"))]
+fn parse_tls(args: &mut [String], _: impl Fn(&[String]) -> String) -> std::io::Result<Tls> {
+    if args.first().is_some_and(|a| a.starts_with("--")) {
+        eprintln!("proxy: built without the tls feature");
+        usage();
+    }
+    Ok(Tls::default())
+}
+
+/// The client's socket over the accepted fd, TLS if asked.
+fn accepted(
+    ctx: &mut evloop::Context<'_, ()>,
+    fd: evloop::fd::OwnedFd,
+    tls: &Tls,
+) -> std::io::Result<Bev> {
+    #[cfg(feature = "tls")]
+    if let Some(config) = &tls.accept {
+        return BufferedSocket::tls_server(ctx, fd, config.clone(), BevOptions::default());
+    }
+    let _ = tls;
+    BufferedSocket::new(ctx, fd, BevOptions::default())
+}
+
+/// The target's socket, TLS if asked.
+fn connected(
+    ctx: &mut evloop::Context<'_, ()>,
+    target: SocketAddr,
+    tls: &Tls,
+) -> std::io::Result<Bev> {
+    #[cfg(feature = "tls")]
+    if let Some((config, name)) = &tls.connect {
+        return BufferedSocket::tls_connect(
+            ctx,
+            target,
+            config.clone(),
+            name,
+            BevOptions::default(),
+        );
+    }
+    let _ = tls;
+    BufferedSocket::connect(ctx, target, BevOptions::default())
+}
+
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let tls = parse_tls(&mut args, |rest| {
+        rest.get(1)
+            .and_then(|t| t.rsplit_once(':').map(|(host, _)| host.to_string()))
+            .unwrap_or_default()
+    })?;
+    let mut args = args.into_iter();
     let (Some(port), Some(target)) = (args.next(), args.next()) else {
-        eprintln!("usage: proxy LISTEN_PORT TARGET_HOST:PORT");
-        std::process::exit(2);
+        usage();
     };
     let port: u16 = port.parse().unwrap_or_else(|e| {
         eprintln!("proxy: bad port {port:?}: {e}");
@@ -117,10 +274,10 @@ fn main() -> std::io::Result<()> {
         addr,
         ListenerOptions::default(),
         move |ctx, fd, _, _| {
-            let Ok(client) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
+            let Ok(client) = accepted(ctx, fd, &tls) else {
                 return;
             };
-            let server = match BufferedSocket::connect(ctx, target, BevOptions::default()) {
+            let server = match connected(ctx, target, &tls) {
                 Ok(server) => server,
                 Err(e) => {
                     eprintln!("proxy: connect to {target}: {e}");

@@ -457,6 +457,109 @@ fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
     assert!(child.wait().unwrap().success());
 }
 
+/// The proxy with TLS on both sides of a hop: client → proxy A (plain in, `--tls-connect`) →
+/// proxy B (`--tls-accept`, plain out) → target. 64 MiB up and 16 MiB down byte-exact through
+/// rustls on both ends, then the client's shutdown reaches the target as end of file after
+/// every byte (flush-then-close across TLS: close_notify, not truncation).
+#[cfg(feature = "tls")]
+#[test]
+fn proxy_over_tls_carries_64_mib_byte_exact_and_closes_cleanly() {
+    const UP: usize = 64 << 20;
+    const DOWN: usize = 16 << 20;
+    let dir = std::env::temp_dir().join(format!("evloop-proxy-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap().to_string();
+    let (mut b, b_port, probe) = serve_args(
+        "proxy",
+        |p| {
+            vec![
+                "--tls-accept".into(),
+                cert.clone(),
+                key.clone(),
+                p.to_string(),
+                target_addr.clone(),
+            ]
+        },
+        &[],
+    );
+    drop(probe);
+    let _ = target.accept().unwrap(); // the probe's leg, closed at once
+    let b_addr = format!("127.0.0.1:{b_port}");
+    let (mut a, _, client) = serve_args(
+        "proxy",
+        |p| {
+            let name = "localhost".to_string();
+            vec![
+                "--tls-connect".into(),
+                cert.clone(),
+                "--tls-name".into(),
+                name,
+                p.to_string(),
+                b_addr.clone(),
+            ]
+        },
+        &[],
+    );
+    let (mut server, _) = target.accept().unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let pattern = |i: usize| (i * 13 % 251) as u8;
+    let target_side = std::thread::spawn(move || {
+        let down: Vec<u8> = (0..DOWN).map(|i| pattern(i + 5)).collect();
+        server.write_all(&down).unwrap();
+        let mut got = Vec::with_capacity(UP);
+        server.read_to_end(&mut got).unwrap(); // until the proxies close it
+        got
+    });
+    let mut writer = client.try_clone().unwrap();
+    let up_side = std::thread::spawn(move || {
+        let up: Vec<u8> = (0..UP).map(pattern).collect();
+        writer.write_all(&up).unwrap();
+    });
+    let mut reader = client.try_clone().unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut down_got = vec![0u8; DOWN];
+    reader.read_exact(&mut down_got).unwrap();
+    assert!(
+        down_got
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == pattern(i + 5)),
+        "target to client corrupted"
+    );
+    up_side.join().unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let up_got = target_side.join().unwrap();
+    assert_eq!(up_got.len(), UP);
+    assert!(
+        up_got.iter().enumerate().all(|(i, &b)| b == pattern(i)),
+        "client to target corrupted"
+    );
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    for child in [&mut a, &mut b] {
+        kill_process(pid(child), Signal::INT).unwrap();
+    }
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let said = String::from_utf8_lossy(&a.stderr).to_string() + &String::from_utf8_lossy(&b.stderr);
+    assert!(
+        !said.contains("close_notify"),
+        "a TLS side was cut short: {said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// 16 MiB through the async echo server come back byte-exact, on every backend; SIGINT ends
 /// it with status 0.
 #[test]

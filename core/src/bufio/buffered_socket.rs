@@ -1392,13 +1392,21 @@ impl<D: 'static> BufferedSocket<D> {
         self.with(|st| Ok(st.input.len()))
     }
 
-    /// How many bytes wait in the output.
+    /// How many bytes wait in the output. On a TLS socket, records already encrypted and not
+    /// yet sent count too — as one byte, since rustls does not say how many — so that 0 means
+    /// everything went out (what a flush-then-close waits for).
     ///
     /// # Errors
     ///
     /// Freed or busy.
     pub fn output_len(&self) -> io::Result<usize> {
-        self.with(|st| Ok(st.output.len()))
+        self.with(|st| {
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &st.tls {
+                return Ok(st.output.len() + usize::from(tls.wants_write()));
+            }
+            Ok(st.output.len())
+        })
     }
 
     /// Which directions are enabled (READ, WRITE).
