@@ -460,7 +460,10 @@ fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
 /// The proxy with TLS on both sides of a hop: client → proxy A (plain in, `--tls-connect`) →
 /// proxy B (`--tls-accept`, plain out) → target. 64 MiB up and 16 MiB down byte-exact through
 /// rustls on both ends, then the client's shutdown reaches the target as end of file after
-/// every byte (flush-then-close across TLS: close_notify, not truncation).
+/// every byte (flush-then-close across TLS: close_notify, not truncation). It caught a stall:
+/// a TLS socket stopped moving its output when rustls's buffer had been full before a write
+/// event and the fd then took all of it (one run in about six under load; `ss` showed the
+/// first proxy's client unread and nothing in flight between the proxies).
 #[cfg(feature = "tls")]
 #[test]
 fn proxy_over_tls_carries_64_mib_byte_exact_and_closes_cleanly() {

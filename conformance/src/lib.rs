@@ -291,6 +291,7 @@ scenario_list! {
     tls::tls_garbage_instead_of_a_client_hello,
     tls::tls_close_notify_is_eof_and_a_bare_close_is_truncation,
     tls::tls_small_reads_under_a_high_watermark_reach_the_end,
+    tls::tls_a_large_write_to_a_slow_reader_arrives_whole,
     tls::tls_silent_peer_times_out_mid_handshake,
 }
 

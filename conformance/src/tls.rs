@@ -536,3 +536,58 @@ pub fn tls_silent_peer_times_out_mid_handshake(h: &Harness) {
     assert_eq!(log.count("server READING"), 1);
     listener.free(&mut base).expect("free the listener");
 }
+
+/// A writer that hands its socket 16 MiB at once, to a reader that takes 16 KiB per callback
+/// under a 64 KiB high watermark: every byte arrives, with the writer blocked on the fd
+/// many times on the way.
+pub fn tls_a_large_write_to_a_slow_reader_arrives_whole(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    const TOTAL: usize = 16 << 20;
+    let listener = tls_listener(&mut base, pki.server.clone(), |_, bev| {
+        bev.set_event_callback(|bev, log: &mut Log| {
+            if bev.fired().contains(BevEvent::CONNECTED) {
+                bev.write(&pattern(TOTAL)).expect("write");
+            }
+            record("server", bev, log);
+        })
+        .expect("fresh socket");
+        bev.set_write_callback(|bev, _| {
+            bev.free();
+        })
+        .expect("fresh socket");
+    });
+    let addr = listener.local_addr().expect("address");
+    let client = BufferedSocket::tls_connect(
+        &mut base,
+        addr,
+        pki.client.clone(),
+        "localhost",
+        BevOptions::default(),
+    )
+    .expect("connect");
+    client
+        .set_read_watermark(&mut base, 0, 64 * 1024)
+        .expect("watermark");
+    client
+        .set_read_callback(|bev, log: &mut Log| {
+            let got = take_input(bev, 16 * 1024);
+            log.got.extend_from_slice(&got);
+        })
+        .expect("fresh socket");
+    client
+        .set_event_callback(|bev, log: &mut Log| {
+            let rest = take_input(bev, usize::MAX);
+            log.got.extend_from_slice(&rest);
+            record("client", bev, log)
+        })
+        .expect("fresh socket");
+    client.enable(&mut base, EventFlags::READ).expect("enable");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "16 MiB to a slow reader", |l| {
+        l.count("client EOF") + l.count("client ERROR") > 0
+    });
+    assert_eq!(log.got.len(), TOTAL, "{:?} {:?}", log.events, log.errors);
+    assert!(log.got == pattern(TOTAL));
+    listener.free(&mut base).expect("free the listener");
+}

@@ -663,10 +663,12 @@ impl<D> State<D> {
         let tls = self.tls.as_mut().expect("on the TLS path");
         let result = tls.flush(&mut self.output, fd);
         match result {
-            Ok(_) => {
+            Ok(sent) => {
                 let drained = self.output.len() <= self.write_low
                     && (self.write_low > 0 || !tls.wants_write());
-                let due = drained && tls.take_plaintext_sent();
+                // Due after plaintext was taken, or after records went out (those may be all
+                // that waited: a flush-then-close waits for exactly them).
+                let due = drained && (tls.take_plaintext_sent() | (sent > 0 && tls.connected));
                 if due && self.has_callback(WRITE_CB) {
                     self.pending.write = true;
                 }

@@ -119,6 +119,11 @@ impl TlsLayer {
     /// not trust, garbage instead of a handshake). rustls queues the alert to send then, so
     /// the caller should still [`send`](Self::send).
     pub(crate) fn receive(&mut self, fd: BorrowedFd<'_>) -> io::Result<Received> {
+        // rustls refuses records while it holds plaintext not yet moved (its buffer would
+        // overflow): a read event that fired after reading was paused waits.
+        if !self.conn.wants_read() {
+            return Ok(Received::Progress);
+        }
         let read = match self.conn.read_tls(&mut FdIo(fd)) {
             Ok(0) => {
                 self.fd_eof = true;
@@ -209,12 +214,21 @@ impl TlsLayer {
     /// # Errors
     ///
     /// The fd's error (`EPIPE`, `ECONNRESET`).
-    pub(crate) fn flush(&mut self, output: &mut Buffer, fd: BorrowedFd<'_>) -> io::Result<()> {
+    /// Returns how many record bytes went out.
+    pub(crate) fn flush(&mut self, output: &mut Buffer, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        let mut sent = 0;
         loop {
             let taken = self.push(output)?;
-            self.send(fd)?;
-            if self.conn.wants_write() || output.is_empty() || taken == 0 {
-                return Ok(());
+            let sent_now = self.send(fd)?;
+            sent += sent_now;
+            // Stop when the fd would block (the write event takes over), when the output is
+            // all handed over, or when rustls takes nothing and nothing went out (the
+            // handshake holds it back). Not merely because rustls took nothing: its buffer
+            // may have been full before this round's send emptied it, and stopping then
+            // would leave the output with no write event to move it (a stall, once seen
+            // through two proxies under load).
+            if self.conn.wants_write() || output.is_empty() || (taken == 0 && sent_now == 0) {
+                return Ok(sent);
             }
         }
     }
