@@ -144,7 +144,7 @@ fn record(side: &str, bev: &mut BevContext<'_, '_, Log>, log: &mut Log) {
 fn tls_listener(
     ops: &mut Registry<Log>,
     config: Arc<ServerConfig>,
-    setup: fn(&mut Registry<Log>, &BufferedSocket<Log>),
+    setup: impl Fn(&mut Registry<Log>, &BufferedSocket<Log>) + 'static,
 ) -> Listener<Log> {
     let addr = "127.0.0.1:0".parse().expect("a loopback address");
     Listener::bind(
@@ -436,72 +436,6 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
     listener.free(&mut base).expect("free the listener");
 }
 
-/// libevent#690: a reader that takes at most 512 bytes per callback, under a 1 KiB high
-/// watermark, still reaches the end of 1 MiB sent as 16 KiB records (the plaintext rustls
-/// holds reaches the input without the fd becoming readable again), then EOF.
-pub fn tls_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
-    let pki = TestPki::new();
-    let mut base = h.base::<Log>();
-    const TOTAL: usize = 1 << 20;
-    // Send everything once connected; free once it is all sent.
-    let listener = tls_listener(&mut base, pki.server.clone(), |_, bev| {
-        bev.set_event_callback(|bev, log: &mut Log| {
-            if bev.fired().contains(BevEvent::CONNECTED) {
-                bev.write(&pattern(TOTAL)).expect("write");
-            }
-            record("server", bev, log);
-        })
-        .expect("fresh socket");
-        bev.set_write_callback(|bev, _| {
-            bev.free();
-        })
-        .expect("fresh socket");
-    });
-    let addr = listener.local_addr().expect("address");
-    let client = BufferedSocket::tls_connect(
-        &mut base,
-        addr,
-        pki.client.clone(),
-        "localhost",
-        BevOptions::default(),
-    )
-    .expect("connect");
-    client
-        .set_read_watermark(&mut base, 0, 1024)
-        .expect("watermark");
-    client
-        .set_read_callback(|bev, log: &mut Log| {
-            let got = take_input(bev, 512);
-            log.got.extend_from_slice(&got);
-        })
-        .expect("fresh socket");
-    client
-        .set_event_callback(|bev, log: &mut Log| {
-            // As on a plain socket, EOF may come while the input still holds bytes the read
-            // callback left there: take them.
-            let rest = take_input(bev, usize::MAX);
-            assert!(rest.len() <= 1024, "no more than the high watermark waits");
-            log.got.extend_from_slice(&rest);
-            record("client", bev, log)
-        })
-        .expect("fresh socket");
-    client.enable(&mut base, EventFlags::READ).expect("enable");
-    let mut log = Log::default();
-    run_until(&mut base, &mut log, "1 MiB in reads of 512 bytes", |l| {
-        l.count("client EOF") + l.count("client ERROR") > 0
-    });
-    assert_eq!(log.got.len(), TOTAL, "{:?} {:?}", log.events, log.errors);
-    assert!(log.got == pattern(TOTAL));
-    assert_eq!(
-        log.count("client EOF"),
-        1,
-        "{:?} {:?}",
-        log.events,
-        log.errors
-    );
-    listener.free(&mut base).expect("free the listener");
-}
-
 /// A peer that connects and says nothing: the server socket's read timeout fires during the
 /// handshake (TIMEOUT with READING), not before it is due.
 pub fn tls_silent_peer_times_out_mid_handshake(h: &Harness) {
@@ -537,17 +471,16 @@ pub fn tls_silent_peer_times_out_mid_handshake(h: &Harness) {
     listener.free(&mut base).expect("free the listener");
 }
 
-/// A writer that hands its socket 16 MiB at once, to a reader that takes 16 KiB per callback
-/// under a 64 KiB high watermark: every byte arrives, with the writer blocked on the fd
-/// many times on the way.
-pub fn tls_a_large_write_to_a_slow_reader_arrives_whole(h: &Harness) {
+/// The server writes `total` bytes at once when connected and frees its socket once they
+/// are out; the client reads at most `take` bytes per callback under a `high` watermark.
+/// Every byte arrives, in order, then EOF.
+fn bulk_to_a_slow_reader(h: &Harness, total: usize, high: usize, take: usize, what: &str) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
-    const TOTAL: usize = 16 << 20;
-    let listener = tls_listener(&mut base, pki.server.clone(), |_, bev| {
-        bev.set_event_callback(|bev, log: &mut Log| {
+    let listener = tls_listener(&mut base, pki.server.clone(), move |_, bev| {
+        bev.set_event_callback(move |bev, log: &mut Log| {
             if bev.fired().contains(BevEvent::CONNECTED) {
-                bev.write(&pattern(TOTAL)).expect("write");
+                bev.write(&pattern(total)).expect("write");
             }
             record("server", bev, log);
         })
@@ -567,27 +500,51 @@ pub fn tls_a_large_write_to_a_slow_reader_arrives_whole(h: &Harness) {
     )
     .expect("connect");
     client
-        .set_read_watermark(&mut base, 0, 64 * 1024)
+        .set_read_watermark(&mut base, 0, high)
         .expect("watermark");
     client
-        .set_read_callback(|bev, log: &mut Log| {
-            let got = take_input(bev, 16 * 1024);
+        .set_read_callback(move |bev, log: &mut Log| {
+            let got = take_input(bev, take);
             log.got.extend_from_slice(&got);
         })
         .expect("fresh socket");
     client
-        .set_event_callback(|bev, log: &mut Log| {
+        .set_event_callback(move |bev, log: &mut Log| {
+            // As on a plain socket, EOF may come while the input still holds bytes the read
+            // callback left there: take them.
             let rest = take_input(bev, usize::MAX);
+            assert!(rest.len() <= high, "no more than the high watermark waits");
             log.got.extend_from_slice(&rest);
             record("client", bev, log)
         })
         .expect("fresh socket");
     client.enable(&mut base, EventFlags::READ).expect("enable");
     let mut log = Log::default();
-    run_until(&mut base, &mut log, "16 MiB to a slow reader", |l| {
+    run_until(&mut base, &mut log, what, |l| {
         l.count("client EOF") + l.count("client ERROR") > 0
     });
-    assert_eq!(log.got.len(), TOTAL, "{:?} {:?}", log.events, log.errors);
-    assert!(log.got == pattern(TOTAL));
+    assert_eq!(log.got.len(), total, "{:?} {:?}", log.events, log.errors);
+    assert!(log.got == pattern(total));
+    assert_eq!(
+        log.count("client EOF"),
+        1,
+        "{:?} {:?}",
+        log.events,
+        log.errors
+    );
     listener.free(&mut base).expect("free the listener");
+}
+
+/// libevent#690: a reader that takes at most 512 bytes per callback, under a 1 KiB high
+/// watermark, still reaches the end of 1 MiB sent as 16 KiB records (the plaintext rustls
+/// holds reaches the input without the fd becoming readable again), then EOF.
+pub fn tls_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
+    bulk_to_a_slow_reader(h, 1 << 20, 1024, 512, "1 MiB in reads of 512 bytes");
+}
+
+/// A writer that hands its socket 16 MiB at once, to a reader that takes 16 KiB per callback
+/// under a 64 KiB high watermark: every byte arrives, with the writer blocked on the fd
+/// many times on the way.
+pub fn tls_a_large_write_to_a_slow_reader_arrives_whole(h: &Harness) {
+    bulk_to_a_slow_reader(h, 16 << 20, 64 * 1024, 16 * 1024, "16 MiB to a slow reader");
 }
