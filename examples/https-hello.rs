@@ -11,14 +11,16 @@
 //! $ openssl s_client -connect 127.0.0.1:8443 -CAfile /tmp/evloop-https-hello-8443/cert.pem
 //! ```
 
+#[path = "common/tls.rs"]
+mod tls;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use evloop::fd::OwnedFd;
-use evloop::rustls::pki_types::pem::PemObject;
-use evloop::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use evloop::rustls::{self, ServerConfig};
+use evloop::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use evloop::rustls::ServerConfig;
 use evloop::{Base, BevOptions, BufferedSocket, Context, EventFlags, Listener, ListenerOptions};
 
 const RESPONSE: &[u8] =
@@ -32,36 +34,7 @@ fn self_signed(dir: &std::path::Path) -> io::Result<Arc<ServerConfig>> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("cert.pem"), cert.cert.pem())?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-    server_config(vec![cert.cert.der().clone()], key)
-}
-
-/// The certificate chain and key in two PEM files.
-fn from_files(cert: &str, key: &str) -> io::Result<Arc<ServerConfig>> {
-    let named =
-        |file: &str, e: rustls::pki_types::pem::Error| io::Error::other(format!("{file}: {e}"));
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| named(cert, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| named(cert, e))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| named(key, e))?;
-    server_config(chain, key)
-}
-
-fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-) -> io::Result<Arc<ServerConfig>> {
-    // ring: it builds for every target evloop supports (see the README's dependency table).
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(io::Error::other)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    tls::server_config(vec![cert.cert.der().clone()], key, &[b"http/1.1"])
 }
 
 /// The accept callback: a TLS socket that answers every request (ended by an empty line;
@@ -97,7 +70,10 @@ fn main() -> io::Result<()> {
     let port: u16 = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(8443);
     let dir = std::env::temp_dir().join(format!("evloop-https-hello-{port}"));
     let (config, cert_path) = match &args[..] {
-        [_, _, cert, key] => (from_files(cert, key)?, std::path::PathBuf::from(cert)),
+        [_, _, cert, key] => (
+            tls::server_config_from_files(cert, key, &[b"http/1.1"])?,
+            std::path::PathBuf::from(cert),
+        ),
         _ => (self_signed(&dir)?, dir.join("cert.pem")),
     };
     let mut base: Base = evloop::new_base()?;

@@ -22,6 +22,10 @@
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
+
+#[cfg(feature = "tls")]
+#[path = "common/tls.rs"]
+mod common_tls;
 #[cfg(feature = "tls")]
 use std::sync::Arc;
 
@@ -120,53 +124,6 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
-#[cfg(feature = "tls")]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    #[allow(deprecated)] // ring: see the README's TLS section
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-#[cfg(feature = "tls")]
-fn server_config(cert: &str, key: &str) -> std::io::Result<Arc<rustls::ServerConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let named = |file: &str, e: rustls::pki_types::pem::Error| {
-        std::io::Error::other(format!("{file}: {e}"))
-    };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| named(cert, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| named(cert, e))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| named(key, e))?;
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(std::io::Error::other)?;
-    Ok(Arc::new(config))
-}
-
-#[cfg(feature = "tls")]
-fn client_config(ca: &str) -> std::io::Result<Arc<rustls::ClientConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca)
-        .map_err(|e| std::io::Error::other(format!("{ca}: {e}")))?
-    {
-        roots
-            .add(cert.map_err(|e| std::io::Error::other(format!("{ca}: {e}")))?)
-            .map_err(std::io::Error::other)?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 /// The options before the ports: `--tls-accept`, `--tls-connect`, `--tls-name`.
 #[cfg(feature = "tls")]
 fn parse_tls(
@@ -187,7 +144,7 @@ fn parse_tls(
         match flag.as_str() {
             "--tls-accept" => {
                 let (cert, key) = (value(), value());
-                tls.accept = Some(server_config(&cert, &key)?);
+                tls.accept = Some(common_tls::server_config_from_files(&cert, &key, &[])?);
             }
             "--tls-connect" => ca = Some(value()),
             "--tls-name" => name = Some(value()),
@@ -196,7 +153,7 @@ fn parse_tls(
     }
     if let Some(ca) = ca {
         let name = name.unwrap_or_else(|| target_host(args));
-        tls.connect = Some((client_config(&ca)?, name));
+        tls.connect = Some((common_tls::client_config(&ca)?, name));
     }
     Ok(tls)
 }

@@ -399,35 +399,39 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-#[test]
-fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
-    const UP: usize = 32 << 20;
-    const DOWN: usize = 4 << 20;
-    let target = TcpListener::bind("127.0.0.1:0").unwrap();
-    let target_addr = target.local_addr().unwrap().to_string();
-    let (mut child, _, client) =
-        serve_args("proxy", |p| vec![p.to_string(), target_addr.clone()], &[]);
-    let (mut server, _) = target.accept().unwrap();
-    server
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+/// Through a proxy (or a chain) from `client` to the target's `server`: `down` bytes from
+/// the target (which then waits `pause` before it reads) while `up` bytes go to it, both
+/// byte-exact; the client's shutdown reaches the target as end of file after every byte, and
+/// the client then sees end of file too.
+fn carry_both_ways(
+    client: TcpStream,
+    mut server: TcpStream,
+    up: usize,
+    down: usize,
+    pause: Duration,
+) {
     let pattern = |i: usize| (i * 7 % 251) as u8;
-    // The target reads nothing for a while: the proxy must stop reading the client.
+    server
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let target_side = std::thread::spawn(move || {
-        let down: Vec<u8> = (0..DOWN).map(|i| pattern(i + 3)).collect();
-        server.write_all(&down).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        let mut got = Vec::with_capacity(UP);
+        let sent: Vec<u8> = (0..down).map(|i| pattern(i + 3)).collect();
+        server.write_all(&sent).unwrap();
+        std::thread::sleep(pause);
+        let mut got = Vec::with_capacity(up);
         server.read_to_end(&mut got).unwrap(); // until the proxy closes it
         got
     });
     let mut writer = client.try_clone().unwrap();
     let up_side = std::thread::spawn(move || {
-        let up: Vec<u8> = (0..UP).map(pattern).collect();
-        writer.write_all(&up).unwrap();
+        let sent: Vec<u8> = (0..up).map(pattern).collect();
+        writer.write_all(&sent).unwrap();
     });
     let mut reader = client.try_clone().unwrap();
-    let mut down_got = vec![0u8; DOWN];
+    reader
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut down_got = vec![0u8; down];
     reader.read_exact(&mut down_got).unwrap();
     assert!(
         down_got
@@ -440,7 +444,7 @@ fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
     // Done sending: the proxy flushes what it holds to the target, then closes it.
     client.shutdown(std::net::Shutdown::Write).unwrap();
     let up_got = target_side.join().unwrap();
-    assert_eq!(up_got.len(), UP);
+    assert_eq!(up_got.len(), up);
     assert!(
         up_got.iter().enumerate().all(|(i, &b)| b == pattern(i)),
         "client to target corrupted"
@@ -449,6 +453,19 @@ fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
     let mut rest = Vec::new();
     reader.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+}
+
+#[test]
+fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
+    const UP: usize = 32 << 20;
+    const DOWN: usize = 4 << 20;
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap().to_string();
+    let (mut child, _, client) =
+        serve_args("proxy", |p| vec![p.to_string(), target_addr.clone()], &[]);
+    let (server, _) = target.accept().unwrap();
+    // The target reads nothing for a while: the proxy must stop reading the client.
+    carry_both_ways(client, server, UP, DOWN, Duration::from_millis(500));
     if let Some(peak) = peak_rss_kib(child.id()) {
         // The watermarks hold about 512 KiB per direction; 32 MiB would show.
         assert!(peak < 16 * 1024, "proxy peak RSS {peak} KiB");
@@ -509,47 +526,8 @@ fn proxy_over_tls_carries_64_mib_byte_exact_and_closes_cleanly() {
         },
         &[],
     );
-    let (mut server, _) = target.accept().unwrap();
-    server
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let pattern = |i: usize| (i * 13 % 251) as u8;
-    let target_side = std::thread::spawn(move || {
-        let down: Vec<u8> = (0..DOWN).map(|i| pattern(i + 5)).collect();
-        server.write_all(&down).unwrap();
-        let mut got = Vec::with_capacity(UP);
-        server.read_to_end(&mut got).unwrap(); // until the proxies close it
-        got
-    });
-    let mut writer = client.try_clone().unwrap();
-    let up_side = std::thread::spawn(move || {
-        let up: Vec<u8> = (0..UP).map(pattern).collect();
-        writer.write_all(&up).unwrap();
-    });
-    let mut reader = client.try_clone().unwrap();
-    reader
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut down_got = vec![0u8; DOWN];
-    reader.read_exact(&mut down_got).unwrap();
-    assert!(
-        down_got
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| b == pattern(i + 5)),
-        "target to client corrupted"
-    );
-    up_side.join().unwrap();
-    client.shutdown(std::net::Shutdown::Write).unwrap();
-    let up_got = target_side.join().unwrap();
-    assert_eq!(up_got.len(), UP);
-    assert!(
-        up_got.iter().enumerate().all(|(i, &b)| b == pattern(i)),
-        "client to target corrupted"
-    );
-    let mut rest = Vec::new();
-    reader.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty());
+    let (server, _) = target.accept().unwrap();
+    carry_both_ways(client, server, UP, DOWN, Duration::ZERO);
     for child in [&mut a, &mut b] {
         kill_process(pid(child), Signal::INT).unwrap();
     }

@@ -26,14 +26,6 @@ pub(crate) struct TlsLayer {
     plaintext_sent: bool,
 }
 
-/// What reading the fd and decrypting gave.
-pub(crate) enum Received {
-    /// Records read and processed (maybe none: the read would block).
-    Progress,
-    /// The fd is at end of file.
-    Eof,
-}
-
 /// What moving plaintext to the input gave.
 pub(crate) enum Pulled {
     /// `n` bytes (maybe none) moved; more may come.
@@ -118,30 +110,29 @@ impl TlsLayer {
     /// The fd's error, or what rustls said of the records (an alert, a certificate it does
     /// not trust, garbage instead of a handshake). rustls queues the alert to send then, so
     /// the caller should still [`send`](Self::send).
-    pub(crate) fn receive(&mut self, fd: BorrowedFd<'_>) -> io::Result<Received> {
+    pub(crate) fn receive(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
         // rustls refuses records while it holds plaintext not yet moved (its buffer would
         // overflow): a read event that fired after reading was paused waits.
         if !self.conn.wants_read() {
-            return Ok(Received::Progress);
+            return Ok(());
         }
-        let read = match self.conn.read_tls(&mut FdIo(fd)) {
-            Ok(0) => {
-                self.fd_eof = true;
-                Received::Eof
-            }
-            Ok(_) => Received::Progress,
+        match self.conn.read_tls(&mut FdIo(fd)) {
+            // The end of file is rustls's to report (close_notify or truncation, in `pull`);
+            // here it only stops the reading.
+            Ok(0) => self.fd_eof = true,
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) =>
             {
-                return Ok(Received::Progress)
+                return Ok(())
             }
             Err(e) => return Err(e),
-        };
+        }
         self.conn.process_new_packets().map_err(tls_error)?;
-        Ok(read)
+        Ok(())
     }
 
     /// Whether the handshake finished since the last call (report CONNECTED once).
