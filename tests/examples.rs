@@ -674,3 +674,42 @@ fn https_hello_answers_over_tls_on_every_backend() {
         assert!(!stderr.contains("without close_notify"), "{stderr}");
     }
 }
+
+/// The filter example: whole lines come back upper-cased, a partial line waits for its end,
+/// and the last line without a newline is answered at the client's end of file, after which
+/// the server closes (on every backend).
+#[test]
+fn shout_answers_whole_lines_through_its_filter_on_every_backend() {
+    for env in backend_envs() {
+        let env: Vec<&str> = env.iter().map(|s| s.as_str()).collect();
+        let (mut child, _, mut s) = serve("shout", &env);
+        s.write_all(b"hello\r\nwor").unwrap();
+        let mut first = [0u8; 7];
+        s.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HELLO\r\n", "{env:?}");
+        s.write_all(b"ld\nbye").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        assert_eq!(
+            rest, b"WORLD\nBYE",
+            "{env:?}: the rest, then the server's close"
+        );
+        kill_process(pid(&child), Signal::INT).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+/// One environment per compiled backend: `EVENT_NO*` for those before it in the order
+/// evloop prefers them, so each run picks the next.
+fn backend_envs() -> Vec<Vec<String>> {
+    let all = evloop::supported_methods();
+    (0..all.len())
+        .map(|skip| {
+            all[..skip]
+                .iter()
+                .map(|b| format!("EVENT_NO{}", b.to_uppercase()))
+                .collect()
+        })
+        .collect()
+}

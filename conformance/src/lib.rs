@@ -33,6 +33,7 @@ mod buffered;
 mod control;
 #[cfg(unix)]
 mod differential;
+mod filters;
 mod hooks;
 mod hostile;
 mod io_events;
@@ -280,6 +281,11 @@ scenario_list! {
     hostile::bad_input_gets_clear_errors_and_the_base_keeps_working,
     hostile::more_than_65535_events_on_one_fd_are_refused,
     hostile::injected_faults_lose_nothing,
+    filters::filter_transforms_both_ways_a_line_at_a_time,
+    filters::filter_small_reads_under_a_high_watermark_reach_the_end,
+    filters::filter_error_is_one_error_event,
+    filters::filter_finished_pushes_out_what_was_held_back,
+    filters::filter_free_closes_the_socket_under,
 }
 
 #[cfg(feature = "tls")]
@@ -293,6 +299,7 @@ scenario_list! {
     tls::tls_small_reads_under_a_high_watermark_reach_the_end,
     tls::tls_a_large_write_to_a_slow_reader_arrives_whole,
     tls::tls_silent_peer_times_out_mid_handshake,
+    tls::tls_under_a_filter,
 }
 
 /// Every scenario, in a fixed order; the TLS column (rustls on buffered sockets) last, in a

@@ -548,3 +548,68 @@ pub fn tls_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
 pub fn tls_a_large_write_to_a_slow_reader_arrives_whole(h: &Harness) {
     bulk_to_a_slow_reader(h, 16 << 20, 64 * 1024, 16 * 1024, "16 MiB to a slow reader");
 }
+
+/// A filter stacked on a TLS client: CONNECTED comes through after the handshake, the
+/// filter sees plaintext both ways (ROT13 out, upper-cased lines in), and freeing the
+/// filtered socket sends the TLS socket's close_notify, which the server hears as EOF.
+pub fn tls_under_a_filter(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    let listener = tls_listener(&mut base, pki.server.clone(), |ops, bev| {
+        bev.set_read_callback(|bev, log: &mut Log| {
+            let got = take_input(bev, usize::MAX);
+            log.server_got.extend_from_slice(&got);
+            bev.write(&got).expect("echo");
+        })
+        .expect("fresh socket");
+        bev.set_event_callback(|bev, log| record("server", bev, log))
+            .expect("fresh socket");
+        bev.enable(ops, EventFlags::READ).expect("enable");
+    });
+    let addr = listener.local_addr().expect("address");
+    let tls = BufferedSocket::tls_connect(
+        &mut base,
+        addr,
+        pki.client.clone(),
+        "localhost",
+        BevOptions::default(),
+    )
+    .expect("connect");
+    let client = BufferedSocket::filtered(
+        &mut base,
+        tls,
+        crate::filters::UpperInRot13Out,
+        BevOptions::default(),
+    )
+    .expect("filtered");
+    client
+        .set_event_callback(|bev, log: &mut Log| {
+            if bev.fired().contains(BevEvent::CONNECTED) {
+                bev.write(b"hello\nworld\n").expect("write");
+            }
+            record("client", bev, log);
+        })
+        .expect("fresh socket");
+    client
+        .set_read_callback(|bev, log: &mut Log| {
+            let got = take_input(bev, usize::MAX);
+            log.got.extend_from_slice(&got);
+            if log.got.len() == 12 {
+                bev.free();
+            }
+        })
+        .expect("fresh socket");
+    client.enable(&mut base, EventFlags::READ).expect("enable");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "the server hears EOF", |l| {
+        l.count("server EOF") + l.count("server ERROR") > 0
+    });
+    assert_eq!(log.server_got, b"uryyb\njbeyq\n", "ROT13 inside TLS");
+    assert_eq!(
+        log.got, b"URYYB\nJBEYQ\n",
+        "the reply, upper-cased by lines"
+    );
+    assert_eq!(log.count("client CONNECTED"), 1, "{:?}", log.events);
+    assert_eq!(log.count("server EOF"), 1, "close_notify: {:?}", log.errors);
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+}

@@ -137,13 +137,19 @@ pub fn write_all(fd: impl AsFd, bytes: &[u8]) {
 
 /// Read whatever is available (until `EAGAIN` or end of file).
 pub fn read_available(fd: impl AsFd) -> Vec<u8> {
+    read_available_or_eof(fd).0
+}
+
+/// Read what `fd` has without blocking; returns the bytes and whether the peer closed (end
+/// of file after them).
+pub fn read_available_or_eof(fd: impl AsFd) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match read(fd.as_fd(), &mut buf) {
-            Ok(0) => return out,
+            Ok(0) => return (out, true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(Errno::AGAIN) => return out,
+            Err(Errno::AGAIN) => return (out, false),
             Err(Errno::INTR) => {}
             Err(e) => panic!("read: {e}"),
         }

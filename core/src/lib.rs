@@ -62,8 +62,8 @@ pub use backend::Backend;
 pub use base::{Base, BaseOptions, RunOutcome};
 pub use bufio::{
     AcceptCallback, BevCallback, BevContext, BevEvent, BevOptions, Buffer, BufferChange,
-    BufferedSocket, CallbackId, Eol, IoOutcome, Listener, ListenerErrorCallback, ListenerOptions,
-    PeerAddr,
+    BufferedSocket, CallbackId, Eol, Filter, FilterResult, FlushMode, IoOutcome, Listener,
+    ListenerErrorCallback, ListenerOptions, PeerAddr,
 };
 pub use event::{EventId, Pending};
 pub use flags::{EventFlags, Features, LoopFlags};

@@ -1,6 +1,6 @@
 //! The core's modules form a graph without cycles, read from the sources: a module "uses"
 //! another when its non-test code names `crate::other` (a `use` or a path). `bufio/` counts as
-//! one module. `event.rs` names nothing of the crate but `flags`.
+//! one module, with everything under it. `event.rs` names nothing of the crate but `flags`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,8 +21,17 @@ fn module_sources() -> BTreeMap<String, String> {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
         if path.is_dir() {
-            for file in std::fs::read_dir(&path).unwrap() {
-                read(&file.unwrap().path(), stem.clone());
+            // Everything under a directory, at any depth, is that one module.
+            let mut dirs = vec![path];
+            while let Some(dir) = dirs.pop() {
+                for file in std::fs::read_dir(&dir).unwrap() {
+                    let file = file.unwrap().path();
+                    if file.is_dir() {
+                        dirs.push(file);
+                    } else {
+                        read(&file, stem.clone());
+                    }
+                }
             }
         } else if stem != "lib" {
             read(&path, stem);

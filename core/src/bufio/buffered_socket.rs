@@ -36,6 +36,9 @@ use crate::flags::EventFlags;
 use crate::registry::Registry;
 use crate::registry::{Callback, Context};
 
+mod filter;
+pub use filter::{Filter, FilterResult, FlushMode};
+
 /// How a buffered socket behaves (libevent's `BEV_OPT_*`).
 #[derive(Copy, Clone, Debug)]
 pub struct BevOptions {
@@ -117,6 +120,8 @@ struct State<D> {
     /// TLS between the fd and the buffers (`tls_server`, `tls_client`).
     #[cfg(feature = "tls")]
     tls: Option<Box<super::tls::TlsLayer>>,
+    /// The socket under a filtered socket, and the filter between them (`filtered`).
+    filter: Option<Box<filter::FilterLayer<D>>>,
 }
 
 fn busy() -> io::Error {
@@ -184,6 +189,7 @@ impl<D> State<D> {
             freed: false,
             #[cfg(feature = "tls")]
             tls: None,
+            filter: None,
         }
     }
 
@@ -202,6 +208,9 @@ impl<D> State<D> {
     fn sync(&mut self, ops: &mut Registry<D>) -> io::Result<()> {
         if self.freed {
             return Ok(());
+        }
+        if self.filter.is_some() {
+            return self.filter_sync(ops);
         }
         // A pair's "events" are timers: armed only while a timeout is set.
         let pair = self.fd == NO_FD;
@@ -316,6 +325,13 @@ impl<D> State<D> {
         read: Option<Duration>,
         write: Option<Duration>,
     ) -> io::Result<()> {
+        // A filtered socket's timeouts are those of the socket under, which does the I/O.
+        if let Some(layer) = &self.filter {
+            let Ok(mut under) = layer.under.try_borrow_mut() else {
+                return Err(busy());
+            };
+            return under.set_timeouts(ops, read, write);
+        }
         self.read_timeout = read;
         self.write_timeout = write;
         // Re-arm armed events so the new timeouts (or their absence) take effect.
@@ -367,7 +383,7 @@ impl<D> State<D> {
                 tls.close(&mut self.output, unsafe { BorrowedFd::borrow_raw(raw) });
             }
         }
-        let fd = self.owned.take();
+        let fd = self.owned.take().or_else(|| self.filter_teardown(ops));
         if self.close_on_free {
             drop(fd);
             None
@@ -391,6 +407,7 @@ impl<D> State<D> {
             && !self.pending.write
             && self.pending.events.is_empty()
             && self.partner().is_none()
+            && self.under_quiet()
     }
 
     /// Run (or, when deferring, schedule) the callbacks that are due.
@@ -409,7 +426,10 @@ impl<D> State<D> {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
-        if pending.read && self.enabled.contains(EventFlags::READ) {
+        // Bytes that came with the end of file are read even though reading just stopped.
+        if pending.read
+            && (self.enabled.contains(EventFlags::READ) || pending.events.contains(BevEvent::EOF))
+        {
             self.invoke(rc, ctx, data, READ_CB, BevEvent::READING, None);
         }
         if pending.write && !self.freed {
@@ -451,6 +471,31 @@ impl<D> State<D> {
         if self.callbacks[which].is_none() && !self.freed {
             self.callbacks[which] = Some(cb);
         }
+    }
+
+    /// Whether a TLS handshake is under way (it needs reading, whatever the user enabled).
+    fn handshaking(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return !tls.connected;
+        }
+        false
+    }
+
+    /// `flush_with`: a filtered socket runs its filters in `mode`; any other just syncs.
+    fn flush_with(
+        &mut self,
+        ops: &mut Registry<D>,
+        dirs: EventFlags,
+        mode: FlushMode,
+    ) -> io::Result<()> {
+        if self.freed {
+            return Err(freed_error());
+        }
+        if self.filter.is_some() {
+            return self.filter_flush(ops, dirs, mode);
+        }
+        self.sync(ops)
     }
 
     /// While connecting, whichever readiness comes first decides the connect (select reports
@@ -880,6 +925,18 @@ impl<'b, D> BevContext<'_, 'b, D> {
         self.state.set_enabled(self.ctx, flags, false)
     }
 
+    /// Push bytes through a filtered socket's filters in `mode` (libevent's
+    /// `bufferevent_flush`): `READ` runs the input side, `WRITE` the output side, which
+    /// stays in `mode` until the filter has pushed everything. On any other socket, only
+    /// starts writing what the output holds.
+    ///
+    /// # Errors
+    ///
+    /// After `free`, or the backend refusing the fd.
+    pub fn flush_with(&mut self, dirs: EventFlags, mode: FlushMode) -> io::Result<()> {
+        self.state.flush_with(self.ctx, dirs, mode)
+    }
+
     /// Set the read watermarks: the read callback waits for `low` bytes; reading stops while
     /// `high` (0: no limit) are buffered.
     pub fn set_read_watermark(&mut self, low: usize, high: usize) {
@@ -1240,6 +1297,104 @@ impl<D: 'static> BufferedSocket<D> {
         self.with(|st| Ok(f(st.tls.as_ref().map(|t| &t.conn))))
     }
 
+    /// A socket stacked on `under` whose bytes pass through `filter` (libevent's
+    /// `bufferevent_filter_new`): what `under` reads goes through [`Filter::input`] into this
+    /// socket's input, what is written here goes through [`Filter::output`] into `under`'s
+    /// output. `under` may be a plain socket, a TLS one, or one end of a pair; this socket
+    /// takes over its callbacks (use only the new socket from now on). Its fd is `under`'s;
+    /// its timeouts are `under`'s; its watermarks are its own, and `under` reads only while
+    /// this input has room. Its callbacks are always deferred to the loop. Freeing it frees
+    /// `under` too, whose options say whether the fd is closed. EOF is reported after the
+    /// input filter ran once more as [`FlushMode::Finished`]; a filter's error is one ERROR
+    /// event.
+    ///
+    /// # Errors
+    ///
+    /// `under` was freed or runs its own callback now; the base cannot create the socket's
+    /// events.
+    ///
+    /// # Examples
+    ///
+    /// ROT13 on a pair: one end writes through the filter, the other reads plain bytes.
+    ///
+    /// ```
+    /// use std::io;
+    /// use evloop::{BevOptions, Buffer, BufferedSocket, EventFlags, Filter, FilterResult, FlushMode};
+    ///
+    /// struct Rot13;
+    /// impl Filter for Rot13 {
+    ///     fn output(&mut self, src: &mut Buffer, dst: &mut Buffer, limit: usize, _: FlushMode)
+    ///         -> io::Result<FilterResult>
+    ///     {
+    ///         let mut bytes = vec![0; src.len().min(limit)];
+    ///         src.remove(&mut bytes)?;
+    ///         for b in &mut bytes {
+    ///             match *b {
+    ///                 b'a'..=b'z' => *b = (*b - b'a' + 13) % 26 + b'a',
+    ///                 b'A'..=b'Z' => *b = (*b - b'A' + 13) % 26 + b'A',
+    ///                 _ => {}
+    ///             }
+    ///         }
+    ///         dst.append(&bytes)?;
+    ///         Ok(FilterResult::Ok)
+    ///     }
+    /// }
+    ///
+    /// let mut base: evloop::Base<Vec<u8>> = evloop::new_base()?;
+    /// let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default())?;
+    /// let a = BufferedSocket::filtered(&mut base, a, Rot13, BevOptions::default())?;
+    /// b.set_read_callback(|bev, got: &mut Vec<u8>| {
+    ///     let mut chunk = vec![0; bev.input().len()];
+    ///     bev.input().remove(&mut chunk).unwrap();
+    ///     got.extend(chunk);
+    ///     if got.len() == 5 {
+    ///         bev.context().loop_break();
+    ///     }
+    /// })?;
+    /// b.enable(&mut base, EventFlags::READ)?;
+    /// a.write(&mut base, b"Hello")?;
+    /// let mut got = Vec::new();
+    /// base.run(&mut got)?;
+    /// assert_eq!(got, b"Uryyb");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn filtered(
+        ops: &mut Registry<D>,
+        under: BufferedSocket<D>,
+        filter: impl Filter + 'static,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let under_fd = under.with(|u| Ok(u.fd))?;
+        let me = Self::build(
+            ops,
+            None,
+            BevOptions {
+                defer_callbacks: true,
+                ..options
+            },
+        )?;
+        let weak = Rc::downgrade(&me.state);
+        let taken = [READ_CB, WRITE_CB, EVENT_CB]
+            .into_iter()
+            .try_for_each(|which| {
+                under.set_callback(which, filter::under_callback(weak.clone(), which))
+            });
+        if let Err(e) = taken {
+            me.state.borrow_mut().teardown(ops);
+            return Err(e);
+        }
+        {
+            let mut st = me.state.borrow_mut();
+            st.fd = under_fd;
+            st.filter = Some(Box::new(filter::FilterLayer::new(
+                Box::new(filter),
+                under.state.clone(),
+            )));
+            st.sync(ops)?;
+        }
+        Ok(me)
+    }
+
     /// Two connected sockets without fds (libevent's `bufferevent_pair_new`): what one writes,
     /// the other reads. Freeing one tells the other EOF.
     ///
@@ -1402,13 +1557,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// Freed or busy.
     pub fn output_len(&self) -> io::Result<usize> {
-        self.with(|st| {
-            #[cfg(feature = "tls")]
-            if let Some(tls) = &st.tls {
-                return Ok(st.output.len() + usize::from(tls.wants_write()));
-            }
-            Ok(st.output.len())
-        })
+        self.with(|st| Ok(st.unsent()))
     }
 
     /// Which directions are enabled (READ, WRITE).
@@ -1433,6 +1582,21 @@ impl<D: 'static> BufferedSocket<D> {
     /// Freed, busy, or the backend refusing the fd.
     pub fn flush(&self, ops: &mut Registry<D>) -> io::Result<()> {
         self.with(|st| st.sync(ops))
+    }
+
+    /// See [`BevContext::flush_with`]; `flush_with(ops, EventFlags::WRITE,
+    /// FlushMode::Finished)` ends a filtered stream (a compressor's trailer).
+    ///
+    /// # Errors
+    ///
+    /// Freed, busy, or the backend refusing the fd.
+    pub fn flush_with(
+        &self,
+        ops: &mut Registry<D>,
+        dirs: EventFlags,
+        mode: FlushMode,
+    ) -> io::Result<()> {
+        self.with(|st| st.flush_with(ops, dirs, mode))
     }
 
     /// See [`BevContext::set_read_watermark`].

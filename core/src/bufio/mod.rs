@@ -11,7 +11,9 @@ mod listener;
 mod tls;
 
 pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
-pub use buffered_socket::{BevCallback, BevContext, BevOptions, BufferedSocket};
+pub use buffered_socket::{
+    BevCallback, BevContext, BevOptions, BufferedSocket, Filter, FilterResult, FlushMode,
+};
 pub(crate) use listener::nonblocking_socket;
 pub use listener::{AcceptCallback, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr};
 
