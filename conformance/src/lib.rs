@@ -38,6 +38,7 @@ mod hooks;
 mod hostile;
 mod io_events;
 mod lifecycle;
+mod ratelim;
 mod remote;
 mod scale;
 pub mod signals;
@@ -132,6 +133,10 @@ pub struct Scenario {
     /// Why the scenario applies only on Unix (fork, POSIX signals, pipes, fd numbers a program
     /// chooses); `None` if it runs everywhere. Elsewhere it is listed as ignored, saying why.
     pub unix_only: Option<&'static str>,
+    /// Why the scenario is too slow for every `cargo test` (it measures rates over seconds);
+    /// `None` if it is quick. A slow one is listed ignored, saying why, and `.ci/run` runs it
+    /// (`cargo test -p evloop-conformance --test matrix -- --ignored ratelim_`).
+    pub slow: Option<&'static str>,
     /// The scenario; it panics on failure.
     pub run: fn(&Harness),
 }
@@ -157,13 +162,14 @@ macro_rules! runner {
 pub(crate) use runner;
 
 macro_rules! scenario_list {
-    (fn $list:ident; $($module:ident :: $name:ident $([unix: $why:literal])? $(requires $req:expr)?),* $(,)?) => {
+    (fn $list:ident; $($module:ident :: $name:ident $([unix: $why:literal])? $([slow: $slow:literal])? $(requires $req:expr)?),* $(,)?) => {
         /// Scenarios, in a fixed order.
         fn $list() -> Vec<Scenario> {
             vec![$(Scenario {
                 name: stringify!($name),
                 requires: Features::empty() $(| $req)?,
                 unix_only: None $(.or(Some($why)))?,
+                slow: None $(.or(Some($slow)))?,
                 run: runner!($module::$name $(, $why)?),
             }),*]
         }
@@ -286,6 +292,12 @@ scenario_list! {
     filters::filter_error_is_one_error_event,
     filters::filter_finished_pushes_out_what_was_held_back,
     filters::filter_free_closes_the_socket_under,
+    ratelim::ratelim_never_exceeded_and_changed_live,
+    ratelim::ratelim_on_filtered_and_grouped_sockets,
+    ratelim::ratelim_group_limit [slow: "5 s, as libevent's test-ratelim"],
+    ratelim::ratelim_connection_limit [slow: "5 s, as libevent's test-ratelim"],
+    ratelim::ratelim_connection_and_group_limit [slow: "5 s, as libevent's test-ratelim"],
+    ratelim::ratelim_group_drained_every_tick [slow: "5 s, as libevent's test-ratelim"],
 }
 
 #[cfg(feature = "tls")]
@@ -300,6 +312,7 @@ scenario_list! {
     tls::tls_a_large_write_to_a_slow_reader_arrives_whole,
     tls::tls_silent_peer_times_out_mid_handshake,
     tls::tls_under_a_filter,
+    tls::tls_rate_limited_transfer,
 }
 
 /// Every scenario, in a fixed order; the TLS column (rustls on buffered sockets) last, in a
@@ -361,6 +374,10 @@ pub fn trials_of(prefix: &str, harness: Harness, scenarios: Vec<Scenario>) -> Ve
                 trial
                     .with_ignored_flag(true)
                     .with_kind(format!("unix only: {why}"))
+            } else if let Some(why) = s.slow {
+                trial
+                    .with_ignored_flag(true)
+                    .with_kind(format!("slow: {why}"))
             } else if features.contains(s.requires) {
                 trial
             } else {

@@ -29,6 +29,7 @@ pub fn signal_scenarios() -> Vec<Scenario> {
                 name: stringify!($name),
                 requires: Features::empty(),
                 unix_only: Some(POSIX_SIGNALS),
+                slow: None,
                 run: runner!(posix::$name, "posix"),
             }),*]
         };

@@ -613,3 +613,59 @@ pub fn tls_under_a_filter(h: &Harness) {
     assert_eq!(log.count("server EOF"), 1, "close_notify: {:?}", log.errors);
     assert!(log.errors.is_empty(), "{:?}", log.errors);
 }
+
+/// A rate limit on a TLS socket counts the records on the fd: 40 KB of plaintext at 2,000
+/// bytes per 50 ms tick take at least the 19 ticks after the first (records and the
+/// handshake only add bytes), and arrive whole.
+pub fn tls_rate_limited_transfer(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    let listener = tls_listener(&mut base, pki.server.clone(), |ops, bev| {
+        bev.set_read_callback(|bev, log: &mut Log| {
+            let got = take_input(bev, usize::MAX);
+            log.server_got.extend_from_slice(&got);
+        })
+        .expect("fresh socket");
+        bev.set_event_callback(|bev, log| record("server", bev, log))
+            .expect("fresh socket");
+        bev.enable(ops, EventFlags::READ).expect("enable");
+    });
+    let addr = listener.local_addr().expect("address");
+    let tick = Duration::from_millis(50);
+    let limit = evloop_core::RateLimit::new(2000, 2000, 2000, 2000, tick).expect("limit");
+    let client = BufferedSocket::tls_connect(
+        &mut base,
+        addr,
+        pki.client.clone(),
+        "localhost",
+        BevOptions::default(),
+    )
+    .expect("connect");
+    client
+        .set_rate_limit(&mut base, Some(limit))
+        .expect("limit");
+    let sent = pattern(40_000);
+    let start = Instant::now();
+    let to_send = sent.clone();
+    client
+        .set_event_callback(move |bev, log: &mut Log| {
+            if bev.fired().contains(BevEvent::CONNECTED) {
+                bev.write(&to_send).expect("write");
+            }
+            record("client", bev, log);
+        })
+        .expect("fresh socket");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "40 KB at 40 KB/s", |l| {
+        l.server_got.len() == 40_000 || !l.errors.is_empty()
+    });
+    assert!(log.errors.is_empty(), "{:?}", log.errors);
+    assert!(log.server_got == sent, "the bytes arrived changed");
+    let least = tick * 19;
+    assert!(
+        start.elapsed() >= least,
+        "done after {:?}, before {least:?}",
+        start.elapsed()
+    );
+    client.free(&mut base).expect("free");
+}

@@ -37,7 +37,10 @@ use crate::registry::Registry;
 use crate::registry::{Callback, Context};
 
 mod filter;
+mod rate_limit;
 pub use filter::{Filter, FilterResult, FlushMode};
+use rate_limit::Dir;
+pub use rate_limit::{RateLimit, RateLimitGroup};
 
 /// How a buffered socket behaves (libevent's `BEV_OPT_*`).
 #[derive(Copy, Clone, Debug)]
@@ -122,6 +125,8 @@ struct State<D> {
     tls: Option<Box<super::tls::TlsLayer>>,
     /// The socket under a filtered socket, and the filter between them (`filtered`).
     filter: Option<Box<filter::FilterLayer<D>>>,
+    /// Token buckets: the socket's own, its group's (`set_rate_limit`, `RateLimitGroup`).
+    rate: Option<Box<rate_limit::RateState<D>>>,
 }
 
 fn busy() -> io::Error {
@@ -154,7 +159,7 @@ fn freed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "this buffered socket was freed")
 }
 
-impl<D> State<D> {
+impl<D: 'static> State<D> {
     fn new(fd: Option<OwnedFd>, options: BevOptions) -> Self {
         let is_socket = fd
             .as_ref()
@@ -190,6 +195,7 @@ impl<D> State<D> {
             #[cfg(feature = "tls")]
             tls: None,
             filter: None,
+            rate: None,
         }
     }
 
@@ -221,7 +227,8 @@ impl<D> State<D> {
         if let Some(ev) = self.read_ev {
             let want = self.enabled.contains(EventFlags::READ)
                 && (self.read_high == 0 || self.input.len() < self.read_high)
-                && (!pair || self.read_timeout.is_some());
+                && (!pair || self.read_timeout.is_some())
+                && self.rate_allows(ops, Dir::Read);
             set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
         }
         if let Some(ev) = self.write_ev {
@@ -243,7 +250,8 @@ impl<D> State<D> {
             // in libevent; a write timeout disables writing, so it fires once.
             let watched = !pair || self.write_timeout.is_some();
             let want = self.enabled.contains(EventFlags::WRITE)
-                && (self.connecting || (watched && !self.output.is_empty()));
+                && (self.connecting
+                    || (watched && !self.output.is_empty() && self.rate_allows(ops, Dir::Write)));
             set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
         }
         if self.partner.is_some() {
@@ -383,6 +391,7 @@ impl<D> State<D> {
                 tls.close(&mut self.output, unsafe { BorrowedFd::borrow_raw(raw) });
             }
         }
+        self.rate_teardown(ops);
         let fd = self.owned.take().or_else(|| self.filter_teardown(ops));
         if self.close_on_free {
             drop(fd);
@@ -407,6 +416,7 @@ impl<D> State<D> {
             && !self.pending.write
             && self.pending.events.is_empty()
             && self.partner().is_none()
+            && !self.rate_suspended()
             && self.under_quiet()
     }
 
@@ -547,10 +557,11 @@ impl<D> State<D> {
         } else {
             usize::MAX
         };
-        if room == 0 {
-            return; // sync will stop reading until the input drains
+        let cap = self.rate_cap(Dir::Read);
+        if room == 0 || cap == 0 {
+            return; // sync stops reading until the input drains or the bucket refills
         }
-        let want = self.read_size.min(room);
+        let want = self.read_size.min(room).min(cap);
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd` (a separate borrow, so the buffer can be borrowed too).
         let result = self
@@ -558,7 +569,8 @@ impl<D> State<D> {
             .read_from(unsafe { BorrowedFd::borrow_raw(raw) }, Some(want));
         match result {
             Ok(IoOutcome::Done(n)) => {
-                if n == want {
+                self.rate_spend(Dir::Read, n);
+                if n == want && want == self.read_size {
                     self.read_size = (self.read_size * 2).min(MAX_READ);
                 } else if n < self.read_size / 4 {
                     self.read_size = (self.read_size / 2).max(MIN_READ);
@@ -601,14 +613,22 @@ impl<D> State<D> {
         if self.tls.is_some() {
             return self.tls_write_now();
         }
+        let cap = self.rate_cap(Dir::Write);
+        if cap == 0 {
+            return; // sync waits for the bucket to refill
+        }
+        let max = (cap != usize::MAX).then_some(cap);
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd`.
         let fd = unsafe { BorrowedFd::borrow_raw(raw) };
         let result = if self.is_socket {
-            self.output.send_to(fd, None)
+            self.output.send_to(fd, max)
         } else {
-            self.output.write_to(fd, None)
+            self.output.write_to(fd, max)
         };
+        if let Ok(IoOutcome::Done(n)) = result {
+            self.rate_spend(Dir::Write, n);
+        }
         match result {
             // Only a write callback cares that the output drained (libevent runs none when
             // none is set); skipping it saves scheduling the deferred run per response.
@@ -630,18 +650,25 @@ impl<D> State<D> {
 /// The TLS paths of the state machine: the same events and callbacks, with rustls between
 /// the fd and the buffers (see `tls.rs`).
 #[cfg(feature = "tls")]
-impl<D> State<D> {
+impl<D: 'static> State<D> {
     /// The fd readable: read and decrypt records, send what rustls answers (handshake
     /// messages, an alert), then move plaintext to the input.
     fn tls_readable(&mut self) {
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd`.
         let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        let (read_cap, write_cap) = (self.rate_cap(Dir::Read), self.rate_cap(Dir::Write));
         let tls = self.tls.as_mut().expect("on the TLS path");
-        let received = tls.receive(fd);
+        let received = tls.receive(fd, read_cap);
         // Whatever the records said, send what rustls queued: a handshake reply, or the
         // alert that tells the peer why we give up.
-        let sent = tls.send(fd);
+        let sent = tls.send(fd, write_cap);
+        if let Ok(n) = received.as_ref() {
+            self.rate_spend(Dir::Read, *n);
+        }
+        if let Ok(n) = sent.as_ref() {
+            self.rate_spend(Dir::Write, *n);
+        }
         if let Err(e) = received {
             return self.tls_fail(e, BevEvent::READING);
         }
@@ -705,10 +732,13 @@ impl<D> State<D> {
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd`.
         let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        let cap = self.rate_cap(Dir::Write);
         let tls = self.tls.as_mut().expect("on the TLS path");
-        let result = tls.flush(&mut self.output, fd);
+        let result = tls.flush(&mut self.output, fd, cap);
         match result {
             Ok(sent) => {
+                self.rate_spend(Dir::Write, sent);
+                let tls = self.tls.as_mut().expect("on the TLS path");
                 let drained = self.output.len() <= self.write_low
                     && (self.write_low > 0 || !tls.wants_write());
                 // Due after plaintext was taken, or after records went out (those may be all
@@ -753,12 +783,13 @@ impl<D> State<D> {
         if let Some(ev) = self.read_ev {
             let want = self.enabled.contains(EventFlags::READ)
                 && (self.read_high == 0 || self.input.len() < self.read_high)
-                && (self.connecting || tls.wants_read());
+                && (self.connecting || (tls.wants_read() && self.rate_allows(ops, Dir::Read)));
             set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
         }
         if let Some(ev) = self.write_ev {
-            let want =
-                self.enabled.contains(EventFlags::WRITE) && (self.connecting || tls.wants_write());
+            let tls = self.tls.as_ref().expect("on the TLS path");
+            let want = self.enabled.contains(EventFlags::WRITE)
+                && (self.connecting || (tls.wants_write() && self.rate_allows(ops, Dir::Write)));
             set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
         }
         Ok(())
@@ -770,7 +801,7 @@ impl<D> State<D> {
 /// its high watermark): bytes wait in the writer's output until then, as in libevent, which is
 /// what makes watermarks and flow control mean something on pairs. A move restarts both
 /// sides' timeouts, as activity on a socket does.
-fn transfer<D>(from: &mut State<D>, to: &mut State<D>, ops: &mut Registry<D>) {
+fn transfer<D: 'static>(from: &mut State<D>, to: &mut State<D>, ops: &mut Registry<D>) {
     if from.output.is_empty()
         || !from.enabled.contains(EventFlags::WRITE)
         || !to.enabled.contains(EventFlags::READ)
@@ -897,7 +928,11 @@ impl<'b, D> BevContext<'_, 'b, D> {
             state: self.rc.clone(),
         }
     }
+}
 
+/// The methods that change what the socket does; they may arm a rate limit's timer, whose
+/// callback holds the socket, so `D` is `'static` as for [`BufferedSocket`].
+impl<D: 'static> BevContext<'_, '_, D> {
     /// Queue `data` for writing.
     ///
     /// # Errors
@@ -935,6 +970,19 @@ impl<'b, D> BevContext<'_, 'b, D> {
     /// After `free`, or the backend refusing the fd.
     pub fn flush_with(&mut self, dirs: EventFlags, mode: FlushMode) -> io::Result<()> {
         self.state.flush_with(self.ctx, dirs, mode)
+    }
+
+    /// Set (`Some`), change or remove (`None`) this socket's own rate limit; see
+    /// [`BufferedSocket::set_rate_limit`].
+    ///
+    /// # Errors
+    ///
+    /// After `free`; `Unsupported` on a pair.
+    pub fn set_rate_limit(&mut self, limit: Option<RateLimit>) -> io::Result<()> {
+        if self.state.freed {
+            return Err(freed_error());
+        }
+        self.state.set_rate_limit(self.ctx, self.rc, limit)
     }
 
     /// Set the read watermarks: the read callback waits for `low` bytes; reading stops while
@@ -1597,6 +1645,41 @@ impl<D: 'static> BufferedSocket<D> {
         mode: FlushMode,
     ) -> io::Result<()> {
         self.with(|st| st.flush_with(ops, dirs, mode))
+    }
+
+    /// Limit how fast the socket reads and writes (libevent's `bufferevent_set_rate_limit`):
+    /// a token bucket per direction, refilled by `limit`'s rate each tick up to its burst;
+    /// each read or write moves at most what the bucket holds, and a direction whose bucket
+    /// is empty waits for the next tick (a one-shot timer, armed only then). `None` removes
+    /// the limit; a new limit on a live socket keeps what the bucket holds, clipped to the
+    /// new bursts. The limit counts bytes on the fd: TLS records on a TLS socket; on a
+    /// filtered socket it is set on the socket under it. A socket may also be in a
+    /// [`RateLimitGroup`]; then both limits hold.
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy; `Unsupported` on a pair (it has no fd).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop::{BevOptions, BufferedSocket, RateLimit};
+    ///
+    /// let mut base: evloop::Base = evloop::new_base()?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let bev = BufferedSocket::connect(&mut base, listener.local_addr()?, BevOptions::default())?;
+    /// // 1,000 bytes a second each way, in ticks of 100 ms.
+    /// bev.set_rate_limit(&mut base, Some(RateLimit::new(100, 400, 100, 400, Duration::from_millis(100))?))?;
+    /// bev.set_rate_limit(&mut base, None)?; // and no limit again
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_rate_limit(
+        &self,
+        ops: &mut Registry<D>,
+        limit: Option<RateLimit>,
+    ) -> io::Result<()> {
+        self.with(|st| st.set_rate_limit(ops, &self.state, limit))
     }
 
     /// See [`BevContext::set_read_watermark`].

@@ -13,6 +13,7 @@ mod tls;
 pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
 pub use buffered_socket::{
     BevCallback, BevContext, BevOptions, BufferedSocket, Filter, FilterResult, FlushMode,
+    RateLimit, RateLimitGroup,
 };
 pub(crate) use listener::nonblocking_socket;
 pub use listener::{AcceptCallback, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr};

@@ -36,22 +36,57 @@ pub(crate) enum Pulled {
     Truncated,
 }
 
-/// The fd as rustls's `Read` and `Write`: `recv`, and `send` without SIGPIPE.
-struct FdIo<'a>(BorrowedFd<'a>);
+/// The fd as rustls's `Read` and `Write`: `recv`, and `send` without SIGPIPE, moving at most
+/// `budget` bytes (what a rate limit allows) and then saying `WouldBlock`.
+struct FdIo<'a> {
+    fd: BorrowedFd<'a>,
+    budget: usize,
+}
+
+impl FdIo<'_> {
+    fn spent(&mut self, n: usize) -> usize {
+        self.budget -= n.min(self.budget);
+        n
+    }
+}
+
+fn out_of_budget() -> io::Error {
+    io::Error::from(io::ErrorKind::WouldBlock)
+}
 
 impl Read for FdIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::fd::read(self.0, buf).map_err(io::Error::from)
+        if self.budget == 0 {
+            return Err(out_of_budget());
+        }
+        let max = buf.len().min(self.budget);
+        let n = crate::fd::read(self.fd, &mut buf[..max]).map_err(io::Error::from)?;
+        Ok(self.spent(n))
     }
 }
 
 impl Write for FdIo<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        super::buffer::send_one_nosignal(self.0, buf).map_err(io::Error::from)
+        if self.budget == 0 {
+            return Err(out_of_budget());
+        }
+        let max = buf.len().min(self.budget);
+        let n = super::buffer::send_one_nosignal(self.fd, &buf[..max]).map_err(io::Error::from)?;
+        Ok(self.spent(n))
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        super::buffer::send_nosignal(self.0, bufs).map_err(io::Error::from)
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total > self.budget {
+            // Under a limit: the first slice, cut to the budget (rustls writes again).
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.write(first);
+        }
+        let n = super::buffer::send_nosignal(self.fd, bufs).map_err(io::Error::from)?;
+        Ok(self.spent(n))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -102,37 +137,40 @@ impl TlsLayer {
         self.conn.wants_write()
     }
 
-    /// Read what the fd has (one `read_tls`, at most one buffer's worth of records) and
-    /// process it.
+    /// Read what the fd has (one `read_tls`, at most one buffer's worth of records and at
+    /// most `budget` bytes) and process it; returns how many bytes were read.
     ///
     /// # Errors
     ///
     /// The fd's error, or what rustls said of the records (an alert, a certificate it does
     /// not trust, garbage instead of a handshake). rustls queues the alert to send then, so
     /// the caller should still [`send`](Self::send).
-    pub(crate) fn receive(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+    pub(crate) fn receive(&mut self, fd: BorrowedFd<'_>, budget: usize) -> io::Result<usize> {
         // rustls refuses records while it holds plaintext not yet moved (its buffer would
         // overflow): a read event that fired after reading was paused waits.
-        if !self.conn.wants_read() {
-            return Ok(());
+        if !self.conn.wants_read() || budget == 0 {
+            return Ok(0);
         }
-        match self.conn.read_tls(&mut FdIo(fd)) {
+        let n = match self.conn.read_tls(&mut FdIo { fd, budget }) {
             // The end of file is rustls's to report (close_notify or truncation, in `pull`);
             // here it only stops the reading.
-            Ok(0) => self.fd_eof = true,
-            Ok(_) => {}
+            Ok(0) => {
+                self.fd_eof = true;
+                0
+            }
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) =>
             {
-                return Ok(())
+                return Ok(0)
             }
             Err(e) => return Err(e),
-        }
+        };
         self.conn.process_new_packets().map_err(tls_error)?;
-        Ok(())
+        Ok(n)
     }
 
     /// Whether the handshake finished since the last call (report CONNECTED once).
@@ -199,18 +237,24 @@ impl TlsLayer {
         Ok(taken_all)
     }
 
-    /// Encrypt and send the output until the fd would block, the output is empty, or rustls
-    /// takes no more (its buffer is full while the handshake is under way).
+    /// Encrypt and send the output until the fd would block, the output is empty, rustls
+    /// takes no more (its buffer is full while the handshake is under way), or `budget`
+    /// bytes went out.
     ///
     /// # Errors
     ///
     /// The fd's error (`EPIPE`, `ECONNRESET`).
     /// Returns how many record bytes went out.
-    pub(crate) fn flush(&mut self, output: &mut Buffer, fd: BorrowedFd<'_>) -> io::Result<usize> {
+    pub(crate) fn flush(
+        &mut self,
+        output: &mut Buffer,
+        fd: BorrowedFd<'_>,
+        budget: usize,
+    ) -> io::Result<usize> {
         let mut sent = 0;
         loop {
             let taken = self.push(output)?;
-            let sent_now = self.send(fd)?;
+            let sent_now = self.send(fd, budget - sent)?;
             sent += sent_now;
             // Stop when the fd would block (the write event takes over), when the output is
             // all handed over, or when rustls takes nothing and nothing went out (the
@@ -218,7 +262,11 @@ impl TlsLayer {
             // may have been full before this round's send emptied it, and stopping then
             // would leave the output with no write event to move it (a stall, once seen
             // through two proxies under load).
-            if self.conn.wants_write() || output.is_empty() || (taken == 0 && sent_now == 0) {
+            if self.conn.wants_write()
+                || output.is_empty()
+                || (taken == 0 && sent_now == 0)
+                || sent == budget
+            {
                 return Ok(sent);
             }
         }
@@ -229,15 +277,20 @@ impl TlsLayer {
         std::mem::take(&mut self.plaintext_sent)
     }
 
-    /// Write queued records to the fd until it would block or none are left.
+    /// Write queued records to the fd until it would block, none are left, or `budget` bytes
+    /// went out.
     ///
     /// # Errors
     ///
     /// The fd's error (`EPIPE`, `ECONNRESET`).
-    pub(crate) fn send(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+    pub(crate) fn send(&mut self, fd: BorrowedFd<'_>, budget: usize) -> io::Result<usize> {
         let mut sent = 0;
-        while self.conn.wants_write() {
-            match self.conn.write_tls(&mut FdIo(fd)) {
+        while self.conn.wants_write() && sent < budget {
+            let mut io = FdIo {
+                fd,
+                budget: budget - sent,
+            };
+            match self.conn.write_tls(&mut io) {
                 Ok(0) => break,
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -251,8 +304,9 @@ impl TlsLayer {
     /// Queue close_notify (after whatever plaintext `output` still holds) and try once to
     /// send it all: what the socket does when it is freed.
     pub(crate) fn close(&mut self, output: &mut Buffer, fd: BorrowedFd<'_>) {
-        let _ = self.flush(output, fd);
+        // One last try, past any rate limit: the socket is going.
+        let _ = self.flush(output, fd, usize::MAX);
         self.conn.send_close_notify();
-        let _ = self.send(fd);
+        let _ = self.send(fd, usize::MAX);
     }
 }

@@ -197,7 +197,7 @@ impl<D> FilterLayer<D> {
     }
 }
 
-impl<D> State<D> {
+impl<D: 'static> State<D> {
     fn layer(&mut self) -> &mut FilterLayer<D> {
         self.filter.as_mut().expect("on the filter path")
     }
@@ -413,6 +413,7 @@ impl<D> State<D> {
                 || (!u.read_armed
                     && !u.write_armed
                     && !u.connecting
+                    && !u.rate_suspended()
                     && u.unsent() == 0
                     && !u.anything_due())
         })
