@@ -253,8 +253,10 @@ pub fn ratelim_never_exceeded_and_changed_live(h: &Harness) {
     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
     let tick = Duration::from_millis(50);
     let limit = RateLimit::new(4096, 4096, 4096, 4096, tick).unwrap();
-    bev.set_rate_limit(&mut base, Some(limit)).unwrap();
+    // Before the bucket is made, so that the ticks counted from here are never fewer than
+    // the bucket's.
     let start = Instant::now();
+    bev.set_rate_limit(&mut base, Some(limit)).unwrap();
     bev.write(&mut base, &[1; 200_000]).unwrap();
     let mut got = 0u64;
     run_until(&mut base, &mut (), "a quarter of a second", |_| {
@@ -267,12 +269,12 @@ pub fn ratelim_never_exceeded_and_changed_live(h: &Harness) {
 
     // Slower, on the live socket: from here at most 512 bytes per tick.
     let slow = RateLimit::new(512, 512, 512, 512, tick).unwrap();
-    bev.set_rate_limit(&mut base, Some(slow)).unwrap();
     let (base_got, restart) = (got, Instant::now());
+    bev.set_rate_limit(&mut base, Some(slow)).unwrap();
     run_until(&mut base, &mut (), "a quarter of a second, slower", |_| {
         got += read_available_or_eof(&peer).0.len() as u64;
-        // What the old bucket still held (at most one tick) may go first.
-        let allowed = 4096 + most_allowed(&slow, restart.elapsed());
+        // What the bucket held, clipped to the new burst, may go first.
+        let allowed = 512 + most_allowed(&slow, restart.elapsed());
         assert!(
             got - base_got <= allowed,
             "{} bytes, {allowed} allowed",
@@ -304,8 +306,9 @@ pub fn ratelim_on_filtered_and_grouped_sockets(h: &Harness) {
     let under = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
     let bev =
         BufferedSocket::filtered(&mut base, under, Passthrough, BevOptions::default()).unwrap();
-    bev.set_rate_limit(&mut base, Some(limit)).unwrap();
+    // Timed from before the bucket is made: it is full at once, then 19 ticks later.
     let start = Instant::now();
+    bev.set_rate_limit(&mut base, Some(limit)).unwrap();
     bev.write(&mut base, &[2; 40_000]).unwrap();
     let mut got = 0;
     run_until(&mut base, &mut (), "40 KB through the filter", |_| {
@@ -321,6 +324,7 @@ pub fn ratelim_on_filtered_and_grouped_sockets(h: &Harness) {
     );
     bev.free(&mut base).unwrap();
 
+    let start = Instant::now();
     let group = RateLimitGroup::new(limit);
     let peers: Vec<_> = (0..2)
         .map(|_| {
@@ -331,7 +335,6 @@ pub fn ratelim_on_filtered_and_grouped_sockets(h: &Harness) {
         })
         .collect();
     assert_eq!(group.len(), 2);
-    let start = Instant::now();
     for (bev, _) in &peers {
         bev.write(&mut base, &[3; 20_000]).unwrap();
     }

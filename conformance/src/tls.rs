@@ -633,6 +633,7 @@ pub fn tls_rate_limited_transfer(h: &Harness) {
     let addr = listener.local_addr().expect("address");
     let tick = Duration::from_millis(50);
     let limit = evloop_core::RateLimit::new(2000, 2000, 2000, 2000, tick).expect("limit");
+    let start = Instant::now(); // before the bucket is made
     let client = BufferedSocket::tls_connect(
         &mut base,
         addr,
@@ -645,7 +646,6 @@ pub fn tls_rate_limited_transfer(h: &Harness) {
         .set_rate_limit(&mut base, Some(limit))
         .expect("limit");
     let sent = pattern(40_000);
-    let start = Instant::now();
     let to_send = sent.clone();
     client
         .set_event_callback(move |bev, log: &mut Log| {

@@ -310,3 +310,102 @@ impl TlsLayer {
         let _ = self.send(fd, usize::MAX);
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+
+    /// A client and a server connection that finished their handshake in memory.
+    fn connected_pair() -> (rustls::ClientConnection, rustls::ServerConnection) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.key_pair.serialize_der()));
+        #[allow(deprecated)] // ring, see the README
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = "localhost".try_into().unwrap();
+        let mut c = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut s = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+        while c.is_handshaking() || s.is_handshaking() {
+            let mut wire = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut wire).unwrap();
+            }
+            s.read_tls(&mut &wire[..]).unwrap();
+            s.process_new_packets().unwrap();
+            wire.clear();
+            while s.wants_write() {
+                s.write_tls(&mut wire).unwrap();
+            }
+            c.read_tls(&mut &wire[..]).unwrap();
+            c.process_new_packets().unwrap();
+        }
+        (c, s)
+    }
+
+    /// The rule that keeps a TLS socket's output moving: after `flush`, either the output is
+    /// all handed to rustls or rustls holds records to send, which arms the write event.
+    /// The stall it guards against: a flush that began with rustls's buffer full took
+    /// nothing, sent every record, and stopped, leaving plaintext with no event to move it.
+    /// Here the buffer is made exactly full (a flush against a full fd refills it), the fd
+    /// drained, and the next flush must go on past its first round.
+    #[test]
+    fn flush_never_leaves_output_without_records_to_wake_it() {
+        let (client, _server) = connected_pair();
+        let mut tls = TlsLayer::new(client.into());
+        tls.connected = true;
+        let (ours, peer) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let mut output = Buffer::new();
+        output.append(&vec![7u8; 4 << 20]).unwrap();
+        let drain = |fd: &crate::fd::OwnedFd| {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut total = 0;
+            while let Ok(n) = crate::fd::read(fd.as_fd(), &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            total
+        };
+        let mut rounds = 0;
+        while !output.is_empty() {
+            rounds += 1;
+            assert!(rounds < 10_000, "the output stopped moving");
+            tls.flush(&mut output, ours.as_fd(), usize::MAX).unwrap();
+            assert!(
+                output.is_empty() || tls.wants_write(),
+                "round {rounds}: {} bytes of output and no records to wake the socket",
+                output.len()
+            );
+            // The fd is full: this flush only refills rustls's buffer to its limit.
+            tls.flush(&mut output, ours.as_fd(), usize::MAX).unwrap();
+            assert!(output.is_empty() || tls.wants_write());
+            drain(&peer);
+        }
+        while tls.wants_write() {
+            tls.send(ours.as_fd(), usize::MAX).unwrap();
+            drain(&peer);
+        }
+    }
+}
