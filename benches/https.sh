@@ -4,8 +4,10 @@
 # benches/peers/https_libevent.c) and tokio + tokio-rustls (ring), each under
 # `wrk -t1 -c100 -d5s` over HTTPS keep-alive, with one certificate (ECDSA P-256, made here by
 # openssl) for all. Prints req/s, the ratio to libevent, the server's CPU time per request,
-# and the cipher suite each negotiated with wrk. Also a handshake rate: `openssl s_time -new`
-# (a new TLS session per connection, handshake and close only) for 5 s, connections per second.
+# and the cipher suite each negotiated with wrk. Also handshake rates: `wrk -t1 -c50` with
+# `Connection: close`, so each request is a new connection and a full handshake (connections
+# per second, and server CPU per connection), and `openssl s_time -new` (one connection at a
+# time, handshake and close only) for 5 s.
 # Needs wrk, openssl and libevent-dev (its openssl part) with libssl-dev.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ else
   cat "$work/cc.err" 2>/dev/null || true
 fi
 
-declare -A rps cpu hs suite
+declare -A rps cpu hs suite cps ccpu
 ticks=$(getconf CLK_TCK)
 port=18280
 run() { # name, env, command...
@@ -47,6 +49,13 @@ run() { # name, env, command...
   used=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
   cpu["$name"]=$(awk -v t="$used" -v hz="$ticks" -v n="$requests" \
     'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "-" }')
+  out=$(wrk -t1 -c50 -d"$dur" -H "Connection: close" "https://127.0.0.1:$port/" 2>/dev/null)
+  cps["$name"]=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+  local conns used2
+  conns=$(awk '/requests in/ {print $1}' <<<"$out")
+  used2=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+  ccpu["$name"]=$(awk -v t="$((used2 - used))" -v hz="$ticks" -v n="$conns" \
+    'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "-" }')
   suite["$name"]=$(openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null \
     | awk '/Cipher is/ {print $NF; exit}' || true)
   hs["$name"]=$(timeout 30 openssl s_time -connect "127.0.0.1:$port" -new -time 5 2>/dev/null \
@@ -60,10 +69,13 @@ run "evloop-poll" "EVENT_NOEPOLL=1" target/release/examples/https-hello
 [ "$have_libevent" = 1 ] && run "libevent-openssl" "" "$work/https_libevent"
 run "tokio-rustls" "" target/release/https_tokio
 
-printf '%-18s %12s %10s %12s %14s  %s\n' server "c100 req/s" "/libevent" "CPU us/req" "handshakes/s" "cipher"
+printf '%-18s %12s %10s %12s %12s %10s %12s %14s  %s\n' server "c100 req/s" "/libevent" "CPU us/req" \
+  "new conn/s" "/libevent" "CPU us/conn" "s_time conn/s" "cipher"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 for name in evloop-epoll evloop-poll libevent-openssl tokio-rustls; do
   [ -n "${rps[$name]:-}" ] || continue
-  b=${rps[libevent-openssl]:-0}
-  q=$(awk -v a="${rps[$name]}" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  printf '%-18s %12s %10s %12s %14s  %s\n' "$name" "${rps[$name]}" "$q" "${cpu[$name]}" "${hs[$name]:--}" "${suite[$name]:--}"
+  q=$(ratio "${rps[$name]}" "${rps[libevent-openssl]:-0}")
+  qc=$(ratio "${cps[$name]:-0}" "${cps[libevent-openssl]:-0}")
+  printf '%-18s %12s %10s %12s %12s %10s %12s %14s  %s\n' "$name" "${rps[$name]}" "$q" "${cpu[$name]}" \
+    "${cps[$name]:--}" "$qc" "${ccpu[$name]:--}" "${hs[$name]:--}" "${suite[$name]:--}"
 done

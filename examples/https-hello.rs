@@ -25,6 +25,9 @@ use evloop::{Base, BevOptions, BufferedSocket, Context, EventFlags, Listener, Li
 
 const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+/// The answer to a request that asked to close (`wrk -H "Connection: close"`: a new
+/// connection, and so a handshake, per request).
+const RESPONSE_THEN_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
 
 /// A self-signed certificate for localhost and 127.0.0.1, written (certificate only) to
 /// `dir`; the key stays in memory.
@@ -47,7 +50,20 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, config: &Arc<ServerConfig>) {
     };
     let _ = bev.set_read_callback(|bev, _| {
         while let Some(end) = bev.input().search(b"\r\n\r\n", 0) {
+            let close = bev
+                .input()
+                .search_range(b"Connection: close", 0, end)
+                .is_some();
             let _ = bev.input().drain(end + 4);
+            if close {
+                // Answer, then free the socket (close_notify) once the answer went out.
+                let _ = bev.output().append(RESPONSE_THEN_CLOSE);
+                let _ = bev.disable(EventFlags::READ);
+                bev.set_write_callback(|bev, _| {
+                    bev.free();
+                });
+                break;
+            }
             let _ = bev.output().append(RESPONSE);
         }
     });

@@ -1,6 +1,6 @@
 /* The http-hello responder over TLS on libevent 2.1's bufferevent_openssl (OpenSSL 3), the
  * peer of evloop's https-hello in benches/https.sh: every request (ended by an empty line)
- * gets the same 13-byte response. A standalone program, built by https.sh:
+ * gets the same 13-byte response; one with "Connection: close" gets it, then the close. A standalone program, built by https.sh:
  *   https_libevent PORT CERT.pem KEY.pem
  * Exits on SIGINT or SIGTERM. */
 #include <event2/buffer.h>
@@ -20,13 +20,34 @@
 static const char RESPONSE[] =
     "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
 
+/* The answer to a request that asked to close: a new connection per request. */
+static const char RESPONSE_THEN_CLOSE[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+    "Content-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void free_when_written(struct bufferevent *bev, void *arg) {
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_free(bev);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg) {
     struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
     (void)arg;
     for (;;) {
         struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
         if (end.pos < 0) break;
+        struct evbuffer_ptr start;
+        evbuffer_ptr_set(in, &start, 0, EVBUFFER_PTR_SET);
+        struct evbuffer_ptr close =
+            evbuffer_search_range(in, "Connection: close", 17, &start, &end);
         evbuffer_drain(in, end.pos + 4);
+        if (close.pos >= 0) {
+            evbuffer_add(out, RESPONSE_THEN_CLOSE, sizeof RESPONSE_THEN_CLOSE - 1);
+            bufferevent_disable(bev, EV_READ);
+            bufferevent_setcb(bev, NULL, free_when_written, event_cb, NULL);
+            break;
+        }
         evbuffer_add(out, RESPONSE, sizeof RESPONSE - 1);
     }
 }

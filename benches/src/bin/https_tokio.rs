@@ -1,7 +1,8 @@
 //! The http-hello responder over TLS on tokio's current-thread runtime and tokio-rustls (ring,
 //! as evloop's), the peer of `https-hello` in `benches/https.sh`:
 //! `https_tokio PORT CERT.pem KEY.pem`, exits on SIGINT or SIGTERM. The same code as
-//! `http_tokio` with the stream wrapped by a `TlsAcceptor`.
+//! `http_tokio` with the stream wrapped by a `TlsAcceptor`, and a request with
+//! `Connection: close` answered, then closed.
 
 /// The benchmark itself (Linux, where `https.sh` runs).
 #[cfg(target_os = "linux")]
@@ -17,6 +18,8 @@ mod bench {
 
     const RESPONSE: &[u8] =
         b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+    /// The answer to a request that asked to close: a new connection per request.
+    const RESPONSE_THEN_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
 
     async fn serve(stream: TcpStream, acceptor: TlsAcceptor) {
         let _ = stream.set_nodelay(true);
@@ -33,8 +36,15 @@ mod bench {
             };
             buf.extend_from_slice(&chunk[..n]);
             let mut start = 0;
+            let mut close = false;
             while let Some(end) = buf[start..].windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = &buf[start..start + end];
+                close = head.windows(17).any(|w| w == b"Connection: close");
                 start += end + 4;
+                if close {
+                    out.extend_from_slice(RESPONSE_THEN_CLOSE);
+                    break;
+                }
                 out.extend_from_slice(RESPONSE);
             }
             buf.drain(..start);
@@ -43,6 +53,11 @@ mod bench {
                     return;
                 }
                 out.clear();
+            }
+            if close {
+                // close_notify, then the TCP close.
+                let _ = stream.shutdown().await;
+                return;
             }
         }
     }
