@@ -663,8 +663,19 @@ fn https_hello_answers_over_tls_on_every_backend() {
             Some(rustls::ProtocolVersion::TLSv1_3)
         );
         assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
+        // A request that asks to close is answered, then the server closes: close_notify,
+        // which reads as a clean end of stream (an error if it were a bare TCP close).
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut rest = Vec::new();
+        tls.read_to_end(&mut rest)
+            .unwrap_or_else(|e| panic!("{env:?}: {e} after {rest:?}"));
+        assert!(
+            rest.starts_with(b"HTTP/1.1 200 OK\r\nConnection: close\r\n")
+                && rest.ends_with(b"Hello, World!"),
+            "{env:?}: {}",
+            String::from_utf8_lossy(&rest)
+        );
         drop(tls);
         kill_process(pid(&child), Signal::TERM).unwrap();
         let out = child.wait_with_output().unwrap();
