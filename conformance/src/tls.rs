@@ -195,11 +195,20 @@ fn echo_client(
     let bev = BufferedSocket::tls_connect(ops, addr, config, "localhost", BevOptions::default())
         .expect("TLS connect");
     let expect = data.len();
+    talk(ops, &bev, data, expect);
+    bev
+}
+
+/// Make `bev` a client that sends `data` on CONNECTED (noting the TLS version and ALPN
+/// protocol, if it is a TLS socket), keeps what comes back in `got`, and frees itself once
+/// `expect` bytes came back.
+fn talk(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>, data: Vec<u8>, expect: usize) {
     bev.set_event_callback(move |bev, log: &mut Log| {
         if bev.fired().contains(BevEvent::CONNECTED) {
-            let tls = bev.tls().expect("a TLS socket");
-            log.version = tls.protocol_version();
-            log.alpn = tls.alpn_protocol().map(|p| p.to_vec());
+            if let Some(tls) = bev.tls() {
+                log.version = tls.protocol_version();
+                log.alpn = tls.alpn_protocol().map(|p| p.to_vec());
+            }
             bev.write(&data).expect("write");
         }
         record("client", bev, log);
@@ -216,7 +225,28 @@ fn echo_client(
     .expect("fresh socket");
     bev.enable(ops, EventFlags::READ | EventFlags::WRITE)
         .expect("enable");
-    bev
+}
+
+/// A TLS server on loopback that keeps what each client sends in `server_got`, and echoes it
+/// if `echo`.
+fn collecting_server(
+    ops: &mut Registry<Log>,
+    config: Arc<ServerConfig>,
+    echo: bool,
+) -> Listener<Log> {
+    tls_listener(ops, config, move |ops, bev| {
+        bev.set_read_callback(move |bev, log: &mut Log| {
+            let got = take_input(bev, usize::MAX);
+            log.server_got.extend_from_slice(&got);
+            if echo {
+                bev.write(&got).expect("echo");
+            }
+        })
+        .expect("fresh socket");
+        bev.set_event_callback(|bev, log| record("server", bev, log))
+            .expect("fresh socket");
+        bev.enable(ops, EventFlags::READ).expect("enable");
+    })
 }
 
 /// A handshake, then 4 MiB through an echo server and back, byte-exact; CONNECTED once on
@@ -555,17 +585,7 @@ pub fn tls_a_large_write_to_a_slow_reader_arrives_whole(h: &Harness) {
 pub fn tls_under_a_filter(h: &Harness) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
-    let listener = tls_listener(&mut base, pki.server.clone(), |ops, bev| {
-        bev.set_read_callback(|bev, log: &mut Log| {
-            let got = take_input(bev, usize::MAX);
-            log.server_got.extend_from_slice(&got);
-            bev.write(&got).expect("echo");
-        })
-        .expect("fresh socket");
-        bev.set_event_callback(|bev, log| record("server", bev, log))
-            .expect("fresh socket");
-        bev.enable(ops, EventFlags::READ).expect("enable");
-    });
+    let listener = collecting_server(&mut base, pki.server.clone(), true);
     let addr = listener.local_addr().expect("address");
     let tls = BufferedSocket::tls_connect(
         &mut base,
@@ -582,24 +602,7 @@ pub fn tls_under_a_filter(h: &Harness) {
         BevOptions::default(),
     )
     .expect("filtered");
-    client
-        .set_event_callback(|bev, log: &mut Log| {
-            if bev.fired().contains(BevEvent::CONNECTED) {
-                bev.write(b"hello\nworld\n").expect("write");
-            }
-            record("client", bev, log);
-        })
-        .expect("fresh socket");
-    client
-        .set_read_callback(|bev, log: &mut Log| {
-            let got = take_input(bev, usize::MAX);
-            log.got.extend_from_slice(&got);
-            if log.got.len() == 12 {
-                bev.free();
-            }
-        })
-        .expect("fresh socket");
-    client.enable(&mut base, EventFlags::READ).expect("enable");
+    talk(&mut base, &client, b"hello\nworld\n".to_vec(), 12);
     let mut log = Log::default();
     run_until(&mut base, &mut log, "the server hears EOF", |l| {
         l.count("server EOF") + l.count("server ERROR") > 0
@@ -620,47 +623,24 @@ pub fn tls_under_a_filter(h: &Harness) {
 pub fn tls_rate_limited_transfer(h: &Harness) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
-    let listener = tls_listener(&mut base, pki.server.clone(), |ops, bev| {
-        bev.set_read_callback(|bev, log: &mut Log| {
-            let got = take_input(bev, usize::MAX);
-            log.server_got.extend_from_slice(&got);
-        })
-        .expect("fresh socket");
-        bev.set_event_callback(|bev, log| record("server", bev, log))
-            .expect("fresh socket");
-        bev.enable(ops, EventFlags::READ).expect("enable");
-    });
+    let listener = collecting_server(&mut base, pki.server.clone(), false);
     let addr = listener.local_addr().expect("address");
     let tick = Duration::from_millis(50);
     let limit = evloop_core::RateLimit::new(2000, 2000, 2000, 2000, tick).expect("limit");
     let start = Instant::now(); // before the bucket is made
-    let client = BufferedSocket::tls_connect(
-        &mut base,
-        addr,
-        pki.client.clone(),
-        "localhost",
-        BevOptions::default(),
-    )
-    .expect("connect");
+    let client = echo_client(&mut base, addr, pki.client.clone(), pattern(40_000));
     client
         .set_rate_limit(&mut base, Some(limit))
         .expect("limit");
-    let sent = pattern(40_000);
-    let to_send = sent.clone();
-    client
-        .set_event_callback(move |bev, log: &mut Log| {
-            if bev.fired().contains(BevEvent::CONNECTED) {
-                bev.write(&to_send).expect("write");
-            }
-            record("client", bev, log);
-        })
-        .expect("fresh socket");
     let mut log = Log::default();
     run_until(&mut base, &mut log, "40 KB at 40 KB/s", |l| {
         l.server_got.len() == 40_000 || !l.errors.is_empty()
     });
     assert!(log.errors.is_empty(), "{:?}", log.errors);
-    assert!(log.server_got == sent, "the bytes arrived changed");
+    assert!(
+        log.server_got == pattern(40_000),
+        "the bytes arrived changed"
+    );
     let least = tick * 19;
     assert!(
         start.elapsed() >= least,

@@ -483,6 +483,15 @@ impl<D: 'static> State<D> {
         }
     }
 
+    /// How many bytes the input may take before its high watermark (`usize::MAX`: none).
+    fn input_room(&self) -> usize {
+        if self.read_high > 0 {
+            self.read_high.saturating_sub(self.input.len())
+        } else {
+            usize::MAX
+        }
+    }
+
     /// Whether a TLS handshake is under way (it needs reading, whatever the user enabled).
     fn handshaking(&self) -> bool {
         #[cfg(feature = "tls")]
@@ -552,11 +561,7 @@ impl<D: 'static> State<D> {
         if self.tls.is_some() {
             return self.tls_readable();
         }
-        let room = if self.read_high > 0 {
-            self.read_high.saturating_sub(self.input.len())
-        } else {
-            usize::MAX
-        };
+        let room = self.input_room();
         let cap = self.rate_cap(Dir::Read);
         if room == 0 || cap == 0 {
             return; // sync stops reading until the input drains or the bucket refills
@@ -682,19 +687,12 @@ impl<D: 'static> State<D> {
     /// the high watermark allows. Also called from `sync`, so plaintext rustls still holds
     /// reaches the input when the user drains it, without waiting for the fd (libevent#690).
     fn tls_progress(&mut self) {
+        let room = self.input_room();
         let tls = self.tls.as_mut().expect("on the TLS path");
         if tls.just_connected() {
             self.pending.events |= BevEvent::CONNECTED;
         }
-        if !self.enabled.contains(EventFlags::READ) {
-            return;
-        }
-        let room = if self.read_high > 0 {
-            self.read_high.saturating_sub(self.input.len())
-        } else {
-            usize::MAX
-        };
-        if room == 0 {
+        if !self.enabled.contains(EventFlags::READ) || room == 0 {
             return;
         }
         match tls.pull(&mut self.input, room) {

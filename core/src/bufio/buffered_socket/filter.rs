@@ -101,9 +101,7 @@ pub trait Filter {
         limit: usize,
         mode: FlushMode,
     ) -> io::Result<FilterResult> {
-        let _ = mode;
-        src.remove_into(dst, limit)?;
-        Ok(FilterResult::Ok)
+        pass_through(src, dst, limit, mode)
     }
 
     /// Transform bytes the user wrote (`src`) into the output of the socket under (`dst`).
@@ -118,10 +116,19 @@ pub trait Filter {
         limit: usize,
         mode: FlushMode,
     ) -> io::Result<FilterResult> {
-        let _ = mode;
-        src.remove_into(dst, limit)?;
-        Ok(FilterResult::Ok)
+        pass_through(src, dst, limit, mode)
     }
+}
+
+/// What both directions of a [`Filter`] do by default: move up to `limit` bytes unchanged.
+fn pass_through(
+    src: &mut Buffer,
+    dst: &mut Buffer,
+    limit: usize,
+    _mode: FlushMode,
+) -> io::Result<FilterResult> {
+    src.remove_into(dst, limit)?;
+    Ok(FilterResult::Ok)
 }
 
 /// How much transformed output may wait in a socket under without a write high watermark:
@@ -228,11 +235,7 @@ impl<D: 'static> State<D> {
         if !self.enabled.contains(EventFlags::READ) {
             return;
         }
-        let room = if self.read_high > 0 {
-            self.read_high.saturating_sub(self.input.len())
-        } else {
-            usize::MAX
-        };
+        let room = self.input_room();
         let layer = self.filter.as_mut().expect("on the filter path");
         let mode = if layer.eof_seen {
             FlushMode::Finished
