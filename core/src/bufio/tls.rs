@@ -368,13 +368,13 @@ mod tests {
         let (client, _server) = connected_pair();
         let mut tls = TlsLayer::new(client.into());
         tls.connected = true;
-        let (ours, peer) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::NONBLOCK,
-            None,
-        )
-        .unwrap();
+        let (ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let (ours, peer) = (
+            crate::fd::OwnedFd::from(ours),
+            crate::fd::OwnedFd::from(peer),
+        );
         let mut output = Buffer::new();
         output.append(&vec![7u8; 4 << 20]).unwrap();
         let drain = |fd: &crate::fd::OwnedFd| {
