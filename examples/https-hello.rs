@@ -58,10 +58,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, config: &Arc<ServerConfig>) {
             if close {
                 // Answer, then free the socket (close_notify) once the answer went out.
                 let _ = bev.output().append(RESPONSE_THEN_CLOSE);
-                let _ = bev.disable(EventFlags::READ);
-                bev.set_write_callback(|bev, _| {
-                    bev.free();
-                });
+                let _ = bev.free_after_flush();
                 break;
             }
             let _ = bev.output().append(RESPONSE);

@@ -84,17 +84,8 @@ fn finish(bev: &mut Ctx<'_, '_>, partner: &Bev) {
     }
     relay(bev, partner);
     if !partner.is_freed() {
-        if partner.output_len().unwrap_or(0) > 0 {
-            let _ = partner.set_write_callback(|partner, _| {
-                if partner.output().is_empty() {
-                    partner.free();
-                }
-            });
-            let _ = partner.set_write_watermark(0, 0);
-            let _ = partner.disable(bev.context(), EventFlags::READ);
-        } else {
-            let _ = partner.clone().free(bev.context());
-        }
+        // What the partner holds still goes out (bounded by its write timeout), then it closes.
+        let _ = partner.free_after_flush(bev.context());
     }
     bev.free();
 }

@@ -2,8 +2,8 @@
 //! replies come back upper-cased, a line at a time. The connection logic is a plain echo;
 //! the `Lines` filter does the rest, its input side passing on whole lines only and its output
 //! side upper-casing. A last line without a newline is answered when the client closes its
-//! sending side, since the filter's input runs as `Finished` at end of file; a socket no
-//! handle holds is freed once that answer went out. Listens on 127.0.0.1:9997 (the first argument overrides
+//! sending side, since the filter's input runs as `Finished` at end of file, and the socket
+//! closes once that answer went out (`free_after_flush`). Listens on 127.0.0.1:9997 (the first argument overrides
 //! the port); exits 0 on SIGINT or SIGTERM (Ctrl-C or Ctrl-Break on Windows).
 //!
 //! Try: `printf 'hello\nworld' | nc -N 127.0.0.1 9997` prints `HELLO` and `WORLD`.
@@ -79,10 +79,11 @@ fn main() -> io::Result<()> {
                 let _ = output.append_buffer(input);
             });
             let _ = bev.set_event_callback(|bev, _| {
-                // At the client's end of file the last line was answered just before; the
-                // socket is freed once that answer went out, since nothing holds it any more.
-                // An error ends it at once.
-                if !bev.fired().contains(BevEvent::EOF) {
+                // At the client's end of file the last line was answered just before: close
+                // once that answer went out. An error ends it at once.
+                if bev.fired().contains(BevEvent::EOF) {
+                    let _ = bev.free_after_flush();
+                } else {
                     bev.free();
                 }
             });

@@ -33,6 +33,7 @@ mod buffered;
 mod control;
 #[cfg(unix)]
 mod differential;
+mod ending;
 mod filters;
 mod hooks;
 mod hostile;
@@ -287,6 +288,11 @@ scenario_list! {
     hostile::bad_input_gets_clear_errors_and_the_base_keeps_working,
     hostile::more_than_65535_events_on_one_fd_are_refused,
     hostile::injected_faults_lose_nothing,
+    ending::dropping_the_base_closes_what_it_owned,
+    ending::free_after_flush_sends_everything_then_closes,
+    ending::free_after_flush_is_bounded_by_the_write_timeout,
+    ending::user_events_run_when_activated,
+    ending::socket_options_on_every_side,
     filters::filter_transforms_both_ways_a_line_at_a_time,
     filters::filter_small_reads_under_a_high_watermark_reach_the_end,
     filters::filter_error_is_one_error_event,

@@ -63,7 +63,7 @@ pub use base::{Base, BaseOptions, RunOutcome};
 pub use bufio::{
     AcceptCallback, BevCallback, BevContext, BevEvent, BevOptions, Buffer, BufferChange,
     BufferedSocket, CallbackId, Eol, Filter, FilterResult, FlushMode, IoOutcome, Listener,
-    ListenerErrorCallback, ListenerOptions, PeerAddr, RateLimit, RateLimitGroup,
+    ListenerErrorCallback, ListenerOptions, PeerAddr, RateLimit, RateLimitGroup, SocketOptions,
 };
 pub use event::{EventId, Pending};
 pub use flags::{EventFlags, Features, LoopFlags};

@@ -490,10 +490,61 @@ impl<D> Registry<D> {
         self.alloc(NO_FD, flags, Box::new(callback))
     }
 
+    /// An event that runs only when activated (libevent's `event_new(base, -1, 0, cb)`,
+    /// libev's `ev_async`): on the loop with [`activate`](Self::activate), or from another
+    /// thread through a [`Handle`](crate::Handle). It needs no [`add`](Self::add).
+    /// Activations before it runs merge into one run, whose [`Context::ncalls`] says how
+    /// many there were and [`Context::fired`] the flags of all of them. It does not keep the
+    /// loop running by itself, as an event that is not pending does not: a loop that waits
+    /// only for other threads runs with [`LoopFlags::NO_EXIT_ON_EMPTY`](crate::LoopFlags).
+    ///
+    /// # Errors
+    ///
+    /// Only at the base's limit of events (`OutOfMemory`).
+    ///
+    /// # Examples
+    ///
+    /// A worker thread posts results; the loop counts them in one run per wake-up:
+    ///
+    /// ```
+    /// use evloop::{EventFlags, LoopFlags};
+    /// let mut base: evloop::Base<u32> = evloop::new_base()?;
+    /// let done = base.new_user_event(|ctx, got: &mut u32| {
+    ///     *got += ctx.ncalls();
+    ///     if *got == 3 {
+    ///         ctx.loop_break();
+    ///     }
+    /// })?;
+    /// let handle = base.handle()?;
+    /// let worker = std::thread::spawn(move || {
+    ///     for _ in 0..3 {
+    ///         handle.activate(done, EventFlags::empty(), 1).unwrap();
+    ///     }
+    /// });
+    /// let mut got = 0;
+    /// base.run_with(LoopFlags::NO_EXIT_ON_EMPTY, &mut got)?;
+    /// worker.join().unwrap();
+    /// assert_eq!(got, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new_user_event(
+        &mut self,
+        callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<EventId> {
+        // No fd, no flags: it is never watched, only activated.
+        self.alloc(NO_FD, EventFlags::empty(), Box::new(callback))
+    }
+
     /// Make the event pending: watch its fd, and if `timeout` is given, (re)start its timer;
     /// for a prepare, check or idle watcher, start it (`timeout` must be `None`).
     /// Adding a pending event again replaces its timeout; `None` keeps the running one. A
     /// persistent event's timer restarts after each activation.
+    ///
+    /// A timeout counts from the loop's cached time ([`now`](Self::now)): inside a callback,
+    /// the time taken after the loop's last wait, not `Instant::now()`. After a long
+    /// computation in a callback, call [`update_cache_time`](Self::update_cache_time) first,
+    /// or the timeout counts from the stale reading and fires that much sooner than
+    /// `Instant::now()` would say.
     ///
     /// # Errors
     ///
@@ -1046,6 +1097,12 @@ impl<D> Registry<D> {
     /// callbacks already active). The timer frees itself after it runs; until then, freeing
     /// the returned id cancels it.
     ///
+    /// A timeout counts from the loop's cached time ([`now`](Self::now)): inside a callback,
+    /// the time taken after the loop's last wait, not `Instant::now()`. After a long
+    /// computation in a callback, call [`update_cache_time`](Self::update_cache_time) first,
+    /// or the timeout counts from the stale reading and fires that much sooner than
+    /// `Instant::now()` would say.
+    ///
     /// # Errors
     ///
     /// Only at the base's limit of events (`OutOfMemory`).
@@ -1083,6 +1140,12 @@ impl<D> Registry<D> {
     /// Run `callback` every `period`, the first time `period` from now: a persistent timer,
     /// added. Delete or free the returned id to stop it; each run comes `period` after the
     /// last was due, so a late run does not shift the ones after it.
+    ///
+    /// The first period counts from the loop's cached time ([`now`](Self::now)): inside a callback,
+    /// the time taken after the loop's last wait, not `Instant::now()`. After a long
+    /// computation in a callback, call [`update_cache_time`](Self::update_cache_time) first,
+    /// or the timeout counts from the stale reading and fires that much sooner than
+    /// `Instant::now()` would say.
     ///
     /// # Errors
     ///

@@ -50,6 +50,9 @@ pub struct BevOptions {
     /// Run callbacks from the loop, as their own activation, rather than from inside the
     /// I/O handling (or another callback). Always on for pairs.
     pub defer_callbacks: bool,
+    /// Socket options set on the fd when the socket is made (before the connect, for
+    /// [`BufferedSocket::connect`]); a pair, having no fd, refuses any.
+    pub socket: super::SocketOptions,
 }
 
 impl Default for BevOptions {
@@ -57,6 +60,7 @@ impl Default for BevOptions {
         Self {
             close_on_free: true,
             defer_callbacks: false,
+            socket: super::SocketOptions::default(),
         }
     }
 }
@@ -120,6 +124,12 @@ struct State<D> {
     partner: Option<Weak<RefCell<State<D>>>>,
     close_on_free: bool,
     freed: bool,
+    /// `free_after_flush` was called: reading stopped, no callbacks run, and the socket is
+    /// freed once everything it holds went out (or at an error or the write timeout).
+    closing: bool,
+    /// The base was dropped while a handle still held the socket: its fd is closed, and
+    /// every call answers `NotConnected`.
+    base_gone: bool,
     /// TLS between the fd and the buffers (`tls_server`, `tls_client`).
     #[cfg(feature = "tls")]
     tls: Option<Box<super::tls::TlsLayer>>,
@@ -159,6 +169,13 @@ fn freed_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "this buffered socket was freed")
 }
 
+fn base_gone_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the base of this buffered socket was dropped (and its fd closed with it)",
+    )
+}
+
 impl<D: 'static> State<D> {
     fn new(fd: Option<OwnedFd>, options: BevOptions) -> Self {
         let is_socket = fd
@@ -192,6 +209,8 @@ impl<D: 'static> State<D> {
             partner: None,
             close_on_free: options.close_on_free,
             freed: false,
+            closing: false,
+            base_gone: false,
             #[cfg(feature = "tls")]
             tls: None,
             filter: None,
@@ -281,6 +300,30 @@ impl<D: 'static> State<D> {
         self.callbacks[which].is_some() || self.invoking == which
     }
 
+    /// Whether anyone waits to hear that the output drained: a write callback, or a
+    /// `free_after_flush`.
+    fn wants_drained(&self) -> bool {
+        self.closing || self.has_callback(WRITE_CB)
+    }
+
+    /// Stop reading, keep writing, and free the socket once everything it holds went out;
+    /// returns whether that is already so (the caller frees it then).
+    fn free_after_flush(&mut self, ops: &mut Registry<D>) -> io::Result<bool> {
+        if self.freed {
+            return Err(freed_error());
+        }
+        self.closing = true;
+        self.enabled = (self.enabled | EventFlags::WRITE).without(EventFlags::READ);
+        self.sync(ops)?;
+        if self.unsent() == 0 {
+            return Ok(true);
+        }
+        // The write event (or a pair's reader) moves the rest; the deferred event runs the
+        // last check.
+        self.schedule(ops);
+        Ok(false)
+    }
+
     fn schedule(&mut self, ops: &mut Registry<D>) {
         if let Some(ev) = self.defer_ev {
             let _ = ops.activate(ev, EventFlags::empty(), 1);
@@ -290,6 +333,15 @@ impl<D: 'static> State<D> {
     fn write(&mut self, ops: &mut Registry<D>, data: &[u8]) -> io::Result<()> {
         if self.freed {
             return Err(freed_error());
+        }
+        if self.closing {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!(
+                    "fd {}: the socket is closing (free_after_flush): nothing more is written",
+                    self.fd
+                ),
+            ));
         }
         if self.write_high > 0 && self.output.len() + data.len() > self.write_high {
             // The peer is not keeping up: tell the writer instead of growing without limit.
@@ -436,6 +488,17 @@ impl<D: 'static> State<D> {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
+        if self.closing {
+            // No callbacks after `free_after_flush`: free once all went out, or at once on an
+            // error or a timeout (the write timeout bounds the wait).
+            let fatal = BevEvent::ERROR | BevEvent::TIMEOUT | BevEvent::EOF;
+            if self.unsent() == 0 || pending.events.intersects(fatal) {
+                self.teardown(ctx);
+            } else {
+                let _ = self.sync(ctx);
+            }
+            return;
+        }
         // Bytes that came with the end of file are read even though reading just stopped.
         if pending.read
             && (self.enabled.contains(EventFlags::READ) || pending.events.contains(BevEvent::EOF))
@@ -638,7 +701,7 @@ impl<D: 'static> State<D> {
             // Only a write callback cares that the output drained (libevent runs none when
             // none is set); skipping it saves scheduling the deferred run per response.
             Ok(IoOutcome::Done(n))
-                if n > 0 && self.output.len() <= self.write_low && self.has_callback(WRITE_CB) =>
+                if n > 0 && self.output.len() <= self.write_low && self.wants_drained() =>
             {
                 self.pending.write = true
             }
@@ -742,7 +805,7 @@ impl<D: 'static> State<D> {
                 // Due after plaintext was taken, or after records went out (those may be all
                 // that waited: a flush-then-close waits for exactly them).
                 let due = drained && (tls.take_plaintext_sent() | (sent > 0 && tls.connected));
-                if due && self.has_callback(WRITE_CB) {
+                if due && self.wants_drained() {
                     self.pending.write = true;
                 }
             }
@@ -779,7 +842,10 @@ impl<D: 'static> State<D> {
         }
         let tls = self.tls.as_ref().expect("on the TLS path");
         if let Some(ev) = self.read_ev {
-            let want = self.enabled.contains(EventFlags::READ)
+            // A socket closing mid-handshake still reads: the handshake must end before its
+            // output can go.
+            let handshake = self.closing && !tls.connected;
+            let want = (self.enabled.contains(EventFlags::READ) || handshake)
                 && (self.read_high == 0 || self.input.len() < self.read_high)
                 && (self.connecting || (tls.wants_read() && self.rate_allows(ops, Dir::Read)));
             set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
@@ -998,7 +1064,8 @@ impl<D: 'static> BevContext<'_, '_, D> {
         self.state.write_high = high;
     }
 
-    /// Set the read and write timeouts (`None`: no timeout).
+    /// Set the read and write timeouts (`None`: no timeout), counted from the loop's cached
+    /// time; see [`BufferedSocket::set_timeouts`].
     ///
     /// # Errors
     ///
@@ -1009,6 +1076,22 @@ impl<D: 'static> BevContext<'_, '_, D> {
         write: Option<Duration>,
     ) -> io::Result<()> {
         self.state.set_timeouts(self.ctx, read, write)
+    }
+
+    /// Flush, then close (the usual end of a reply): stop reading, let the output drain, then
+    /// free the socket once this callback has returned and everything went out (a TLS
+    /// socket's close_notify after the last record). No callback of this socket runs after
+    /// this; an error, or the write timeout if one is set, frees it at once. See
+    /// [`BufferedSocket::free_after_flush`].
+    ///
+    /// # Errors
+    ///
+    /// After `free`, or the backend refusing the fd.
+    pub fn free_after_flush(&mut self) -> io::Result<()> {
+        if self.state.free_after_flush(self.ctx)? {
+            self.state.freed = true;
+        }
+        Ok(())
     }
 
     /// Free the socket once this callback returns: its events go, and its fd is closed
@@ -1024,7 +1107,9 @@ impl<D: 'static> BevContext<'_, '_, D> {
 }
 
 /// A handle to a buffered socket. Cloning it is cheap; the socket lives until
-/// [`free`](Self::free) (or its context's `free`), or until the base is dropped.
+/// [`free`](Self::free) (or its context's `free`, or [`free_after_flush`](Self::free_after_flush)),
+/// or until the base is dropped: then its fd is closed even if a handle is still held, and
+/// every call through such a handle answers `NotConnected`.
 ///
 /// # Examples
 ///
@@ -1092,17 +1177,69 @@ fn io_handler<D: 'static>(rc: Shared<D>, on_ready: fn(&mut State<D>, EventFlags)
 }
 
 fn defer_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
+    let guard = CloseWithBase(rc);
     Box::new(move |ctx, data| {
+        let rc = &guard.0;
         let Ok(mut st) = rc.try_borrow_mut() else {
             return;
         };
-        st.dispatch(&rc, ctx, data, true);
+        st.dispatch(rc, ctx, data, true);
     })
+}
+
+/// What needs no `'static` (the guard below calls it from `Drop`).
+impl<D> State<D> {
+    /// The base dropped the socket's events while a handle still holds the socket: let the
+    /// fd go now (a TLS socket tries its close_notify first), so the peer sees the end
+    /// instead of a connection that hangs until the program exits.
+    fn base_dropped(&mut self) {
+        if self.freed {
+            return;
+        }
+        self.freed = true;
+        self.base_gone = true;
+        // Their ids name nothing now.
+        (self.read_ev, self.write_ev, self.defer_ev) = (None, None, None);
+        #[cfg(feature = "tls")]
+        if let (Some(mut tls), true) = (self.tls.take(), self.fd != NO_FD) {
+            let raw = self.fd;
+            // SAFETY: as in `borrowed_fd`: the fd is still open here.
+            tls.close(&mut self.output, unsafe { BorrowedFd::borrow_raw(raw) });
+        }
+        // The socket under a filtered one has its own guard; rate timers went with the base.
+        self.filter = None;
+        self.rate = None;
+        self.callbacks = [None, None, None];
+        drop(self.owned.take());
+    }
+}
+
+/// Held by a socket's deferred event. Dropped when that event is freed — by the socket's own
+/// teardown, with the state borrowed, when this does nothing — or when the base is dropped
+/// with the socket alive because a handle holds it: then the socket closes its fd.
+struct CloseWithBase<D>(Shared<D>);
+
+impl<D> Drop for CloseWithBase<D> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.0.try_borrow_mut() {
+            st.base_dropped();
+        }
+    }
 }
 
 impl<D: 'static> BufferedSocket<D> {
     fn build(ops: &mut Registry<D>, fd: Option<OwnedFd>, options: BevOptions) -> io::Result<Self> {
         let has_fd = fd.is_some();
+        match fd.as_ref() {
+            Some(fd) if !options.socket.is_empty() => options.socket.apply(fd)?,
+            None if !options.socket.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "socket options on a pair, which has no fd",
+                ))
+            }
+            _ => {}
+        }
         // macOS has no MSG_NOSIGNAL: the socket itself is told not to raise SIGPIPE (an
         // error here means it is no socket, and a pipe's reader is ours to keep alive).
         #[cfg(any(target_os = "macos", target_os = "ios"))]
@@ -1173,12 +1310,15 @@ impl<D: 'static> BufferedSocket<D> {
             rustix::net::AddressFamily::INET6
         };
         let fd = super::listener::nonblocking_socket(domain)?;
+        // Before the connect: a receive buffer shapes the window scale the SYN offers.
+        options.socket.apply(&fd)?;
         let result = rustix::net::connect(&fd, &addr);
         let bev = Self::build(
             ops,
             Some(fd),
             BevOptions {
                 close_on_free: true,
+                socket: super::SocketOptions::default(),
                 ..options
             },
         )?;
@@ -1411,11 +1551,15 @@ impl<D: 'static> BufferedSocket<D> {
         options: BevOptions,
     ) -> io::Result<Self> {
         let under_fd = under.with(|u| Ok(u.fd))?;
+        if !options.socket.is_empty() {
+            under.set_socket_options(options.socket)?;
+        }
         let me = Self::build(
             ops,
             None,
             BevOptions {
                 defer_callbacks: true,
+                socket: super::SocketOptions::default(),
                 ..options
             },
         )?;
@@ -1461,6 +1605,9 @@ impl<D: 'static> BufferedSocket<D> {
 
     fn with<R>(&self, f: impl FnOnce(&mut State<D>) -> io::Result<R>) -> io::Result<R> {
         let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
+        if st.base_gone {
+            return Err(base_gone_error());
+        }
         if st.freed {
             return Err(freed_error());
         }
@@ -1680,6 +1827,35 @@ impl<D: 'static> BufferedSocket<D> {
         self.with(|st| st.set_rate_limit(ops, &self.state, limit))
     }
 
+    /// Set socket options on the live socket's fd (a filtered socket's is the one under it).
+    ///
+    /// # Errors
+    ///
+    /// Freed or busy; `Unsupported` on a pair; as [`SocketOptions::apply`](super::SocketOptions::apply).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::{BevOptions, BufferedSocket, SocketOptions};
+    ///
+    /// let mut base: evloop::Base = evloop::new_base()?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let bev = BufferedSocket::connect(&mut base, listener.local_addr()?, BevOptions::default())?;
+    /// bev.set_socket_options(SocketOptions { nodelay: Some(true), ..SocketOptions::default() })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_socket_options(&self, options: super::SocketOptions) -> io::Result<()> {
+        self.with(|st| {
+            if st.fd == NO_FD {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "socket options on a pair, which has no fd",
+                ));
+            }
+            options.apply(st.borrowed_fd())
+        })
+    }
+
     /// See [`BevContext::set_read_watermark`].
     ///
     /// # Errors
@@ -1712,7 +1888,9 @@ impl<D: 'static> BufferedSocket<D> {
     }
 
     /// Set the read and write timeouts: a direction that sees no progress for that long
-    /// reports TIMEOUT and is disabled.
+    /// reports TIMEOUT and is disabled. Like every timeout, they count from the loop's cached
+    /// time ([`Registry::now`]; [`Registry::update_cache_time`] refreshes it after a long
+    /// computation in a callback).
     ///
     /// # Errors
     ///
@@ -1726,9 +1904,55 @@ impl<D: 'static> BufferedSocket<D> {
         self.with(|st| st.set_timeouts(ops, read, write))
     }
 
-    /// The fd (-1 for a pair).
+    /// The fd (-1 for a pair, or once the socket is freed).
     pub fn fd(&self) -> RawFd {
-        self.state.try_borrow().map_or(NO_FD, |s| s.fd)
+        self.state
+            .try_borrow()
+            .map_or(NO_FD, |s| if s.freed { NO_FD } else { s.fd })
+    }
+
+    /// Flush, then close: stop reading, let what the socket holds go out, then free it
+    /// (closing the fd; on TLS after close_notify). Where [`free`](Self::free) drops the
+    /// output, this is how a server ends a reply; libevent programs write it by hand with a
+    /// write callback. No callback of this socket runs after the call; an error, or the
+    /// write timeout if one is set ([`set_timeouts`](Self::set_timeouts)), frees it at once,
+    /// so a peer that stops reading cannot keep it forever. On a pair, it waits for the
+    /// other end to read.
+    ///
+    /// # Errors
+    ///
+    /// Freed already, busy (inside its own callback use [`BevContext::free_after_flush`]),
+    /// or the backend refusing the fd.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use evloop::{BevOptions, BufferedSocket};
+    ///
+    /// let mut base: evloop::Base = evloop::new_base()?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let mut peer = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// let (ours, _) = listener.accept()?;
+    /// ours.set_nonblocking(true)?;
+    /// let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default())?;
+    /// bev.write(&mut base, &[7; 100_000])?;
+    /// bev.free_after_flush(&mut base)?;
+    /// let reader = std::thread::spawn(move || {
+    ///     let mut all = Vec::new();
+    ///     peer.read_to_end(&mut all).map(|_| all.len()) // to EOF: the socket closed
+    /// });
+    /// base.run(&mut ())?; // returns once the socket is gone
+    /// assert_eq!(reader.join().unwrap()?, 100_000);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn free_after_flush(&self, ops: &mut Registry<D>) -> io::Result<()> {
+        self.with(|st| {
+            if st.free_after_flush(ops)? {
+                st.teardown(ops);
+            }
+            Ok(())
+        })
     }
 
     /// Free the socket now: its events go, buffered output is dropped, and the fd is closed

@@ -46,6 +46,10 @@ pub struct ListenerOptions {
     pub disabled: bool,
     /// The `listen` backlog.
     pub backlog: i32,
+    /// Options set on every accepted connection before the accept callback gets it (one the
+    /// system refuses is told to the error callback, and the connection is still handed
+    /// over).
+    pub socket: super::SocketOptions,
 }
 
 impl Default for ListenerOptions {
@@ -56,6 +60,7 @@ impl Default for ListenerOptions {
             close_on_free: true,
             disabled: false,
             backlog: 511,
+            socket: super::SocketOptions::default(),
         }
     }
 }
@@ -127,6 +132,9 @@ struct State<D> {
     on_error: Option<ListenerErrorCallback<D>>,
     close_on_free: bool,
     freed: bool,
+    socket: super::SocketOptions,
+    /// The base was dropped while a handle held the listener: the socket is closed.
+    base_gone: bool,
 }
 
 impl<D> State<D> {
@@ -159,6 +167,11 @@ impl<D> State<D> {
 }
 
 /// Accepts connections and hands them to a callback.
+///
+/// Dropping the handle does not stop it: the base holds the listener, which accepts until
+/// [`free`](Self::free) — a server binds and forgets its listener, as with libevent's
+/// `evconnlistener`. Dropping the base closes the listening socket, and a handle kept past
+/// that answers `NotConnected`.
 ///
 /// # Examples
 ///
@@ -247,8 +260,31 @@ fn accept_one(listener: BorrowedFd<'_>) -> rustix::io::Result<(OwnedFd, Option<S
     }
 }
 
+/// Held by the listener's accept event: dropped when the event is freed — by `teardown`,
+/// with the state borrowed, when this does nothing — or with the base while a handle keeps
+/// the listener alive: then the listening socket is closed, so connects are refused instead
+/// of piling up in a backlog nobody accepts.
+struct CloseWithBase<D>(Rc<RefCell<State<D>>>);
+
+impl<D> Drop for CloseWithBase<D> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.0.try_borrow_mut() {
+            if !st.freed {
+                st.freed = true;
+                st.base_gone = true;
+                (st.accept_ev, st.retry_ev) = (None, None);
+                st.on_accept = None;
+                st.on_error = None;
+                drop(st.fd.take());
+            }
+        }
+    }
+}
+
 fn accept_handler<D: 'static>(rc: Rc<RefCell<State<D>>>) -> Callback<D> {
+    let guard = CloseWithBase(rc);
     Box::new(move |ctx, data| {
+        let rc = &guard.0;
         for _ in 0..MAX_ACCEPTS_PER_WAKEUP {
             let (raw, freed) = match rc.try_borrow() {
                 Ok(st) => (st.raw, st.freed),
@@ -261,13 +297,19 @@ fn accept_handler<D: 'static>(rc: Rc<RefCell<State<D>>>) -> Callback<D> {
             let result = accept_one(unsafe { BorrowedFd::borrow_raw(raw) });
             match result {
                 Ok((fd, peer)) => {
-                    let cb = {
+                    let (cb, socket) = {
                         let mut st = rc.borrow_mut();
                         st.backoff = FIRST_BACKOFF;
-                        st.on_accept.take()
+                        (st.on_accept.take(), st.socket)
                     };
-                    let Some(mut cb) = cb else { continue }; // no callback: the fd is dropped
-                                                             // The state is not borrowed while the callback runs: it may use the handle.
+                    if !socket.is_empty() {
+                        if let Err(e) = socket.apply(&fd) {
+                            report(rc, ctx, data, e);
+                        }
+                    }
+                    // No callback: the fd is dropped.
+                    let Some(mut cb) = cb else { continue };
+                    // The state is not borrowed while the callback runs: it may use the handle.
                     cb(ctx, fd, PeerAddr::from_any(peer), data);
                     let mut st = rc.borrow_mut();
                     if st.on_accept.is_none() && !st.freed {
@@ -277,8 +319,8 @@ fn accept_handler<D: 'static>(rc: Rc<RefCell<State<D>>>) -> Callback<D> {
                 Err(Errno::AGAIN) => return,
                 Err(Errno::INTR | Errno::CONNABORTED) => continue,
                 Err(e) => {
-                    report(&rc, ctx, data, os_error(&format!("accept on fd {raw}"), e));
-                    back_off(&rc, ctx);
+                    report(rc, ctx, data, os_error(&format!("accept on fd {raw}"), e));
+                    back_off(rc, ctx);
                     return;
                 }
             }
@@ -329,13 +371,15 @@ impl<D: 'static> Listener<D> {
     /// # Errors
     ///
     /// Creating, configuring, binding or listening on the socket failed; the message names
-    /// the address.
+    /// the address. `InvalidInput` for socket options out of range (see
+    /// [`SocketOptions::validate`](super::SocketOptions::validate)).
     pub fn bind(
         ops: &mut Registry<D>,
         addr: SocketAddr,
         options: ListenerOptions,
         on_accept: impl FnMut(&mut Context<'_, D>, OwnedFd, PeerAddr, &mut D) + 'static,
     ) -> io::Result<Self> {
+        options.socket.validate()?;
         let domain = if addr.is_ipv4() {
             AddressFamily::INET
         } else {
@@ -383,13 +427,15 @@ impl<D: 'static> Listener<D> {
     ///
     /// # Errors
     ///
-    /// The fd cannot be made non-blocking, or the base cannot watch it.
+    /// The fd cannot be made non-blocking, or the base cannot watch it; `InvalidInput` for
+    /// socket options out of range.
     pub fn adopt(
         ops: &mut Registry<D>,
         fd: OwnedFd,
         options: ListenerOptions,
         on_accept: impl FnMut(&mut Context<'_, D>, OwnedFd, PeerAddr, &mut D) + 'static,
     ) -> io::Result<Self> {
+        options.socket.validate()?;
         rustix::io::ioctl_fionbio(&fd, true).map_err(|e| os_error("FIONBIO", e))?;
         let raw = fd.as_raw_fd();
         let state = Rc::new(RefCell::new(State {
@@ -404,6 +450,8 @@ impl<D: 'static> Listener<D> {
             on_error: None,
             close_on_free: options.close_on_free,
             freed: false,
+            socket: options.socket,
+            base_gone: false,
         }));
         // The listener owns the fd and frees this event before closing it (`new_event`'s
         // promise).
@@ -436,6 +484,12 @@ impl<D: 'static> Listener<D> {
             .state
             .try_borrow_mut()
             .map_err(|_| io::Error::new(io::ErrorKind::ResourceBusy, "the listener is busy"))?;
+        if st.base_gone {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the base of this listener was dropped (and its socket closed with it)",
+            ));
+        }
         if st.freed {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -489,13 +543,15 @@ impl<D: 'static> Listener<D> {
     ///
     /// # Errors
     ///
-    /// Freed, or not an IP socket.
+    /// Freed (`NotFound`), its base dropped (`NotConnected`), busy, or not an IP socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        let raw = self.fd();
-        // SAFETY: the listener keeps its fd open while not freed (checked by `fd`).
-        let any = rustix::net::getsockname(unsafe { BorrowedFd::borrow_raw(raw) })?;
-        SocketAddr::try_from(any)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
+        self.with(|st| {
+            let raw = st.raw;
+            // SAFETY: the listener keeps its fd open while not freed (checked by `with`).
+            let any = rustix::net::getsockname(unsafe { BorrowedFd::borrow_raw(raw) })?;
+            SocketAddr::try_from(any)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))
+        })
     }
 
     /// The listening fd (-1 once freed).

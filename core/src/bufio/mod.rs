@@ -7,6 +7,7 @@
 mod buffer;
 mod buffered_socket;
 mod listener;
+mod socket_options;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -17,6 +18,7 @@ pub use buffered_socket::{
 };
 pub(crate) use listener::nonblocking_socket;
 pub use listener::{AcceptCallback, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr};
+pub use socket_options::SocketOptions;
 
 use crate::flags::flag_set;
 

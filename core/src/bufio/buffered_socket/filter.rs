@@ -299,7 +299,7 @@ impl<D: 'static> State<D> {
         }
         let unsent = self.output.len() + under.unsent();
         let layer = self.layer();
-        if layer.wrote && unsent <= self.write_low && self.has_callback(WRITE_CB) {
+        if layer.wrote && unsent <= self.write_low && self.wants_drained() {
             self.layer().wrote = false;
             self.pending.write = true;
         }

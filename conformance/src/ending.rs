@@ -1,0 +1,284 @@
+//! How sockets end and what a user reaches them with: a base dropped while handles are held
+//! closes what it owned; `free_after_flush` sends everything, then closes (bounded by the
+//! write timeout); user events; socket options on every side.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use evloop_core::{
+    BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions, LoopFlags, SocketOptions,
+};
+
+use crate::util::{patience, read_available_or_eof, run_until, socketpair};
+use crate::Harness;
+
+/// A connected TCP pair: ours (non-blocking) and the peer's (blocking, with a read timeout).
+fn tcp_pair() -> (std::net::TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peer = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (ours, _) = listener.accept().expect("accept");
+    ours.set_nonblocking(true).unwrap();
+    peer.set_read_timeout(Some(patience())).unwrap();
+    (ours, peer)
+}
+
+/// Dropping the base while the program still holds a socket's and a listener's handles
+/// closes their fds: the socket's peer reads EOF, a connect to the listener is refused,
+/// and the handles answer `NotConnected` without a panic.
+pub fn dropping_the_base_closes_what_it_owned(h: &Harness) {
+    let (ours, mut peer) = tcp_pair();
+    let mut base = h.base::<()>();
+    let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default()).unwrap();
+    bev.set_read_callback(|_, _| {}).unwrap();
+    bev.enable(&mut base, EventFlags::READ).unwrap();
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let listener =
+        Listener::bind(&mut base, addr, ListenerOptions::default(), |_, _, _, _| {}).unwrap();
+    let listening = listener.local_addr().unwrap();
+    drop(base);
+
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        peer.read(&mut buf).expect("EOF, not a hang"),
+        0,
+        "the peer sees EOF"
+    );
+    assert!(
+        TcpStream::connect(listening).is_err(),
+        "the listening socket is closed"
+    );
+    let e = bev.output_len().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotConnected, "{e}");
+    assert!(e.to_string().contains("base"), "{e}");
+    assert!(bev.is_freed());
+    let e = listener.local_addr().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotConnected, "{e}");
+    // A new base cannot be handed a dead socket's work either.
+    let mut other = h.base::<()>();
+    let e = bev.write(&mut other, b"late").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotConnected, "{e}");
+    assert!(bev.free(&mut other).is_err());
+    assert!(listener.free(&mut other).is_err());
+}
+
+/// `free_after_flush` with 1 MiB waiting for a slow reader: everything arrives, then EOF,
+/// and the loop ends by itself (the socket is gone); from inside a read callback it ends a
+/// reply the same way.
+pub fn free_after_flush_sends_everything_then_closes(h: &Harness) {
+    let (ours, mut peer) = tcp_pair();
+    let mut base = h.base::<()>();
+    let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default()).unwrap();
+    let sent: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
+    bev.write(&mut base, &sent).unwrap();
+    bev.free_after_flush(&mut base).unwrap();
+    assert!(
+        bev.write(&mut base, b"more").is_err(),
+        "closing: no more writes"
+    );
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).map(|_| got)
+    });
+    base.run(&mut ()).unwrap();
+    let got = reader.join().unwrap().expect("to EOF");
+    assert!(
+        got == sent,
+        "{} bytes of {} arrived, or changed",
+        got.len(),
+        sent.len()
+    );
+    assert!(bev.is_freed());
+
+    // From a read callback: answer, then close.
+    let (ours, mut peer) = tcp_pair();
+    let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default()).unwrap();
+    bev.set_read_callback(|bev, _| {
+        let n = bev.input().len();
+        bev.input().drain(n).unwrap();
+        bev.write(b"bye").unwrap();
+        bev.free_after_flush().unwrap();
+    })
+    .unwrap();
+    bev.enable(&mut base, EventFlags::READ).unwrap();
+    drop(bev);
+    peer.write_all(b"quit").unwrap();
+    base.run(&mut ()).unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"bye");
+}
+
+/// A peer that never reads cannot hold a closing socket forever: the write timeout frees it.
+pub fn free_after_flush_is_bounded_by_the_write_timeout(h: &Harness) {
+    let (ours, peer) = socketpair();
+    let mut base = h.base::<()>();
+    let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
+    let timeout = Duration::from_millis(100);
+    bev.set_timeouts(&mut base, None, Some(timeout)).unwrap();
+    bev.write(&mut base, &vec![1u8; 8 << 20]).unwrap();
+    let start = Instant::now();
+    bev.free_after_flush(&mut base).unwrap();
+    base.run(&mut ()).unwrap();
+    assert!(
+        start.elapsed() >= timeout,
+        "freed after {:?}",
+        start.elapsed()
+    );
+    assert!(bev.is_freed());
+    // The fd is closed: the peer reads what was sent, then EOF.
+    let mut eof = false;
+    run_until(&mut base, &mut (), "EOF after the timeout", |_| {
+        eof = read_available_or_eof(&peer).1;
+        eof
+    });
+}
+
+/// A user event runs only when activated: several activations from the loop and from
+/// another thread merge into runs whose `ncalls` add up; it does not keep the loop alive.
+pub fn user_events_run_when_activated(h: &Harness) {
+    let mut base = h.base::<(u32, u32)>();
+    let ev = base
+        .new_user_event(|ctx, (runs, calls): &mut (u32, u32)| {
+            *runs += 1;
+            *calls += ctx.ncalls();
+            if *calls == 10 {
+                ctx.loop_break();
+            }
+        })
+        .unwrap();
+    let mut seen = (0, 0);
+    assert_eq!(
+        base.run(&mut seen).unwrap(),
+        evloop_core::RunOutcome::NoEvents,
+        "a user event keeps nothing alive"
+    );
+    base.activate(ev, EventFlags::empty(), 1).unwrap();
+    base.activate(ev, EventFlags::empty(), 1).unwrap();
+    base.run_with(LoopFlags::ONCE, &mut seen).unwrap();
+    assert_eq!(seen, (1, 2), "two activations, one run");
+    let handle = base.handle().unwrap();
+    let sender = std::thread::spawn(move || {
+        for _ in 0..8 {
+            handle.activate(ev, EventFlags::empty(), 1).unwrap();
+        }
+    });
+    base.run_with(LoopFlags::NO_EXIT_ON_EMPTY, &mut seen)
+        .unwrap();
+    sender.join().unwrap();
+    assert_eq!(seen.1, 10, "every activation counted");
+    base.free(ev).unwrap();
+    assert!(base.activate(ev, EventFlags::empty(), 1).is_err());
+}
+
+/// Socket options reach the fd on every side: a connect (set before it), an accepted
+/// connection, a live socket; an option out of range is an error naming it, before any
+/// socket is made.
+pub fn socket_options_on_every_side(h: &Harness) {
+    use rustix::net::sockopt;
+    // Wine has no TCP_KEEPIDLE (Windows has since 10 1709): there, keep-alive is checked
+    // apart, for a clear error at least.
+    let keepalive = if cfg!(windows) {
+        None
+    } else {
+        Some(Duration::from_secs(30))
+    };
+    let wanted = SocketOptions {
+        nodelay: Some(true),
+        keepalive,
+        send_buffer: Some(64 * 1024),
+        recv_buffer: Some(64 * 1024),
+    };
+    let check = |fd: evloop_core::fd::BorrowedFd<'_>, side: &str| {
+        assert!(sockopt::tcp_nodelay(fd).unwrap(), "{side}: TCP_NODELAY");
+        #[cfg(not(any(windows, target_os = "openbsd")))]
+        {
+            assert!(
+                sockopt::socket_keepalive(fd).unwrap(),
+                "{side}: SO_KEEPALIVE"
+            );
+            assert_eq!(
+                sockopt::tcp_keepidle(fd).unwrap(),
+                Duration::from_secs(30),
+                "{side}: TCP_KEEPIDLE"
+            );
+        }
+        // Kernels round (Linux doubles); at least what was asked.
+        assert!(
+            sockopt::socket_send_buffer_size(fd).unwrap() >= 64 * 1024,
+            "{side}: SO_SNDBUF"
+        );
+    };
+    let mut base = h.base::<Vec<evloop_core::fd::OwnedFd>>();
+    let options = ListenerOptions {
+        socket: wanted,
+        ..ListenerOptions::default()
+    };
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let listener =
+        Listener::bind(&mut base, addr, options, |_, fd, _, kept| kept.push(fd)).unwrap();
+    let client = BufferedSocket::connect(
+        &mut base,
+        listener.local_addr().unwrap(),
+        BevOptions {
+            socket: wanted,
+            ..BevOptions::default()
+        },
+    )
+    .unwrap();
+    let mut accepted = Vec::new();
+    run_until(&mut base, &mut accepted, "the accept", |a| !a.is_empty());
+    use evloop_core::fd::AsFd;
+    check(accepted[0].as_fd(), "accepted");
+    // SAFETY: the socket is alive and owns its fd for this test's length.
+    check(
+        unsafe { evloop_core::fd::BorrowedFd::borrow_raw(client.fd()) },
+        "connected",
+    );
+
+    let (plain, _peer) = tcp_pair();
+    let live = BufferedSocket::new(&mut base, plain.into(), BevOptions::default()).unwrap();
+    live.set_socket_options(wanted).unwrap();
+    // SAFETY: as above.
+    check(
+        unsafe { evloop_core::fd::BorrowedFd::borrow_raw(live.fd()) },
+        "live",
+    );
+
+    if cfg!(windows) {
+        let idle = SocketOptions {
+            keepalive: Some(Duration::from_secs(30)),
+            ..SocketOptions::default()
+        };
+        if let Err(e) = live.set_socket_options(idle) {
+            assert!(e.to_string().contains("TCP_KEEPIDLE of 30s"), "{e}");
+        }
+    }
+    let zero = SocketOptions {
+        send_buffer: Some(0),
+        ..SocketOptions::default()
+    };
+    let e = live.set_socket_options(zero).unwrap_err();
+    assert!(e.to_string().contains("send buffer of 0 bytes"), "{e}");
+    let bad = ListenerOptions {
+        socket: SocketOptions {
+            keepalive: Some(Duration::from_millis(1500)),
+            ..SocketOptions::default()
+        },
+        ..ListenerOptions::default()
+    };
+    let e = Listener::bind(&mut base, addr, bad, |_, _, _, _| {}).unwrap_err();
+    assert!(e.to_string().contains("1.5s"), "{e}");
+    let e = BufferedSocket::pair(
+        &mut base,
+        BevOptions {
+            socket: wanted,
+            ..BevOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+    live.free(&mut base).unwrap();
+    client.free(&mut base).unwrap();
+    listener.free(&mut base).unwrap();
+}
