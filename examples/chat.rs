@@ -95,8 +95,7 @@ fn main() -> std::io::Result<()> {
             let id = chat.next;
             chat.next += 1;
             let name = peer.to_string();
-            bev.set_read_callback(move |bev, chat: &mut Chat| on_line(bev, chat, id))
-                .expect("a new socket");
+            bev.set_read_callback(move |bev, chat: &mut Chat| on_line(bev, chat, id));
             bev.set_event_callback(move |bev, chat: &mut Chat| {
                 let why = if bev.fired().contains(BevEvent::TIMEOUT) {
                     "idle"
@@ -106,10 +105,9 @@ fn main() -> std::io::Result<()> {
                     "error"
                 };
                 leave(bev, chat, id, why);
-            })
-            .expect("a new socket");
+            });
             let setup = bev
-                .set_write_watermark(0, MAX_BACKLOG)
+                .set_write_watermark(ctx, 0, MAX_BACKLOG)
                 .and_then(|()| bev.set_timeouts(ctx, Some(chat.idle), None))
                 .and_then(|()| bev.enable(ctx, EventFlags::READ | EventFlags::WRITE))
                 .and_then(|()| bev.write(ctx, format!("* you are {name}\n").as_bytes()));

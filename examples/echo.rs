@@ -21,12 +21,12 @@ fn main() -> std::io::Result<()> {
             let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
                 return;
             };
-            let _ = bev.set_read_callback(|bev, _| {
+            bev.set_read_callback(|bev, _| {
                 // Move the input's chunks to the output: no copy.
                 let (input, output) = bev.buffers();
                 let _ = output.append_buffer(input);
             });
-            let _ = bev.set_event_callback(|bev, _| {
+            bev.set_event_callback(|bev, _| {
                 bev.free();
             });
             let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);

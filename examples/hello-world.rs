@@ -46,13 +46,13 @@ fn main() {
                     return;
                 }
             };
-            let _ = bev.set_write_callback(|bev, _| {
+            bev.set_write_callback(|bev, _| {
                 if bev.output().is_empty() {
                     println!("flushed answer");
                     bev.free();
                 }
             });
-            let _ = bev.set_event_callback(|bev, _| {
+            bev.set_event_callback(|bev, _| {
                 if bev.fired().contains(evloop::BevEvent::EOF) {
                     println!("Connection closed.");
                 } else if let Some(e) = bev.error() {

@@ -48,7 +48,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, config: &Arc<ServerConfig>) {
         Ok(bev) => bev,
         Err(e) => return eprintln!("https-hello: {e}"),
     };
-    let _ = bev.set_read_callback(|bev, _| {
+    bev.set_read_callback(|bev, _| {
         while let Some(end) = bev.input().search(b"\r\n\r\n", 0) {
             let close = bev
                 .input()
@@ -64,7 +64,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, config: &Arc<ServerConfig>) {
             let _ = bev.output().append(RESPONSE);
         }
     });
-    let _ = bev.set_event_callback(|bev, _| {
+    bev.set_event_callback(|bev, _| {
         if let (true, Some(e)) = (bev.fired().contains(evloop::BevEvent::ERROR), bev.error()) {
             eprintln!("https-hello: fd {}: {e}", bev.fd());
         }

@@ -57,8 +57,8 @@ fn relay(bev: &mut Ctx<'_, '_>, partner: &Bev) {
     let _ = partner.with_output(bev.context(), |out| out.append_buffer(&mut chunk));
     if partner.output_len().unwrap_or(0) >= MAX_OUTPUT {
         let me = bev.handle();
-        let _ = partner.set_write_callback(move |partner, _| drained(partner, &me));
-        let _ = partner.set_write_watermark(MAX_OUTPUT / 2, 0);
+        partner.set_write_callback(move |partner, _| drained(partner, &me));
+        let _ = partner.set_write_watermark(bev.context(), MAX_OUTPUT / 2, 0);
         let _ = bev.disable(EventFlags::READ);
     }
 }
@@ -91,11 +91,11 @@ fn finish(bev: &mut Ctx<'_, '_>, partner: &Bev) {
 }
 
 /// Give `bev` the callbacks that relay to `partner`.
-fn wire(bev: &Bev, partner: &Bev) -> std::io::Result<()> {
+fn wire(bev: &Bev, partner: &Bev) {
     let to = partner.clone();
-    bev.set_read_callback(move |bev, _| relay(bev, &to))?;
+    bev.set_read_callback(move |bev, _| relay(bev, &to));
     let to = partner.clone();
-    bev.set_event_callback(move |bev, _| finish(bev, &to))
+    bev.set_event_callback(move |bev, _| finish(bev, &to));
 }
 
 /// How each side speaks: plain, or TLS with these configurations.
@@ -233,9 +233,10 @@ fn main() -> std::io::Result<()> {
                     return;
                 }
             };
-            let wired = wire(&client, &server)
-                .and_then(|()| wire(&server, &client))
-                .and_then(|()| client.enable(ctx, EventFlags::READ | EventFlags::WRITE))
+            wire(&client, &server);
+            wire(&server, &client);
+            let wired = client
+                .enable(ctx, EventFlags::READ | EventFlags::WRITE)
                 .and_then(|()| server.enable(ctx, EventFlags::READ | EventFlags::WRITE));
             if let Err(e) = wired {
                 eprintln!("proxy: {e}");

@@ -74,11 +74,11 @@ fn main() -> io::Result<()> {
             }) else {
                 return;
             };
-            let _ = bev.set_read_callback(|bev, _| {
+            bev.set_read_callback(|bev, _| {
                 let (input, output) = bev.buffers();
                 let _ = output.append_buffer(input);
             });
-            let _ = bev.set_event_callback(|bev, _| {
+            bev.set_event_callback(|bev, _| {
                 // At the client's end of file the last line was answered just before: close
                 // once that answer went out. An error ends it at once.
                 if bev.fired().contains(BevEvent::EOF) {

@@ -29,10 +29,9 @@
 //!         while let Some(line) = bev.input().read_line(Eol::Lf) {
 //!             let _ = write!(bev.output(), "echo: {}\n", String::from_utf8_lossy(&line));
 //!         }
-//!     })
-//!     .expect("a new socket");
+//!     });
 //!     // EOF or an error: free the socket, which closes its fd.
-//!     bev.set_event_callback(|bev, _| { bev.free(); }).expect("a new socket");
+//!     bev.set_event_callback(|bev, _| { bev.free(); });
 //!     let _ = bev.enable(ctx, EventFlags::READ);
 //! })?;
 //! let port = listener.local_addr()?.port();
@@ -75,9 +74,12 @@
 //!   and the event deleted, on every backend, and a new event on the reused number works.
 //! - **Ids are names, not owners.** An [`EventId`] is `Copy`; once the event is freed, every
 //!   copy is refused with `NotFound`. Dropping an id frees nothing: call `free`.
-//! - **A buffered socket is busy inside its own callbacks**: there use the [`BevContext`]
-//!   you were given; its [`BufferedSocket`] handle answers `ResourceBusy` until the callback
-//!   returns. A socket nobody holds a handle to, which can no longer run a callback (reading
+//! - **One way to use a socket, inside and outside its callbacks.** Inside, the
+//!   [`BevContext`] you were given acts at once; a [`BufferedSocket`] handle to the same
+//!   socket also works there: what it changes (write, enable, disable, flush, timeouts,
+//!   watermarks, callbacks, free) is queued and applied in order when the callback returns,
+//!   or before the context's next change. What only reads the socket (`input_len`,
+//!   `with_input`, …) answers `ResourceBusy` there: use the context. A socket nobody holds a handle to, which can no longer run a callback (reading
 //!   stopped after EOF or an error, nothing left to write), is freed by the loop.
 //! - **Timers are never early**: a timer runs at or after its deadline, equal deadlines in
 //!   the order they were added; [`Registry::after`] and [`Registry::every`] are the short

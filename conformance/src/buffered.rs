@@ -49,21 +49,18 @@ fn ask_and_answer(
         if t.b_got == question {
             bev.write(answer).unwrap();
         }
-    })
-    .unwrap();
+    });
     a.set_read_callback(move |bev, t: &mut Talk| {
         let buf = take_input(bev);
         t.a_got.extend(&buf);
         if t.a_got == answer {
             bev.free();
         }
-    })
-    .unwrap();
+    });
     b.set_event_callback(|bev, t: &mut Talk| {
         t.events.push(("b", bev.fired()));
         bev.free();
-    })
-    .unwrap();
+    });
     a.enable(base, RW).unwrap();
     b.enable(base, RW).unwrap();
     a.write(base, question).unwrap();
@@ -111,8 +108,7 @@ pub fn read_watermarks(h: &Harness) {
         w.max_seen = w.max_seen.max(n);
         w.consumed += bev.input().drain(7).unwrap();
         w.left = bev.input().len();
-    })
-    .unwrap();
+    });
     b.enable(&mut base, EventFlags::READ).unwrap();
     crate::util::write_all(&x, &[1; 5]);
     let mut w = W::default();
@@ -139,12 +135,11 @@ pub fn write_watermark(h: &Harness) {
     let (x, y) = socketpair();
     let mut base = h.base::<Vec<usize>>();
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
-    a.set_write_watermark(0, 0).unwrap();
+    a.set_write_watermark(&mut base, 0, 0).unwrap();
     a.set_write_callback(|bev, seen: &mut Vec<usize>| {
         seen.push(bev.output().len());
         bev.free();
-    })
-    .unwrap();
+    });
     a.write(&mut base, &[7; 3000]).unwrap();
     let mut seen = Vec::new();
     base.run(&mut seen).unwrap();
@@ -161,8 +156,7 @@ pub fn read_timeout(h: &Harness) {
     b.set_event_callback(|bev, log: &mut Vec<_>| {
         log.push((bev.fired(), Instant::now()));
         bev.free();
-    })
-    .unwrap();
+    });
     b.set_timeouts(&mut base, Some(Duration::from_millis(50)), None)
         .unwrap();
     let start = Instant::now();
@@ -183,8 +177,7 @@ pub fn write_timeout(h: &Harness) {
     a.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
         log.push(bev.fired());
         bev.free();
-    })
-    .unwrap();
+    });
     a.set_timeouts(&mut base, None, Some(Duration::from_millis(30)))
         .unwrap();
     a.write(&mut base, &[1; 1000]).unwrap();
@@ -219,8 +212,7 @@ pub fn connect_success(h: &Harness) {
         assert_eq!(bev.fired(), BevEvent::CONNECTED, "{:?}", bev.error());
         s.connected = true;
         bev.free();
-    })
-    .unwrap();
+    });
     let mut s = S::default();
     run_until(&mut base, &mut s, "connect and accept", |s| {
         s.connected && s.accepted == 1
@@ -236,8 +228,7 @@ pub fn connect_failure(h: &Harness) {
     bev.set_event_callback(|bev, log: &mut Vec<_>| {
         log.push((bev.fired(), bev.error().map(|e| e.kind())));
         bev.free();
-    })
-    .unwrap();
+    });
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
     assert_eq!(
@@ -265,8 +256,7 @@ pub fn refused_connect_is_one_error_whatever_the_readiness_order(h: &Harness) {
             .unwrap();
         bev.set_event_callback(|bev, log: &mut Log| {
             log.push((bev.fired(), bev.error().map(|e| e.kind())));
-        })
-        .unwrap();
+        });
         let mut log = Log::new();
         run_until(&mut base, &mut log, "the connect's outcome", |l| {
             !l.is_empty()
@@ -297,8 +287,7 @@ pub fn connect_timeout_is_one_timeout(h: &Harness) {
     let _queued = TcpStream::connect(addr).unwrap(); // takes the queue's one place
     let mut base = h.base::<Vec<BevEvent>>();
     let bev = BufferedSocket::connect(&mut base, addr, BevOptions::default()).unwrap();
-    bev.set_event_callback(|bev, log: &mut Vec<BevEvent>| log.push(bev.fired()))
-        .unwrap();
+    bev.set_event_callback(|bev, log: &mut Vec<BevEvent>| log.push(bev.fired()));
     bev.set_timeouts(&mut base, None, Some(Duration::from_millis(40)))
         .unwrap();
     let mut log = Vec::new();
@@ -324,13 +313,11 @@ pub fn eof_after_data(h: &Harness) {
     b.set_read_callback(|bev, (got, _): &mut (Vec<u8>, Vec<BevEvent>)| {
         let buf = take_input(bev);
         got.extend(buf);
-    })
-    .unwrap();
+    });
     b.set_event_callback(|bev, (_, events): &mut (Vec<u8>, Vec<BevEvent>)| {
         events.push(bev.fired());
         bev.free();
-    })
-    .unwrap();
+    });
     b.enable(&mut base, EventFlags::READ).unwrap();
     let mut data = (Vec::new(), Vec::new());
     base.run(&mut data).unwrap();
@@ -347,10 +334,8 @@ pub fn free_inside_callbacks(h: &Harness) {
     b.set_read_callback(|bev, runs: &mut usize| {
         *runs += 1;
         assert!(bev.free().is_none(), "close_on_free keeps the fd");
-    })
-    .unwrap();
-    b.set_event_callback(|_, runs: &mut usize| *runs += 100)
-        .unwrap();
+    });
+    b.set_event_callback(|_, runs: &mut usize| *runs += 100);
     b.enable(&mut base, EventFlags::READ).unwrap();
     crate::util::write_all(&x, b"x");
     let mut runs = 0;
@@ -391,8 +376,7 @@ pub fn pair_timeouts_fire(h: &Harness) {
     for (bev, name) in [(&a, "a"), (&b, "b")] {
         bev.set_event_callback(move |bev, log: &mut Log| {
             log.push((name, bev.fired(), Instant::now()));
-        })
-        .unwrap();
+        });
     }
     let start = Instant::now();
     // b reads and nothing comes: its read timeout fires.
@@ -430,8 +414,7 @@ pub fn pair_keeps_bytes_until_the_reader_reads(h: &Harness) {
         let mut buf = vec![0; n];
         bev.input().remove(&mut buf).unwrap();
         got.extend_from_slice(&buf);
-    })
-    .unwrap();
+    });
     b.disable(&mut base, EventFlags::READ).unwrap();
     a.write(&mut base, b"hello ").unwrap();
     a.write(&mut base, b"pair").unwrap();
@@ -657,7 +640,7 @@ pub fn output_limit_tells_the_writer_and_loses_nothing(h: &Harness) {
     let (x, y) = socketpair();
     let mut base = h.base::<()>();
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
-    a.set_write_watermark(0, LIMIT).unwrap();
+    a.set_write_watermark(&mut base, 0, LIMIT).unwrap();
     let mut accepted = 0usize;
     let refusal = loop {
         let chunk: Vec<u8> = (accepted..accepted + 65536)
@@ -710,8 +693,7 @@ pub fn peer_reset_mid_write_reports_an_error(h: &Harness) {
         if !bev.fired().contains(BevEvent::CONNECTED) {
             bev.free();
         }
-    })
-    .unwrap();
+    });
     let (peer, _) = server.accept().unwrap();
     let mut log = Vec::new();
     run_until(&mut base, &mut log, "connected", |l| !l.is_empty());
@@ -747,12 +729,10 @@ pub fn half_closed_socket_still_writes(h: &Harness) {
     b.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
         log.push(bev.fired());
         bev.write(b"bye").unwrap();
-    })
-    .unwrap();
+    });
     b.set_write_callback(|bev, _| {
         bev.free();
-    })
-    .unwrap();
+    });
     b.enable(&mut base, RW).unwrap();
     rustix::net::shutdown(&x, rustix::net::Shutdown::Write).unwrap();
     let mut log = Vec::new();
@@ -773,14 +753,12 @@ pub fn unreachable_socket_is_freed_after_its_last_callback(h: &crate::Harness) {
     for name in ["dropped", "kept"] {
         let (peer, fd) = socketpair();
         let bev = BufferedSocket::new(&mut base, fd, BevOptions::default()).unwrap();
-        bev.set_read_callback(|bev, _| drop(take_input(bev)))
-            .unwrap();
+        bev.set_read_callback(|bev, _| drop(take_input(bev)));
         bev.set_event_callback(move |bev, log: &mut Vec<&'static str>| {
             if bev.fired().contains(BevEvent::EOF) {
                 log.push(name); // and no free
             }
-        })
-        .unwrap();
+        });
         bev.enable(&mut base, EventFlags::READ).unwrap();
         if name == "kept" {
             kept = Some(bev);

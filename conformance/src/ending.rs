@@ -29,8 +29,8 @@ fn tcp_pair() -> (std::net::TcpStream, TcpStream) {
 pub fn dropping_the_base_closes_what_it_owned(h: &Harness) {
     let (ours, mut peer) = tcp_pair();
     let mut base = h.base::<()>();
-    let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default()).unwrap();
-    bev.set_read_callback(|_, _| {}).unwrap();
+    let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
+    bev.set_read_callback(|_, _| {});
     bev.enable(&mut base, EventFlags::READ).unwrap();
     let addr = "127.0.0.1:0".parse().unwrap();
     let listener =
@@ -68,7 +68,7 @@ pub fn dropping_the_base_closes_what_it_owned(h: &Harness) {
 pub fn free_after_flush_sends_everything_then_closes(h: &Harness) {
     let (ours, mut peer) = tcp_pair();
     let mut base = h.base::<()>();
-    let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default()).unwrap();
+    let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
     let sent: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
     bev.write(&mut base, &sent).unwrap();
     bev.free_after_flush(&mut base).unwrap();
@@ -92,14 +92,13 @@ pub fn free_after_flush_sends_everything_then_closes(h: &Harness) {
 
     // From a read callback: answer, then close.
     let (ours, mut peer) = tcp_pair();
-    let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default()).unwrap();
+    let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
     bev.set_read_callback(|bev, _| {
         let n = bev.input().len();
         bev.input().drain(n).unwrap();
         bev.write(b"bye").unwrap();
         bev.free_after_flush().unwrap();
-    })
-    .unwrap();
+    });
     bev.enable(&mut base, EventFlags::READ).unwrap();
     drop(bev);
     peer.write_all(b"quit").unwrap();
@@ -237,7 +236,7 @@ pub fn socket_options_on_every_side(h: &Harness) {
     );
 
     let (plain, _peer) = tcp_pair();
-    let live = BufferedSocket::new(&mut base, plain.into(), BevOptions::default()).unwrap();
+    let live = BufferedSocket::new(&mut base, plain, BevOptions::default()).unwrap();
     live.set_socket_options(wanted).unwrap();
     // SAFETY: as above.
     check(
@@ -281,4 +280,60 @@ pub fn socket_options_on_every_side(h: &Harness) {
     live.free(&mut base).unwrap();
     client.free(&mut base).unwrap();
     listener.free(&mut base).unwrap();
+}
+
+/// A handle used inside the socket's own callback works: its writes, callback replacement
+/// and disable are queued and applied in program order with the context's own calls; what
+/// only reads answers `ResourceBusy`; a free through the handle frees the socket when the
+/// callback returns, and a write after it is refused, not lost silently.
+pub fn a_handle_works_inside_its_own_callbacks(h: &Harness) {
+    #[derive(Default)]
+    struct Seen {
+        first: usize,
+        second: usize,
+        busy_read: Option<std::io::ErrorKind>,
+        write_after_free: Option<std::io::ErrorKind>,
+    }
+    let (ours, mut peer) = tcp_pair();
+    let mut base = h.base::<Seen>();
+    let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
+    let me = bev.clone();
+    bev.set_read_callback(move |ctx, seen: &mut Seen| {
+        seen.first += 1;
+        let n = ctx.input().len();
+        ctx.input().drain(n).unwrap();
+        me.write(ctx.context(), b"a").unwrap();
+        ctx.write(b"b").unwrap(); // the queued "a" goes first
+        me.write(ctx.context(), b"c").unwrap();
+        seen.busy_read = me.input_len().err().map(|e| e.kind());
+        let again = me.clone();
+        me.set_read_callback(move |ctx, seen: &mut Seen| {
+            seen.second += 1;
+            let n = ctx.input().len();
+            ctx.input().drain(n).unwrap();
+            again.write(ctx.context(), b"!").unwrap();
+            again.clone().free(ctx.context()).unwrap();
+            seen.write_after_free = again.write(ctx.context(), b"lost").err().map(|e| e.kind());
+        });
+    });
+    bev.enable(&mut base, EventFlags::READ).unwrap();
+    drop(bev);
+    let mut seen = Seen::default();
+    peer.write_all(b"1").unwrap();
+    let mut got = [0u8; 3];
+    run_until(&mut base, &mut seen, "the first answer", |s| s.first == 1);
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"abc", "queued and direct writes in program order");
+    assert_eq!(seen.busy_read, Some(std::io::ErrorKind::ResourceBusy));
+    peer.write_all(b"2").unwrap();
+    base.run(&mut seen).unwrap(); // ends: the socket frees itself
+    assert_eq!(
+        (seen.first, seen.second),
+        (1, 1),
+        "the replaced callback ran"
+    );
+    assert_eq!(seen.write_after_free, Some(std::io::ErrorKind::NotFound));
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"!", "the write before the free went out, then EOF");
 }

@@ -99,8 +99,7 @@ pub fn filter_transforms_both_ways_a_line_at_a_time(h: &Harness) {
         let line = take_input(bev);
         bev.write(&line).unwrap(); // echo, through the output filter
         seen.reads.push(line);
-    })
-    .unwrap();
+    });
     bev.enable(&mut base, EventFlags::READ).unwrap();
     let mut seen = Seen::default();
     write_all(&peer, b"hello\nwor");
@@ -151,20 +150,16 @@ pub fn filter_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
     writer.write(&mut base, &sent).unwrap();
     let reader = filtered_end(&mut base, ours, Passthrough);
     reader.set_read_watermark(&mut base, 0, 1024).unwrap();
-    reader
-        .set_read_callback(|bev, got: &mut Got| {
-            got.most = got.most.max(bev.input().len());
-            let mut chunk = vec![0; bev.input().len()];
-            bev.input().remove(&mut chunk).unwrap();
-            got.bytes.extend(chunk);
-            if got.bytes.len() == TOTAL {
-                bev.free();
-            }
-        })
-        .unwrap();
-    reader
-        .set_event_callback(|_, got: &mut Got| got.eof = true)
-        .unwrap();
+    reader.set_read_callback(|bev, got: &mut Got| {
+        got.most = got.most.max(bev.input().len());
+        let mut chunk = vec![0; bev.input().len()];
+        bev.input().remove(&mut chunk).unwrap();
+        got.bytes.extend(chunk);
+        if got.bytes.len() == TOTAL {
+            bev.free();
+        }
+    });
+    reader.set_event_callback(|_, got: &mut Got| got.eof = true);
     reader.enable(&mut base, EventFlags::READ).unwrap();
     let mut got = Got::default();
     run_until(
@@ -213,15 +208,13 @@ pub fn filter_error_is_one_error_event(h: &Harness) {
     let bev = filtered_end(&mut base, ours, NoNul);
     bev.set_read_callback(|bev, (seen, _): &mut (Seen, bool)| {
         seen.reads.push(take_input(bev));
-    })
-    .unwrap();
+    });
     bev.set_event_callback(|bev, (seen, _): &mut (Seen, bool)| {
         seen.events.push(bev.fired());
         seen.errors
             .push(bev.error().map(|e| e.to_string()).unwrap_or_default());
         assert_eq!(bev.enabled(), EventFlags::empty(), "both directions stop");
-    })
-    .unwrap();
+    });
     bev.enable(&mut base, EventFlags::READ).unwrap();
     let mut data = (Seen::default(), false);
     write_all(&peer, b"fine");
@@ -292,10 +285,8 @@ pub fn filter_finished_pushes_out_what_was_held_back(h: &Harness) {
     let (peer, ours) = socketpair();
     let mut base = h.base::<Seen>();
     let bev = filtered_end(&mut base, ours, Lines);
-    bev.set_read_callback(|bev, seen: &mut Seen| seen.reads.push(take_input(bev)))
-        .unwrap();
-    bev.set_event_callback(|bev, seen: &mut Seen| seen.events.push(bev.fired()))
-        .unwrap();
+    bev.set_read_callback(|bev, seen: &mut Seen| seen.reads.push(take_input(bev)));
+    bev.set_event_callback(|bev, seen: &mut Seen| seen.events.push(bev.fired()));
     bev.enable(&mut base, EventFlags::READ).unwrap();
     let mut seen = Seen::default();
     bev.write(&mut base, b"one\ntw").unwrap();

@@ -293,6 +293,7 @@ scenario_list! {
     ending::free_after_flush_is_bounded_by_the_write_timeout,
     ending::user_events_run_when_activated,
     ending::socket_options_on_every_side,
+    ending::a_handle_works_inside_its_own_callbacks,
     filters::filter_transforms_both_ways_a_line_at_a_time,
     filters::filter_small_reads_under_a_high_watermark_reach_the_end,
     filters::filter_error_is_one_error_event,

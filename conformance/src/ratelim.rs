@@ -79,17 +79,15 @@ fn run_ratelim(h: &Harness, case: RatelimCase) {
                 if bev.output().len() > 1_024_000 {
                     bev.disable(EventFlags::READ).expect("disable");
                 }
-            })
-            .expect("fresh socket");
-            bev.set_write_watermark(512_000, 0).expect("fresh socket");
+            });
+            bev.set_write_watermark(ctx, 512_000, 0)
+                .expect("fresh socket");
             bev.set_write_callback(|bev, _| {
                 bev.enable(EventFlags::READ).expect("enable");
-            })
-            .expect("fresh socket");
+            });
             bev.set_event_callback(|bev, _| {
                 bev.free();
-            })
-            .expect("fresh socket");
+            });
             bev.set_rate_limit(ctx, conn_cfg).expect("limit");
             if let Some(g) = &server_group {
                 g.add(ctx, &bev).expect("join the group");
@@ -111,20 +109,17 @@ fn run_ratelim(h: &Harness, case: RatelimCase) {
             }
         };
         let refill2 = refill.clone();
-        bev.set_write_callback(move |bev, _| refill(bev))
-            .expect("fresh socket");
+        bev.set_write_callback(move |bev, _| refill(bev));
         bev.set_event_callback(move |bev, _| {
             if bev.fired().contains(BevEvent::CONNECTED) {
                 refill2(bev);
             }
-        })
-        .expect("fresh socket");
+        });
         bev.set_read_callback(move |bev, counts: &mut Counts| {
             let n = bev.input().len();
             bev.input().drain(n).expect("input");
             counts.received[i] += n as u64;
-        })
-        .expect("fresh socket");
+        });
         bev.enable(&mut base, EventFlags::READ | EventFlags::WRITE)
             .expect("enable");
         clients.push(bev);

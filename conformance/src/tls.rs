@@ -165,10 +165,8 @@ fn echo(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>) {
     bev.set_read_callback(|bev, _| {
         let (input, output) = bev.buffers();
         output.append_buffer(input).expect("unfrozen buffers");
-    })
-    .expect("fresh socket");
-    bev.set_event_callback(|bev, log| record("server", bev, log))
-        .expect("fresh socket");
+    });
+    bev.set_event_callback(|bev, log| record("server", bev, log));
     bev.enable(ops, EventFlags::READ | EventFlags::WRITE)
         .expect("enable");
 }
@@ -212,8 +210,7 @@ fn talk(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>, data: Vec<u8>, expec
             bev.write(&data).expect("write");
         }
         record("client", bev, log);
-    })
-    .expect("fresh socket");
+    });
     bev.set_read_callback(move |bev, log: &mut Log| {
         let got = take_input(bev, usize::MAX);
         log.got.extend_from_slice(&got);
@@ -221,8 +218,7 @@ fn talk(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>, data: Vec<u8>, expec
             log.events.push("client done".into());
             bev.free();
         }
-    })
-    .expect("fresh socket");
+    });
     bev.enable(ops, EventFlags::READ | EventFlags::WRITE)
         .expect("enable");
 }
@@ -241,10 +237,8 @@ fn collecting_server(
             if echo {
                 bev.write(&got).expect("echo");
             }
-        })
-        .expect("fresh socket");
-        bev.set_event_callback(|bev, log| record("server", bev, log))
-            .expect("fresh socket");
+        });
+        bev.set_event_callback(|bev, log| record("server", bev, log));
         bev.enable(ops, EventFlags::READ).expect("enable");
     })
 }
@@ -380,10 +374,8 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
                 bev.write(b"ok").expect("write");
                 bev.free();
             }
-        })
-        .expect("fresh socket");
-        bev.set_event_callback(|bev, log| record("server", bev, log))
-            .expect("fresh socket");
+        });
+        bev.set_event_callback(|bev, log| record("server", bev, log));
         bev.enable(ops, EventFlags::READ).expect("enable");
     });
     let addr = listener.local_addr().expect("address");
@@ -396,20 +388,16 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
         BevOptions::default(),
     )
     .expect("connect");
-    client
-        .set_event_callback(|bev, log: &mut Log| {
-            if bev.fired().contains(BevEvent::CONNECTED) {
-                bev.write(b"bye").expect("write");
-            }
-            record("client", bev, log);
-        })
-        .expect("fresh socket");
-    client
-        .set_read_callback(|bev, log: &mut Log| {
-            let got = take_input(bev, usize::MAX);
-            log.got.extend_from_slice(&got);
-        })
-        .expect("fresh socket");
+    client.set_event_callback(|bev, log: &mut Log| {
+        if bev.fired().contains(BevEvent::CONNECTED) {
+            bev.write(b"bye").expect("write");
+        }
+        record("client", bev, log);
+    });
+    client.set_read_callback(|bev, log: &mut Log| {
+        let got = take_input(bev, usize::MAX);
+        log.got.extend_from_slice(&got);
+    });
     client.enable(&mut base, EventFlags::READ).expect("enable");
     let mut log = Log::default();
     run_until(&mut base, &mut log, "the server's close_notify", |l| {
@@ -437,8 +425,7 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
         BevOptions::default(),
     )
     .expect("TLS client");
-    bare.set_event_callback(|bev, log| record("bare", bev, log))
-        .expect("fresh socket");
+    bare.set_event_callback(|bev, log| record("bare", bev, log));
     let mut log = Log::default();
     run_until(&mut base, &mut log, "both ends of the handshake", |l| {
         l.count("bare CONNECTED") == 1 && l.count("server CONNECTED") == 1
@@ -477,8 +464,7 @@ pub fn tls_silent_peer_times_out_mid_handshake(h: &Harness) {
                 log.events.push("server READING".into());
             }
             record("server", bev, log);
-        })
-        .expect("fresh socket");
+        });
         bev.set_timeouts(ops, Some(Duration::from_millis(100)), None)
             .expect("timeouts");
     });
@@ -513,12 +499,10 @@ fn bulk_to_a_slow_reader(h: &Harness, total: usize, high: usize, take: usize, wh
                 bev.write(&pattern(total)).expect("write");
             }
             record("server", bev, log);
-        })
-        .expect("fresh socket");
+        });
         bev.set_write_callback(|bev, _| {
             bev.free();
-        })
-        .expect("fresh socket");
+        });
     });
     let addr = listener.local_addr().expect("address");
     let client = BufferedSocket::tls_connect(
@@ -532,22 +516,18 @@ fn bulk_to_a_slow_reader(h: &Harness, total: usize, high: usize, take: usize, wh
     client
         .set_read_watermark(&mut base, 0, high)
         .expect("watermark");
-    client
-        .set_read_callback(move |bev, log: &mut Log| {
-            let got = take_input(bev, take);
-            log.got.extend_from_slice(&got);
-        })
-        .expect("fresh socket");
-    client
-        .set_event_callback(move |bev, log: &mut Log| {
-            // As on a plain socket, EOF may come while the input still holds bytes the read
-            // callback left there: take them.
-            let rest = take_input(bev, usize::MAX);
-            assert!(rest.len() <= high, "no more than the high watermark waits");
-            log.got.extend_from_slice(&rest);
-            record("client", bev, log)
-        })
-        .expect("fresh socket");
+    client.set_read_callback(move |bev, log: &mut Log| {
+        let got = take_input(bev, take);
+        log.got.extend_from_slice(&got);
+    });
+    client.set_event_callback(move |bev, log: &mut Log| {
+        // As on a plain socket, EOF may come while the input still holds bytes the read
+        // callback left there: take them.
+        let rest = take_input(bev, usize::MAX);
+        assert!(rest.len() <= high, "no more than the high watermark waits");
+        log.got.extend_from_slice(&rest);
+        record("client", bev, log)
+    });
     client.enable(&mut base, EventFlags::READ).expect("enable");
     let mut log = Log::default();
     run_until(&mut base, &mut log, what, |l| {

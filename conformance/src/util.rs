@@ -393,12 +393,10 @@ pub fn echo_listener<D: 'static>(
         bev.set_read_callback(|bev, _| {
             let (input, output) = bev.buffers();
             output.append_buffer(input).expect("unfrozen buffers");
-        })
-        .expect("fresh socket");
+        });
         bev.set_event_callback(|bev, _| {
             bev.free();
-        })
-        .expect("fresh socket");
+        });
         bev.enable(ctx, EventFlags::READ | EventFlags::WRITE)
             .expect("enable");
     })

@@ -39,14 +39,14 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, _: evloop::PeerAddr, _: &mut (
         let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
             return;
         };
-        let _ = bev.set_read_callback(|bev, _| {
+        bev.set_read_callback(|bev, _| {
             // Answer every complete request; a partial one waits for more bytes.
             while let Some(end) = bev.input().search(b"\r\n\r\n", 0) {
                 let _ = bev.input().drain(end + 4);
                 let _ = bev.output().append(RESPONSE);
             }
         });
-        let _ = bev.set_event_callback(|bev, _| {
+        bev.set_event_callback(|bev, _| {
             bev.free();
         });
         let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);

@@ -13,14 +13,14 @@
 //! the socket frees the events, and dropping the base drops everything. A user callback gets a
 //! [`BevContext`] — the state, already borrowed, and the loop's [`Context`] — so it can use
 //! its buffers, write, enable, disable and free the socket, and reach any other event. A
-//! [`BufferedSocket`] handle used while its own callback runs is refused with an error rather
-//! than a panic.
+//! [`BufferedSocket`] handle used while its own callback runs queues what it changes, applied
+//! in order when the callback returns (`buffered_socket/deferred.rs`); what only reads the
+//! socket answers `ResourceBusy` there, rather than panicking.
 //!
 //! A [`pair`](BufferedSocket::pair) is two sockets without fds whose outputs feed each
 //! other's inputs; its callbacks are always deferred to the loop.
 
 use crate::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd, NO_FD};
-use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
@@ -36,8 +36,10 @@ use crate::flags::EventFlags;
 use crate::registry::Registry;
 use crate::registry::{Callback, Context};
 
+mod deferred;
 mod filter;
 mod rate_limit;
+use deferred::{Deferred, SocketCell};
 pub use filter::{Filter, FilterResult, FlushMode};
 use rate_limit::Dir;
 pub use rate_limit::{RateLimit, RateLimitGroup};
@@ -84,7 +86,9 @@ struct Pending {
     error: Option<io::Error>,
 }
 
-type Shared<D> = Rc<RefCell<State<D>>>;
+type Shared<D> = Rc<SocketCell<D>>;
+/// A socket seen from its events' callbacks and its partner or group, without keeping it.
+type WeakShared<D> = Weak<SocketCell<D>>;
 
 /// The references to a socket's state held by its own events' callbacks (read, write,
 /// deferred): any beyond these are handles a user holds.
@@ -121,7 +125,7 @@ struct State<D> {
     invoking: usize,
     pending: Pending,
     defer: bool,
-    partner: Option<Weak<RefCell<State<D>>>>,
+    partner: Option<WeakShared<D>>,
     close_on_free: bool,
     freed: bool,
     /// `free_after_flush` was called: reading stopped, no callbacks run, and the socket is
@@ -330,6 +334,16 @@ impl<D: 'static> State<D> {
         }
     }
 
+    /// Append to the output and send, without the write high watermark's check (a write
+    /// queued from inside a callback was already promised).
+    fn write_unbounded(&mut self, ops: &mut Registry<D>, data: &[u8]) -> io::Result<()> {
+        if self.freed || self.closing {
+            return Err(freed_error());
+        }
+        self.output.append(data)?;
+        self.sync(ops)
+    }
+
     fn write(&mut self, ops: &mut Registry<D>, data: &[u8]) -> io::Result<()> {
         if self.freed {
             return Err(freed_error());
@@ -416,6 +430,8 @@ impl<D: 'static> State<D> {
             return None;
         }
         self.freed = true;
+        // A callback that holds a handle to its own socket would keep the state alive.
+        self.callbacks = [None, None, None];
         for ev in [
             self.read_ev.take(),
             self.write_ev.take(),
@@ -540,6 +556,9 @@ impl<D: 'static> State<D> {
             error,
         };
         cb(&mut bctx, data);
+        // What handles queued while it ran, before the callback goes back in place (a queued
+        // callback replaces it).
+        self.settle(ctx, rc);
         self.invoking = outer;
         if self.callbacks[which].is_none() && !self.freed {
             self.callbacks[which] = Some(cb);
@@ -917,32 +936,6 @@ impl<'b, D> BevContext<'_, 'b, D> {
         self.what
     }
 
-    /// Replace the read callback, from inside any of this socket's callbacks (libevent's
-    /// `bufferevent_setcb` from a callback, as its le-proxy does): the new one is used from
-    /// the next time it is due; the running one finishes first.
-    pub fn set_read_callback(
-        &mut self,
-        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
-    ) {
-        self.state.callbacks[READ_CB] = Some(Box::new(cb));
-    }
-
-    /// Replace the write callback; see [`set_read_callback`](Self::set_read_callback).
-    pub fn set_write_callback(
-        &mut self,
-        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
-    ) {
-        self.state.callbacks[WRITE_CB] = Some(Box::new(cb));
-    }
-
-    /// Replace the event callback; see [`set_read_callback`](Self::set_read_callback).
-    pub fn set_event_callback(
-        &mut self,
-        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
-    ) {
-        self.state.callbacks[EVENT_CB] = Some(Box::new(cb));
-    }
-
     /// Which directions are enabled (READ, WRITE).
     pub fn enabled(&self) -> EventFlags {
         self.state.enabled
@@ -997,12 +990,50 @@ impl<'b, D> BevContext<'_, 'b, D> {
 /// The methods that change what the socket does; they may arm a rate limit's timer, whose
 /// callback holds the socket, so `D` is `'static` as for [`BufferedSocket`].
 impl<D: 'static> BevContext<'_, '_, D> {
+    /// Apply what handles to this socket queued while its callback runs, so that they and
+    /// the context's own calls take effect in program order.
+    fn settle(&mut self) {
+        if self.rc.has_deferred() {
+            self.state.settle(self.ctx, self.rc);
+        }
+    }
+
+    /// Replace the read callback, from inside any of this socket's callbacks (libevent's
+    /// `bufferevent_setcb` from a callback, as its le-proxy does): the new one is used from
+    /// the next time it is due; the running one finishes first.
+    pub fn set_read_callback(
+        &mut self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) {
+        self.settle();
+        self.state.callbacks[READ_CB] = Some(Box::new(cb));
+    }
+
+    /// Replace the write callback; see [`set_read_callback`](Self::set_read_callback).
+    pub fn set_write_callback(
+        &mut self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) {
+        self.settle();
+        self.state.callbacks[WRITE_CB] = Some(Box::new(cb));
+    }
+
+    /// Replace the event callback; see [`set_read_callback`](Self::set_read_callback).
+    pub fn set_event_callback(
+        &mut self,
+        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
+    ) {
+        self.settle();
+        self.state.callbacks[EVENT_CB] = Some(Box::new(cb));
+    }
+
     /// Queue `data` for writing.
     ///
     /// # Errors
     ///
     /// After `free`; a frozen output.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.settle();
         self.state.write(self.ctx, data)
     }
 
@@ -1012,6 +1043,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`, or the backend refusing the fd.
     pub fn enable(&mut self, flags: EventFlags) -> io::Result<()> {
+        self.settle();
         self.state.set_enabled(self.ctx, flags, true)
     }
 
@@ -1021,6 +1053,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`.
     pub fn disable(&mut self, flags: EventFlags) -> io::Result<()> {
+        self.settle();
         self.state.set_enabled(self.ctx, flags, false)
     }
 
@@ -1033,6 +1066,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`, or the backend refusing the fd.
     pub fn flush_with(&mut self, dirs: EventFlags, mode: FlushMode) -> io::Result<()> {
+        self.settle();
         self.state.flush_with(self.ctx, dirs, mode)
     }
 
@@ -1043,6 +1077,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`; `Unsupported` on a pair.
     pub fn set_rate_limit(&mut self, limit: Option<RateLimit>) -> io::Result<()> {
+        self.settle();
         if self.state.freed {
             return Err(freed_error());
         }
@@ -1052,6 +1087,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     /// Set the read watermarks: the read callback waits for `low` bytes; reading stops while
     /// `high` (0: no limit) are buffered.
     pub fn set_read_watermark(&mut self, low: usize, high: usize) {
+        self.settle();
         self.state.read_low = low;
         self.state.read_high = high;
     }
@@ -1060,6 +1096,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     /// `write` refuses (`WouldBlock`) what would make more than `high` bytes wait (0: no
     /// limit), so a peer that never reads cannot make the output grow without bound.
     pub fn set_write_watermark(&mut self, low: usize, high: usize) {
+        self.settle();
         self.state.write_low = low;
         self.state.write_high = high;
     }
@@ -1075,6 +1112,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
         read: Option<Duration>,
         write: Option<Duration>,
     ) -> io::Result<()> {
+        self.settle();
         self.state.set_timeouts(self.ctx, read, write)
     }
 
@@ -1088,6 +1126,8 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`, or the backend refusing the fd.
     pub fn free_after_flush(&mut self) -> io::Result<()> {
+        self.settle();
+        self.rc.ended.set(true);
         if self.state.free_after_flush(self.ctx)? {
             self.state.freed = true;
         }
@@ -1097,6 +1137,8 @@ impl<D: 'static> BevContext<'_, '_, D> {
     /// Free the socket once this callback returns: its events go, and its fd is closed
     /// (`close_on_free`) or returned here.
     pub fn free(&mut self) -> Option<OwnedFd> {
+        self.settle();
+        self.rc.ended.set(true);
         self.state.freed = true;
         if self.state.close_on_free {
             None
@@ -1125,7 +1167,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
 ///     got.resize(n, 0);
 ///     bev.input().remove(got).unwrap();
 ///     bev.free();
-/// })?;
+/// });
 /// b.enable(&mut base, EventFlags::READ)?;
 /// a.write(&mut base, b"ping")?;
 /// let mut got = Vec::new();
@@ -1246,7 +1288,7 @@ impl<D: 'static> BufferedSocket<D> {
         if let Some(fd) = fd.as_ref() {
             let _ = rustix::net::sockopt::set_socket_nosigpipe(fd, true);
         }
-        let state: Shared<D> = Rc::new(RefCell::new(State::new(fd, options)));
+        let state: Shared<D> = Rc::new(SocketCell::new(State::new(fd, options)));
         let raw = state.borrow().fd;
         let defer = ops.make_event(NO_FD, EventFlags::empty(), defer_handler(state.clone()))?;
         state.borrow_mut().defer_ev = Some(defer);
@@ -1289,8 +1331,12 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Only if the base cannot create the socket's events.
-    pub fn new(ops: &mut Registry<D>, fd: OwnedFd, options: BevOptions) -> io::Result<Self> {
-        Self::build(ops, Some(fd), options)
+    pub fn new(
+        ops: &mut Registry<D>,
+        fd: impl Into<OwnedFd>,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        Self::build(ops, Some(fd.into()), options)
     }
 
     /// Start a non-blocking connect to `addr`. The event callback hears CONNECTED, or ERROR
@@ -1424,7 +1470,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///     bev.set_read_callback(|bev, _| {
     ///         let (input, output) = bev.buffers();
     ///         output.append_buffer(input).unwrap(); // plaintext in, plaintext out
-    ///     }).unwrap();
+    ///     });
     /// })?;
     /// let client = BufferedSocket::tls_connect(
     ///     &mut base, listener.local_addr()?, Arc::new(client), "localhost", BevOptions::default())?;
@@ -1432,7 +1478,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///     if bev.fired().contains(BevEvent::CONNECTED) {
     ///         bev.write(b"hello").unwrap(); // after the handshake
     ///     }
-    /// })?;
+    /// });
     /// client.set_read_callback(|bev, got: &mut Vec<u8>| {
     ///     let mut chunk = vec![0; bev.input().len()];
     ///     bev.input().remove(&mut chunk).unwrap();
@@ -1441,7 +1487,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///         bev.free(); // sends close_notify
     ///         bev.context().loop_break();
     ///     }
-    /// })?;
+    /// });
     /// client.enable(&mut base, EventFlags::READ)?;
     /// let mut got = Vec::new();
     /// base.run(&mut got)?;
@@ -1536,7 +1582,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///     if got.len() == 5 {
     ///         bev.context().loop_break();
     ///     }
-    /// })?;
+    /// });
     /// b.enable(&mut base, EventFlags::READ)?;
     /// a.write(&mut base, b"Hello")?;
     /// let mut got = Vec::new();
@@ -1564,11 +1610,12 @@ impl<D: 'static> BufferedSocket<D> {
             },
         )?;
         let weak = Rc::downgrade(&me.state);
-        let taken = [READ_CB, WRITE_CB, EVENT_CB]
-            .into_iter()
-            .try_for_each(|which| {
-                under.set_callback(which, filter::under_callback(weak.clone(), which))
-            });
+        let taken = under.with(|u| {
+            for which in [READ_CB, WRITE_CB, EVENT_CB] {
+                u.callbacks[which] = Some(filter::under_callback(weak.clone(), which));
+            }
+            Ok(())
+        });
         if let Err(e) = taken {
             me.state.borrow_mut().teardown(ops);
             return Err(e);
@@ -1614,77 +1661,105 @@ impl<D: 'static> BufferedSocket<D> {
         f(&mut st)
     }
 
-    fn set_callback(&self, which: usize, cb: BevCallback<D>) -> io::Result<()> {
-        self.with(|st| {
-            st.callbacks[which] = Some(cb);
-            Ok(())
-        })
+    /// Run `f` on the state; while the socket's own callback runs (the state borrowed),
+    /// queue `op` instead, to be applied in order when it returns (see `deferred.rs`).
+    fn with_or_defer(
+        &self,
+        op: impl FnOnce() -> Deferred<D>,
+        f: impl FnOnce(&mut State<D>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match self.state.try_borrow_mut() {
+            Ok(mut st) => {
+                if st.base_gone {
+                    return Err(base_gone_error());
+                }
+                if st.freed {
+                    return Err(freed_error());
+                }
+                f(&mut st)
+            }
+            Err(_) if self.state.ended.get() => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "this buffered socket was freed (or began closing) by its running callback",
+            )),
+            Err(_) => {
+                self.state.defer(op());
+                Ok(())
+            }
+        }
     }
 
-    /// Called when at least the read low watermark is buffered in the input.
-    ///
-    /// # Errors
-    ///
-    /// The socket was freed (the callback could never run), or one of its own callbacks is
-    /// running (`ResourceBusy`): there, [`BevContext::set_read_callback`] replaces it. On a
-    /// socket just made, neither can happen. These stay `Result`s rather than panics or
-    /// silent no-ops because both mean the caller's idea of the socket is wrong.
-    pub fn set_read_callback(
-        &self,
-        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
-    ) -> io::Result<()> {
+    fn set_callback(&self, which: usize, cb: BevCallback<D>) {
+        // On a freed socket the callback could never run: nothing is lost by dropping it.
+        match self.state.try_borrow_mut() {
+            Ok(mut st) if !st.freed => st.callbacks[which] = Some(cb),
+            Ok(_) => {}
+            Err(_) if self.state.ended.get() => {}
+            Err(_) => self.state.defer(Deferred::Callback(which, cb)),
+        }
+    }
+
+    /// Called when at least the read low watermark is buffered in the input. From inside
+    /// one of the socket's own callbacks it replaces the callback when that one returns (as
+    /// [`BevContext::set_read_callback`] does at once). On a freed socket it does nothing:
+    /// the callback could never run.
+    pub fn set_read_callback(&self, cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static) {
         self.set_callback(READ_CB, Box::new(cb))
     }
 
-    /// Called when the output drained to the write low watermark.
-    ///
-    /// # Errors
-    ///
-    /// As [`set_read_callback`](Self::set_read_callback).
-    pub fn set_write_callback(
-        &self,
-        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
-    ) -> io::Result<()> {
+    /// Called when the output drained to the write low watermark; as
+    /// [`set_read_callback`](Self::set_read_callback) otherwise.
+    pub fn set_write_callback(&self, cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static) {
         self.set_callback(WRITE_CB, Box::new(cb))
     }
 
-    /// Called on EOF, errors, timeouts and connects; see [`BevContext::fired`].
-    ///
-    /// # Errors
-    ///
-    /// As [`set_read_callback`](Self::set_read_callback).
-    pub fn set_event_callback(
-        &self,
-        cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
-    ) -> io::Result<()> {
+    /// Called on EOF, errors, timeouts and connects (see [`BevContext::fired`]); as
+    /// [`set_read_callback`](Self::set_read_callback) otherwise.
+    pub fn set_event_callback(&self, cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static) {
         self.set_callback(EVENT_CB, Box::new(cb))
     }
 
     /// Start reading and/or writing.
     ///
+    /// Inside the socket's own callbacks this is queued and takes effect, in order, when the
+    /// callback returns (or before the callback's next call through its [`BevContext`]).
+    ///
     /// # Errors
     ///
-    /// Freed, busy, or the backend refusing the fd.
+    /// Freed, or the backend refusing the fd.
     pub fn enable(&self, ops: &mut Registry<D>, flags: EventFlags) -> io::Result<()> {
-        self.with(|st| st.set_enabled(ops, flags, true))
+        self.with_or_defer(
+            || Deferred::Enable(flags, true),
+            |st| st.set_enabled(ops, flags, true),
+        )
     }
 
     /// Stop reading and/or writing.
     ///
+    /// Inside the socket's own callbacks this is queued and takes effect, in order, when the
+    /// callback returns (or before the callback's next call through its [`BevContext`]).
+    ///
     /// # Errors
     ///
-    /// Freed or busy.
+    /// Freed.
     pub fn disable(&self, ops: &mut Registry<D>, flags: EventFlags) -> io::Result<()> {
-        self.with(|st| st.set_enabled(ops, flags, false))
+        self.with_or_defer(
+            || Deferred::Enable(flags, false),
+            |st| st.set_enabled(ops, flags, false),
+        )
     }
 
     /// Queue `data` for writing.
     ///
+    /// Inside the socket's own callbacks this is queued and takes effect, in order, when the
+    /// callback returns (or before the callback's next call through its [`BevContext`]). A write queued so is
+    /// not held to the write high watermark (it was already accepted).
+    ///
     /// # Errors
     ///
-    /// Freed, busy, or a frozen output.
+    /// Freed or closing; `WouldBlock` past the write high watermark; a frozen output.
     pub fn write(&self, ops: &mut Registry<D>, data: &[u8]) -> io::Result<()> {
-        self.with(|st| st.write(ops, data))
+        self.with_or_defer(|| Deferred::Write(data.to_vec()), |st| st.write(ops, data))
     }
 
     /// Work on the input buffer.
@@ -1713,7 +1788,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// b.set_read_callback(|bev, got: &mut Vec<u8>| {
     ///     got.extend(bev.input().read_line(evloop::Eol::Lf).unwrap_or_default());
     ///     bev.free();
-    /// })?;
+    /// });
     /// b.enable(&mut base, EventFlags::READ)?;
     /// a.with_output(&mut base, |out| write!(out, "{} + {} = {}\n", 1, 2, 1 + 2))??;
     /// let mut got = Vec::new();
@@ -1770,11 +1845,17 @@ impl<D: 'static> BufferedSocket<D> {
 
     /// Re-arm after buffers were changed through `with_input`.
     ///
+    /// Inside the socket's own callbacks this is queued and takes effect, in order, when the
+    /// callback returns (or before the callback's next call through its [`BevContext`]).
+    ///
     /// # Errors
     ///
-    /// Freed, busy, or the backend refusing the fd.
+    /// Freed, or the backend refusing the fd.
     pub fn flush(&self, ops: &mut Registry<D>) -> io::Result<()> {
-        self.with(|st| st.sync(ops))
+        self.with_or_defer(
+            || Deferred::Flush(EventFlags::empty(), None),
+            |st| st.sync(ops),
+        )
     }
 
     /// See [`BevContext::flush_with`]; `flush_with(ops, EventFlags::WRITE,
@@ -1782,14 +1863,18 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// # Errors
     ///
-    /// Freed, busy, or the backend refusing the fd.
+    /// Freed, or the backend refusing the fd. Queued inside the socket's own callbacks, as
+    /// [`flush`](Self::flush).
     pub fn flush_with(
         &self,
         ops: &mut Registry<D>,
         dirs: EventFlags,
         mode: FlushMode,
     ) -> io::Result<()> {
-        self.with(|st| st.flush_with(ops, dirs, mode))
+        self.with_or_defer(
+            || Deferred::Flush(dirs, Some(mode)),
+            |st| st.flush_with(ops, dirs, mode),
+        )
     }
 
     /// Limit how fast the socket reads and writes (libevent's `bufferevent_set_rate_limit`):
@@ -1803,7 +1888,8 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// # Errors
     ///
-    /// Freed or busy; `Unsupported` on a pair (it has no fd).
+    /// Freed; `Unsupported` on a pair (it has no fd). Queued inside the socket's own
+    /// callbacks, as [`flush`](Self::flush).
     ///
     /// # Examples
     ///
@@ -1824,7 +1910,10 @@ impl<D: 'static> BufferedSocket<D> {
         ops: &mut Registry<D>,
         limit: Option<RateLimit>,
     ) -> io::Result<()> {
-        self.with(|st| st.set_rate_limit(ops, &self.state, limit))
+        self.with_or_defer(
+            || Deferred::RateLimit(limit),
+            |st| st.set_rate_limit(ops, &self.state, limit),
+        )
     }
 
     /// Set socket options on the live socket's fd (a filtered socket's is the one under it).
@@ -1867,24 +1956,34 @@ impl<D: 'static> BufferedSocket<D> {
         low: usize,
         high: usize,
     ) -> io::Result<()> {
-        self.with(|st| {
-            st.read_low = low;
-            st.read_high = high;
-            st.sync(ops)
-        })
+        self.with_or_defer(
+            || Deferred::ReadWatermark(low, high),
+            |st| {
+                (st.read_low, st.read_high) = (low, high);
+                st.sync(ops)
+            },
+        )
     }
 
-    /// See [`BevContext::set_write_watermark`].
+    /// See [`BevContext::set_write_watermark`]; takes `ops` as
+    /// [`set_read_watermark`](Self::set_read_watermark) does.
     ///
     /// # Errors
     ///
-    /// Freed or busy.
-    pub fn set_write_watermark(&self, low: usize, high: usize) -> io::Result<()> {
-        self.with(|st| {
-            st.write_low = low;
-            st.write_high = high;
-            Ok(())
-        })
+    /// Freed. Queued inside the socket's own callbacks, as [`flush`](Self::flush).
+    pub fn set_write_watermark(
+        &self,
+        ops: &mut Registry<D>,
+        low: usize,
+        high: usize,
+    ) -> io::Result<()> {
+        self.with_or_defer(
+            || Deferred::WriteWatermark(low, high),
+            |st| {
+                (st.write_low, st.write_high) = (low, high);
+                st.sync(ops)
+            },
+        )
     }
 
     /// Set the read and write timeouts: a direction that sees no progress for that long
@@ -1894,14 +1993,18 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// # Errors
     ///
-    /// Freed, busy, or the backend refusing to re-arm.
+    /// Freed, or the backend refusing to re-arm. Queued inside the socket's own callbacks,
+    /// as [`flush`](Self::flush).
     pub fn set_timeouts(
         &self,
         ops: &mut Registry<D>,
         read: Option<Duration>,
         write: Option<Duration>,
     ) -> io::Result<()> {
-        self.with(|st| st.set_timeouts(ops, read, write))
+        self.with_or_defer(
+            || Deferred::Timeouts(read, write),
+            |st| st.set_timeouts(ops, read, write),
+        )
     }
 
     /// The fd (-1 for a pair, or once the socket is freed).
@@ -1921,8 +2024,8 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// # Errors
     ///
-    /// Freed already, busy (inside its own callback use [`BevContext::free_after_flush`]),
-    /// or the backend refusing the fd.
+    /// Freed already, or the backend refusing the fd. Queued inside the socket's own
+    /// callbacks, as [`flush`](Self::flush).
     ///
     /// # Examples
     ///
@@ -1935,7 +2038,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// let mut peer = std::net::TcpStream::connect(listener.local_addr()?)?;
     /// let (ours, _) = listener.accept()?;
     /// ours.set_nonblocking(true)?;
-    /// let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default())?;
+    /// let bev = BufferedSocket::new(&mut base, ours, BevOptions::default())?;
     /// bev.write(&mut base, &[7; 100_000])?;
     /// bev.free_after_flush(&mut base)?;
     /// let reader = std::thread::spawn(move || {
@@ -1947,22 +2050,42 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn free_after_flush(&self, ops: &mut Registry<D>) -> io::Result<()> {
-        self.with(|st| {
-            if st.free_after_flush(ops)? {
-                st.teardown(ops);
-            }
-            Ok(())
-        })
+        self.with_or_defer(
+            || Deferred::FreeAfterFlush,
+            |st| {
+                if st.free_after_flush(ops)? {
+                    st.teardown(ops);
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Free the socket now: its events go, buffered output is dropped, and the fd is closed
-    /// or (without `close_on_free`) returned.
+    /// or (without `close_on_free`) returned. Inside the socket's own callbacks it is freed
+    /// when the callback returns, as [`BevContext::free`] does.
     ///
     /// # Errors
     ///
-    /// Freed already, or its own callback is running (use [`BevContext::free`] there).
+    /// Freed already; `ResourceBusy` inside the socket's own callbacks when it was made
+    /// without `close_on_free`, since the fd could not be handed back here (use
+    /// [`BevContext::free`], which returns it).
     pub fn free(self, ops: &mut Registry<D>) -> io::Result<Option<OwnedFd>> {
-        self.with(|st| Ok(st.teardown(ops)))
+        if self.state.try_borrow().is_err() && !self.state.close_on_free {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "this buffered socket's callback is running and it keeps its fd on free: use the BevContext's free, which returns the fd",
+            ));
+        }
+        let mut fd = None;
+        self.with_or_defer(
+            || Deferred::Free,
+            |st| {
+                fd = st.teardown(ops);
+                Ok(())
+            },
+        )?;
+        Ok(fd)
     }
 }
 

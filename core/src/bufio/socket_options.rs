@@ -14,12 +14,11 @@ use crate::fd::{AsFd, AsRawFd};
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
 /// use evloop::SocketOptions;
 ///
 /// let options = SocketOptions {
 ///     nodelay: Some(true),
-///     keepalive: Some(Duration::from_secs(60)),
+///     send_buffer: Some(256 * 1024),
 ///     ..SocketOptions::default()
 /// };
 /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -35,7 +34,8 @@ pub struct SocketOptions {
     pub nodelay: Option<bool>,
     /// `SO_KEEPALIVE`, with the idle time before the first probe (`TCP_KEEPIDLE`;
     /// `TCP_KEEPALIVE` on macOS), in whole seconds, at least one. Not on OpenBSD, which has
-    /// no per-socket idle time.
+    /// no per-socket idle time, nor under Wine (Windows has it since 10 1709): there
+    /// [`apply`](Self::apply) says so with an error naming `TCP_KEEPIDLE`.
     pub keepalive: Option<Duration>,
     /// `SO_SNDBUF`: the kernel's send buffer, in bytes (the kernel may round or double it).
     pub send_buffer: Option<usize>,

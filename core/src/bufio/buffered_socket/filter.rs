@@ -12,9 +12,9 @@
 //! pair's are, so none of them runs inside another socket's.
 
 use std::io;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
-use super::{BevCallback, BevEvent, Buffer, EventFlags, Registry, Shared, State};
+use super::{BevCallback, BevEvent, Buffer, EventFlags, Registry, Shared, State, WeakShared};
 use super::{INTERNAL_REFS, READ_CB, WRITE_CB};
 
 /// How far a filter should push bytes through (libevent's `bufferevent_flush_mode`).
@@ -432,10 +432,7 @@ impl<D: 'static> State<D> {
 
 /// The socket under's callbacks, set by [`BufferedSocket::filtered`]: each runs our side of
 /// the filter and schedules our callbacks.
-pub(super) fn under_callback<D: 'static>(
-    me: Weak<std::cell::RefCell<State<D>>>,
-    which: usize,
-) -> BevCallback<D> {
+pub(super) fn under_callback<D: 'static>(me: WeakShared<D>, which: usize) -> BevCallback<D> {
     Box::new(move |bev, _| {
         let Some(rc) = me.upgrade() else {
             return;

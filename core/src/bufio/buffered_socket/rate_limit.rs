@@ -20,10 +20,10 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{busy, Registry, Shared, State, NO_FD};
+use super::{busy, Registry, Shared, State, WeakShared, NO_FD};
 use crate::event::EventId;
 
 /// A token bucket's configuration (libevent's `ev_token_bucket_cfg`): bytes per tick and the
@@ -207,7 +207,7 @@ impl TokenBucket {
 /// A socket's rate-limit state.
 pub(super) struct RateState<D> {
     /// The socket itself, for its refill timer.
-    me: Weak<RefCell<State<D>>>,
+    me: WeakShared<D>,
     bucket: Option<TokenBucket>,
     group: Option<Rc<RefCell<GroupState<D>>>>,
     /// The one-shot timer that resumes the socket at its bucket's next tick, while pending.
@@ -223,7 +223,7 @@ pub(super) struct GroupState<D> {
     min_share: u64,
     /// Each member's cap per read and per write in this tick.
     share: (u64, u64),
-    members: Vec<Weak<RefCell<State<D>>>>,
+    members: Vec<WeakShared<D>>,
     /// The one-shot timer that wakes the members at the next tick, while pending.
     timer: Option<EventId>,
     /// Where the next wake-up starts, so no member is always first.
@@ -467,11 +467,7 @@ fn arm_group_timer<D: 'static>(group: &Rc<RefCell<GroupState<D>>>, ops: &mut Reg
 }
 
 /// Take `me` out of `group`; the group's timer goes with its last member.
-fn leave<D>(
-    group: &Rc<RefCell<GroupState<D>>>,
-    me: &Weak<RefCell<State<D>>>,
-    ops: &mut Registry<D>,
-) {
+fn leave<D>(group: &Rc<RefCell<GroupState<D>>>, me: &WeakShared<D>, ops: &mut Registry<D>) {
     let Ok(mut g) = group.try_borrow_mut() else {
         return;
     };
@@ -505,7 +501,7 @@ fn leave<D>(
 ///     let _client = std::net::TcpStream::connect(listener.local_addr()?)?;
 ///     let (ours, _) = listener.accept()?;
 ///     ours.set_nonblocking(true)?;
-///     let bev = BufferedSocket::new(&mut base, ours.into(), BevOptions::default())?;
+///     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default())?;
 ///     group.add(&mut base, &bev)?;
 /// }
 /// assert_eq!(group.len(), 2);
@@ -736,7 +732,7 @@ mod tests {
             bucket: TokenBucket::new(limit(3000, 12000), Instant::now()),
             min_share: 64,
             share: (0, 0),
-            members: (0..30).map(|_| Weak::new()).collect(),
+            members: (0..30).map(|_| std::rc::Weak::new()).collect(),
             timer: None,
             next_first: 0,
             totals: (0, 0),
