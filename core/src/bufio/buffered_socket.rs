@@ -993,9 +993,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     /// Apply what handles to this socket queued while its callback runs, so that they and
     /// the context's own calls take effect in program order.
     fn settle(&mut self) {
-        if self.rc.has_deferred() {
-            self.state.settle(self.ctx, self.rc);
-        }
+        self.state.settle(self.ctx, self.rc);
     }
 
     /// Replace the read callback, from inside any of this socket's callbacks (libevent's

@@ -17,6 +17,9 @@ use super::{BevCallback, EventFlags, FlushMode, RateLimit, Registry, Shared, Sta
 pub(super) struct SocketCell<D> {
     state: RefCell<State<D>>,
     queue: RefCell<VecDeque<Deferred<D>>>,
+    /// Whether `queue` holds anything: one load on every callback's return, where the queue
+    /// is almost always empty.
+    queued: Cell<bool>,
     /// The running callback freed the socket or began its close (the state, borrowed,
     /// cannot say so): later calls through a handle are refused, not queued.
     pub(super) ended: Cell<bool>,
@@ -30,6 +33,7 @@ impl<D> SocketCell<D> {
         SocketCell {
             state: RefCell::new(state),
             queue: RefCell::new(VecDeque::new()),
+            queued: Cell::new(false),
             ended: Cell::new(false),
             close_on_free,
         }
@@ -42,10 +46,12 @@ impl<D> SocketCell<D> {
             self.ended.set(true);
         }
         self.queue.borrow_mut().push_back(op);
+        self.queued.set(true);
     }
 
+    #[inline]
     pub(super) fn has_deferred(&self) -> bool {
-        !self.queue.borrow().is_empty()
+        self.queued.get()
     }
 }
 
@@ -76,9 +82,18 @@ impl<D: 'static> State<D> {
     /// Apply the calls queued while this socket's callback ran, in order. An error now has
     /// no caller to go to; the ones possible here (the backend refusing to re-arm) also
     /// reach the event callback as the I/O fails.
+    #[inline]
     pub(super) fn settle(&mut self, ops: &mut Registry<D>, rc: &Shared<D>) {
+        if rc.has_deferred() {
+            self.apply_deferred(ops, rc);
+        }
+    }
+
+    #[inline(never)]
+    fn apply_deferred(&mut self, ops: &mut Registry<D>, rc: &Shared<D>) {
         loop {
             let Some(op) = rc.queue.borrow_mut().pop_front() else {
+                rc.queued.set(false);
                 return;
             };
             if self.freed {
