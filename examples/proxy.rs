@@ -1,6 +1,7 @@
 //! A TCP proxy after libevent's le-proxy: `proxy [TLS OPTIONS] LISTEN_PORT TARGET_HOST:PORT`
 //! accepts on 127.0.0.1:LISTEN_PORT and connects each client to the target, copying both
-//! directions.
+//! directions. A target host name is resolved for each client off the loop thread
+//! (`BufferedSocket::connect_host`), each of its addresses tried in turn.
 //!
 //! - TLS on either side (le-proxy's `-s`, on rustls): `--tls-accept CERT.pem KEY.pem` makes
 //!   clients speak TLS to the proxy; `--tls-connect CA.pem` speaks TLS to the target,
@@ -21,7 +22,7 @@
 //! $ curl -H 'Host: example.com' http://127.0.0.1:9998/
 //! ```
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 #[cfg(feature = "tls")]
 #[path = "common/tls.rs"]
@@ -173,24 +174,65 @@ fn accepted(
     BufferedSocket::new(ctx, fd, BevOptions::default())
 }
 
-/// The target's socket, TLS if asked.
+/// The target's socket, TLS if asked: an address connects at once, a host name is resolved
+/// for each client off the loop thread (`connect_host`), each of its addresses tried in turn.
 fn connected(
     ctx: &mut evloop::Context<'_, ()>,
-    target: SocketAddr,
+    target: &Target,
     tls: &Tls,
 ) -> std::io::Result<Bev> {
+    let options = BevOptions::default();
     #[cfg(feature = "tls")]
     if let Some((config, name)) = &tls.connect {
-        return BufferedSocket::tls_connect(
-            ctx,
-            target,
-            config.clone(),
-            name,
-            BevOptions::default(),
-        );
+        return match target.addr {
+            Some(addr) => BufferedSocket::tls_connect(ctx, addr, config.clone(), name, options),
+            None => BufferedSocket::tls_connect_host(
+                ctx,
+                &target.host,
+                target.port,
+                config.clone(),
+                name,
+                options,
+            ),
+        };
     }
     let _ = tls;
-    BufferedSocket::connect(ctx, target, BevOptions::default())
+    match target.addr {
+        Some(addr) => BufferedSocket::connect(ctx, addr, options),
+        None => BufferedSocket::connect_host(ctx, &target.host, target.port, options),
+    }
+}
+
+/// `HOST:PORT` (`[v6]:PORT` for an IPv6 address), with the address if HOST is one.
+struct Target {
+    host: String,
+    port: u16,
+    addr: Option<SocketAddr>,
+}
+
+impl Target {
+    fn parse(text: &str) -> Option<Target> {
+        let (host, port) = text.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let addr = host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
+        (!host.is_empty()).then_some(Target { host, port, addr })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.addr {
+            Some(addr) => write!(f, "{addr}"),
+            None => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
 }
 
 fn main() -> std::io::Result<()> {
@@ -208,13 +250,11 @@ fn main() -> std::io::Result<()> {
         eprintln!("proxy: bad port {port:?}: {e}");
         std::process::exit(2);
     });
-    let target: SocketAddr = match target.to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(addr)) => addr,
-        _ => {
-            eprintln!("proxy: cannot resolve {target:?}");
-            std::process::exit(2);
-        }
+    let Some(target) = Target::parse(&target) else {
+        eprintln!("proxy: the target must be HOST:PORT, not {target:?}");
+        std::process::exit(2);
     };
+    let banner = format!("proxy: 127.0.0.1:{port} -> {target}");
     let mut base: Base = evloop::new_base()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     Listener::bind(
@@ -225,7 +265,7 @@ fn main() -> std::io::Result<()> {
             let Ok(client) = accepted(ctx, fd, &tls) else {
                 return;
             };
-            let server = match connected(ctx, target, &tls) {
+            let server = match connected(ctx, &target, &tls) {
                 Ok(server) => server,
                 Err(e) => {
                     eprintln!("proxy: connect to {target}: {e}");
@@ -249,7 +289,7 @@ fn main() -> std::io::Result<()> {
         let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None))?;
         base.add(ev, None)?;
     }
-    println!("proxy: 127.0.0.1:{port} -> {target}");
+    println!("{banner}");
     base.run(&mut ())?;
     Ok(())
 }

@@ -460,7 +460,8 @@ fn proxy_carries_32_mib_both_ways_byte_exact_with_bounded_memory() {
     const UP: usize = 32 << 20;
     const DOWN: usize = 4 << 20;
     let target = TcpListener::bind("127.0.0.1:0").unwrap();
-    let target_addr = target.local_addr().unwrap().to_string();
+    // By name: the proxy resolves it for each client (connect_host).
+    let target_addr = format!("localhost:{}", target.local_addr().unwrap().port());
     let (mut child, _, client) =
         serve_args("proxy", |p| vec![p.to_string(), target_addr.clone()], &[]);
     let (server, _) = target.accept().unwrap();
@@ -510,7 +511,8 @@ fn proxy_over_tls_carries_64_mib_byte_exact_and_closes_cleanly() {
     );
     drop(probe);
     let _ = target.accept().unwrap(); // the probe's leg, closed at once
-    let b_addr = format!("127.0.0.1:{b_port}");
+                                      // By name, over TLS (tls_connect_host).
+    let b_addr = format!("localhost:{b_port}");
     let (mut a, _, client) = serve_args(
         "proxy",
         |p| {

@@ -337,3 +337,119 @@ pub fn a_handle_works_inside_its_own_callbacks(h: &Harness) {
     peer.read_to_end(&mut rest).unwrap();
     assert_eq!(rest, b"!", "the write before the free went out, then EOF");
 }
+
+/// Connecting by name: "localhost" connects (trying each address it names: ::1 may come
+/// first with nothing listening there) and carries bytes; a name that does not resolve and a
+/// port nobody listens on are each one ERROR naming the host; bad input is refused at once.
+pub fn connect_by_host_name(h: &Harness) {
+    #[derive(Default)]
+    struct Seen {
+        events: Vec<evloop_core::BevEvent>,
+        errors: Vec<String>,
+        got: Vec<u8>,
+    }
+    let mut base = h.base::<Seen>();
+    let listener = crate::util::echo_listener(&mut base, ListenerOptions::default(), |_| {});
+    let port = listener.local_addr().unwrap().port();
+    let record = |bev: &mut evloop_core::BevContext<'_, '_, Seen>, seen: &mut Seen| {
+        seen.events.push(bev.fired());
+        if let Some(e) = bev.error() {
+            seen.errors.push(e.to_string());
+        }
+    };
+    let bev =
+        BufferedSocket::connect_host(&mut base, "localhost", port, BevOptions::default()).unwrap();
+    bev.write(&mut base, b"ping").unwrap(); // waits in the output until connected
+    bev.set_event_callback(record);
+    bev.set_read_callback(|bev, seen: &mut Seen| {
+        let n = bev.input().len();
+        let mut chunk = vec![0; n];
+        bev.input().remove(&mut chunk).unwrap();
+        seen.got.extend(chunk);
+    });
+    bev.enable(&mut base, EventFlags::READ).unwrap();
+    let mut seen = Seen::default();
+    run_until(&mut base, &mut seen, "the echo through localhost", |s| {
+        s.got.len() == 4 || !s.errors.is_empty()
+    });
+    assert_eq!(seen.got, b"ping", "{:?}", seen.errors);
+    assert_eq!(seen.events, [evloop_core::BevEvent::CONNECTED]);
+    bev.free(&mut base).unwrap();
+    listener.free(&mut base).unwrap();
+
+    // Nobody listens there any more: every address of localhost refuses.
+    let mut seen = Seen::default();
+    let bev =
+        BufferedSocket::connect_host(&mut base, "localhost", port, BevOptions::default()).unwrap();
+    bev.set_event_callback(record);
+    run_until(&mut base, &mut seen, "refusals", |s| !s.events.is_empty());
+    assert_eq!(seen.events, [evloop_core::BevEvent::ERROR]);
+    assert!(
+        seen.errors[0].contains(&format!("connect to localhost:{port}")),
+        "{:?}",
+        seen.errors
+    );
+
+    // A name that cannot resolve (.invalid is reserved for that).
+    let mut seen = Seen::default();
+    let bev =
+        BufferedSocket::connect_host(&mut base, "no-such-host.invalid", 80, BevOptions::default())
+            .unwrap();
+    bev.set_event_callback(record);
+    run_until(&mut base, &mut seen, "the resolver's answer", |s| {
+        !s.events.is_empty()
+    });
+    assert_eq!(
+        seen.events,
+        [evloop_core::BevEvent::ERROR | evloop_core::BevEvent::WRITING]
+    );
+    assert!(
+        seen.errors[0].contains("resolve no-such-host.invalid"),
+        "{:?}",
+        seen.errors
+    );
+    for bad in ["", "bad\0host"] {
+        let e =
+            BufferedSocket::connect_host(&mut base, bad, 80, BevOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    }
+}
+
+/// `connect_any` tries each address in turn: a refused one, then one that accepts; every
+/// address refusing is one ERROR naming the peer and the count.
+pub fn connect_tries_each_address_in_turn(h: &Harness) {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut base = h.base::<Vec<(evloop_core::BevEvent, String)>>();
+    let record =
+        |bev: &mut evloop_core::BevContext<'_, '_, Vec<(evloop_core::BevEvent, String)>>,
+         seen: &mut Vec<(evloop_core::BevEvent, String)>| {
+            let e = bev.error().map(|e| e.to_string()).unwrap_or_default();
+            seen.push((bev.fired(), e));
+            bev.free();
+        };
+    let addrs = [closed, closed, open.local_addr().unwrap()];
+    let bev = BufferedSocket::connect_any(&mut base, "svc", &addrs, BevOptions::default()).unwrap();
+    bev.set_event_callback(record);
+    let mut seen = Vec::new();
+    run_until(&mut base, &mut seen, "the third address", |s| !s.is_empty());
+    assert_eq!(seen[0].0, evloop_core::BevEvent::CONNECTED, "{seen:?}");
+    let (accepted, _) = open.accept().unwrap();
+    drop(accepted);
+
+    let mut seen = Vec::new();
+    let bev =
+        BufferedSocket::connect_any(&mut base, "svc", &[closed, closed], BevOptions::default())
+            .unwrap();
+    bev.set_event_callback(record);
+    run_until(&mut base, &mut seen, "two refusals", |s| !s.is_empty());
+    assert_eq!(seen[0].0, evloop_core::BevEvent::ERROR);
+    assert!(
+        seen[0].1.contains("connect to svc:") && seen[0].1.contains("2 addresses tried"),
+        "{seen:?}"
+    );
+    assert!(BufferedSocket::connect_any(&mut base, "svc", &[], BevOptions::default()).is_err());
+}

@@ -294,6 +294,8 @@ scenario_list! {
     ending::user_events_run_when_activated,
     ending::socket_options_on_every_side,
     ending::a_handle_works_inside_its_own_callbacks,
+    ending::connect_by_host_name,
+    ending::connect_tries_each_address_in_turn,
     filters::filter_transforms_both_ways_a_line_at_a_time,
     filters::filter_small_reads_under_a_high_watermark_reach_the_end,
     filters::filter_error_is_one_error_event,

@@ -39,6 +39,7 @@ use crate::registry::{Callback, Context};
 mod deferred;
 mod filter;
 mod rate_limit;
+mod resolve;
 use deferred::{Deferred, SocketCell};
 pub use filter::{Filter, FilterResult, FlushMode};
 use rate_limit::Dir;
@@ -141,6 +142,8 @@ struct State<D> {
     filter: Option<Box<filter::FilterLayer<D>>>,
     /// Token buckets: the socket's own, its group's (`set_rate_limit`, `RateLimitGroup`).
     rate: Option<Box<rate_limit::RateState<D>>>,
+    /// A connect by host name under way (`connect_host`).
+    resolving: Option<Box<resolve::Resolving>>,
 }
 
 fn busy() -> io::Error {
@@ -219,6 +222,7 @@ impl<D: 'static> State<D> {
             tls: None,
             filter: None,
             rate: None,
+            resolving: None,
         }
     }
 
@@ -240,6 +244,9 @@ impl<D: 'static> State<D> {
         }
         if self.filter.is_some() {
             return self.filter_sync(ops);
+        }
+        if self.resolving_host() {
+            return Ok(()); // no fd yet; the write timer keeps the loop running
         }
         // A pair's "events" are timers: armed only while a timeout is set.
         let pair = self.fd == NO_FD;
@@ -408,6 +415,9 @@ impl<D: 'static> State<D> {
         }
         self.read_timeout = read;
         self.write_timeout = write;
+        if self.resolving_host() {
+            return self.resolve_timeout(ops);
+        }
         // Re-arm armed events so the new timeouts (or their absence) take effect.
         for (ev, armed) in [
             (self.read_ev, &mut self.read_armed),
@@ -460,6 +470,7 @@ impl<D: 'static> State<D> {
             }
         }
         self.rate_teardown(ops);
+        self.resolve_teardown(ops);
         let fd = self.owned.take().or_else(|| self.filter_teardown(ops));
         if self.close_on_free {
             drop(fd);
@@ -496,6 +507,9 @@ impl<D: 'static> State<D> {
         data: &mut D,
         from_defer: bool,
     ) {
+        if self.resolving.is_some() {
+            self.resolve_step(ctx, rc);
+        }
         if self.defer && !from_defer {
             if self.pending.read || self.pending.write || !self.pending.events.is_empty() {
                 self.schedule(ctx);
@@ -613,6 +627,7 @@ impl<D: 'static> State<D> {
             });
         match error {
             None => {
+                self.resolving = None;
                 // Over TLS, CONNECTED waits for the handshake's end.
                 #[cfg(feature = "tls")]
                 if self.tls.is_some() {
@@ -621,10 +636,12 @@ impl<D: 'static> State<D> {
                 self.pending.events |= BevEvent::CONNECTED;
                 true
             }
+            // A connect by name tries the next address first.
+            Some(e) if self.connect_failed(&e) => false,
             Some(e) => {
                 self.enabled = EventFlags::empty();
                 self.pending.events |= BevEvent::ERROR;
-                self.pending.error = Some(e);
+                self.pending.error = Some(self.name_connect_error(e));
                 false
             }
         }
@@ -1249,6 +1266,7 @@ impl<D> State<D> {
         // The socket under a filtered one has its own guard; rate timers went with the base.
         self.filter = None;
         self.rate = None;
+        self.resolving = None;
         self.callbacks = [None, None, None];
         drop(self.owned.take());
     }
@@ -1502,6 +1520,26 @@ impl<D: 'static> BufferedSocket<D> {
     ) -> io::Result<Self> {
         let conn = client_connection(config, server_name)?;
         Self::connect(ops, addr, options)?.start_tls(ops, conn.into())
+    }
+
+    /// [`connect_host`](Self::connect_host), then a TLS handshake checking the certificate
+    /// against `server_name` (usually `host`): CONNECTED once both are done; a name that does
+    /// not resolve, every address refused, or a failed handshake is one ERROR.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_host`](Self::connect_host) and [`tls_client`](Self::tls_client).
+    #[cfg(feature = "tls")]
+    pub fn tls_connect_host(
+        ops: &mut Registry<D>,
+        host: &str,
+        port: u16,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        let conn = client_connection(config, server_name)?;
+        Self::connect_host(ops, host, port, options)?.start_tls(ops, conn.into())
     }
 
     #[cfg(feature = "tls")]

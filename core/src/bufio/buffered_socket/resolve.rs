@@ -1,0 +1,441 @@
+//! Connecting by host name (libevent's `bufferevent_socket_connect_hostname`, libuv's
+//! `uv_getaddrinfo`): the name is resolved off the loop thread (a helper thread calling the
+//! system's `getaddrinfo`, through std's `ToSocketAddrs`), its result comes back through a
+//! user event activated by a [`Handle`](crate::Handle), and each address is tried in turn
+//! until one connects. Until an fd exists the socket is like a pair's half: its write event
+//! is a timer that keeps the loop running, and fires as a connect timeout (the write
+//! timeout, or an hour) if the name never resolves.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{io_handler, BevEvent, BevOptions, BufferedSocket, EventFlags, Registry, Shared};
+use super::{State, WeakShared};
+use crate::backend::os_error;
+use crate::fd::{AsRawFd, OwnedFd, NO_FD};
+
+/// How long a name may take to resolve without a write timeout.
+const RESOLVE_LIMIT: Duration = Duration::from_secs(3600);
+
+/// A connect by name under way.
+pub(super) struct Resolving {
+    host: String,
+    port: u16,
+    /// Addresses not tried yet, once resolved.
+    addrs: VecDeque<SocketAddr>,
+    tried: usize,
+    options: crate::bufio::SocketOptions,
+    /// The user event that hears the helper thread; freed once it ran.
+    wake: Option<crate::event::EventId>,
+    /// The address being tried, and the error of the last one that failed.
+    current: Option<SocketAddr>,
+    last_error: Option<io::Error>,
+    /// The connect on `current` failed: try the next address (set without `ops` at hand).
+    failed: bool,
+}
+
+type Answer = Arc<Mutex<Option<io::Result<Vec<SocketAddr>>>>>;
+
+impl<D: 'static> BufferedSocket<D> {
+    /// Connect to `host` (a name, or an address written out) on `port`: the name is resolved
+    /// off the loop thread, then each address is tried in turn, in the order the system
+    /// gives them (libevent's `bufferevent_socket_connect_hostname`). The event callback
+    /// hears CONNECTED once one connects, or one ERROR naming the host — it does not
+    /// resolve, or every address refused (the last error) — or TIMEOUT|WRITING after the
+    /// write timeout, if set, while resolving or connecting. Until then writes wait in the
+    /// output, as for [`connect`](Self::connect).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an empty host or one with a NUL; the base cannot create the
+    /// socket's events or a [`Handle`](crate::Handle); the helper thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::{BevEvent, BevOptions, BufferedSocket};
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let port = listener.local_addr()?.port();
+    /// let mut base: evloop::Base<Option<BevEvent>> = evloop::new_base()?;
+    /// let bev = BufferedSocket::connect_host(&mut base, "localhost", port, BevOptions::default())?;
+    /// bev.set_event_callback(|bev, what| {
+    ///     *what = Some(bev.fired());
+    ///     bev.free();
+    /// });
+    /// let mut what = None;
+    /// base.run(&mut what)?;
+    /// // "localhost" may name ::1 first, where nothing listens: the next address connects.
+    /// assert_eq!(what, Some(BevEvent::CONNECTED));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_host(
+        ops: &mut Registry<D>,
+        host: &str,
+        port: u16,
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        if host.is_empty() || host.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("connect to host {host:?}: not a host name"),
+            ));
+        }
+        options.socket.validate()?;
+        let bev = Self::build(
+            ops,
+            None,
+            BevOptions {
+                close_on_free: true,
+                socket: crate::bufio::SocketOptions::default(),
+                ..options
+            },
+        )?;
+        let answer: Answer = Arc::new(Mutex::new(None));
+        let weak = Rc::downgrade(&bev.state);
+        let heard = answer.clone();
+        let started = ops
+            .new_user_event(move |ctx, _| resolved(&weak, ctx, &heard))
+            .and_then(|wake| {
+                let handle = ops.handle()?;
+                let (name, answer) = (host.to_string(), answer.clone());
+                std::thread::Builder::new()
+                    .name("evloop-resolve".into())
+                    .spawn(move || {
+                        let found = (name.as_str(), port)
+                            .to_socket_addrs()
+                            .map(|addrs| addrs.collect());
+                        *answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(found);
+                        let _ = handle.activate(wake, EventFlags::empty(), 1);
+                    })
+                    .map(|_| wake)
+            });
+        let mut st = bev.state.borrow_mut();
+        let wake = match started {
+            Ok(wake) => wake,
+            Err(e) => {
+                st.teardown(ops);
+                return Err(e);
+            }
+        };
+        st.connecting = true;
+        st.resolving = Some(Box::new(Resolving {
+            host: host.to_string(),
+            port,
+            addrs: VecDeque::new(),
+            tried: 0,
+            options: options.socket,
+            wake: Some(wake),
+            current: None,
+            last_error: None,
+            failed: false,
+        }));
+        // The write event, a timer until there is an fd, keeps the loop running meanwhile.
+        if let Some(ev) = st.write_ev {
+            ops.add(ev, Some(st.write_timeout.unwrap_or(RESOLVE_LIMIT)))?;
+            st.write_armed = true;
+        }
+        drop(st);
+        Ok(bev)
+    }
+}
+
+impl<D: 'static> BufferedSocket<D> {
+    /// Connect to the first of `addrs` that accepts, trying each in turn (what
+    /// [`connect_host`](Self::connect_host) does once the name resolved); `name` is what
+    /// errors call the peer. The event callback hears CONNECTED, or one ERROR naming `name`
+    /// with the last address's error.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for no addresses; as [`connect`](Self::connect) otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{SocketAddr, TcpListener};
+    /// use evloop::{BevEvent, BevOptions, BufferedSocket};
+    ///
+    /// let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?; // dropped: refuses
+    /// let open = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut base: evloop::Base<Option<BevEvent>> = evloop::new_base()?;
+    /// let addrs = [closed, open.local_addr()?];
+    /// let bev = BufferedSocket::connect_any(&mut base, "the service", &addrs, BevOptions::default())?;
+    /// bev.set_event_callback(|bev, what| {
+    ///     *what = Some(bev.fired());
+    ///     bev.free();
+    /// });
+    /// let mut what = None;
+    /// base.run(&mut what)?;
+    /// assert_eq!(what, Some(BevEvent::CONNECTED)); // the second address
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_any(
+        ops: &mut Registry<D>,
+        name: &str,
+        addrs: &[SocketAddr],
+        options: BevOptions,
+    ) -> io::Result<Self> {
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("connect to {name}: no addresses to try"),
+            ));
+        }
+        options.socket.validate()?;
+        let bev = Self::build(
+            ops,
+            None,
+            BevOptions {
+                close_on_free: true,
+                socket: crate::bufio::SocketOptions::default(),
+                ..options
+            },
+        )?;
+        {
+            let mut st = bev.state.borrow_mut();
+            st.connecting = true;
+            st.resolving = Some(Box::new(Resolving {
+                host: name.to_string(),
+                port: addrs[0].port(),
+                addrs: addrs.iter().copied().collect(),
+                tried: 0,
+                options: options.socket,
+                wake: None,
+                current: None,
+                last_error: None,
+                failed: false,
+            }));
+            st.try_next_address(ops, &bev.state);
+        }
+        Ok(bev)
+    }
+}
+
+/// The helper thread answered: start on the first address, or report why not.
+fn resolved<D: 'static>(weak: &WeakShared<D>, ops: &mut Registry<D>, answer: &Answer) {
+    let Some(rc) = weak.upgrade() else {
+        return;
+    };
+    let Ok(mut st) = rc.try_borrow_mut() else {
+        return;
+    };
+    let found = answer.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(resolving) = st.resolving.as_mut() else {
+        return;
+    };
+    if let Some(wake) = resolving.wake.take() {
+        let _ = ops.free(wake);
+    }
+    if st.freed {
+        return;
+    }
+    // The write timeout ran out (or writing was disabled) while the name resolved: the
+    // connect is over, TIMEOUT was reported.
+    if !st.enabled.contains(EventFlags::WRITE) {
+        st.resolving = None;
+        return;
+    }
+    let resolving = st.resolving.as_mut().expect("checked above");
+    match found {
+        Some(Ok(addrs)) if !addrs.is_empty() => {
+            resolving.addrs = addrs.into();
+            st.try_next_address(ops, &rc);
+        }
+        Some(Ok(_)) => {
+            let e = io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("resolve {}: no addresses", resolving.host),
+            );
+            st.resolve_failed(ops, e);
+        }
+        Some(Err(e)) => {
+            let e = io::Error::new(e.kind(), format!("resolve {}: {e}", resolving.host));
+            st.resolve_failed(ops, e);
+        }
+        None => {}
+    }
+}
+
+impl<D: 'static> State<D> {
+    /// Whether the socket is still looking for an address to connect to (no fd yet).
+    pub(super) fn resolving_host(&self) -> bool {
+        self.resolving.is_some() && self.fd == NO_FD
+    }
+
+    /// One ERROR, naming the host; the keep-alive timer goes.
+    fn resolve_failed(&mut self, ops: &mut Registry<D>, e: io::Error) {
+        self.resolving = None;
+        self.connecting = false;
+        self.enabled = EventFlags::empty();
+        self.pending.events |= BevEvent::ERROR | BevEvent::WRITING;
+        self.pending.error = Some(e);
+        if let (Some(ev), true) = (self.write_ev, self.write_armed) {
+            let _ = ops.del(ev);
+            self.write_armed = false;
+        }
+        self.schedule(ops);
+    }
+
+    /// A connect on the current address failed (`finish_connect`): note it; `dispatch`
+    /// tries the next one. Returns whether there is one.
+    pub(super) fn connect_failed(&mut self, e: &io::Error) -> bool {
+        let Some(r) = self.resolving.as_mut() else {
+            return false;
+        };
+        if r.addrs.is_empty() {
+            return false;
+        }
+        r.last_error = Some(io::Error::new(e.kind(), e.to_string()));
+        r.failed = true;
+        true
+    }
+
+    /// The write timeout changed while resolving: the timer that bounds it follows.
+    pub(super) fn resolve_timeout(&mut self, ops: &mut Registry<D>) -> io::Result<()> {
+        if let Some(ev) = self.write_ev {
+            ops.add(ev, Some(self.write_timeout.unwrap_or(RESOLVE_LIMIT)))?;
+            self.write_armed = true;
+        }
+        Ok(())
+    }
+
+    /// The last connect failed with `e`: say which host, how many addresses were tried.
+    pub(super) fn name_connect_error(&mut self, e: io::Error) -> io::Error {
+        let Some(r) = self.resolving.take() else {
+            return e;
+        };
+        io::Error::new(
+            e.kind(),
+            format!(
+                "connect to {}:{} ({} address{} tried, the last {}): {e}",
+                r.host,
+                r.port,
+                r.tried,
+                if r.tried == 1 { "" } else { "es" },
+                r.current.map_or("none".to_string(), |a| a.to_string()),
+            ),
+        )
+    }
+
+    /// The socket is freed: the helper thread's wake-up event goes too.
+    pub(super) fn resolve_teardown(&mut self, ops: &mut Registry<D>) {
+        if let Some(wake) = self.resolving.take().and_then(|r| r.wake) {
+            let _ = ops.free(wake);
+        }
+    }
+
+    /// `dispatch`'s part: after a failed address, move on.
+    pub(super) fn resolve_step(&mut self, ops: &mut Registry<D>, rc: &Shared<D>) {
+        if self.resolving.as_ref().is_some_and(|r| r.failed) {
+            self.try_next_address(ops, rc);
+        }
+    }
+
+    /// Put the socket on a new fd connecting to the next address, or report the end.
+    fn try_next_address(&mut self, ops: &mut Registry<D>, rc: &Shared<D>) {
+        // The events of the last fd (or the timers of none) go first, then that fd.
+        for ev in [self.read_ev.take(), self.write_ev.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = ops.free(ev);
+        }
+        (self.read_armed, self.write_armed) = (false, false);
+        drop(self.owned.take());
+        self.fd = NO_FD;
+        let r = self.resolving.as_mut().expect("resolving");
+        r.failed = false;
+        while let Some(addr) = r.addrs.pop_front() {
+            r.tried += 1;
+            r.current = Some(addr);
+            match start_connect(addr, &r.options) {
+                Ok((fd, immediate)) => {
+                    let attached = attach(self, ops, rc, fd);
+                    self.connecting = true;
+                    self.connect_error = immediate;
+                    if let Err(e) = attached.and_then(|()| self.sync(ops)) {
+                        let host = self
+                            .resolving
+                            .as_ref()
+                            .map_or(String::new(), |r| r.host.clone());
+                        return self
+                            .resolve_failed(ops, os_error(&format!("connect to {host}"), e));
+                    }
+                    return;
+                }
+                Err(e) => r.last_error = Some(e),
+            }
+        }
+        let e = r
+            .last_error
+            .take()
+            .unwrap_or_else(|| io::Error::other("no address"));
+        let e = io::Error::new(
+            e.kind(),
+            format!(
+                "connect to {}:{} ({} address{} tried, the last {}): {e}",
+                r.host,
+                r.port,
+                r.tried,
+                if r.tried == 1 { "" } else { "es" },
+                r.current.map_or("none".to_string(), |a| a.to_string()),
+            ),
+        );
+        self.resolve_failed(ops, e);
+    }
+}
+
+/// A non-blocking socket for `addr` with `options`, and its connect started; the error of a
+/// connect refused at once comes back to be reported as the connect's outcome.
+fn start_connect(
+    addr: SocketAddr,
+    options: &crate::bufio::SocketOptions,
+) -> io::Result<(OwnedFd, Option<io::Error>)> {
+    let domain = if addr.is_ipv4() {
+        rustix::net::AddressFamily::INET
+    } else {
+        rustix::net::AddressFamily::INET6
+    };
+    let fd = crate::bufio::nonblocking_socket(domain)?;
+    options.apply(&fd)?;
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    let _ = rustix::net::sockopt::set_socket_nosigpipe(&fd, true);
+    let immediate = match rustix::net::connect(&fd, &addr) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) | Err(rustix::io::Errno::INTR) => None,
+        #[cfg(windows)]
+        Err(rustix::io::Errno::WOULDBLOCK) => None,
+        Err(e) => Some(os_error(&format!("connect to {addr}"), e)),
+    };
+    Ok((fd, immediate))
+}
+
+/// Give the socket `fd` and events watching it.
+fn attach<D: 'static>(
+    st: &mut State<D>,
+    ops: &mut Registry<D>,
+    rc: &Shared<D>,
+    fd: OwnedFd,
+) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    st.fd = raw;
+    st.owned = Some(fd);
+    st.is_socket = true;
+    // The state owns the fd, and frees these events before letting it go (`try_next_address`,
+    // `teardown`): the promise of `new_event` is kept.
+    st.read_ev = Some(ops.make_event(
+        raw,
+        EventFlags::READ | EventFlags::PERSIST,
+        io_handler(rc.clone(), State::on_readable),
+    )?);
+    st.write_ev = Some(ops.make_event(
+        raw,
+        EventFlags::WRITE | EventFlags::PERSIST,
+        io_handler(rc.clone(), State::on_writable),
+    )?);
+    Ok(())
+}
