@@ -322,6 +322,7 @@ scenario_list! {
     tls::tls_silent_peer_times_out_mid_handshake,
     tls::tls_under_a_filter,
     tls::tls_rate_limited_transfer,
+    tls::tls_free_after_flush_ends_with_close_notify,
 }
 
 /// Every scenario, in a fixed order; the TLS column (rustls on buffered sockets) last, in a

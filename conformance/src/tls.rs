@@ -629,3 +629,52 @@ pub fn tls_rate_limited_transfer(h: &Harness) {
     );
     client.free(&mut base).expect("free");
 }
+
+/// `free_after_flush` on a TLS socket: a 1 MiB answer goes out whole, then close_notify,
+/// which the client reads as a clean EOF (not truncation).
+pub fn tls_free_after_flush_ends_with_close_notify(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    let answer = pattern(1 << 20);
+    let reply = answer.clone();
+    let listener = tls_listener(&mut base, pki.server.clone(), move |ops, bev| {
+        let reply = reply.clone();
+        bev.set_read_callback(move |bev, _| {
+            let _ = take_input(bev, usize::MAX);
+            bev.write(&reply).expect("write");
+            bev.free_after_flush().expect("free after flush");
+        });
+        bev.enable(ops, EventFlags::READ).expect("enable");
+    });
+    let addr = listener.local_addr().expect("address");
+    let client = BufferedSocket::tls_connect(
+        &mut base,
+        addr,
+        pki.client.clone(),
+        "localhost",
+        BevOptions::default(),
+    )
+    .expect("connect");
+    client.set_event_callback(|bev, log: &mut Log| {
+        if bev.fired().contains(BevEvent::CONNECTED) {
+            bev.write(b"go").expect("write");
+        }
+        record("client", bev, log);
+    });
+    client.set_read_callback(|bev, log: &mut Log| {
+        let got = take_input(bev, usize::MAX);
+        log.got.extend_from_slice(&got);
+    });
+    client.enable(&mut base, EventFlags::READ).expect("enable");
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "the answer, then the end", |l| {
+        l.count("client EOF") + l.count("client ERROR") > 0
+    });
+    assert!(
+        log.got == answer,
+        "{} of {} bytes",
+        log.got.len(),
+        answer.len()
+    );
+    assert_eq!(log.count("client EOF"), 1, "close_notify: {:?}", log.errors);
+}
