@@ -190,11 +190,20 @@ fn echo_client(
     config: Arc<ClientConfig>,
     data: Vec<u8>,
 ) -> BufferedSocket<Log> {
-    let bev = BufferedSocket::tls_connect(ops, addr, config, "localhost", BevOptions::default())
-        .expect("TLS connect");
+    let bev = connect_to(ops, addr, config);
     let expect = data.len();
     talk(ops, &bev, data, expect);
     bev
+}
+
+/// A TLS client connecting to `addr`, checking the certificate for "localhost".
+fn connect_to(
+    ops: &mut Registry<Log>,
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+) -> BufferedSocket<Log> {
+    BufferedSocket::tls_connect(ops, addr, config, "localhost", BevOptions::default())
+        .expect("TLS connect")
 }
 
 /// Make `bev` a client that sends `data` on CONNECTED (noting the TLS version and ALPN
@@ -380,14 +389,7 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
     });
     let addr = listener.local_addr().expect("address");
     // The server's close_notify reaches the client as EOF, after "ok".
-    let client = BufferedSocket::tls_connect(
-        &mut base,
-        addr,
-        pki.client.clone(),
-        "localhost",
-        BevOptions::default(),
-    )
-    .expect("connect");
+    let client = connect_to(&mut base, addr, pki.client.clone());
     client.set_event_callback(|bev, log: &mut Log| {
         if bev.fired().contains(BevEvent::CONNECTED) {
             bev.write(b"bye").expect("write");
@@ -505,14 +507,7 @@ fn bulk_to_a_slow_reader(h: &Harness, total: usize, high: usize, take: usize, wh
         });
     });
     let addr = listener.local_addr().expect("address");
-    let client = BufferedSocket::tls_connect(
-        &mut base,
-        addr,
-        pki.client.clone(),
-        "localhost",
-        BevOptions::default(),
-    )
-    .expect("connect");
+    let client = connect_to(&mut base, addr, pki.client.clone());
     client
         .set_read_watermark(&mut base, 0, high)
         .expect("watermark");
@@ -567,14 +562,7 @@ pub fn tls_under_a_filter(h: &Harness) {
     let mut base = h.base::<Log>();
     let listener = collecting_server(&mut base, pki.server.clone(), true);
     let addr = listener.local_addr().expect("address");
-    let tls = BufferedSocket::tls_connect(
-        &mut base,
-        addr,
-        pki.client.clone(),
-        "localhost",
-        BevOptions::default(),
-    )
-    .expect("connect");
+    let tls = connect_to(&mut base, addr, pki.client.clone());
     let client = BufferedSocket::filtered(
         &mut base,
         tls,
@@ -647,25 +635,8 @@ pub fn tls_free_after_flush_ends_with_close_notify(h: &Harness) {
         bev.enable(ops, EventFlags::READ).expect("enable");
     });
     let addr = listener.local_addr().expect("address");
-    let client = BufferedSocket::tls_connect(
-        &mut base,
-        addr,
-        pki.client.clone(),
-        "localhost",
-        BevOptions::default(),
-    )
-    .expect("connect");
-    client.set_event_callback(|bev, log: &mut Log| {
-        if bev.fired().contains(BevEvent::CONNECTED) {
-            bev.write(b"go").expect("write");
-        }
-        record("client", bev, log);
-    });
-    client.set_read_callback(|bev, log: &mut Log| {
-        let got = take_input(bev, usize::MAX);
-        log.got.extend_from_slice(&got);
-    });
-    client.enable(&mut base, EventFlags::READ).expect("enable");
+    let client = connect_to(&mut base, addr, pki.client.clone());
+    talk(&mut base, &client, b"go".to_vec(), usize::MAX); // read to the end
     let mut log = Log::default();
     run_until(&mut base, &mut log, "the answer, then the end", |l| {
         l.count("client EOF") + l.count("client ERROR") > 0

@@ -40,6 +40,23 @@ pub(super) struct Resolving {
 
 type Answer = Arc<Mutex<Option<io::Result<Vec<SocketAddr>>>>>;
 
+impl Resolving {
+    /// Every address failed, the last with `e`: say which host, how many were tried.
+    fn exhausted(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "connect to {}:{} ({} address{} tried, the last {}): {e}",
+                self.host,
+                self.port,
+                self.tried,
+                if self.tried == 1 { "" } else { "es" },
+                self.current.map_or("none".to_string(), |a| a.to_string()),
+            ),
+        )
+    }
+}
+
 impl<D: 'static> BufferedSocket<D> {
     /// Connect to `host` (a name, or an address written out) on `port`: the name is resolved
     /// off the loop thread, then each address is tried in turn, in the order the system
@@ -85,16 +102,7 @@ impl<D: 'static> BufferedSocket<D> {
                 format!("connect to host {host:?}: not a host name"),
             ));
         }
-        options.socket.validate()?;
-        let bev = Self::build(
-            ops,
-            None,
-            BevOptions {
-                close_on_free: true,
-                socket: crate::bufio::SocketOptions::default(),
-                ..options
-            },
-        )?;
+        let bev = Self::unconnected(ops, host, port, &[], options)?;
         let answer: Answer = Arc::new(Mutex::new(None));
         let weak = Rc::downgrade(&bev.state);
         let heard = answer.clone();
@@ -115,25 +123,13 @@ impl<D: 'static> BufferedSocket<D> {
                     .map(|_| wake)
             });
         let mut st = bev.state.borrow_mut();
-        let wake = match started {
-            Ok(wake) => wake,
+        match started {
+            Ok(wake) => st.resolving.as_mut().expect("unconnected").wake = Some(wake),
             Err(e) => {
                 st.teardown(ops);
                 return Err(e);
             }
-        };
-        st.connecting = true;
-        st.resolving = Some(Box::new(Resolving {
-            host: host.to_string(),
-            port,
-            addrs: VecDeque::new(),
-            tried: 0,
-            options: options.socket,
-            wake: Some(wake),
-            current: None,
-            last_error: None,
-            failed: false,
-        }));
+        }
         // The write event, a timer until there is an fd, keeps the loop running meanwhile.
         if let Some(ev) = st.write_ev {
             ops.add(ev, Some(st.write_timeout.unwrap_or(RESOLVE_LIMIT)))?;
@@ -186,6 +182,20 @@ impl<D: 'static> BufferedSocket<D> {
                 format!("connect to {name}: no addresses to try"),
             ));
         }
+        let bev = Self::unconnected(ops, name, addrs[0].port(), addrs, options)?;
+        bev.state.borrow_mut().try_next_address(ops, &bev.state);
+        Ok(bev)
+    }
+
+    /// A socket without an fd yet, connecting to `name` at `addrs` (none yet while the name
+    /// resolves).
+    fn unconnected(
+        ops: &mut Registry<D>,
+        name: &str,
+        port: u16,
+        addrs: &[SocketAddr],
+        options: BevOptions,
+    ) -> io::Result<Self> {
         options.socket.validate()?;
         let bev = Self::build(
             ops,
@@ -201,7 +211,7 @@ impl<D: 'static> BufferedSocket<D> {
             st.connecting = true;
             st.resolving = Some(Box::new(Resolving {
                 host: name.to_string(),
-                port: addrs[0].port(),
+                port,
                 addrs: addrs.iter().copied().collect(),
                 tried: 0,
                 options: options.socket,
@@ -210,7 +220,6 @@ impl<D: 'static> BufferedSocket<D> {
                 last_error: None,
                 failed: false,
             }));
-            st.try_next_address(ops, &bev.state);
         }
         Ok(bev)
     }
@@ -306,20 +315,10 @@ impl<D: 'static> State<D> {
 
     /// The last connect failed with `e`: say which host, how many addresses were tried.
     pub(super) fn name_connect_error(&mut self, e: io::Error) -> io::Error {
-        let Some(r) = self.resolving.take() else {
-            return e;
-        };
-        io::Error::new(
-            e.kind(),
-            format!(
-                "connect to {}:{} ({} address{} tried, the last {}): {e}",
-                r.host,
-                r.port,
-                r.tried,
-                if r.tried == 1 { "" } else { "es" },
-                r.current.map_or("none".to_string(), |a| a.to_string()),
-            ),
-        )
+        match self.resolving.take() {
+            Some(r) => r.exhausted(e),
+            None => e,
+        }
     }
 
     /// The socket is freed: the helper thread's wake-up event goes too.
@@ -375,17 +374,7 @@ impl<D: 'static> State<D> {
             .last_error
             .take()
             .unwrap_or_else(|| io::Error::other("no address"));
-        let e = io::Error::new(
-            e.kind(),
-            format!(
-                "connect to {}:{} ({} address{} tried, the last {}): {e}",
-                r.host,
-                r.port,
-                r.tried,
-                if r.tried == 1 { "" } else { "es" },
-                r.current.map_or("none".to_string(), |a| a.to_string()),
-            ),
-        );
+        let e = r.exhausted(e);
         self.resolve_failed(ops, e);
     }
 }
