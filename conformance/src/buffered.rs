@@ -787,3 +787,31 @@ pub fn unreachable_socket_is_freed_after_its_last_callback(h: &crate::Harness) {
     assert!(kept.free(&mut base).unwrap().is_none());
     assert_eq!(base.dump_events(), "");
 }
+
+/// A buffered socket over a pipe: writing finds on its first send that the fd is not a
+/// socket and writes with `write(2)` from then on, losing nothing; reading a pipe's other
+/// end sees every byte, then EOF.
+#[cfg(unix)]
+pub fn buffered_socket_over_pipes(h: &Harness) {
+    let (read_end, write_end) = rustix::pipe::pipe().expect("pipe");
+    rustix::io::ioctl_fionbio(&read_end, true).unwrap();
+    rustix::io::ioctl_fionbio(&write_end, true).unwrap();
+    let mut base = h.base::<(Vec<u8>, Vec<BevEvent>)>();
+    let writer = BufferedSocket::new(&mut base, write_end, BevOptions::default()).unwrap();
+    let reader = BufferedSocket::new(&mut base, read_end, BevOptions::default()).unwrap();
+    reader.set_read_callback(|bev, (got, _): &mut (Vec<u8>, Vec<BevEvent>)| {
+        got.extend(take_input(bev));
+    });
+    reader.set_event_callback(|bev, (_, events): &mut (Vec<u8>, Vec<BevEvent>)| {
+        events.push(bev.fired());
+        bev.free();
+    });
+    reader.enable(&mut base, EventFlags::READ).unwrap();
+    let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    writer.write(&mut base, &sent).unwrap();
+    writer.free_after_flush(&mut base).unwrap();
+    let mut data = (Vec::new(), Vec::new());
+    base.run(&mut data).unwrap();
+    assert!(data.0 == sent, "{} of {} bytes", data.0.len(), sent.len());
+    assert_eq!(data.1, [BevEvent::EOF | BevEvent::READING]);
+}

@@ -288,6 +288,7 @@ scenario_list! {
     hostile::bad_input_gets_clear_errors_and_the_base_keeps_working,
     hostile::more_than_65535_events_on_one_fd_are_refused,
     hostile::injected_faults_lose_nothing,
+    buffered::buffered_socket_over_pipes [unix: "pipes"],
     ending::dropping_the_base_closes_what_it_owned,
     ending::free_after_flush_sends_everything_then_closes,
     ending::free_after_flush_is_bounded_by_the_write_timeout,

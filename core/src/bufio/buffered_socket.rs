@@ -111,7 +111,7 @@ struct State<D> {
     write_low: usize,
     /// Most bytes `write` lets wait in the output (0: no limit).
     write_high: usize,
-    /// Writes go through `send`/`sendmsg` with `MSG_NOSIGNAL`.
+    /// Writes go through `send`/`sendmsg` with `MSG_NOSIGNAL` (until one says ENOTSOCK).
     is_socket: bool,
     /// Bytes asked for by the next read: 4 KiB, doubling while reads fill it (to 64 KiB),
     /// halving when they come back small, so an idle connection holds a small chunk and a
@@ -185,9 +185,9 @@ fn base_gone_error() -> io::Error {
 
 impl<D: 'static> State<D> {
     fn new(fd: Option<OwnedFd>, options: BevOptions) -> Self {
-        let is_socket = fd
-            .as_ref()
-            .is_some_and(|f| rustix::net::sockopt::socket_type(f).is_ok());
+        // Assumed, not asked (a `getsockopt` per connection): a pipe or tty says so with
+        // ENOTSOCK on its first send, and is written with `write` from then on.
+        let is_socket = fd.is_some();
         State {
             fd: fd.as_ref().map_or(NO_FD, |f| f.as_raw_fd()),
             owned: fd,
@@ -725,11 +725,18 @@ impl<D: 'static> State<D> {
         let raw = self.fd;
         // SAFETY: as in `borrowed_fd`.
         let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-        let result = if self.is_socket {
+        let mut result = if self.is_socket {
             self.output.send_to(fd, max)
         } else {
             self.output.write_to(fd, max)
         };
+        if self.is_socket
+            && matches!(&result, Err(e) if e.raw_os_error() == Some(Errno::NOTSOCK.raw_os_error()))
+        {
+            // A pipe (or a tty): not a socket after all, and `write` does for it.
+            self.is_socket = false;
+            result = self.output.write_to(fd, max);
+        }
         if let Ok(IoOutcome::Done(n)) = result {
             self.rate_spend(Dir::Write, n);
         }
