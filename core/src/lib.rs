@@ -1,5 +1,6 @@
 //! The core of evloop: the event base and its loop, the backend trait, the per-fd interest
-//! map, the timer heap and the prioritized active queues.
+//! map, the timers (a bucket ring in front of a heap), the prioritized active queues, the
+//! buffered I/O layer and the async runtime.
 //!
 //! Most users depend on the `evloop` facade, which picks a backend; this crate is what a
 //! backend implements ([`Backend`]) and what the facade re-exports. Each concept is a module
@@ -16,14 +17,15 @@
 //! | `event` | [`EventId`], [`Pending`], an event's slot |
 //! | `clock` | the monotonic clock and its cache |
 //! | `io_map` | events per fd, combined interest, the change list |
-//! | `timer_heap`, `timers` | the timer heap, and the common-timeout queues in front of it |
+//! | `timer_ring`, `timer_heap`, `timers` | the timers: a bucket ring for those due within about a second, a heap for the rest, and the common-timeout queues |
 //! | `active_queues` | `ActiveQueues` |
 //! | `hooks`, `watchers` | the started prepare, check and idle watchers; creating and running them, the wait they shape |
 //! | `metrics` | [`LoopMetrics`]: iterations, callbacks, time blocked |
 //! | `remote`, `handle` | [`Handle`]: other threads' way in, and the wake-up channel beneath |
 //! | [`signal`] | how signals reach the loop: self-pipe, signalfd, or the backend |
 //! | `flags` | [`EventFlags`], [`LoopFlags`], [`Features`] |
-//! | `bufio` | [`Buffer`], [`BufferedSocket`], [`Listener`], [`BevEvent`] |
+//! | `bufio` | [`Buffer`], [`BufferedSocket`] (TLS, [`Filter`]s, [`RateLimit`]s, [`SocketOptions`]), [`Listener`], [`BevEvent`] |
+//! | [`rt`] | async/await on the loop: the executor, `Async<T>`, timer futures, signal streams |
 //!
 //! The modules form a graph without cycles: `flags` and `event` at the bottom, the data
 //! structures above them, `registry` above those, and `dispatch`, `internal`, `verify`,
