@@ -228,7 +228,11 @@ pub fn empty_loop_returns(h: &Harness) {
     assert_eq!(base.run(&mut ()).unwrap(), RunOutcome::NoEvents);
     assert!(start.elapsed() < Duration::from_secs(2));
     let e = base.new_timer(EventFlags::empty(), |_, _| {}).unwrap();
-    base.add(e, None).unwrap(); // a timer added without a timeout is not pending
+    // A timer with no timeout would wait for nothing: refused, naming the event, and the
+    // loop still has nothing to wait for.
+    let err = base.add(e, None).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("new_user_event"), "{err}");
     assert_eq!(base.run(&mut ()).unwrap(), RunOutcome::NoEvents);
 }
 

@@ -550,7 +550,8 @@ impl<D> Registry<D> {
     ///
     /// A freed or foreign id; ET on a backend without it; the backend's refusal of the fd
     /// (closed, a regular file on epoll), naming the fd; `InvalidInput` for a timeout given
-    /// to a prepare, check or idle watcher. The event is unchanged then.
+    /// to a prepare, check or idle watcher, and for `None` given to a timer that is not
+    /// running (it would be pending with nothing to wait for). The event is unchanged then.
     #[inline(always)]
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         // Fast paths, kept small so that they inline; the rest is `add_checked`.
@@ -638,6 +639,20 @@ impl<D> Registry<D> {
             } else {
                 self.add_io(idx, flags)?;
             }
+        }
+        if timeout.is_none()
+            && !flags.intersects(EventFlags::IO | EventFlags::SIGNAL)
+            && !self.slots[idx].is(state::TIMER)
+        {
+            // Nothing to watch and no deadline: it would be "added" and never run.
+            let id = EventId {
+                base: self.id,
+                index: idx as u32,
+                gen: self.slots[idx].gen,
+            };
+            return Err(invalid(format!(
+                "{id:?} has no fd or signal to watch: a timer is added with a timeout, and an event that only runs when activated needs no add (new_user_event)"
+            )));
         }
         if flags.contains(EventFlags::SIGNAL) && !self.slots[idx].is(state::PENDING_SIG) {
             self.watch_signal(idx)?;
