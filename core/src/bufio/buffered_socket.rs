@@ -30,7 +30,6 @@ use rustix::io::Errno;
 
 use super::buffer::{Buffer, IoOutcome};
 use super::BevEvent;
-use crate::backend::os_error;
 use crate::event::EventId;
 use crate::flags::EventFlags;
 use crate::registry::Registry;
@@ -1251,6 +1250,33 @@ fn defer_handler<D: 'static>(rc: Shared<D>) -> Callback<D> {
     })
 }
 
+/// macOS has no MSG_NOSIGNAL: the socket itself is told not to raise SIGPIPE (an error here
+/// means it is no socket, and a pipe's reader is ours to keep alive).
+fn no_sigpipe(fd: &OwnedFd) {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    let _ = rustix::net::sockopt::set_socket_nosigpipe(fd, true);
+    let _ = fd;
+}
+
+impl<D: 'static> State<D> {
+    /// Make the read and write events: on a socket they watch its fd; on a pair (no fd)
+    /// they are timers for its timeouts, run through the same handlers. The state owns the
+    /// fd and frees these events before it lets the fd go (`teardown`, and a connect by name
+    /// moving to its next address): the promise of `new_event` is kept.
+    fn make_io_events(&mut self, ops: &mut Registry<D>, rc: &Shared<D>) -> io::Result<()> {
+        let (read, write) = if self.fd == NO_FD {
+            (EventFlags::empty(), EventFlags::empty())
+        } else {
+            (EventFlags::READ, EventFlags::WRITE)
+        };
+        let on_read = io_handler(rc.clone(), State::on_readable);
+        self.read_ev = Some(ops.make_event(self.fd, read | EventFlags::PERSIST, on_read)?);
+        let on_write = io_handler(rc.clone(), State::on_writable);
+        self.write_ev = Some(ops.make_event(self.fd, write | EventFlags::PERSIST, on_write)?);
+        Ok(())
+    }
+}
+
 /// What needs no `'static` (the guard below calls it from `Drop`).
 impl<D> State<D> {
     /// The base dropped the socket's events while a handle still holds the socket: let the
@@ -1294,7 +1320,6 @@ impl<D> Drop for CloseWithBase<D> {
 
 impl<D: 'static> BufferedSocket<D> {
     fn build(ops: &mut Registry<D>, fd: Option<OwnedFd>, options: BevOptions) -> io::Result<Self> {
-        let has_fd = fd.is_some();
         match fd.as_ref() {
             Some(fd) if !options.socket.is_empty() => options.socket.apply(fd)?,
             None if !options.socket.is_empty() => {
@@ -1305,45 +1330,16 @@ impl<D: 'static> BufferedSocket<D> {
             }
             _ => {}
         }
-        // macOS has no MSG_NOSIGNAL: the socket itself is told not to raise SIGPIPE (an
-        // error here means it is no socket, and a pipe's reader is ours to keep alive).
-        #[cfg(any(target_os = "macos", target_os = "ios"))]
         if let Some(fd) = fd.as_ref() {
-            let _ = rustix::net::sockopt::set_socket_nosigpipe(fd, true);
+            no_sigpipe(fd);
         }
         let state: Shared<D> = Rc::new(SocketCell::new(State::new(fd, options)));
-        let raw = state.borrow().fd;
         let defer = ops.make_event(NO_FD, EventFlags::empty(), defer_handler(state.clone()))?;
         state.borrow_mut().defer_ev = Some(defer);
-        // A socket's read and write events watch its fd; a pair's are timers for its
-        // timeouts (a pair has no fd), run through the same handlers.
-        let (read, write) = if has_fd {
-            (EventFlags::READ, EventFlags::WRITE)
-        } else {
-            (EventFlags::empty(), EventFlags::empty())
-        };
-        // The state owns the fd, and `teardown` frees these events before it lets the fd go:
-        // the promise of `new_event` is kept.
-        let made = ops
-            .make_event(
-                raw,
-                read | EventFlags::PERSIST,
-                io_handler(state.clone(), State::on_readable),
-            )
-            .and_then(|r| {
-                state.borrow_mut().read_ev = Some(r);
-                ops.make_event(
-                    raw,
-                    write | EventFlags::PERSIST,
-                    io_handler(state.clone(), State::on_writable),
-                )
-            });
-        match made {
-            Ok(w) => state.borrow_mut().write_ev = Some(w),
-            Err(e) => {
-                state.borrow_mut().teardown(ops);
-                return Err(e);
-            }
+        let made = state.borrow_mut().make_io_events(ops, &state);
+        if let Err(e) = made {
+            state.borrow_mut().teardown(ops);
+            return Err(e);
         }
         Ok(Self { state })
     }
@@ -1373,15 +1369,7 @@ impl<D: 'static> BufferedSocket<D> {
         addr: SocketAddr,
         options: BevOptions,
     ) -> io::Result<Self> {
-        let domain = if addr.is_ipv4() {
-            rustix::net::AddressFamily::INET
-        } else {
-            rustix::net::AddressFamily::INET6
-        };
-        let fd = super::listener::nonblocking_socket(domain)?;
-        // Before the connect: a receive buffer shapes the window scale the SYN offers.
-        options.socket.apply(&fd)?;
-        let result = rustix::net::connect(&fd, &addr);
+        let (fd, refused) = resolve::start_connect(addr, &options.socket)?;
         let bev = Self::build(
             ops,
             Some(fd),
@@ -1394,13 +1382,7 @@ impl<D: 'static> BufferedSocket<D> {
         {
             let mut st = bev.state.borrow_mut();
             st.connecting = true;
-            match result {
-                Ok(()) | Err(Errno::INPROGRESS) | Err(Errno::INTR) => {}
-                // Winsock's way of saying "in progress".
-                #[cfg(windows)]
-                Err(Errno::WOULDBLOCK) => {}
-                Err(e) => st.connect_error = Some(os_error(&format!("connect to {addr}"), e)),
-            }
+            st.connect_error = refused;
             st.sync(ops)?;
         }
         Ok(bev)

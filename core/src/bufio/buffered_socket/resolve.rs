@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{io_handler, BevEvent, BevOptions, BufferedSocket, EventFlags, Registry, Shared};
+use super::{BevEvent, BevOptions, BufferedSocket, EventFlags, Registry, Shared};
 use super::{State, WeakShared};
 use crate::backend::os_error;
 use crate::fd::{AsRawFd, OwnedFd, NO_FD};
@@ -381,7 +381,7 @@ impl<D: 'static> State<D> {
 
 /// A non-blocking socket for `addr` with `options`, and its connect started; the error of a
 /// connect refused at once comes back to be reported as the connect's outcome.
-fn start_connect(
+pub(super) fn start_connect(
     addr: SocketAddr,
     options: &crate::bufio::SocketOptions,
 ) -> io::Result<(OwnedFd, Option<io::Error>)> {
@@ -391,11 +391,11 @@ fn start_connect(
         rustix::net::AddressFamily::INET6
     };
     let fd = crate::bufio::nonblocking_socket(domain)?;
+    // Before the connect: a receive buffer shapes the window scale the SYN offers.
     options.apply(&fd)?;
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    let _ = rustix::net::sockopt::set_socket_nosigpipe(&fd, true);
     let immediate = match rustix::net::connect(&fd, &addr) {
         Ok(()) | Err(rustix::io::Errno::INPROGRESS) | Err(rustix::io::Errno::INTR) => None,
+        // Winsock's way of saying "in progress".
         #[cfg(windows)]
         Err(rustix::io::Errno::WOULDBLOCK) => None,
         Err(e) => Some(os_error(&format!("connect to {addr}"), e)),
@@ -410,21 +410,9 @@ fn attach<D: 'static>(
     rc: &Shared<D>,
     fd: OwnedFd,
 ) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
-    st.fd = raw;
+    super::no_sigpipe(&fd);
+    st.fd = fd.as_raw_fd();
     st.owned = Some(fd);
     st.is_socket = true;
-    // The state owns the fd, and frees these events before letting it go (`try_next_address`,
-    // `teardown`): the promise of `new_event` is kept.
-    st.read_ev = Some(ops.make_event(
-        raw,
-        EventFlags::READ | EventFlags::PERSIST,
-        io_handler(rc.clone(), State::on_readable),
-    )?);
-    st.write_ev = Some(ops.make_event(
-        raw,
-        EventFlags::WRITE | EventFlags::PERSIST,
-        io_handler(rc.clone(), State::on_writable),
-    )?);
-    Ok(())
+    st.make_io_events(ops, rc)
 }
