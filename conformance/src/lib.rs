@@ -34,6 +34,7 @@ mod control;
 #[cfg(unix)]
 mod differential;
 mod ending;
+mod files;
 mod filters;
 mod hooks;
 mod hostile;
@@ -297,6 +298,9 @@ scenario_list! {
     ending::a_handle_works_inside_its_own_callbacks,
     ending::connect_by_host_name,
     ending::connect_tries_each_address_in_turn,
+    files::file_segments_arrive_byte_exact_between_other_bytes,
+    files::file_segments_through_a_pair_and_a_filter,
+    files::a_file_range_past_the_end_or_a_shrunk_file_is_one_clear_error,
     filters::filter_transforms_both_ways_a_line_at_a_time,
     filters::filter_small_reads_under_a_high_watermark_reach_the_end,
     filters::filter_error_is_one_error_event,
@@ -324,6 +328,7 @@ scenario_list! {
     tls::tls_under_a_filter,
     tls::tls_rate_limited_transfer,
     tls::tls_free_after_flush_ends_with_close_notify,
+    tls::tls_sends_a_file_segment_by_reading_it,
 }
 
 /// Every scenario, in a fixed order; the TLS column (rustls on buffered sockets) last, in a

@@ -649,3 +649,42 @@ pub fn tls_free_after_flush_ends_with_close_notify(h: &Harness) {
     );
     assert_eq!(log.count("client EOF"), 1, "close_notify: {:?}", log.errors);
 }
+
+/// A file segment on a TLS socket (which needs the bytes to encrypt them, so reads the file
+/// a piece at a time): the client gets the file's bytes exactly, then close_notify.
+pub fn tls_sends_a_file_segment_by_reading_it(h: &Harness) {
+    let pki = TestPki::new();
+    let mut base = h.base::<Log>();
+    let answer = pattern(2_500_000);
+    let path = std::env::temp_dir().join(format!(
+        "evloop-conformance-tls-file-{}-{}",
+        h.name(),
+        std::process::id()
+    ));
+    std::fs::write(&path, &answer).expect("a temp file");
+    let segment = evloop_core::FileSegment::open(&path).expect("open");
+    let listener = tls_listener(&mut base, pki.server.clone(), move |ops, bev| {
+        let segment = segment.clone();
+        bev.set_read_callback(move |bev, _| {
+            let _ = take_input(bev, usize::MAX);
+            bev.output().append_file(&segment).expect("append the file");
+            bev.free_after_flush().expect("free after flush");
+        });
+        bev.enable(ops, EventFlags::READ).expect("enable");
+    });
+    let addr = listener.local_addr().expect("address");
+    let client = connect_to(&mut base, addr, pki.client.clone());
+    talk(&mut base, &client, b"go".to_vec(), usize::MAX); // read to the end
+    let mut log = Log::default();
+    run_until(&mut base, &mut log, "the file, then the end", |l| {
+        l.count("client EOF") + l.count("client ERROR") > 0
+    });
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        log.got == answer,
+        "{} of {} bytes",
+        log.got.len(),
+        answer.len()
+    );
+    assert_eq!(log.count("client EOF"), 1, "close_notify: {:?}", log.errors);
+}

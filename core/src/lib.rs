@@ -64,8 +64,9 @@ pub use backend::Backend;
 pub use base::{Base, BaseOptions, RunOutcome};
 pub use bufio::{
     AcceptCallback, BevCallback, BevContext, BevEvent, BevOptions, Buffer, BufferChange,
-    BufferedSocket, CallbackId, Eol, Filter, FilterResult, FlushMode, IoOutcome, Listener,
-    ListenerErrorCallback, ListenerOptions, PeerAddr, RateLimit, RateLimitGroup, SocketOptions,
+    BufferedSocket, CallbackId, Eol, FileSegment, Filter, FilterResult, FlushMode, IoOutcome,
+    Listener, ListenerErrorCallback, ListenerOptions, PeerAddr, RateLimit, RateLimitGroup,
+    SocketOptions,
 };
 pub use event::{EventId, Pending};
 pub use flags::{EventFlags, Features, LoopFlags};

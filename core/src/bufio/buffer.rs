@@ -9,10 +9,13 @@
 //! hand out `&mut [u8]` safely; large chunks come zeroed from the allocator for free.
 
 use crate::fd::AsFd;
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
 
 use rustix::io::Errno;
+
+use super::file_segment::{self, FileSegment};
 
 /// Default size of a new owned chunk.
 const CHUNK: usize = 4096;
@@ -20,10 +23,67 @@ const CHUNK: usize = 4096;
 const MAX_CHUNK: usize = 256 * 1024;
 /// Most slices handed to one `writev`.
 const MAX_IOVECS: usize = 64;
+/// A file segment goes into a buffer as chunks of at most this many bytes, so that a look at
+/// some of its bytes reads (and keeps in memory) at most this much of the file at a time.
+const FILE_PIECE: usize = 1 << 20;
 
 enum Storage {
     Owned(Box<[u8]>),
     Foreign(Box<dyn AsRef<[u8]>>),
+    File(FilePiece),
+}
+
+/// Push a chunk that is not an owned one being filled, dropping an emptied chunk kept at the
+/// back for its room: the writers expect no empty chunk ahead of data.
+fn push_chunk(chunks: &mut VecDeque<Chunk>, chunk: Chunk) {
+    if chunks.back().is_some_and(|c| c.len() == 0) {
+        chunks.pop_back();
+    }
+    chunks.push_back(chunk);
+}
+
+/// Part of a file segment, read only when something looks at its bytes or the fd it is
+/// written to has no `sendfile`.
+struct FilePiece {
+    segment: FileSegment,
+    /// Where this piece starts within the segment; the chunk's `start..end` count from here.
+    at: u64,
+    /// Once read: the chunk position the bytes start at, and the bytes up to the chunk's end
+    /// (a file chunk's `start` only grows and its `end` never moves).
+    cache: OnceCell<(usize, Box<[u8]>)>,
+    /// Why reading failed (the bytes then read as zeros); the next write of them reports it
+    /// instead of sending them.
+    failure: OnceCell<(io::ErrorKind, String)>,
+}
+
+impl FilePiece {
+    fn new(segment: FileSegment, at: u64) -> Self {
+        FilePiece {
+            segment,
+            at,
+            cache: OnceCell::new(),
+            failure: OnceCell::new(),
+        }
+    }
+
+    /// The offset in the file of chunk position `pos`.
+    fn file_offset(&self, pos: usize) -> u64 {
+        self.segment.offset() + self.at + pos as u64
+    }
+
+    fn bytes(&self, start: usize, end: usize) -> &[u8] {
+        let (from, bytes) = self.cache.get_or_init(|| {
+            let mut bytes = vec![0; end - start].into_boxed_slice();
+            if let Err(e) = self
+                .segment
+                .read_exact_at(self.at + start as u64, &mut bytes)
+            {
+                let _ = self.failure.set((e.kind(), e.to_string()));
+            }
+            (start, bytes)
+        });
+        &bytes[start - from..end - from]
+    }
 }
 
 struct Chunk {
@@ -41,15 +101,32 @@ impl Chunk {
         }
     }
 
-    fn full(&self) -> &[u8] {
+    /// The data; a file piece not read yet is read first (see [`FilePiece`]).
+    fn data(&self) -> &[u8] {
         match &self.storage {
-            Storage::Owned(b) => b,
-            Storage::Foreign(f) => (**f).as_ref(),
+            Storage::Owned(b) => &b[self.start..self.end],
+            Storage::Foreign(f) => &(**f).as_ref()[self.start..self.end],
+            Storage::File(p) => p.bytes(self.start, self.end),
         }
     }
 
-    fn data(&self) -> &[u8] {
-        &self.full()[self.start..self.end]
+    /// A file piece whose bytes are not in memory.
+    fn unread_file(&self) -> Option<&FilePiece> {
+        match &self.storage {
+            Storage::File(p) if p.cache.get().is_none() => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Why this chunk's bytes could not be read from its file, if they could not.
+    fn failure(&self) -> Option<io::Error> {
+        match &self.storage {
+            Storage::File(p) => p
+                .failure
+                .get()
+                .map(|(kind, msg)| io::Error::new(*kind, msg.clone())),
+            _ => None,
+        }
     }
 
     fn len(&self) -> usize {
@@ -59,7 +136,7 @@ impl Chunk {
     fn spare(&mut self) -> &mut [u8] {
         match &mut self.storage {
             Storage::Owned(b) => &mut b[self.end..],
-            Storage::Foreign(_) => &mut [],
+            Storage::Foreign(_) | Storage::File(_) => &mut [],
         }
     }
 }
@@ -159,6 +236,9 @@ pub struct Buffer {
     callbacks: Vec<(CallbackId, ChangeCallback)>,
     next_callback: u64,
     max_read: Option<usize>,
+    /// `sendfile` refused this buffer's fd (`EINVAL`: an fd opened for appending, say):
+    /// file pieces are read and written from memory.
+    no_sendfile: bool,
 }
 
 /// Appending through `std::io::Write`, so `write!(buf, "{n} bytes\r\n")` formats straight
@@ -280,15 +360,96 @@ impl Buffer {
         let n = bytes.as_ref().len();
         if n > 0 {
             let orig = self.len;
-            self.chunks.push_back(Chunk {
-                storage: Storage::Foreign(Box::new(bytes)),
-                start: 0,
-                end: n,
-            });
+            push_chunk(
+                &mut self.chunks,
+                Chunk {
+                    storage: Storage::Foreign(Box::new(bytes)),
+                    start: 0,
+                    end: n,
+                },
+            );
             self.len += n;
             self.notify(orig, n, 0);
         }
         Ok(())
+    }
+
+    /// Append a range of a file without reading it (libevent's `evbuffer_add_file_segment`):
+    /// a [`BufferedSocket`](crate::BufferedSocket) writes it with `sendfile` where the OS
+    /// has one (see [`FileSegment`]), and reads it a piece at a time where it does not.
+    /// Anything that looks at the bytes — [`chunks`](Self::chunks), [`search`](Self::search),
+    /// [`copy_out`](Self::copy_out), [`pullup`](Self::pullup), a filter or TLS — reads them
+    /// then, up to 1 MiB of the file at a time, and keeps them in memory until drained. If
+    /// that read fails (the file shrank after the segment was made) the bytes read as zeros
+    /// for the look, and the next write of them fails with the read's error: a peer is never
+    /// sent the zeros.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("evloop-doc-append-{}", std::process::id()));
+    /// # std::fs::write(&path, b"file body")?;
+    /// let mut buf = evloop::Buffer::new();
+    /// buf.append(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")?;
+    /// buf.append_file(&evloop::FileSegment::open(&path)?)?;
+    /// assert_eq!(buf.len(), 47);
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` if the end is frozen; `InvalidInput` naming the length if the
+    /// buffer cannot count that many more bytes (a segment over 4 GiB on a 32-bit target).
+    pub fn append_file(&mut self, segment: &FileSegment) -> io::Result<()> {
+        self.check_end()?;
+        let total = usize::try_from(segment.len())
+            .ok()
+            .filter(|&n| self.len.checked_add(n).is_some())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "a file segment of {} bytes does not fit in a buffer holding {} bytes \
+                         on this target",
+                        segment.len(),
+                        self.len
+                    ),
+                )
+            })?;
+        let orig = self.len;
+        let mut at = 0;
+        while at < segment.len() {
+            let n = (segment.len() - at).min(FILE_PIECE as u64) as usize;
+            push_chunk(
+                &mut self.chunks,
+                Chunk {
+                    storage: Storage::File(FilePiece::new(segment.clone(), at)),
+                    start: 0,
+                    end: n,
+                },
+            );
+            at += n as u64;
+        }
+        self.len += total;
+        self.notify(orig, total, 0);
+        Ok(())
+    }
+
+    /// The first chunk's bytes, read from its file if it is a file piece not read yet.
+    ///
+    /// # Errors
+    ///
+    /// The file read's error.
+    pub(crate) fn front_bytes(&self) -> io::Result<Option<&[u8]>> {
+        let Some(first) = self.chunks.front() else {
+            return Ok(None);
+        };
+        let data = first.data();
+        match first.failure() {
+            Some(e) => Err(e),
+            None => Ok(Some(data)),
+        }
     }
 
     /// Append a reference to `data` without copying; `release` runs once the bytes are
@@ -321,6 +482,9 @@ impl Buffer {
             return Ok(());
         }
         let (orig, other_orig) = (self.len, other.len);
+        if self.chunks.back().is_some_and(|c| c.len() == 0) {
+            self.chunks.pop_back(); // an emptied chunk kept for its room
+        }
         self.chunks.append(&mut other.chunks);
         other.len = 0;
         self.len += n;
@@ -355,7 +519,7 @@ impl Buffer {
         }
         let mut chunk = Chunk::owned(data.len().max(CHUNK));
         // Right-align, so later prepends can use the room before it.
-        let cap = chunk.full().len();
+        let cap = chunk.spare().len();
         chunk.start = cap - data.len();
         chunk.end = cap;
         if let Storage::Owned(b) = &mut chunk.storage {
@@ -461,12 +625,26 @@ impl Buffer {
                 let chunk = self.chunks.pop_front().expect("checked");
                 self.len -= first_len;
                 dst.len += first_len;
-                dst.chunks.push_back(chunk);
+                push_chunk(&mut dst.chunks, chunk);
                 left -= first_len;
             } else {
-                let part = self.chunks.front().expect("checked").data()[..left].to_vec();
-                self.drain_silently(left);
-                dst.append_silently(&part);
+                let first = self.chunks.front_mut().expect("checked");
+                if let Some(piece) = first.unread_file() {
+                    // Split a file piece without reading it: the front part moves.
+                    let part = Chunk {
+                        storage: Storage::File(FilePiece::new(piece.segment.clone(), piece.at)),
+                        start: first.start,
+                        end: first.start + left,
+                    };
+                    first.start += left;
+                    self.len -= left;
+                    dst.len += left;
+                    push_chunk(&mut dst.chunks, part);
+                } else {
+                    let part = first.data()[..left].to_vec();
+                    self.drain_silently(left);
+                    dst.append_silently(&part);
+                }
                 left = 0;
             }
         }
@@ -481,7 +659,8 @@ impl Buffer {
         self.callbacks = callbacks;
     }
 
-    /// The data as a sequence of slices, front to back.
+    /// The data as a sequence of slices, front to back. File pieces are read as the
+    /// iterator reaches them (see [`append_file`](Self::append_file)).
     pub fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.chunks
             .iter()
@@ -809,30 +988,115 @@ impl Buffer {
             return Ok(IoOutcome::Done(0));
         }
         let budget = max.unwrap_or(usize::MAX);
-        let result = match self.chunks.len() {
-            // One chunk, the usual case: a plain send or write, no iovec to build.
-            1 => {
-                let data = self.chunks[0].data();
-                let data = &data[..data.len().min(budget)];
-                if socket {
-                    send_one_nosignal(fd, data)
-                } else {
-                    crate::fd::write(fd, data)
+        let mut written = 0;
+        // Bytes in memory go with one send or writev that stops before a file piece not read
+        // yet; a file piece at the front goes with sendfile. When the bytes before a file (a
+        // response's head) all went, the file follows in the same call.
+        loop {
+            let result = if self.chunks[0].unread_file().is_some() {
+                self.write_file(fd, budget - written, socket)
+            } else {
+                self.write_memory(fd, budget - written, socket)
+            };
+            match result {
+                Ok((n, all)) => {
+                    self.drain(n)?;
+                    written += n;
+                    let file_next = self
+                        .chunks
+                        .front()
+                        .is_some_and(|c| c.unread_file().is_some());
+                    if !(all && n > 0 && written < budget && file_next) {
+                        break;
+                    }
+                }
+                // What went out is reported; the fd says the same again on the next call.
+                Err(_) if written > 0 => break,
+                Err(e) => {
+                    return match Errno::from_io_error(&e) {
+                        Some(Errno::AGAIN) => Ok(IoOutcome::WouldBlock),
+                        Some(Errno::INTR) => Ok(IoOutcome::Interrupted),
+                        _ => Err(e),
+                    }
                 }
             }
-            // Gathered: a small iovec array for a few chunks, the full one beyond.
-            2..=8 => self.write_gathered::<8>(fd, budget, socket),
-            _ => self.write_gathered::<MAX_IOVECS>(fd, budget, socket),
-        };
-        match result {
-            Ok(n) => {
-                self.drain(n)?;
-                Ok(IoOutcome::Done(n))
-            }
-            Err(Errno::AGAIN) => Ok(IoOutcome::WouldBlock),
-            Err(Errno::INTR) => Ok(IoOutcome::Interrupted),
-            Err(e) => Err(e.into()),
         }
+        Ok(IoOutcome::Done(written))
+    }
+
+    /// One send or writev of the chunks in memory at the front, at most `budget` bytes;
+    /// returns what went and whether that was all that was offered.
+    fn write_memory(
+        &self,
+        fd: crate::fd::BorrowedFd<'_>,
+        budget: usize,
+        socket: bool,
+    ) -> io::Result<(usize, bool)> {
+        let first = &self.chunks[0];
+        // One chunk, the usual case: a plain send or write, no iovec to build.
+        if self.chunks.len() == 1 || self.chunks[1].unread_file().is_some() {
+            let data = first.data();
+            if let Some(e) = first.failure() {
+                return Err(e);
+            }
+            let data = &data[..data.len().min(budget)];
+            let n = if socket {
+                send_one_nosignal(fd, data)?
+            } else {
+                crate::fd::write(fd, data)?
+            };
+            return Ok((n, n == data.len()));
+        }
+        // Gathered: a small iovec array for a few chunks, the full one beyond.
+        if self.chunks.len() <= 8 {
+            self.write_gathered::<8>(fd, budget, socket)
+        } else {
+            self.write_gathered::<MAX_IOVECS>(fd, budget, socket)
+        }
+    }
+
+    /// Write the file piece at the front: `sendfile` where the OS has one for this fd (with
+    /// the pieces of the same file that follow it, in one call), else read the piece and
+    /// write it from memory.
+    fn write_file(
+        &mut self,
+        fd: crate::fd::BorrowedFd<'_>,
+        budget: usize,
+        socket: bool,
+    ) -> io::Result<(usize, bool)> {
+        let first = &self.chunks[0];
+        let piece = first.unread_file().expect("a file piece at the front");
+        if piece.segment.uses_sendfile()
+            && !self.no_sendfile
+            && file_segment::sendfile_supported(socket)
+        {
+            let at = piece.file_offset(first.start);
+            let mut count = first.len();
+            for chunk in self.chunks.iter().skip(1) {
+                match chunk.unread_file() {
+                    Some(p)
+                        if count < budget
+                            && p.segment.same_file(&piece.segment)
+                            && p.file_offset(chunk.start) == at + count as u64 =>
+                    {
+                        count += chunk.len()
+                    }
+                    _ => break,
+                }
+            }
+            let count = count.min(budget).min(file_segment::SENDFILE_MAX);
+            match file_segment::sendfile(fd, piece.segment.file(), at, count) {
+                // The file ended inside the range: it shrank after the segment was made.
+                Ok(0) => return Err(file_segment::shrank(at)),
+                Ok(n) => return Ok((n, n == count)),
+                // This fd or file system has no sendfile after all: read from now on.
+                Err(e) if file_segment::sendfile_refused(e) => self.no_sendfile = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Read the piece (once; it stays in memory until drained), then write it.
+        self.front_bytes()?;
+        self.write_memory(fd, budget, socket)
     }
 }
 
@@ -863,29 +1127,40 @@ fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
 }
 
 impl Buffer {
-    /// One `sendmsg`/`writev` of the first `N` chunks, at most `budget` bytes.
+    /// One `sendmsg`/`writev` of the first `N` chunks in memory, at most `budget` bytes;
+    /// returns what went and whether that was all that was offered.
     fn write_gathered<const N: usize>(
         &self,
         fd: crate::fd::BorrowedFd<'_>,
         mut budget: usize,
         socket: bool,
-    ) -> rustix::io::Result<usize> {
+    ) -> io::Result<(usize, bool)> {
         let mut slices = [IoSlice::new(&[]); N];
         let mut n = 0;
-        for data in self.chunks() {
-            if n == N || budget == 0 {
+        let mut offered = 0;
+        for chunk in &self.chunks {
+            if n == N || budget == 0 || chunk.unread_file().is_some() {
+                break;
+            }
+            let data = chunk.data();
+            if let Some(e) = chunk.failure() {
+                if n == 0 {
+                    return Err(e);
+                }
                 break;
             }
             let take = data.len().min(budget);
             slices[n] = IoSlice::new(&data[..take]);
             budget -= take;
+            offered += take;
             n += 1;
         }
-        if socket {
-            send_nosignal(fd, &slices[..n])
+        let written = if socket {
+            send_nosignal(fd, &slices[..n])?
         } else {
-            crate::fd::writev(fd, &slices[..n])
-        }
+            crate::fd::writev(fd, &slices[..n])?
+        };
+        Ok((written, written == offered))
     }
 }
 
@@ -1217,5 +1492,142 @@ mod tests {
         drop(w);
         assert_eq!(inp.read_from(&r, None).unwrap(), IoOutcome::Eof);
         assert_eq!(contents(&inp)[10_000..], [8u8; 100]);
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("evloop-{name}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Send `buf` through a loopback TCP pair with `send_to` (sendfile on Linux for its file
+    /// pieces) and return what the peer read.
+    fn send_through_tcp(buf: &mut Buffer) -> Vec<u8> {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut peer, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).unwrap();
+            got
+        });
+        let ours = std::net::TcpStream::connect(addr).unwrap(); // blocking: no WouldBlock
+        while !buf.is_empty() {
+            match buf.send_to(&ours, None).unwrap() {
+                IoOutcome::Done(n) => assert!(n > 0),
+                other => panic!("{other:?} on a blocking socket"),
+            }
+        }
+        drop(ours);
+        reader.join().unwrap()
+    }
+
+    #[test]
+    fn file_segments_read_as_their_bytes_and_send_byte_exact() {
+        let file: Vec<u8> = (0..3_500_000u32).map(|i| (i % 251) as u8).collect();
+        let path = temp_file("segments", &file);
+        let seg = FileSegment::open(&path).unwrap();
+        for sendfile in [true, false] {
+            let seg = if sendfile {
+                seg.clone()
+            } else {
+                seg.clone().without_sendfile()
+            };
+            let mut buf = Buffer::new();
+            let mut model = Vec::new();
+            buf.append(b"head").unwrap();
+            model.extend_from_slice(b"head");
+            let part = seg.slice(100, 2_600_000).unwrap();
+            buf.append_file(&part).unwrap();
+            model.extend_from_slice(&file[100..2_600_100]);
+            buf.append(b"tail").unwrap();
+            model.extend_from_slice(b"tail");
+            buf.append_file(&seg.slice(5, 10).unwrap()).unwrap();
+            model.extend_from_slice(&file[5..15]);
+            assert_eq!(buf.len(), model.len());
+            // Splitting an unread piece moves its front part, still unread.
+            let mut moved = Buffer::new();
+            assert_eq!(buf.remove_into(&mut moved, 1_000_000).unwrap(), 1_000_000);
+            assert!(moved.chunks.iter().any(|c| c.unread_file().is_some()));
+            assert!(moved.pullup(moved.len()) == &model[..1_000_000]);
+            model.drain(..1_000_000);
+            // A look across a piece boundary reads the pieces it crosses, not the rest.
+            let at = (1 << 20) + 4 - 1_000_000 - 3;
+            let mut look = [0u8; 9];
+            assert_eq!(buf.copy_out_at(at, &mut look), 9);
+            assert_eq!(look, model[at..at + 9]);
+            assert_eq!(buf.search(b"tail", 0), Some(model.len() - 14));
+            assert!(buf.chunks.iter().any(|c| c.unread_file().is_some()));
+            let got = send_through_tcp(&mut buf);
+            assert!(
+                got == model,
+                "sendfile {sendfile}: {} of {} bytes",
+                got.len(),
+                model.len()
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_shrank_fails_the_write_and_sends_no_zeros() {
+        let path = temp_file("shrinking", &[9u8; 50_000]);
+        let seg = FileSegment::open(&path).unwrap();
+        let mut looked = Buffer::new();
+        looked.append_file(&seg).unwrap();
+        let mut sent = Buffer::new();
+        sent.append(b"head").unwrap();
+        sent.append_file(&seg).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(10_000)
+            .unwrap();
+        // A look reads zeros past the new end; writing them is the read's error instead.
+        assert_eq!(looked.search(&[0, 0], 0), Some(10_000));
+        #[cfg(unix)]
+        let (r, w) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::empty(),
+            None,
+        )
+        .unwrap();
+        #[cfg(windows)]
+        let (r, w) = crate::fd::socket_pair().unwrap();
+        let e = looked.send_to(&w, None).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(e.to_string().contains("byte 10000"), "{e}");
+        assert_eq!(looked.len(), 50_000, "nothing is drained");
+        // Sent without a look: the head goes, then the file's end is the error (sendfile
+        // reports it as zero bytes, the read fallback as a short read).
+        let mut result = sent.send_to(&w, None);
+        let mut went = 0;
+        while let Ok(IoOutcome::Done(n)) = result {
+            went += n;
+            result = sent.send_to(&w, None);
+        }
+        let e = result.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!((4..=4 + 10_000).contains(&went), "{went}");
+        drop(r);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_segment_too_big_to_count_is_an_error_and_empty_ones_add_nothing() {
+        let path = temp_file("empty", b"");
+        let seg = FileSegment::open(&path).unwrap();
+        let mut buf = Buffer::new();
+        buf.append_file(&seg).unwrap();
+        assert!(buf.is_empty() && buf.chunks.is_empty());
+        buf.freeze(false, true);
+        assert_eq!(
+            buf.append_file(&seg).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 }

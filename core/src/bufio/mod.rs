@@ -6,6 +6,7 @@
 
 mod buffer;
 mod buffered_socket;
+mod file_segment;
 mod listener;
 mod socket_options;
 #[cfg(feature = "tls")]
@@ -16,6 +17,7 @@ pub use buffered_socket::{
     BevCallback, BevContext, BevOptions, BufferedSocket, Filter, FilterResult, FlushMode,
     RateLimit, RateLimitGroup,
 };
+pub use file_segment::FileSegment;
 pub(crate) use listener::nonblocking_socket;
 pub use listener::{AcceptCallback, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr};
 pub use socket_options::SocketOptions;

@@ -222,7 +222,8 @@ impl TlsLayer {
         let mut taken_all = 0;
         while !output.is_empty() {
             let taken = {
-                let Some(chunk) = output.chunks().next() else {
+                // A file piece is read here (TLS needs the bytes), its error reported.
+                let Some(chunk) = output.front_bytes()? else {
                     break;
                 };
                 self.conn.writer().write(chunk)?
