@@ -102,11 +102,22 @@ impl Chunk {
     }
 
     /// The data; a file piece not read yet is read first (see [`FilePiece`]).
+    #[inline]
     fn data(&self) -> &[u8] {
         match &self.storage {
             Storage::Owned(b) => &b[self.start..self.end],
             Storage::Foreign(f) => &(**f).as_ref()[self.start..self.end],
             Storage::File(p) => p.bytes(self.start, self.end),
+        }
+    }
+
+    /// The data of an owned or foreign chunk; `None` for a file piece.
+    #[inline(always)]
+    fn in_memory(&self) -> Option<&[u8]> {
+        match &self.storage {
+            Storage::Owned(b) => Some(&b[self.start..self.end]),
+            Storage::Foreign(f) => Some(&(**f).as_ref()[self.start..self.end]),
+            Storage::File(_) => None,
         }
     }
 
@@ -988,10 +999,41 @@ impl Buffer {
             return Ok(IoOutcome::Done(0));
         }
         let budget = max.unwrap_or(usize::MAX);
+        // One chunk in memory, the usual case: a plain send or write, no iovec to build.
+        if self.chunks.len() == 1 {
+            if let Some(data) = self.chunks[0].in_memory() {
+                let data = &data[..data.len().min(budget)];
+                let result = if socket {
+                    send_one_nosignal(fd, data)
+                } else {
+                    crate::fd::write(fd, data)
+                };
+                return match result {
+                    Ok(n) => {
+                        self.drain(n)?;
+                        Ok(IoOutcome::Done(n))
+                    }
+                    Err(Errno::AGAIN) => Ok(IoOutcome::WouldBlock),
+                    Err(Errno::INTR) => Ok(IoOutcome::Interrupted),
+                    Err(e) => Err(e.into()),
+                };
+            }
+        }
+        self.write_chunks(fd, budget, socket)
+    }
+
+    /// Write several chunks, or file pieces. Bytes in memory go with one send or writev that
+    /// stops before a file piece not read yet; a file piece at the front goes with sendfile.
+    /// When the bytes before a file (a response's head) all went, the file follows in the
+    /// same call.
+    #[inline(never)]
+    fn write_chunks(
+        &mut self,
+        fd: crate::fd::BorrowedFd<'_>,
+        budget: usize,
+        socket: bool,
+    ) -> io::Result<IoOutcome> {
         let mut written = 0;
-        // Bytes in memory go with one send or writev that stops before a file piece not read
-        // yet; a file piece at the front goes with sendfile. When the bytes before a file (a
-        // response's head) all went, the file follows in the same call.
         loop {
             let result = if self.chunks[0].unread_file().is_some() {
                 self.write_file(fd, budget - written, socket)
