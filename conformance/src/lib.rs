@@ -36,6 +36,7 @@ mod differential;
 mod ending;
 mod files;
 mod filters;
+mod floods;
 mod hooks;
 mod hostile;
 mod io_events;
@@ -301,6 +302,8 @@ scenario_list! {
     files::file_segments_arrive_byte_exact_between_other_bytes,
     files::file_segments_through_a_pair_and_a_filter,
     files::a_file_range_past_the_end_or_a_shrunk_file_is_one_clear_error,
+    floods::a_flood_of_activations_neither_starves_the_loop_nor_grows_memory,
+    floods::busy_callbacks_run_in_the_next_pass,
     filters::filter_transforms_both_ways_a_line_at_a_time,
     filters::filter_small_reads_under_a_high_watermark_reach_the_end,
     filters::filter_error_is_one_error_event,

@@ -70,19 +70,6 @@ impl Queue {
         self.buf = buf;
     }
 
-    /// The first live entry, taken out; the caller knows `live > 0`.
-    #[inline(always)]
-    fn pop_live(&mut self) -> u32 {
-        loop {
-            let id = *self.at(self.head);
-            self.head = self.head.wrapping_add(1);
-            if id != TOMBSTONE {
-                self.settle_one_less();
-                return id;
-            }
-        }
-    }
-
     /// One live entry fewer; an empty queue drops its tombstones.
     #[inline(always)]
     fn settle_one_less(&mut self) {
@@ -247,19 +234,43 @@ impl ActiveQueues {
         true
     }
 
-    /// Remove and return the first event of `prio`'s queue.
+    /// The ticket the next push at `prio` gets: what [`pop_before`](Self::pop_before) stops
+    /// at, so that a pass runs only what was queued when it began.
     #[inline]
-    pub fn pop(&mut self, prio: u16) -> Option<u32> {
+    pub fn end_ticket(&self, prio: u16) -> u32 {
+        self.queues.get(prio as usize).map_or(0, |q| q.tail)
+    }
+
+    /// Remove and return the first event of `prio`'s queue if it was queued before ticket
+    /// `end` (an [`end_ticket`](Self::end_ticket) taken earlier); `None` once only later
+    /// pushes are left. (A push can reuse the ticket of a last entry removed meanwhile, which
+    /// puts it before `end`; it is still behind every entry older than it, and it took the
+    /// place of one, so a pass never runs more than was queued when it began.)
+    #[inline]
+    pub fn pop_before(&mut self, prio: u16, end: u32) -> Option<u32> {
         let q = self.queues.get_mut(prio as usize)?;
-        if q.live == 0 {
-            return None;
+        loop {
+            // Tickets wrap: the head is before `end` while their distance is positive.
+            if q.live == 0 || end.wrapping_sub(q.head) as i32 <= 0 {
+                return None;
+            }
+            let id = *q.at(q.head);
+            q.head = q.head.wrapping_add(1);
+            if id != TOMBSTONE {
+                q.settle_one_less();
+                if q.live == 0 {
+                    mark(&mut self.occupied, prio, false);
+                }
+                self.len -= 1;
+                return Some(id);
+            }
         }
-        let id = q.pop_live();
-        if q.live == 0 {
-            mark(&mut self.occupied, prio, false);
-        }
-        self.len -= 1;
-        Some(id)
+    }
+
+    /// Remove and return the first event of `prio`'s queue.
+    #[cfg(test)]
+    pub fn pop(&mut self, prio: u16) -> Option<u32> {
+        self.pop_before(prio, self.end_ticket(prio))
     }
 }
 
@@ -346,6 +357,44 @@ mod tests {
         assert!(q.remove(2, 0, tickets[2]));
         let order: Vec<u32> = std::iter::from_fn(|| q.pop(0)).collect();
         assert_eq!(order, [1, 3, 5]);
+    }
+
+    #[test]
+    fn a_pass_takes_only_what_was_queued_when_it_began() {
+        let mut q = ActiveQueues::new(1);
+        q.push(1, 0);
+        q.push(2, 0);
+        let t3 = q.push(3, 0);
+        let end = q.end_ticket(0);
+        assert_eq!(q.pop_before(0, end), Some(1));
+        assert_eq!(q.pop_before(0, end), Some(2));
+        q.push(2, 0); // activated again by its own callback: the next pass's
+        assert_eq!(q.pop_before(0, end), Some(3));
+        assert_eq!(q.pop_before(0, end), None);
+        assert_eq!(q.len(), 1);
+        // The corner: the last entry deleted, and its ticket reused by a push, which runs in
+        // its place; still no more than was queued when the pass began.
+        let end = q.end_ticket(0);
+        assert!(q.remove(2, 0, t3 + 1)); // the pass's only entry, deleted
+        q.push(6, 0); // takes its ticket
+        q.push(7, 0);
+        assert_eq!(q.pop_before(0, end), Some(6));
+        assert_eq!(q.pop_before(0, end), None);
+        assert_eq!(q.pop(0), Some(7));
+        assert!(q.is_empty());
+        q.check().unwrap();
+        // Across the wrap of the ticket counter.
+        q.queues[0].head = u32::MAX - 2;
+        q.queues[0].tail = u32::MAX - 2;
+        for id in 0..5 {
+            q.push(id, 0);
+        }
+        let end = q.end_ticket(0);
+        q.push(9, 0);
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop_before(0, end)).collect();
+        assert_eq!(order, [0, 1, 2, 3, 4]);
+        assert_eq!(q.pop(0), Some(9));
+        q.check().unwrap();
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! 5. refresh the cached time, activate the events of ready fds, then expired timers;
 //! 6. run the check watchers (stop if one called `loop_break`);
 //! 7. if nothing is active at their priority or a more urgent one, run the idle watchers;
-//! 8. run the callbacks of the most urgent non-empty priority, in activation order (see
-//!    [`Base::run_with`] for the exact stopping rules), then go around again.
+//! 8. run the callbacks of the most urgent non-empty priority that were queued when this
+//!    step began, in activation order (see [`Base::run_with`] for the exact stopping rules),
+//!    then go around again: what they activate at that priority runs in the next iteration.
 //!
 //! Steps 4, 5 and 8 are the `dispatch` module's, 2, 6 and 7 the `watchers`'; the events and every operation on them are the
 //! [`Registry`]'s, which a base dereferences to. What is left here is what only the owner of
@@ -197,10 +198,13 @@ impl<D> Base<D> {
     /// Run the loop with `flags` (libevent's `event_base_loop`).
     ///
     /// Each iteration runs the callbacks of the most urgent priority that has active events,
-    /// in activation order, and stops early when a callback calls `loop_break`, when a more
-    /// urgent event becomes active, or when a dispatch limit of [`BaseOptions`] is reached;
-    /// then it checks for new events without waiting. Lower priorities therefore run only
-    /// when every more urgent queue is empty after a check.
+    /// those that were active when it began, in activation order, and stops early when a
+    /// callback calls `loop_break`, when a more urgent event becomes active, or when a
+    /// dispatch limit of [`BaseOptions`] is reached; then it checks for new events without
+    /// waiting. An event a callback activates at the same or a less urgent priority (itself
+    /// again, say) runs in the next iteration, after the backend was polled and the timers
+    /// checked, so no callback can keep the loop from I/O and timers. Lower priorities run
+    /// only when every more urgent queue is empty after a check.
     ///
     /// # Errors
     ///

@@ -130,9 +130,13 @@ impl<D> Registry<D> {
         }
     }
 
-    /// Run the best non-empty priority; returns how many user callbacks ran. Stops for a
-    /// break, when a callback activated a more urgent event (it runs first), or at a dispatch
-    /// limit of `opts` (for priorities from `limit_callbacks_after_prio` on).
+    /// Run the best non-empty priority; returns how many user callbacks ran. Runs what was
+    /// queued there when the pass began: what a callback activates at this priority (itself
+    /// again, a buffered socket's next deferred callback) runs in the next iteration, after
+    /// the backend was polled and the timers checked, so a busy callback cannot hold the loop
+    /// in one pass. Stops early for a break, when a callback activated a more urgent event
+    /// (it runs first), or at a dispatch limit of `opts` (for priorities from
+    /// `limit_callbacks_after_prio` on).
     #[inline]
     pub(crate) fn process_active(&mut self, data: &mut D, opts: &BaseOptions) -> usize {
         // An empty pass (an idle watcher's, a wake-up for nothing) asks nothing more.
@@ -146,7 +150,8 @@ impl<D> Registry<D> {
             && (opts.max_dispatch_callbacks.is_some() || opts.max_dispatch_interval.is_some());
         let started = if limited { Some(Instant::now()) } else { None };
         let mut ran = 0usize;
-        while let Some(idx) = self.active.pop(prio) {
+        let end = self.active.end_ticket(prio);
+        while let Some(idx) = self.active.pop_before(prio, end) {
             ran += usize::from(!self.slots[idx as usize].is(state::INTERNAL));
             self.run_one(idx as usize, data);
             if self.got_break || self.active.has_better_than(prio) {

@@ -164,9 +164,11 @@ flag_set! {
     /// assert!(flags.contains(LoopFlags::NONBLOCK));
     /// ```
     LoopFlags: u8 {
-        /// Wait until something is active, run the active callbacks, then return.
+        /// Wait until something is active, run the active callbacks — and, in further passes,
+        /// those they activate — until none is active, then return.
         ONCE = 0x01,
-        /// Poll once without waiting, run what is active, then return.
+        /// Poll once without waiting, run what is active (what its callbacks activate waits
+        /// for the next run), then return.
         NONBLOCK = 0x02,
         /// Keep running when no event is registered, until `loop_exit` or `loop_break`.
         NO_EXIT_ON_EMPTY = 0x04,

@@ -63,19 +63,52 @@ impl<D> Handle<D> {
     }
 
     /// Activate event `id` with `flags` and `ncalls` on the loop thread (libevent's
-    /// cross-thread `event_active`). An id that is freed by then is ignored, and so is a
-    /// prepare, check or idle watcher's, which cannot be activated (the loop-thread
-    /// [`Registry::activate`](crate::Registry::activate) says so with an error).
+    /// cross-thread `event_active`, libuv's `uv_async_send`). Activations of one event that
+    /// the loop has not taken yet merge into one: their flags are or'd and their `ncalls`
+    /// added (saturating), so the callback runs once for all of them and
+    /// [`Context::ncalls`] says how many there were. Memory is one small entry per event
+    /// activated, however many calls are made: a thread may activate in a tight loop. An id
+    /// that is freed by then is ignored, and so is a prepare, check or idle watcher's, which
+    /// cannot be activated (the loop-thread [`Registry::activate`](crate::Registry::activate)
+    /// says so with an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::{Base, EventFlags, LoopFlags};
+    ///
+    /// let mut base: Base<u32> = evloop::new_base()?;
+    /// let ev = base.new_user_event(|ctx, calls: &mut u32| *calls += ctx.ncalls())?;
+    /// let handle = base.handle()?;
+    /// std::thread::spawn(move || {
+    ///     for _ in 0..1000 {
+    ///         handle.activate(ev, EventFlags::empty(), 1).unwrap();
+    ///     }
+    ///     handle.loop_exit(None).unwrap();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// let mut calls = 0;
+    /// base.run_with(LoopFlags::NO_EXIT_ON_EMPTY, &mut calls)?;
+    /// assert_eq!(calls, 1000); // in one run, or a few
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
     /// `NotConnected` once the base is dropped.
     pub fn activate(&self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
-        self.send(Command::Activate(id, flags, ncalls))
+        self.shared.activate(id, flags, ncalls)
     }
 
     /// Run `f` on the loop thread, between callbacks, with the loop's context and user data.
     /// Closures from one sender run in the order they were sent.
+    ///
+    /// Closures are queued without bound: each costs its box and a queue slot until the loop
+    /// runs it, so a thread that sends faster than the loop runs them grows memory (to notify
+    /// the loop of many things, [`activate`](Self::activate) an event instead: its
+    /// activations merge). The loop takes a batch — what was queued when it looked — per
+    /// iteration, so timers and I/O still get their turn while a sender floods.
     ///
     /// # Errors
     ///

@@ -204,14 +204,16 @@ fn signal_callback<D>() -> Callback<D> {
 /// The remote event's callback: run what other threads sent, in order.
 fn run_remote_commands<D>(ctx: &mut Context<'_, D>, data: &mut D) {
     let mut commands = std::mem::take(&mut ctx.internal.remote_buf);
+    let mut activations = std::mem::take(&mut ctx.internal.remote_activations);
     if let Some(remote) = ctx.internal.remote.as_ref() {
-        remote.take_commands(&mut commands);
+        remote.take_commands(&mut activations, &mut commands);
     }
+    for (id, flags, ncalls) in activations.drain(..) {
+        let _ = ctx.activate(id, flags, ncalls); // freed by now: ignored
+    }
+    ctx.internal.remote_activations = activations;
     for command in commands.drain(..) {
         match command {
-            Command::Activate(id, flags, ncalls) => {
-                let _ = ctx.activate(id, flags, ncalls); // freed by now: ignored
-            }
             Command::Run(f) => f(ctx, data),
             Command::Exit(after) => {
                 ctx.loop_exit(after);

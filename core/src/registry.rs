@@ -52,9 +52,9 @@ pub type Callback<D> = Box<dyn FnMut(&mut Context<'_, D>, &mut D)>;
 /// A closure sent to the loop thread (see [`Handle::run_in_loop`](crate::Handle::run_in_loop)).
 pub type RemoteFn<D> = Box<dyn FnOnce(&mut Context<'_, D>, &mut D) + Send>;
 
-/// What another thread asks of the loop through a [`Handle`](crate::Handle).
+/// What another thread asks of the loop through a [`Handle`](crate::Handle), besides
+/// activations (which merge per event, apart from these: see `remote`).
 pub(crate) enum Command<D> {
-    Activate(EventId, EventFlags, u32),
     Run(RemoteFn<D>),
     Exit(Option<Duration>),
     Break,
@@ -89,6 +89,8 @@ pub(crate) struct Internals<D> {
     pub remote_event: Option<EventId>,
     /// Reused for every batch of remote commands.
     pub remote_buf: Vec<Command<D>>,
+    /// The same for the merged activations.
+    pub remote_activations: Vec<crate::remote::Activation>,
 }
 
 /// A base's events and their registrations; every event operation is a method of this type.
@@ -191,6 +193,7 @@ impl<D> Registry<D> {
                 remote: None,
                 remote_event: None,
                 remote_buf: Vec::new(),
+                remote_activations: Vec::new(),
             },
             lazy_io: Vec::new(),
             lazy: !immediate,

@@ -17,6 +17,15 @@
 //! drained, on every backend (libevent master registers its eventfd edge-triggered without
 //! draining it, and its poll and select backends spin at 100% CPU after one remote wake-up).
 //!
+//! Activations are not queued one per call: they merge per event in a small table (flags
+//! or'd, `ncalls` added), as libevent merges `event_active` on an active event and libuv
+//! merges `uv_async_send`, so a thread activating one event in a tight loop costs memory for
+//! one entry, and the loop one callback per wake-up, however many calls it made. Other
+//! commands (closures, exit, break) are queued without bound — each costs its box until the
+//! loop runs it — and one drain takes only what was queued when it began, so a sender that
+//! outpaces the loop cannot keep it in one drain: timers and I/O get their turn between
+//! batches.
+//!
 //! Commands run on the loop thread between callbacks, in the order each sender pushed them.
 //! There is no blocking `del` as in libevent (whose cross-thread `event_del` waits for a
 //! running callback and deadlocks under a lock the callback takes, issues #512 and #1311): a
@@ -24,6 +33,7 @@
 //! running returns.
 
 use crate::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,9 +42,38 @@ use crossbeam_queue::SegQueue;
 use rustix::io::Errno;
 
 use crate::backend::Waker;
+use crate::event::EventId;
+use crate::flags::EventFlags;
+
+/// One event's merged activations: its id, the flags or'd together, the calls added up.
+pub(crate) type Activation = (EventId, EventFlags, u32);
+
+/// Activations waiting for the loop, one entry per event, in the order of each event's first.
+#[derive(Default)]
+struct Activations {
+    order: Vec<Activation>,
+    index: HashMap<EventId, usize>,
+}
+
+impl Activations {
+    fn add(&mut self, id: EventId, flags: EventFlags, ncalls: u32) {
+        match self.index.entry(id) {
+            Entry::Occupied(at) => {
+                let merged = &mut self.order[*at.get()];
+                merged.1 |= flags;
+                merged.2 = merged.2.saturating_add(ncalls);
+            }
+            Entry::Vacant(at) => {
+                at.insert(self.order.len());
+                self.order.push((id, flags, ncalls));
+            }
+        }
+    }
+}
 
 /// What the loop and every handle share: commands of type `C`, and how to wake the loop.
 pub(crate) struct Shared<C> {
+    activations: Mutex<Activations>,
     queue: SegQueue<C>,
     pending: AtomicBool,
     alive: AtomicBool,
@@ -86,6 +125,7 @@ impl<C> Remote<C> {
     pub fn new(waker: Option<Arc<dyn Waker>>) -> io::Result<Self> {
         let (target, read) = wake_target(waker)?;
         let shared = Arc::new(Shared {
+            activations: Mutex::new(Activations::default()),
             queue: SegQueue::new(),
             pending: AtomicBool::new(false),
             alive: AtomicBool::new(true),
@@ -101,7 +141,7 @@ impl<C> Remote<C> {
         self.read = read;
         *self.shared.wake.lock().unwrap_or_else(|p| p.into_inner()) = Some(target);
         self.shared.pending.store(false, Ordering::SeqCst);
-        if !self.shared.queue.is_empty() {
+        if !self.shared.queue.is_empty() || !self.shared.lock_activations().order.is_empty() {
             self.shared.wake();
         }
         Ok(())
@@ -111,11 +151,13 @@ impl<C> Remote<C> {
         self.read.as_ref().map(|fd| fd.as_raw_fd())
     }
 
-    /// Empty the fd, clear the flag, and take every queued command — in that order. Clearing
-    /// the flag before emptying the fd would lose wake-ups: a sender could set the flag and
-    /// write just before the drain, the drain would eat its byte, and with the flag still set
-    /// no later sender would write again.
-    pub fn take_commands(&self, out: &mut Vec<C>) {
+    /// Empty the fd, clear the flag, then take the merged activations and the commands queued
+    /// by then — in that order. Clearing the flag before emptying the fd would lose wake-ups:
+    /// a sender could set the flag and write just before the drain, the drain would eat its
+    /// byte, and with the flag still set no later sender would write again. Commands pushed
+    /// while this drain runs are left for the next one: their senders found the flag clear
+    /// and woke the loop again.
+    pub fn take_commands(&self, activations: &mut Vec<Activation>, out: &mut Vec<C>) {
         let mut buf = [0u8; 64];
         while let Some(read) = self.read.as_ref() {
             match crate::fd::read(read.as_fd(), &mut buf) {
@@ -128,8 +170,16 @@ impl<C> Remote<C> {
         // A sender that still sees the flag set pushed its command before this store, so
         // the loop below sees the command; one that sees it cleared writes and wakes us again.
         self.shared.pending.store(false, Ordering::SeqCst);
-        while let Some(cmd) = self.shared.queue.pop() {
-            out.push(cmd);
+        {
+            let mut waiting = self.shared.lock_activations();
+            activations.append(&mut waiting.order);
+            waiting.index.clear();
+        }
+        for _ in 0..self.shared.queue.len() {
+            match self.shared.queue.pop() {
+                Some(cmd) => out.push(cmd),
+                None => break,
+            }
         }
     }
 }
@@ -151,6 +201,23 @@ impl<C> Shared<C> {
         self.queue.push(cmd);
         self.wake();
         Ok(())
+    }
+
+    /// Merge an activation of `id` into those waiting, and wake the loop.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` once the base is dropped.
+    pub fn activate(&self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
+        self.check_alive()?;
+        self.lock_activations().add(id, flags, ncalls);
+        self.wake();
+        Ok(())
+    }
+
+    fn lock_activations(&self) -> std::sync::MutexGuard<'_, Activations> {
+        // Nothing panics while holding the lock; a poisoned one still holds whole entries.
+        self.activations.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether the base still exists.
