@@ -57,3 +57,64 @@ int peer_lateness_libuv(int n, long period_us, double *out) {
     uv_run(loop, UV_RUN_DEFAULT);
     return lat_i == n ? 0 : -1;
 }
+
+/* million_async, as libuv's test/benchmark-million-async.c defines it: `n` async handles
+ * (libuv's is 1,048,576), one thread sending to handles picked by a linear congruential
+ * generator until a timer of `timeout_ms` fires; the timer stops and joins the sender, counts
+ * the handles whose callback ran at least once, and closes everything. Reports the callbacks
+ * run and the handles seen. */
+#include <pthread.h>
+
+static uv_async_t *ma_handles;
+static unsigned ma_n;
+static int ma_stop;
+static unsigned long ma_events, ma_seen;
+static pthread_t ma_sender;
+
+static void *ma_send(void *arg) {
+    unsigned g = 0;
+    (void)arg;
+    while (!__atomic_load_n(&ma_stop, __ATOMIC_RELAXED)) {
+        g = g * 214013u + 2531011u;
+        uv_async_send(&ma_handles[g % ma_n]);
+    }
+    return NULL;
+}
+
+static void ma_async_cb(uv_async_t *handle) {
+    ma_events++;
+    handle->data = handle;
+}
+
+static void ma_timer_cb(uv_timer_t *timer) {
+    __atomic_store_n(&ma_stop, 1, __ATOMIC_RELAXED);
+    pthread_join(ma_sender, NULL);
+    for (unsigned i = 0; i < ma_n; i++) {
+        if (ma_handles[i].data != NULL) ma_seen++;
+        uv_close((uv_handle_t *)&ma_handles[i], NULL);
+    }
+    uv_close((uv_handle_t *)timer, NULL);
+}
+
+int peer_million_async_libuv(unsigned n, long timeout_ms, unsigned long *events,
+                             unsigned long *seen) {
+    uv_loop_t *loop = uv_default_loop();
+    uv_timer_t timer;
+    ma_handles = calloc(n, sizeof *ma_handles);
+    if (ma_handles == NULL) return -1;
+    ma_n = n;
+    ma_stop = 0;
+    ma_events = ma_seen = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (uv_async_init(loop, &ma_handles[i], ma_async_cb) != 0) return -1;
+        ma_handles[i].data = NULL;
+    }
+    uv_timer_init(loop, &timer);
+    uv_timer_start(&timer, ma_timer_cb, (uint64_t)timeout_ms, 0);
+    if (pthread_create(&ma_sender, NULL, ma_send, NULL) != 0) return -1;
+    uv_run(loop, UV_RUN_DEFAULT);
+    free(ma_handles);
+    *events = ma_events;
+    *seen = ma_seen;
+    return 0;
+}
