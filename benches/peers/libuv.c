@@ -161,3 +161,265 @@ int peer_million_timers_libuv(long n, double *init, double *dispatch, double *cl
     *fired = mt_fired;
     return mt_closed == n ? 0 : -1;
 }
+
+/* The TCP workloads of libuv's benchmarks, as its test/benchmark-*.c define them, written
+ * here against its public API: an echo server and a sink (tcp4_echo_server and
+ * tcp_pump_server, helpers that run in a process of their own), ping_pongs (one connection
+ * sending "PING\n" and waiting for its echo, for `ms`), pound (`conns` connections that
+ * connect, write "QS", close on the first read and connect again, for `ms`) and pump
+ * (`conns` connections each writing 8 KiB as soon as the last write finished, for `ms`). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+static uv_loop_t *tw_loop;
+static int tw_sink;
+static char tw_slab[65536];
+
+static void tw_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)h;
+    (void)suggested;
+    buf->base = tw_slab;
+    buf->len = sizeof tw_slab;
+}
+
+typedef struct {
+    uv_write_t req;
+    char data[];
+} tw_write_t;
+
+static void tw_free_handle(uv_handle_t *h) { free(h); }
+
+static void tw_echo_written(uv_write_t *req, int status) {
+    (void)status;
+    free(req);
+}
+
+static void tw_server_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+    if (n < 0) {
+        uv_close((uv_handle_t *)s, tw_free_handle);
+        return;
+    }
+    if (n == 0 || tw_sink) return;
+    tw_write_t *w = malloc(sizeof *w + (size_t)n);
+    memcpy(w->data, buf->base, (size_t)n);
+    uv_buf_t out = uv_buf_init(w->data, (unsigned)n);
+    if (uv_write(&w->req, s, &out, 1, tw_echo_written) != 0) free(w);
+}
+
+static void tw_accept(uv_stream_t *server, int status) {
+    if (status != 0) return;
+    uv_tcp_t *c = malloc(sizeof *c);
+    uv_tcp_init(tw_loop, c);
+    if (uv_accept(server, (uv_stream_t *)c) != 0) {
+        uv_close((uv_handle_t *)c, tw_free_handle);
+        return;
+    }
+    uv_read_start((uv_stream_t *)c, tw_alloc, tw_server_read);
+}
+
+int peer_uv_server(int port, int sink) {
+    struct sockaddr_in addr;
+    static uv_tcp_t server;
+    tw_loop = uv_default_loop();
+    tw_sink = sink;
+    uv_ip4_addr("127.0.0.1", port, &addr);
+    uv_tcp_init(tw_loop, &server);
+    if (uv_tcp_bind(&server, (const struct sockaddr *)&addr, 0) != 0) return -1;
+    if (uv_listen((uv_stream_t *)&server, 1000, tw_accept) != 0) return -1;
+    uv_run(tw_loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+/* ping_pongs */
+static uv_tcp_t pp_tcp;
+static uv_connect_t pp_conn;
+static uv_write_t pp_write;
+static int pp_state;
+static long pp_pongs;
+static uint64_t pp_start, pp_ms;
+
+static void pp_written(uv_write_t *req, int status) { (void)req; (void)status; }
+
+static void pp_send(void) {
+    uv_buf_t b = uv_buf_init("PING\n", 5);
+    uv_write(&pp_write, (uv_stream_t *)&pp_tcp, &b, 1, pp_written);
+}
+
+static void pp_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+    if (n < 0) {
+        uv_close((uv_handle_t *)s, NULL);
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf->base[i] != "PING\n"[pp_state]) abort();
+        pp_state = (pp_state + 1) % 5;
+        if (pp_state == 0) {
+            pp_pongs++;
+            if (uv_now(tw_loop) - pp_start > pp_ms) {
+                uv_close((uv_handle_t *)s, NULL);
+                return;
+            }
+            pp_send();
+        }
+    }
+}
+
+static void pp_connected(uv_connect_t *req, int status) {
+    (void)req;
+    if (status != 0) abort();
+    pp_send();
+    uv_read_start((uv_stream_t *)&pp_tcp, tw_alloc, pp_read);
+}
+
+int peer_uv_ping_pongs(int port, long ms, long *pongs) {
+    struct sockaddr_in addr;
+    tw_loop = uv_default_loop();
+    uv_ip4_addr("127.0.0.1", port, &addr);
+    pp_state = 0;
+    pp_pongs = 0;
+    pp_ms = (uint64_t)ms;
+    uv_update_time(tw_loop);
+    pp_start = uv_now(tw_loop);
+    uv_tcp_init(tw_loop, &pp_tcp);
+    if (uv_tcp_connect(&pp_conn, &pp_tcp, (const struct sockaddr *)&addr, pp_connected) != 0)
+        return -1;
+    uv_run(tw_loop, UV_RUN_DEFAULT);
+    *pongs = pp_pongs;
+    return 0;
+}
+
+/* pound */
+typedef struct {
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    uv_write_t write;
+} pd_conn_t;
+
+static struct sockaddr_in pd_addr;
+static long pd_closed, pd_failed;
+static uint64_t pd_start, pd_ms;
+static void pd_connect(pd_conn_t *c);
+
+static void pd_closed_cb(uv_handle_t *h) {
+    pd_closed++;
+    if (uv_now(tw_loop) - pd_start < pd_ms) pd_connect((pd_conn_t *)h->data);
+}
+
+static void pd_written(uv_write_t *req, int status) {
+    if (status != 0) {
+        pd_failed++;
+        uv_close((uv_handle_t *)req->handle, pd_closed_cb);
+    }
+}
+
+static void pd_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+    (void)buf;
+    if (n == 0) return;
+    if (n < 0 && n != UV_EOF) pd_failed++;
+    uv_close((uv_handle_t *)s, pd_closed_cb);
+}
+
+static void pd_connected(uv_connect_t *req, int status) {
+    pd_conn_t *c = req->data;
+    if (status != 0) {
+        pd_failed++;
+        uv_close((uv_handle_t *)&c->tcp, pd_closed_cb);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, tw_alloc, pd_read);
+    uv_buf_t b = uv_buf_init("QS", 2);
+    uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, pd_written);
+}
+
+static void pd_connect(pd_conn_t *c) {
+    uv_tcp_init(tw_loop, &c->tcp);
+    c->tcp.data = c;
+    c->conn.data = c;
+    if (uv_tcp_connect(&c->conn, &c->tcp, (const struct sockaddr *)&pd_addr, pd_connected) != 0)
+        abort();
+}
+
+int peer_uv_pound(int port, int conns, long ms, long *closed, long *failed, double *secs) {
+    pd_conn_t *all = calloc((size_t)conns, sizeof *all);
+    tw_loop = uv_default_loop();
+    uv_ip4_addr("127.0.0.1", port, &pd_addr);
+    pd_closed = pd_failed = 0;
+    pd_ms = (uint64_t)ms;
+    uv_update_time(tw_loop);
+    pd_start = uv_now(tw_loop);
+    double t0 = now_us();
+    for (int i = 0; i < conns; i++) pd_connect(&all[i]);
+    uv_run(tw_loop, UV_RUN_DEFAULT);
+    *secs = (now_us() - t0) / 1e6;
+    *closed = pd_closed;
+    *failed = pd_failed;
+    free(all);
+    return 0;
+}
+
+/* pump */
+typedef struct {
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    uv_write_t write;
+} pm_conn_t;
+
+static char pm_chunk[8192];
+static pm_conn_t *pm_all;
+static int pm_conns, pm_connected, pm_stop;
+static double pm_sent, pm_t0, pm_t1;
+static uv_timer_t pm_timer;
+static uint64_t pm_ms;
+
+static void pm_write(pm_conn_t *c);
+
+static void pm_written(uv_write_t *req, int status) {
+    if (status != 0 || pm_stop) return;
+    pm_sent += sizeof pm_chunk;
+    pm_write((pm_conn_t *)req->data);
+}
+
+static void pm_write(pm_conn_t *c) {
+    uv_buf_t b = uv_buf_init(pm_chunk, sizeof pm_chunk);
+    c->write.data = c;
+    uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, pm_written);
+}
+
+static void pm_end(uv_timer_t *t) {
+    pm_t1 = now_us();
+    pm_stop = 1;
+    for (int i = 0; i < pm_conns; i++) uv_close((uv_handle_t *)&pm_all[i].tcp, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void pm_connected_cb(uv_connect_t *req, int status) {
+    (void)req;
+    if (status != 0) abort();
+    if (++pm_connected < pm_conns) return;
+    pm_t0 = now_us();
+    uv_timer_init(tw_loop, &pm_timer);
+    uv_timer_start(&pm_timer, pm_end, pm_ms, 0);
+    for (int i = 0; i < pm_conns; i++) pm_write(&pm_all[i]);
+}
+
+int peer_uv_pump(int port, int conns, long ms, double *bytes, double *secs) {
+    struct sockaddr_in addr;
+    tw_loop = uv_default_loop();
+    uv_ip4_addr("127.0.0.1", port, &addr);
+    pm_all = calloc((size_t)conns, sizeof *pm_all);
+    pm_conns = conns;
+    pm_connected = pm_stop = 0;
+    pm_sent = 0;
+    pm_ms = (uint64_t)ms;
+    for (int i = 0; i < conns; i++) {
+        uv_tcp_init(tw_loop, &pm_all[i].tcp);
+        if (uv_tcp_connect(&pm_all[i].conn, &pm_all[i].tcp, (const struct sockaddr *)&addr,
+                           pm_connected_cb) != 0)
+            return -1;
+    }
+    uv_run(tw_loop, UV_RUN_DEFAULT);
+    free(pm_all);
+    *bytes = pm_sent;
+    *secs = (pm_t1 - pm_t0) / 1e6;
+    return 0;
+}

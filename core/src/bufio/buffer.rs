@@ -111,6 +111,14 @@ impl Chunk {
         }
     }
 
+    /// The room after the data of an owned chunk.
+    fn capacity_left(&self) -> usize {
+        match &self.storage {
+            Storage::Owned(b) => b.len() - self.end,
+            _ => 0,
+        }
+    }
+
     /// The data of an owned or foreign chunk; `None` for a file piece.
     #[inline(always)]
     fn in_memory(&self) -> Option<&[u8]> {
@@ -911,10 +919,10 @@ impl Buffer {
     pub fn read_from(&mut self, fd: impl AsFd, max: Option<usize>) -> io::Result<IoOutcome> {
         self.check_end()?;
         let max = max.unwrap_or(self.max_read.unwrap_or(65536)).max(1);
-        let room = self.chunks.back_mut().map_or(0, |c| c.spare().len());
+        let mut room = self.chunks.back_mut().map_or(0, |c| c.spare().len());
         // Fill the last chunk's room first; a second, new chunk takes the rest.
         let mut extra = if room < max {
-            Some(Chunk::owned((max - room).clamp(CHUNK, MAX_CHUNK)))
+            self.room_for_read(max, &mut room)
         } else {
             None
         };
@@ -963,6 +971,23 @@ impl Buffer {
         self.len += got;
         self.notify(orig, got, 0);
         Ok(IoOutcome::Done(got))
+    }
+
+    /// The chunk that takes what a read of `max` bytes finds beyond the last chunk's `room`,
+    /// or none when an emptied last chunk kept for its room is replaced by one of the read's
+    /// size (kept in turn: a steady stream then reads into one reused chunk, instead of
+    /// allocating and zeroing a second chunk per read).
+    #[cold]
+    #[inline(never)]
+    fn room_for_read(&mut self, max: usize, room: &mut usize) -> Option<Chunk> {
+        if self.chunks.back().is_some_and(|c| c.len() == 0) {
+            self.chunks.pop_back();
+            let chunk = Chunk::owned(max.clamp(CHUNK, MAX_CHUNK));
+            *room = chunk.capacity_left();
+            self.chunks.push_back(chunk);
+            return (*room < max).then(|| Chunk::owned((max - *room).clamp(CHUNK, MAX_CHUNK)));
+        }
+        Some(Chunk::owned((max - *room).clamp(CHUNK, MAX_CHUNK)))
     }
 
     /// Write as much as one `writev` takes (up to 64 chunks, at most `max` bytes) to `fd`

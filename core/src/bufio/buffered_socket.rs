@@ -70,6 +70,9 @@ impl Default for BevOptions {
 /// A buffered socket's callback: its context and the loop's user data.
 pub type BevCallback<D> = Box<dyn FnMut(&mut BevContext<'_, '_, D>, &mut D)>;
 
+/// The most a write callback runs in one dispatch when each run refills an output that went
+/// out at once (see `dispatch`).
+const WRITE_BURST: u32 = 8;
 const MIN_READ: usize = 4096;
 const MAX_READ: usize = 64 * 1024;
 
@@ -105,6 +108,9 @@ struct State<D> {
     enabled: EventFlags,
     read_armed: bool,
     write_armed: bool,
+    /// The last write sent everything the output held: the socket had room a moment ago, so
+    /// output added since is written at once even while the write event is armed.
+    drained: bool,
     read_low: usize,
     read_high: usize,
     write_low: usize,
@@ -198,6 +204,7 @@ impl<D: 'static> State<D> {
             enabled: EventFlags::WRITE,
             read_armed: false,
             write_armed: false,
+            drained: false,
             read_low: 0,
             read_high: 0,
             write_low: 0,
@@ -265,7 +272,7 @@ impl<D: 'static> State<D> {
             // room, and this saves arming and disarming the write event (two epoll_ctl calls
             // per response). Only what the kernel refuses waits for the write event.
             if !pair
-                && !self.write_armed
+                && (!self.write_armed || self.drained)
                 && !self.connecting
                 && self.enabled.contains(EventFlags::WRITE)
                 && !self.output.is_empty()
@@ -543,6 +550,26 @@ impl<D: 'static> State<D> {
         if !self.freed {
             let _ = self.sync(ctx);
         }
+        // A write callback that refilled the output, which went out at once, is due again:
+        // run it here a few times (libuv's write callbacks chain the same way) instead of
+        // paying an iteration — a zero-timeout poll — for each; after WRITE_BURST runs the
+        // rest waits for the next iteration, so a busy writer still cannot hold the loop.
+        let mut runs = 1;
+        while runs < WRITE_BURST
+            && pending.write
+            && self.pending.write
+            && !self.pending.read
+            && self.pending.events.is_empty()
+            && !self.freed
+            && !self.closing
+        {
+            self.pending.write = false;
+            self.invoke(rc, ctx, data, WRITE_CB, BevEvent::WRITING, None);
+            if !self.freed {
+                let _ = self.sync(ctx);
+            }
+            runs += 1;
+        }
         if self.freed || self.unreachable(rc) {
             self.teardown(ctx);
         }
@@ -739,6 +766,7 @@ impl<D: 'static> State<D> {
         if let Ok(IoOutcome::Done(n)) = result {
             self.rate_spend(Dir::Write, n);
         }
+        self.drained = matches!(result, Ok(IoOutcome::Done(_))) && self.output.is_empty();
         match result {
             // Only a write callback cares that the output drained (libevent runs none when
             // none is set); skipping it saves scheduling the deferred run per response.
