@@ -134,7 +134,7 @@ impl<D> Registry<D> {
     /// queued there when the pass began: what a callback activates at this priority (itself
     /// again, a buffered socket's next deferred callback) runs in the next iteration, after
     /// the backend was polled and the timers checked, so a busy callback cannot hold the loop
-    /// in one pass. Stops early for a break, when a callback activated a more urgent event
+    /// in one pass. Stops early for a break or a `loop_exit` that took effect, when a callback activated a more urgent event
     /// (it runs first), or at a dispatch limit of `opts` (for priorities from
     /// `limit_callbacks_after_prio` on).
     #[inline]
@@ -154,7 +154,9 @@ impl<D> Registry<D> {
         while let Some(idx) = self.active.pop_before(prio, end) {
             ran += usize::from(!self.slots[idx as usize].is(state::INTERNAL));
             self.run_one(idx as usize, data);
-            if self.got_break || self.active.has_better_than(prio) {
+            // An exit timer that ran ends the pass too: what was queued behind it (after
+            // `loop_exit` was called) is not "active now".
+            if self.got_break || self.got_exit || self.active.has_better_than(prio) {
                 break;
             }
             // One predictable branch per callback when no limit applies.
