@@ -659,3 +659,14 @@ pub fn http_libevent(port: u16) -> Result<(), String> {
         format!("libevent cannot listen on port {port}")
     })
 }
+
+/// This process's CPU seconds (user + system) and peak RSS in KiB (`getrusage`).
+#[cfg(unix)]
+pub fn process_usage() -> (f64, u64) {
+    // SAFETY: a zeroed rusage is a valid one, and getrusage only writes into it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(u.ru_utime) + secs(u.ru_stime), u.ru_maxrss as u64)
+}

@@ -10,18 +10,8 @@ use evloop_core::{
     BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions, LoopFlags, SocketOptions,
 };
 
-use crate::util::{patience, read_available_or_eof, run_until, socketpair};
+use crate::util::{read_available_or_eof, run_until, socketpair, tcp_pair};
 use crate::Harness;
-
-/// A connected TCP pair: ours (non-blocking) and the peer's (blocking, with a read timeout).
-fn tcp_pair() -> (std::net::TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let peer = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
-    let (ours, _) = listener.accept().expect("accept");
-    ours.set_nonblocking(true).unwrap();
-    peer.set_read_timeout(Some(patience())).unwrap();
-    (ours, peer)
-}
 
 /// Dropping the base while the program still holds a socket's and a listener's handles
 /// closes their fds: the socket's peer reads EOF, a connect to the listener is refused,

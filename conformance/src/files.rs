@@ -4,12 +4,11 @@
 //! error for its socket while the base goes on.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 
 use evloop_core::{BevEvent, BevOptions, BufferedSocket, EventFlags, FileSegment};
 
-use crate::util::{patience, run_until};
+use crate::util::{run_until, tcp_pair};
 use crate::Harness;
 
 /// A file of `len` pattern bytes in the temp directory, removed when dropped.
@@ -35,16 +34,6 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// A connected TCP pair: ours (non-blocking) and the peer's (blocking, with a read timeout).
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let peer = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
-    let (ours, _) = listener.accept().expect("accept");
-    ours.set_nonblocking(true).unwrap();
-    peer.set_read_timeout(Some(patience())).unwrap();
-    (ours, peer)
 }
 
 /// A head, 2.5 MB of a file from offset 1000 (three pieces of the buffer), a middle, the

@@ -412,6 +412,17 @@ pub fn noop_waker() -> std::task::Waker {
     std::task::Waker::from(std::sync::Arc::new(Noop))
 }
 
+/// A connected TCP pair on loopback: ours (non-blocking) and the peer's (blocking, with a
+/// read timeout of [`patience`]).
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (ours, _) = listener.accept().expect("accept");
+    ours.set_nonblocking(true).unwrap();
+    peer.set_read_timeout(Some(patience())).unwrap();
+    (ours, peer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

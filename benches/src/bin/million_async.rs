@@ -105,14 +105,6 @@ mod bench {
         }
     }
 
-    fn peak_rss_kib() -> u64 {
-        // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid one.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `usage` is a valid, writable rusage.
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-        usage.ru_maxrss as u64
-    }
-
     pub fn main() {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let n: usize = flag(&args, "--handles", 1 << 20);
@@ -126,7 +118,9 @@ mod bench {
                 other => Err(format!("no implementation {other:?}")),
             };
             match r {
-                Ok((callbacks, seen)) => println!("{callbacks} {seen} {}", peak_rss_kib()),
+                Ok((callbacks, seen)) => {
+                    println!("{callbacks} {seen} {}", evloop_benches::process_usage().1)
+                }
                 Err(why) => {
                     println!("skipped: {why}");
                     std::process::exit(1);

@@ -98,16 +98,6 @@ mod bench {
         }
     }
 
-    /// CPU seconds (user + system) and peak RSS in KiB of this process.
-    fn usage() -> (f64, u64) {
-        // SAFETY: a zeroed rusage is a valid one, and getrusage only writes into it.
-        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `u` is a valid, writable rusage.
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        (secs(u.ru_utime) + secs(u.ru_stime), u.ru_maxrss as u64)
-    }
-
     pub fn main() {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let n: usize = flag(&args, "--timers", 10_000_000);
@@ -121,7 +111,7 @@ mod bench {
             };
             match r {
                 Ok((init, dispatch, cleanup)) => {
-                    let (cpu, rss) = usage();
+                    let (cpu, rss) = evloop_benches::process_usage();
                     println!("{init} {dispatch} {cleanup} {cpu} {rss}");
                 }
                 Err(why) => {

@@ -312,12 +312,7 @@ pub(crate) fn sendfile(
             0,
         )
     };
-    bsd_sendfile_result(
-        ret == -1,
-        rustix::io::Errno::from_io_error(&io::Error::last_os_error())
-            .unwrap_or(rustix::io::Errno::IO),
-        sbytes,
-    )
+    bsd_sendfile_done(ret, sbytes)
 }
 
 /// macOS's `sendfile(2)`: `len` goes in as the count and comes out as what went out, even
@@ -344,12 +339,20 @@ pub(crate) fn sendfile(
             0,
         )
     };
-    bsd_sendfile_result(
-        ret == -1,
+    bsd_sendfile_done(ret, len)
+}
+
+/// The outcome of a BSD-style `sendfile` that returned `ret` and reported `sent` bytes: the
+/// thread's errno is read only when it failed.
+#[cfg(any(target_os = "freebsd", target_os = "macos", target_os = "ios"))]
+fn bsd_sendfile_done(ret: libc::c_int, sent: libc::off_t) -> rustix::io::Result<usize> {
+    let errno = if ret == -1 {
         rustix::io::Errno::from_io_error(&io::Error::last_os_error())
-            .unwrap_or(rustix::io::Errno::IO),
-        len,
-    )
+            .unwrap_or(rustix::io::Errno::IO)
+    } else {
+        rustix::io::Errno::IO // unused: the call succeeded
+    };
+    bsd_sendfile_result(ret == -1, errno, sent)
 }
 
 /// No `sendfile` here: never called, as [`sendfile_supported`] says.
