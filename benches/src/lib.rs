@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use evloop::{Base, EventFlags, LoopFlags};
 
+pub mod chart;
 pub mod loop_hooks;
 
 /// One pipes result: medians in microseconds.

@@ -10,6 +10,7 @@
 
 #[cfg(unix)]
 mod bench {
+    use evloop_benches::chart;
     use evloop_benches::flag;
     use evloop_benches::loop_hooks::*;
     use std::time::Duration;
@@ -55,6 +56,14 @@ mod bench {
                         ticks as f64 / s,
                         s * 1e9 / ticks as f64
                     );
+                    chart::print_result(&chart::Figure {
+                        panel: "loop_count".into(),
+                        x: "idle callbacks".into(),
+                        imp: imp.to_string(),
+                        value: ticks as f64 / s,
+                        unit: "iterations/s".into(),
+                        better: chart::Better::Higher,
+                    });
                 }
             }
         }

@@ -20,6 +20,7 @@ mod bench {
     use std::time::Duration;
 
     use evloop::{Base, BaseOptions, EventFlags};
+    use evloop_benches::chart::{print_result, Better, Figure};
     use evloop_benches::flag;
 
     #[cfg(have_libuv)]
@@ -177,6 +178,14 @@ mod bench {
                 rss / 1024
             );
             rates.push(Some(rate));
+            print_result(&Figure {
+                panel: "million_async".into(),
+                x: format!("{n} handles"),
+                imp: imp.to_string(),
+                value: rate,
+                unit: "callbacks/s".into(),
+                better: Better::Higher,
+            });
         }
         if let [Some(ours), Some(theirs)] = rates[..] {
             println!("  evloop / libuv: {:.2}", ours / theirs);

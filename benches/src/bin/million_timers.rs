@@ -16,6 +16,7 @@ mod bench {
     use std::time::{Duration, Instant};
 
     use evloop::{Base, BaseOptions, EventFlags};
+    use evloop_benches::chart::{print_result, Better, Figure};
     use evloop_benches::flag;
 
     #[cfg(have_libuv)]
@@ -163,6 +164,14 @@ mod bench {
                 r[4] / 1024.0
             );
             cpus.push(Some(r[3]));
+            print_result(&Figure {
+                panel: "million_timers".into(),
+                x: format!("{n} timers"),
+                imp: imp.to_string(),
+                value: r[3],
+                unit: "CPU s".into(),
+                better: Better::Lower,
+            });
         }
         if let [Some(ours), Some(theirs)] = cpus[..] {
             println!("  evloop / libuv CPU: {:.2}", ours / theirs);

@@ -2,15 +2,19 @@
 //! and peer, the timers workload at 10k and 1M timers and the rearm workload (100,000
 //! persistent timeouts of 4 lengths, 1,000,000 random re-arms) on evloop, libev and libevent,
 //! each in its own process, in one sitting; prints medians and ratios (pipes to `raw` epoll,
-//! timers and rearm to libev), the timer goals' standing, and writes `report.md`,
-//! `report.csv` and `pipes.svg` under `target/bench-report/`.
+//! timers and rearm to libev), the timer goals' standing; then libuv's workloads
+//! (`tcp_workloads`, `million_async`, `million_timers`, `loop_hooks`' loop_count; `--skip-libuv`
+//! leaves them out, they take about 5 minutes per repeat), and writes `report.md`,
+//! `report.csv`, `figures.tsv` and `report.svg` under `target/bench-report/`. The SVG has one
+//! panel per workload: each implementation's figure over the best one at that point, on a log
+//! axis; `report --chart target/bench-report/figures.tsv` draws it again from a run's figures.
 //!
 //! On a shared machine a burst of foreign load lands on whichever implementation runs at the
 //! time, so the whole set is run `--repeat` times, the implementations taking turns, and each
 //! figure is the median over the repeats (of the per-run medians over `--rounds`).
 //!
 //! ```text
-//! cargo run --release -p evloop-benches --bin report [-- --rounds 25 --repeat 3]
+//! cargo run --release -p evloop-benches --bin report [-- --rounds 25 --repeat 3 --skip-libuv]
 //! ```
 
 /// The benchmark itself (Unix: see the crate documentation).
@@ -20,6 +24,7 @@ mod bench {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
+    use evloop_benches::chart::{self, Better, Figure, RESULTS_FLAG};
     use evloop_benches::flag;
 
     #[derive(Clone, Debug)]
@@ -66,89 +71,6 @@ mod bench {
             .position(|w| *w == key)
             .and_then(|i| words.get(i + 1))
             .and_then(|v| v.parse().ok())
-    }
-
-    fn svg_chart(rows: &[Pipes], sizes: &[usize]) -> String {
-        let (w, h, left, bottom, top, right) = (760.0, 440.0, 70.0, 50.0, 20.0, 200.0);
-        let max = rows.iter().map(|r| r.run_us).fold(1.0f64, f64::max);
-        let (lmin, lmax) = ((sizes[0] as f64).ln(), (*sizes.last().unwrap() as f64).ln());
-        let x = |n: usize| left + ((n as f64).ln() - lmin) / (lmax - lmin) * (w - left - right);
-        let y = |v: f64| h - bottom - v / max * (h - bottom - top);
-        let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{left}" y="14">pipes: run_us against n (a = n/10, w = n), median of the rounds</text>"#
-        );
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
-            h - bottom,
-            w - right,
-            h - bottom
-        );
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#,
-            h - bottom
-        );
-        for &n in sizes {
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}" text-anchor="middle">n={n}</text>"#,
-                x(n),
-                h - bottom + 18.0
-            );
-        }
-        for i in 0..=4 {
-            let v = max * i as f64 / 4.0;
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}" text-anchor="end">{v:.0}</text>"#,
-                left - 6.0,
-                y(v) + 4.0
-            );
-        }
-        let palette = [
-            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-            "#bcbd22", "#17becf", "#000000",
-        ];
-        let mut names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-        names.dedup();
-        names.sort();
-        names.dedup();
-        for (i, name) in names.iter().enumerate() {
-            let color = palette[i % palette.len()];
-            let points: Vec<String> = sizes
-                .iter()
-                .filter_map(|&n| rows.iter().find(|r| r.n == n && r.name == *name))
-                .map(|r| format!("{:.1},{:.1}", x(r.n), y(r.run_us)))
-                .collect();
-            let _ = writeln!(
-                svg,
-                r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
-                points.join(" ")
-            );
-            let ly = top + 16.0 * i as f64 + 10.0;
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{color}" stroke-width="3"/>"#,
-                w - right + 10.0,
-                w - right + 30.0
-            );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}">{name}</text>"#,
-                w - right + 36.0,
-                ly + 4.0
-            );
-        }
-        svg.push_str("</svg>\n");
-        svg
     }
 
     fn median(mut v: Vec<f64>) -> f64 {
@@ -232,8 +154,68 @@ mod bench {
         )
     }
 
+    /// The chart's figures of the workloads `report` runs itself: pipes run time by n, the
+    /// timers' add, re-arm and run by n, and rearm.
+    fn chart_figures(pipes: &[Pipes], timers: &[Timers], rearms: &[Rearm]) -> Vec<Figure> {
+        let fig = |panel: &str, x: String, imp: &str, value: f64, unit: &str| Figure {
+            panel: panel.into(),
+            x,
+            imp: imp.into(),
+            value,
+            unit: unit.into(),
+            better: Better::Lower,
+        };
+        let mut out: Vec<Figure> = pipes
+            .iter()
+            .map(|p| fig("pipes", format!("n={}", p.n), &p.name, p.run_us, "run µs"))
+            .collect();
+        for (panel, unit, value) in [
+            (
+                "timers: add",
+                "ns per timer",
+                (|t: &Timers| t.add_ns) as fn(&Timers) -> f64,
+            ),
+            ("timers: re-arm", "ns per re-arm", |t| t.rearm_ns),
+            ("timers: run", "ms", |t| t.run_ms),
+        ] {
+            out.extend(
+                timers
+                    .iter()
+                    .map(|t| fig(panel, format!("{} timers", t.n), &t.name, value(t), unit)),
+            );
+        }
+        out.extend(rearms.iter().map(|r| {
+            fig(
+                "rearm",
+                "100,000 timeouts".into(),
+                &r.name,
+                r.rearm_ns,
+                "ns per re-arm",
+            )
+        }));
+        out
+    }
+
+    /// `report --chart FILE`: draw `report.svg` again from the `figures.tsv` of a run.
+    fn redraw(from: &Path) {
+        let text = std::fs::read_to_string(from)
+            .unwrap_or_else(|e| panic!("report: cannot read {}: {e}", from.display()));
+        let figures: Vec<Figure> = text.lines().filter_map(chart::parse_result_line).collect();
+        let out = from.with_file_name("report.svg");
+        match chart::render_svg(TITLE, &figures).and_then(|svg| std::fs::write(&out, svg)) {
+            Ok(()) => eprintln!("report: wrote {}", out.display()),
+            Err(e) => eprintln!("report: cannot write {}: {e}", out.display()),
+        }
+    }
+
+    const TITLE: &str = "evloop and its peers: each figure over the best at that point (medians)";
+
     pub fn main() {
         let args: Vec<String> = std::env::args().skip(1).collect();
+        let chart_from: String = flag(&args, "--chart", String::new());
+        if !chart_from.is_empty() {
+            return redraw(Path::new(&chart_from));
+        }
         let rounds: usize = flag(&args, "--rounds", 25);
         let repeat: usize = flag(&args, "--repeat", 3).max(1);
         let sizes = [100usize, 1000, 8000];
@@ -478,6 +460,38 @@ mod bench {
             rearm_of("libevent"),
             "ns",
         );
+        // libuv's workloads (issue 23): each binary runs its own rounds, the implementations
+        // taking turns, and prints its table and, for the chart, its figures.
+        let mut figures = Vec::new();
+        if !args.iter().any(|a| a == "--skip-libuv") {
+            let _ = writeln!(
+                md,
+                "\n### libuv's workloads (median of {repeat} runs each, taking turns)\n\n```text"
+            );
+            for bin in [
+                "tcp_workloads",
+                "million_async",
+                "million_timers",
+                "loop_hooks",
+            ] {
+                eprintln!("report: {bin} ({repeat} rounds) ...");
+                let mut bin_args = vec!["--rounds".to_string(), repeat.to_string()];
+                bin_args.push(RESULTS_FLAG.to_string());
+                if bin == "loop_hooks" {
+                    bin_args.extend(["--firings".to_string(), "0".to_string()]);
+                }
+                for line in run(bin, &bin_args).lines() {
+                    match chart::parse_result_line(line) {
+                        Some(f) => figures.push(f),
+                        None => {
+                            let _ = writeln!(md, "{line}");
+                        }
+                    }
+                }
+            }
+            let _ = writeln!(md, "```");
+        }
+        figures.splice(0..0, chart_figures(&pipes, &timers, &rearms));
         print!("{md}");
         let dir: PathBuf = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
@@ -492,10 +506,20 @@ mod bench {
         let written = std::fs::create_dir_all(&dir)
             .and_then(|_| std::fs::write(dir.join("report.md"), &md))
             .and_then(|_| std::fs::write(dir.join("report.csv"), &csv))
-            .and_then(|_| std::fs::write(dir.join("pipes.svg"), svg_chart(&pipes, &sizes)));
+            .and_then(|_| {
+                let tsv: String = figures
+                    .iter()
+                    .map(|f| chart::result_line(f) + "\n")
+                    .collect();
+                std::fs::write(dir.join("figures.tsv"), tsv)
+            })
+            .and_then(|_| {
+                let svg = chart::render_svg(TITLE, &figures)?;
+                std::fs::write(dir.join("report.svg"), svg)
+            });
         match written {
             Ok(()) => eprintln!(
-                "report: wrote {}/report.md, report.csv, pipes.svg",
+                "report: wrote {}/report.md, report.csv, figures.tsv, report.svg",
                 dir.display()
             ),
             Err(e) => eprintln!("report: cannot write {}: {e}", dir.display()),

@@ -27,6 +27,7 @@ mod bench {
         Base, BaseOptions, BevEvent, BevOptions, BufferedSocket, EventFlags, Listener,
         ListenerOptions, Registry,
     };
+    use evloop_benches::chart::{print_result, Better, Figure};
     use evloop_benches::flag;
 
     #[cfg(have_libuv)]
@@ -513,6 +514,25 @@ mod bench {
                 show(ours),
                 show(theirs)
             );
+            // For `report`: the panel is the workload, the point its size or pinning.
+            let point = match (workload, pin) {
+                ("ping_pongs", true) => "pinned".to_string(),
+                ("ping_pongs", false) => "unpinned".to_string(),
+                _ if conns == 1 => "1 conn".to_string(),
+                _ => format!("{conns} conns"),
+            };
+            for (imp, value) in [("evloop", ours), ("libuv", theirs)] {
+                if let Some(value) = value {
+                    print_result(&Figure {
+                        panel: workload.into(),
+                        x: point.clone(),
+                        imp: imp.into(),
+                        value,
+                        unit: unit.into(),
+                        better: Better::Higher,
+                    });
+                }
+            }
             for note in notes {
                 println!("    {note}");
             }
