@@ -156,11 +156,14 @@ impl Backend for PollingBackend {
             };
         }
         let (ev, mode) = (interest(fd, new), mode(new));
-        // SAFETY (of `add_with_mode`): polling asks that a source leave the poller before it is
-        // closed. The core deletes an fd at once when its last event is freed, and documents
-        // that an fd must outlive its events; an fd closed early only makes the kernel forget it
-        // (epoll, kqueue, event ports) or fails the next poll of it (IOCP), never touches memory.
-        let add = || unsafe { poller.add_with_mode(fd, ev, mode) };
+        let add = || {
+            // SAFETY: polling asks that a source leave the poller before it is closed. The
+            // core deletes an fd at once when its last event is freed, and documents that an
+            // fd must outlive its events; an fd closed early only makes the kernel forget it
+            // (epoll, kqueue, event ports) or fails the next poll of it (IOCP), never touches
+            // memory.
+            unsafe { poller.add_with_mode(fd, ev, mode) }
+        };
         let result = if old.is_empty() {
             match add() {
                 // Still registered: a dup'd fd, or a number reused before our delete ran.

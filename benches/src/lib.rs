@@ -594,14 +594,18 @@ pub fn rearm_peer(peer: &str, n: u64, d: u64, m: u64) -> Result<RearmResult, Str
     let _ = (&mut rearm, &mut fired, count, lengths, times);
     let rc: Option<i32> = match peer {
         #[cfg(have_libevent)]
-        // SAFETY: the outputs are live locals.
         "libevent" => {
-            Some(unsafe { ffi::peer_rearm_libevent(count, lengths, times, &mut rearm, &mut fired) })
+            // SAFETY: the outputs are live locals.
+            let rc =
+                unsafe { ffi::peer_rearm_libevent(count, lengths, times, &mut rearm, &mut fired) };
+            Some(rc)
         }
         #[cfg(have_libev)]
-        // SAFETY: as above.
         "libev" => {
-            Some(unsafe { ffi::peer_rearm_libev(count, lengths, times, &mut rearm, &mut fired) })
+            // SAFETY: as above.
+            let rc =
+                unsafe { ffi::peer_rearm_libev(count, lengths, times, &mut rearm, &mut fired) };
+            Some(rc)
         }
         _ => None,
     };

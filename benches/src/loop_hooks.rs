@@ -163,9 +163,10 @@ pub fn lateness_peer(peer: &str, n: usize, period: Duration) -> Result<Vec<f64>,
             )
         }),
         #[cfg(have_libuv)]
-        // SAFETY: as above.
         "libuv" => {
-            Some(unsafe { ffi::peer_lateness_libuv(n as _, period_us as _, out.as_mut_ptr()) })
+            // SAFETY: as above.
+            let rc = unsafe { ffi::peer_lateness_libuv(n as _, period_us as _, out.as_mut_ptr()) };
+            Some(rc)
         }
         _ => None,
     };

@@ -236,6 +236,7 @@ scenario_list! {
     lifecycle::delete_self_and_another_from_a_callback,
     lifecycle::readd_inside_the_callback,
     lifecycle::free_inside_the_callback,
+    lifecycle::context_names_what_the_event_watches,
     lifecycle::stale_and_foreign_ids_are_refused,
     lifecycle::panicking_callback_leaves_the_base_usable,
     scale::thousand_socketpairs_all_ready,

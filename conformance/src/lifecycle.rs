@@ -1,7 +1,7 @@
 //! Event lifecycle: one-shot events, deleting, re-adding and freeing from callbacks, stale
 //! ids, and a panicking callback.
 
-use evloop_core::fd::NO_FD;
+use evloop_core::fd::{RawFd, NO_FD};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -177,6 +177,57 @@ pub fn free_inside_the_callback(h: &Harness) {
             io::ErrorKind::NotFound
         );
     }
+}
+
+/// A callback's `Context` names what its event watches: the fd of an I/O event, the number
+/// of a signal event (activated by hand here: no handler is installed), neither for a timer
+/// or a user event, and nothing once the callback freed its own event.
+pub fn context_names_what_the_event_watches(h: &Harness) {
+    type Seen = Vec<(&'static str, Option<RawFd>, Option<i32>)>;
+    let (a, b) = socketpair();
+    let mut base = h.base::<Seen>();
+    let record = |name: &'static str| {
+        move |ctx: &mut evloop_core::Context<'_, Seen>, seen: &mut Seen| {
+            seen.push((name, ctx.fd(), ctx.signal()));
+            if name == "freed" {
+                let me = ctx.id();
+                ctx.free(me).unwrap();
+                seen.push(("after free", ctx.fd(), ctx.signal()));
+            }
+        }
+    };
+    let io = base.watch(raw(&b), EventFlags::READ, record("io")).unwrap();
+    let signal = base.new_signal(2, record("signal")).unwrap();
+    let timer = base
+        .new_timer(EventFlags::empty(), record("timer"))
+        .unwrap();
+    let user = base.new_user_event(record("user")).unwrap();
+    let freed = base
+        .watch(raw(&a), EventFlags::READ, record("freed"))
+        .unwrap();
+    for (id, what) in [
+        (io, EventFlags::READ),
+        (signal, EventFlags::SIGNAL),
+        (timer, EventFlags::TIMEOUT),
+        (user, EventFlags::empty()),
+        (freed, EventFlags::READ),
+    ] {
+        base.activate(id, what, 1).unwrap();
+    }
+    let mut seen = Vec::new();
+    base.run_with(evloop_core::LoopFlags::NONBLOCK, &mut seen)
+        .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("io", Some(raw(&b)), None),
+            ("signal", None, Some(2)),
+            ("timer", None, None),
+            ("user", None, None),
+            ("freed", Some(raw(&a)), None),
+            ("after free", None, None),
+        ]
+    );
 }
 
 /// Ids of freed events (even after their slot is reused) and of other bases are refused

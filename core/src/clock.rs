@@ -20,6 +20,16 @@ fn monotonic_ns() -> u64 {
         .wrapping_add(t.tv_nsec as u64)
 }
 
+/// A timer's place in time, the order every timer structure keeps (`timer_heap`,
+/// `timer_ring` and the queues of `timers`): its deadline, then its arming number, so equal
+/// deadlines run in arming order. `Timers` hands out the numbers, from one counter for all
+/// three.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerKey {
+    pub deadline: u64,
+    pub seq: u32,
+}
+
 /// A duration in nanoseconds, saturating (a timeout of `Duration::MAX` never expires).
 pub(crate) fn to_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)

@@ -119,11 +119,11 @@ impl<D> Registry<D> {
                 let interval = intervals[idx as usize];
                 if interval != 0 {
                     slot.set(state::TIMER | state::REARMED);
-                    timers.schedule_len(
+                    timers.rearm(
                         idx,
                         next_deadline(deadline, interval, now),
                         interval,
-                        true,
+                        || true,
                     );
                 }
             }
@@ -269,8 +269,7 @@ impl<D> Registry<D> {
         self.slots[idx].set(state::TIMER);
         let interval = self.intervals[idx];
         let deadline = next_deadline(from, interval, now);
-        self.timers
-            .schedule_len(idx as u32, deadline, interval, true);
+        self.timers.rearm(idx as u32, deadline, interval, || true);
     }
 
     /// Give a callback back to its slot after it returned — or free the event if it was a

@@ -80,7 +80,7 @@ pub(crate) mod state {
     pub const WAITING: u16 = PENDING_IO | PENDING_SIG | TIMER | ACTIVE | HOOKED;
 }
 
-/// One event's stored state, with its callback `C`: 40 bytes for a boxed callback (its deadline lives with the timers, in the ring or the heap; a persistent
+/// One event's stored state, with its callback `C`: 40 bytes for a boxed callback (its deadline lives with the timers: the ring, a queue or the heap; a persistent
 /// timeout's length in the base). `gen` is odd while the slot holds an event and even
 /// while it is free, so checking an id is one comparison; `ncalls` doubles as the free list's
 /// link while the slot is free.

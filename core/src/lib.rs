@@ -1,6 +1,6 @@
 //! The core of evloop: the event base and its loop, the backend trait, the per-fd interest
-//! map, the timers (a bucket ring in front of a heap), the prioritized active queues, the
-//! buffered I/O layer and the async runtime.
+//! map, the timers (a bucket ring, a heap and common-timeout queues), the prioritized active
+//! queues, the buffered I/O layer and the async runtime.
 //!
 //! Most users depend on the `evloop` facade, which picks a backend; this crate is what a
 //! backend implements ([`Backend`]) and what the facade re-exports. Each concept is a module
@@ -15,9 +15,9 @@
 //! | `internal` | the internal events: signals, remote commands, fork |
 //! | `verify` | the invariant checker, [`Registry::verify`] |
 //! | `event` | [`EventId`], [`Pending`], an event's slot |
-//! | `clock` | the monotonic clock and its cache |
+//! | `clock` | the monotonic clock and its cache; `TimerKey`, the order of every timer structure |
 //! | `io_map` | events per fd, combined interest, the change list |
-//! | `timer_ring`, `timer_heap`, `timers` | the timers: a bucket ring for those due within about a second, a heap for the rest, and the common-timeout queues |
+//! | `timer_ring`, `timer_heap`, `timers` | the timers in four structures: a bucket ring for those due within about a second, the common-timeout queues with a small heap of their heads, and a heap for the rest |
 //! | `active_queues` | `ActiveQueues` |
 //! | `hooks`, `watchers` | the started prepare, check and idle watchers; creating and running them, the wait they shape |
 //! | `metrics` | [`LoopMetrics`]: iterations, callbacks, time blocked |

@@ -38,7 +38,7 @@ use crate::io_map::IoMap;
 use crate::metrics::Metrics;
 use crate::remote::Remote;
 use crate::signal::{self, Signals};
-use crate::timers::Timers;
+use crate::timers::{Rearm, Timers};
 
 pub(crate) const NO_SLOT: u32 = u32::MAX;
 /// The most events a base holds at once: slot numbers are `u32`, and `u32::MAX` is taken (the
@@ -591,8 +591,8 @@ impl<D> Registry<D> {
                 let deadline = self.clock.now().saturating_add(ns);
                 if st & state::TIMER == 0 {
                     self.start_timer(id.index as usize, deadline, ns);
-                } else if !self.timers.rearm_lazily(id.index, deadline, ns) {
-                    self.restart_timer(id.index as usize, deadline, ns);
+                } else {
+                    self.rearm_timer(id.index as usize, deadline, ns);
                 }
                 return Ok(());
             }
@@ -738,30 +738,30 @@ impl<D> Registry<D> {
         if slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT) {
             deactivate(slot, idx, &mut self.active);
         }
-        // The common case of a server's read timeout: a timer waiting in the queue of its
-        // length, re-armed later. It keeps its place and records the new deadline (lazy
-        // re-arm, see `timers`); a persistent one has that length recorded as its interval.
-        if self.timers.rearm_lazily(idx as u32, deadline, ns) {
-            return;
-        }
         if self.slots[idx].is(state::TIMER) {
-            self.restart_timer(idx, deadline, ns);
+            self.rearm_timer(idx, deadline, ns);
         } else {
             self.start_timer(idx, deadline, ns);
         }
     }
 
-    /// Move the running timer of an event to `deadline`, `ns` from now.
-    #[inline(never)]
-    fn restart_timer(&mut self, idx: usize, deadline: u64, ns: u64) {
-        let persistent = self.slots[idx].flags.contains(EventFlags::PERSIST);
-        if persistent {
+    /// Move the running timer of an event to `deadline`, `ns` from now. A persistent timeout
+    /// joins the queue of its length (made if need be: see `timers`); a one-shot timer joins
+    /// one only if its length has a queue already. The common case, a server's read timeout
+    /// pushed back by a read, stays in its queue (lazy re-arm): its length was recorded as
+    /// its interval when it joined, so only a timer that moved may have a new period.
+    #[inline(always)]
+    fn rearm_timer(&mut self, idx: usize, deadline: u64, ns: u64) {
+        let persistent = |slot: &Slot<Callback<D>>| slot.flags.contains(EventFlags::PERSIST);
+        let slots = &self.slots;
+        if self
+            .timers
+            .rearm(idx as u32, deadline, ns, || persistent(&slots[idx]))
+            == Rearm::Moved
+            && persistent(&self.slots[idx])
+        {
             self.record_interval(idx, ns);
         }
-        // A persistent timeout joins the queue of its length (made if need be: see `timers`);
-        // a one-shot timer joins one only if its length has a queue already.
-        self.timers
-            .schedule_len(idx as u32, deadline, ns, persistent);
     }
 
     /// A persistent event's timeout is `ns`: its period from now on.
@@ -1612,9 +1612,47 @@ impl<D> Context<'_, D> {
         self.ncalls
     }
 
-    /// The fd of the running event (-1 for a timer, the signal number for a signal event).
-    pub fn fd(&self) -> RawFd {
-        self.registry.slots[self.id.index as usize].fd
+    /// The fd the running event watches: `None` for a timer, a signal event, an event that
+    /// only runs when activated, and once the callback freed its event. For I/O on the fd,
+    /// [`borrow_fd`](Self::borrow_fd) lends it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use evloop::{Base, EventFlags};
+    /// let mut base: Base<Vec<Option<i32>>> = evloop::new_base()?;
+    /// let timer = base.new_timer(EventFlags::empty(), |ctx, seen: &mut Vec<Option<i32>>| {
+    ///     seen.push(ctx.fd().map(|_| 0));
+    /// })?;
+    /// base.add(timer, Some(std::time::Duration::ZERO))?;
+    /// let mut seen = Vec::new();
+    /// base.run(&mut seen)?;
+    /// assert_eq!(seen, [None]); // a timer watches no fd
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fd(&self) -> Option<RawFd> {
+        let slot = self.running_slot()?;
+        slot.flags.intersects(EventFlags::IO).then_some(slot.fd)
+    }
+
+    /// The signal number the running event watches: `None` for any other event, and once the
+    /// callback freed its event.
+    pub fn signal(&self) -> Option<i32> {
+        let slot = self.running_slot()?;
+        // A signal event keeps its number where an I/O event keeps its fd.
+        slot.flags
+            .contains(EventFlags::SIGNAL)
+            .then(|| signal::signo_of(slot.fd))
+    }
+
+    /// The running event's slot, unless the callback freed the event.
+    fn running_slot(&self) -> Option<&Slot<Callback<D>>> {
+        self.registry
+            .slots
+            .get(self.id.index as usize)
+            .filter(|s| s.gen == self.id.gen)
     }
 
     /// Lend the running event's fd for I/O (`None` for a timer or signal, or once the

@@ -1,11 +1,12 @@
 //! A 4-ary min-heap of deadlines with stored positions (libev's timer heap).
 //!
 //! Each entry is 16 bytes, `(deadline, seq, id)`: `deadline` in nanoseconds on the base's
-//! monotonic clock, `seq` a 32-bit counter taken when the entry was (re)scheduled, and `id`
-//! the event's slot. Ordering by `(deadline, seq)` — one 128-bit comparison — makes timers
-//! with equal deadlines fire in the order they were scheduled, which libevent does not promise
-//! and we do. When the counter runs out (after 4 billion schedules) the entries are renumbered
-//! by rank, which keeps every comparison, and so the heap, unchanged. `pos[id]` is the entry's
+//! monotonic clock, `seq` the arming number `Timers` took for it from the counter it shares
+//! with the ring and the queues, and `id` the event's slot (or, in `Timers`' `heads`, a
+//! queue's number). Ordering by `(deadline, seq)` — one 128-bit comparison — makes timers
+//! with equal deadlines fire in the order they were armed, which libevent does not promise
+//! and we do. When the counter runs out (after 4 billion armings) `Timers` renumbers every
+//! key by rank, which keeps every comparison, and so the heap, unchanged. `pos[id]` is the entry's
 //! index in `heap`, so removing or rescheduling an event is O(log n) without a search.
 //!
 //! A 4-ary heap is shallower than a binary one, and four children are 64 contiguous bytes:
@@ -17,18 +18,11 @@
 //! last entry usually belongs near the bottom, so this costs about one comparison per level
 //! instead of two.
 
+use crate::clock::TimerKey as Key;
 use crate::event::cover;
 
 const NONE: u32 = u32::MAX;
 const ARITY: usize = 4;
-
-/// A timer's place in time: its deadline, then its arming number (equal deadlines in arming
-/// order). The owner of the heap hands out the numbers (see `timers`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Key {
-    pub deadline: u64,
-    pub seq: u32,
-}
 
 #[derive(Copy, Clone, Debug)]
 #[repr(C)]

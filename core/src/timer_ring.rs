@@ -1,6 +1,6 @@
-//! Timers due within about a second, in buckets: the front of the timer heap for the short
-//! timers outside the common-timeout queues (one-shot ones, mostly) that make most of a
-//! loop's timer traffic.
+//! Timers due within about a second, in buckets: beside the timer heap, for the short timers
+//! outside the common-timeout queues (one-shot ones, mostly) that make most of a loop's timer
+//! traffic.
 //!
 //! Time is cut into buckets of 2^[`SHIFT`] ns (about 16.8 ms): a deadline's bucket is
 //! `deadline >> SHIFT`. The ring holds the [`BUCKETS`] buckets after the current one, `cur`,
@@ -24,8 +24,8 @@
 //! run must stay sorted). `loc[id]` says where a timer is: `NOWHERE`, `RUN | index` for
 //! entry `index` of the run, or `s << INDEX_BITS | index` for timer `index` of `buckets[s]`.
 
+use crate::clock::TimerKey as Key;
 use crate::event::cover;
-use crate::timer_heap::Key;
 
 /// A bucket spans `1 << SHIFT` ns (16.8 ms).
 pub const SHIFT: u32 = 24;

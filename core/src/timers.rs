@@ -1,10 +1,20 @@
-//! The base's timers, in three places, each cheap for its kind of timer:
+//! The base's timers, in four structures, each cheap for its kind of timer:
 //! - the *ring* (`timer_ring`): timers outside the queues due within about a second,
 //!   appended to 16.8 ms buckets that are sorted only when they come up — most of a loop's
 //!   short timers;
-//! - *common timeouts*: one FIFO queue per timeout length that many timers share (libevent's
+//! - the *queues*: one FIFO queue per timeout length that many timers share (libevent's
 //!   common timeouts) — a server's read timeouts, keep-alives and ticks;
+//! - *heads*: a small heap (`timer_heap`) of each queue's first timer, keyed by its place;
 //! - the *heap* (`timer_heap`): every other timer — due very soon, or far ahead.
+//!
+//! A timer's life through them: [`Timers::schedule_new`] arms a timer that is not scheduled
+//! (into its length's queue if it has one, else the ring, else the heap);
+//! [`Timers::rearm`] arms one that may be, and is the one way a running timer changes — in
+//! place when it waits in the queue of its length and is pushed back, else off its old place
+//! and in again; [`Timers::pop_expired`] takes the earliest of the ring's sorted run, the
+//! heap's top and the top of `heads`, and a queued timer that comes up but was pushed back
+//! moves to its queue's tail (or the heap) instead of expiring; [`Timers::remove`] takes it
+//! out from wherever it is. Every position is by [`TimerKey`](crate::clock::TimerKey).
 //!
 //! A server arms the same few timeouts over and over: a read timeout re-armed on every read, a
 //! keep-alive timer, a periodic tick. Timers of one length expire in the order they were
@@ -36,8 +46,9 @@
 //!   `heads` as it was. That entry can only be earlier than the queue's real first timer, so
 //!   the loop at worst wakes early, finds the entry stale and moves it to the real one.
 
+use crate::clock::TimerKey as Key;
 use crate::event::cover;
-use crate::timer_heap::{Key, TimerHeap};
+use crate::timer_heap::TimerHeap;
 use crate::timer_ring::TimerRing;
 
 /// The most timeout lengths with a queue of their own; libevent allows 256. Finding a
@@ -94,6 +105,15 @@ struct Queue {
     head: u32,
     tail: u32,
     count: usize,
+}
+
+/// What [`Timers::rearm`] did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Rearm {
+    /// The timer waits in the queue of its length and only its deadline changed.
+    InPlace,
+    /// The timer was (re)scheduled: in a queue's tail, the ring or the heap.
+    Moved,
 }
 
 /// Every timer of a base; ids are the events' slots.
@@ -179,22 +199,39 @@ impl Timers {
         }
     }
 
-    /// Schedule `id` at `deadline`, `len_ns` from now: in the queue of that length if it has
-    /// one (or gets one: `make`), else in the ring or the heap. A timer already in that
-    /// queue, re-armed no earlier than its place, keeps its place (lazy re-arm: see the
-    /// module note).
-    #[inline]
-    pub fn schedule_len(&mut self, id: u32, deadline: u64, len_ns: u64, make: bool) {
+    /// The one way to (re)arm a timer that may be scheduled already: `id` due at `deadline`,
+    /// `len_ns` from now, in the queue of that length if it has one (or gets one: `make`),
+    /// else in the ring or the heap. A timer waiting in that queue, re-armed no earlier than
+    /// it was due, keeps its place and only records the new deadline (lazy re-arm: see the
+    /// module note); that is the fast path, and the rest is kept out of line. Returns
+    /// whether the timer was re-armed lazily (its length was its queue's already). `make` is
+    /// asked only on the slow path, so the fast one reads nothing of the caller's.
+    #[inline(always)]
+    pub fn rearm(
+        &mut self,
+        id: u32,
+        deadline: u64,
+        len_ns: u64,
+        make: impl FnOnce() -> bool,
+    ) -> Rearm {
         if self.rearm_lazily(id, deadline, len_ns) {
-            return;
+            return Rearm::InPlace;
         }
+        self.reschedule(id, deadline, len_ns, make());
+        Rearm::Moved
+    }
+
+    /// [`rearm`](Self::rearm)'s slow path: off its queue place, the ring or the heap, and in
+    /// again where `len_ns` and `deadline` say.
+    #[inline(never)]
+    fn reschedule(&mut self, id: u32, deadline: u64, len_ns: u64, make: bool) {
         match self.queue_for(len_ns, make) {
             Some(q) => self.append(id, deadline, q),
             None => self.schedule(id, deadline, len_ns),
         }
     }
 
-    /// Schedule `id`, which is not scheduled, as [`schedule_len`](Self::schedule_len) does.
+    /// Schedule `id`, which is not scheduled, as [`rearm`](Self::rearm) does.
     #[inline(always)]
     pub fn schedule_new(&mut self, id: u32, deadline: u64, len_ns: u64, make: bool) {
         debug_assert!(!self.contains(id));
@@ -211,7 +248,7 @@ impl Timers {
     /// make it due at `deadline` where it stands (see the module note) and return true. Only
     /// `dues` is touched.
     #[inline(always)]
-    pub fn rearm_lazily(&mut self, id: u32, deadline: u64, len_ns: u64) -> bool {
+    fn rearm_lazily(&mut self, id: u32, deadline: u64, len_ns: u64) -> bool {
         let Some(due) = self.dues.get_mut(id as usize) else {
             return false;
         };
@@ -584,11 +621,11 @@ mod tests {
     #[test]
     fn queued_and_heap_timers_expire_in_deadline_then_arming_order() {
         let mut t = Timers::default();
-        t.schedule_len(1, 100, 50, true); // queue of 50
+        t.rearm(1, 100, 50, || true); // queue of 50
         t.schedule(2, 100, 0); // heap, same deadline: after 1
-        t.schedule_len(3, 100, 50, true); // queue, same deadline: after 2
+        t.rearm(3, 100, 50, || true); // queue, same deadline: after 2
         t.schedule(4, 90, 0);
-        t.schedule_len(5, 120, 50, true);
+        t.rearm(5, 120, 50, || true);
         t.check().unwrap();
         assert_eq!(t.len(), 5);
         assert_eq!(drain(&mut t, 100), [4, 1, 2, 3]);
@@ -601,9 +638,9 @@ mod tests {
     fn a_rearmed_queue_head_goes_to_the_tail_and_its_stale_entry_is_skipped() {
         let mut t = Timers::default();
         for id in 0..4 {
-            t.schedule_len(id, 100 + u64::from(id), 1000, true);
+            t.rearm(id, 100 + u64::from(id), 1000, || true);
         }
-        t.schedule_len(0, 500, 1000, true); // re-armed: now last
+        t.rearm(0, 500, 1000, || true); // re-armed: now last
         t.check().unwrap();
         assert_eq!(
             t.next_deadline(),
@@ -620,9 +657,13 @@ mod tests {
     fn a_lazily_rearmed_timer_keeps_its_place_then_moves_to_the_tail() {
         let mut t = Timers::default();
         for id in 0..3 {
-            t.schedule_len(id, 100 + u64::from(id), 1000, true);
+            t.rearm(id, 100 + u64::from(id), 1000, || true);
         }
-        t.schedule_len(0, 150, 1000, true); // re-armed later: keeps its place
+        assert_eq!(
+            t.rearm(0, 150, 1000, || true),
+            Rearm::InPlace,
+            "re-armed later: keeps its place"
+        );
         t.check().unwrap();
         assert_eq!(t.queues[0].head, 0, "the re-armed timer has not moved");
         assert_eq!(t.deadline(0), Some(150));
@@ -642,10 +683,10 @@ mod tests {
     #[test]
     fn a_lazily_rearmed_timer_due_before_the_tail_moves_to_the_heap_in_arming_order() {
         let mut t = Timers::default();
-        t.schedule_len(0, 100, 1000, true);
-        t.schedule_len(0, 300, 1000, true); // lazy: due at 300, armed second
-        t.schedule_len(1, 300, 1000, true); // same deadline, armed third
-        t.schedule_len(2, 400, 1000, true); // the tail
+        t.rearm(0, 100, 1000, || true);
+        t.rearm(0, 300, 1000, || true); // lazy: due at 300, armed second
+        t.rearm(1, 300, 1000, || true); // same deadline, armed third
+        t.rearm(2, 400, 1000, || true); // the tail
         t.check().unwrap();
         assert_eq!(drain(&mut t, 100), [] as [u32; 0]);
         assert_eq!(
@@ -668,12 +709,12 @@ mod tests {
     #[test]
     fn a_rearm_before_the_place_or_in_another_length_relinks_at_once() {
         let mut t = Timers::default();
-        t.schedule_len(0, 100, 1000, true);
-        t.schedule_len(1, 200, 1000, true);
-        t.schedule_len(0, 90, 1000, true); // earlier than its place: to the tail (at 200)
+        t.rearm(0, 100, 1000, || true);
+        t.rearm(1, 200, 1000, || true);
+        t.rearm(0, 90, 1000, || true); // earlier than its place: to the tail (at 200)
         assert_eq!(t.queues[0].head, 1);
         assert_eq!(t.deadline(0), Some(200), "never before the tail's place");
-        t.schedule_len(1, 300, 500, true); // another length: another queue
+        t.rearm(1, 300, 500, || true); // another length: another queue
         assert_eq!(t.queues[0].count, 1);
         assert_eq!(t.queued_len(1), Some(500));
         t.check().unwrap();
@@ -683,8 +724,8 @@ mod tests {
     #[test]
     fn an_appended_deadline_is_never_before_the_tails() {
         let mut t = Timers::default();
-        t.schedule_len(1, 200, 100, true);
-        t.schedule_len(2, 150, 100, true); // an older clock reading: kept in order, later
+        t.rearm(1, 200, 100, || true);
+        t.rearm(2, 150, 100, || true); // an older clock reading: kept in order, later
         assert_eq!(t.deadline(2), Some(200));
         assert_eq!(drain(&mut t, 200), [1, 2]);
     }
@@ -693,7 +734,7 @@ mod tests {
     fn lengths_beyond_the_queues_go_to_the_heap() {
         let mut t = Timers::default();
         for len in 0..MAX_QUEUES as u64 + 5 {
-            t.schedule_len(len as u32, 1000 + len, len + 1, true);
+            t.rearm(len as u32, 1000 + len, len + 1, || true);
         }
         assert_eq!(t.queues.len(), MAX_QUEUES);
         assert_eq!(t.heap.len(), 5);
@@ -708,11 +749,11 @@ mod tests {
     fn running_out_of_sequence_numbers_keeps_the_order_across_queues() {
         let mut t = Timers::default();
         for id in 0..6 {
-            t.schedule_len(id, 10, 7, id % 2 == 0);
+            t.rearm(id, 10, 7, || id % 2 == 0);
         }
         t.next_seq = u32::MAX - 2;
         for id in 6..12 {
-            t.schedule_len(id, 10, 7, id % 2 == 0);
+            t.rearm(id, 10, 7, || id % 2 == 0);
         }
         assert!(t.next_seq < 20, "renumbered by rank");
         t.check().unwrap();
@@ -747,12 +788,12 @@ mod tests {
                     let stale = if rng.below(8) == 0 { 60 * U } else { 0 };
                     let mut deadline = (now + len).saturating_sub(stale);
                     if rng.below(2) == 0 {
-                        t.schedule_len(id, deadline, len, true);
+                        t.rearm(id, deadline, len, || true);
                         deadline = t.deadline(id).unwrap();
                     } else {
                         let len = rng.below(3000) as u64 * U + rng.below(1000) as u64;
                         deadline = now + len;
-                        t.schedule_len(id, deadline, len, false);
+                        t.rearm(id, deadline, len, || false);
                         deadline = t.deadline(id).unwrap();
                     }
                     armed += 1;
