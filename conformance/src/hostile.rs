@@ -94,11 +94,19 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
 pub fn more_than_65535_events_on_one_fd_are_refused(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    for _ in 0..65_535 {
-        let e = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
+    let owner = base
+        .new_owned_event(b, EventFlags::READ, |_, _| {})
+        .unwrap();
+    base.add(owner, None).unwrap();
+    for _ in 1..65_535 {
+        let e = base
+            .new_event_on(owner, EventFlags::READ, |_, _| {})
+            .unwrap();
         base.add(e, None).unwrap();
     }
-    let e = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
+    let e = base
+        .new_event_on(owner, EventFlags::READ, |_, _| {})
+        .unwrap();
     invalid(base.add(e, None), "65535");
     assert_eq!(base.num_events(), 65_535);
 }

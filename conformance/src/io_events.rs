@@ -189,9 +189,10 @@ pub fn et_is_reported_in_fired(h: &Harness) {
 /// and the fd; the base keeps working. With the feature, the add succeeds.
 pub fn et_refused_without_the_feature(h: &Harness) {
     let (a, b) = socketpair();
+    let b_fd = raw(&b);
     let mut base = h.base::<usize>();
     let e = base
-        .watch(raw(&b), R | EventFlags::ET, |_, n: &mut usize| *n += 1)
+        .new_owned_event(b, R | EventFlags::ET, |_, n: &mut usize| *n += 1)
         .unwrap();
     let result = base.add(e, None);
     if h.features().contains(Features::EDGE_TRIGGERED) {
@@ -202,12 +203,14 @@ pub fn et_refused_without_the_feature(h: &Harness) {
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
         let msg = err.to_string();
         assert!(
-            msg.contains(h.name()) && msg.contains(&format!("fd {}", raw(&b))),
+            msg.contains(h.name()) && msg.contains(&format!("fd {b_fd}")),
             "{msg}"
         );
         assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
     }
-    let ok = base.watch(raw(&b), R, |_, n: &mut usize| *n += 10).unwrap();
+    let ok = base
+        .new_event_on(e, R, |_, n: &mut usize| *n += 10)
+        .unwrap();
     base.add(ok, None).unwrap();
     write_all(&a, b"x");
     let mut n = 0;

@@ -237,6 +237,8 @@ scenario_list! {
     lifecycle::readd_inside_the_callback,
     lifecycle::free_inside_the_callback,
     lifecycle::context_names_what_the_event_watches,
+    lifecycle::events_on_one_owned_fd_share_it,
+    lifecycle::new_event_on_refusals,
     lifecycle::stale_and_foreign_ids_are_refused,
     lifecycle::panicking_callback_leaves_the_base_usable,
     scale::thousand_socketpairs_all_ready,

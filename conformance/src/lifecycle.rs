@@ -7,9 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop_core::{EventFlags, RunOutcome};
+use evloop_core::{EventFlags, LoopFlags, RunOutcome};
 
-use crate::util::{raw, socketpair, write_all, WatchRaw};
+use crate::util::{raw, read_available, read_available_or_eof, socketpair, write_all, WatchRaw};
 use crate::Harness;
 
 /// `once` with a timeout runs its callback once, with TIMEOUT, after the timeout; then the
@@ -215,8 +215,7 @@ pub fn context_names_what_the_event_watches(h: &Harness) {
         base.activate(id, what, 1).unwrap();
     }
     let mut seen = Vec::new();
-    base.run_with(evloop_core::LoopFlags::NONBLOCK, &mut seen)
-        .unwrap();
+    base.run_with(LoopFlags::NONBLOCK, &mut seen).unwrap();
     assert_eq!(
         seen,
         [
@@ -228,6 +227,110 @@ pub fn context_names_what_the_event_watches(h: &Harness) {
             ("after free", None, None),
         ]
     );
+}
+
+/// Events made with `new_event_on` share their owner's fd: both run when it is ready, each
+/// with its own callback; freeing the owner leaves the fd open for the other (it still
+/// watches and does I/O), and the fd closes when the last of them is freed (the peer reads
+/// end-of-file). `free_and_take_fd` refuses a shared fd and leaves the event, then hands the
+/// fd back once it is the only owner.
+pub fn events_on_one_owned_fd_share_it(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Vec<&'static str>>();
+    let reader = base
+        .new_owned_event(a, EventFlags::READ, |ctx, log: &mut Vec<&str>| {
+            log.push("reader");
+            read_available(ctx.borrow_fd().unwrap());
+        })
+        .unwrap();
+    let second = base
+        .new_event_on(reader, EventFlags::READ, |_, log: &mut Vec<&str>| {
+            log.push("second reader")
+        })
+        .unwrap();
+    let writer = base
+        .new_event_on(second, EventFlags::WRITE, |ctx, log: &mut Vec<&str>| {
+            log.push("writer");
+            write_all(ctx.borrow_fd().unwrap(), b"from the writer");
+            let me = ctx.id();
+            ctx.del(me).unwrap();
+        })
+        .unwrap();
+    for id in [reader, second] {
+        base.add(id, None).unwrap();
+    }
+    write_all(&b, b"x");
+    let mut log = Vec::new();
+    base.run_with(LoopFlags::ONCE, &mut log).unwrap();
+    assert_eq!(
+        log,
+        ["reader", "second reader"],
+        "both events on the fd ran"
+    );
+
+    let refused = base.free_and_take_fd(reader).unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::InvalidInput, "{refused}");
+    assert!(refused.to_string().contains("shares its fd"), "{refused}");
+    assert!(
+        base.pending(reader).is_ok(),
+        "a refused take leaves the event"
+    );
+
+    base.free(reader).unwrap();
+    base.free(second).unwrap();
+    base.add(writer, None).unwrap();
+    log.clear();
+    base.run(&mut log).unwrap();
+    assert_eq!(
+        log,
+        ["writer"],
+        "the fd outlived the events that made and shared it"
+    );
+    assert_eq!(read_available(&b), b"from the writer");
+
+    let fd = base.free_and_take_fd(writer).unwrap();
+    drop(fd);
+    let (_, eof) = read_available_or_eof(&b);
+    assert!(eof, "the last owner's fd closed");
+}
+
+/// `new_event_on` refuses an owner that owns no fd (a timer, an event on a raw fd), a freed
+/// owner, and flags without I/O or with SIGNAL, each with a message naming what is wrong;
+/// nothing is created.
+pub fn new_event_on_refusals(h: &Harness) {
+    let (a, _b) = socketpair();
+    let (c, _d) = socketpair();
+    let mut base = h.base::<()>();
+    let owner = base
+        .new_owned_event(a, EventFlags::READ, |_, _: &mut ()| {})
+        .unwrap();
+    let timer = base
+        .new_timer(EventFlags::empty(), |_, _: &mut ()| {})
+        .unwrap();
+    let raw_event = base
+        .watch(raw(&c), EventFlags::READ, |_, _: &mut ()| {})
+        .unwrap();
+    let before = base.num_events();
+    for not_an_owner in [timer, raw_event] {
+        let e = base
+            .new_event_on(not_an_owner, EventFlags::READ, |_, _: &mut ()| {})
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("owns no fd"), "{e}");
+    }
+    for flags in [EventFlags::PERSIST, EventFlags::READ | EventFlags::SIGNAL] {
+        let e = base
+            .new_event_on(owner, flags, |_, _: &mut ()| {})
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{flags:?}: {e}");
+    }
+    base.free(owner).unwrap();
+    let e = base
+        .new_event_on(owner, EventFlags::READ, |_, _: &mut ()| {})
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+    assert_eq!(base.num_events(), before, "nothing was added");
+    base.free(raw_event).unwrap();
 }
 
 /// Ids of freed events (even after their slot is reused) and of other bases are refused

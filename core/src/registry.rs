@@ -26,6 +26,7 @@
 use crate::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd, NO_FD};
 use std::io;
 use std::ops::{Deref, DerefMut};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::active_queues::ActiveQueues;
@@ -146,9 +147,10 @@ pub struct Registry<D> {
     /// The timeouts of persistent events (`intervals[idx]` while slot `idx` has `INTERVAL`),
     /// kept out of the slots: most events have none, and every event would pay 8 bytes.
     pub(crate) intervals: Vec<u64>,
-    /// The fds of events made by `new_owned_event` (`owned_fds[idx]` while slot `idx` has
-    /// `OWNS_FD`), kept out of the slots for the same reason.
-    pub(crate) owned_fds: Vec<Option<OwnedFd>>,
+    /// The fds of events made by `new_owned_event` and `new_event_on` (`owned_fds[idx]` while
+    /// slot `idx` has `OWNS_FD`), kept out of the slots for the same reason. Shared by the
+    /// events on one fd: it closes when the last of them is freed.
+    pub(crate) owned_fds: Vec<Option<Rc<OwnedFd>>>,
     /// The async runtimes' work that keeps the loop alive, as pending events do: each task
     /// not yet completed or dropped, and one while requests of futures wait to be applied
     /// (`rt` counts; the loop reads the count).
@@ -322,13 +324,83 @@ impl<D> Registry<D> {
             )));
         }
         let id = self.make_event(raw, flags, Box::new(callback))?;
-        let idx = id.index as usize;
+        self.share_fd(id.index as usize, Rc::new(fd));
+        Ok(id)
+    }
+
+    /// Create another event on the fd that `owner` owns (an event made by
+    /// [`new_owned_event`](Self::new_owned_event) or by this method), watching `flags` (READ,
+    /// WRITE, CLOSED, with PERSIST and ET): a separate reader and writer on one socket, say,
+    /// each with its own callback and timeout. The events share the fd: it stays open while
+    /// any of them lives and is closed when the last is freed, so neither can close it under
+    /// the other. This is the safe form of a second [`new_event`](Self::new_event) on a raw
+    /// fd.
+    ///
+    /// # Errors
+    ///
+    /// A freed or foreign `owner`; `InvalidInput` if `owner` owns no fd (a timer, a signal,
+    /// or an event made by the unsafe `new_event`), or if `flags` holds none of READ, WRITE
+    /// and CLOSED, or holds SIGNAL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use evloop::{Base, EventFlags};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server, _) = listener.accept()?;
+    /// server.set_nonblocking(true)?;
+    /// let mut base: Base<Vec<&str>> = evloop::new_base()?;
+    /// let reader = base.new_owned_event(server, EventFlags::READ, |_, log: &mut Vec<&str>| {
+    ///     log.push("readable")
+    /// })?;
+    /// let writer = base.new_event_on(reader, EventFlags::WRITE, |ctx, log: &mut Vec<&str>| {
+    ///     log.push("writable");
+    ///     let me = ctx.id();
+    ///     ctx.del(me).unwrap();
+    /// })?;
+    /// base.add(writer, None)?;
+    /// base.free(reader)?; // the socket stays open: the writer shares it
+    /// let mut log = Vec::new();
+    /// base.run(&mut log)?;
+    /// assert_eq!(log, ["writable"]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new_event_on(
+        &mut self,
+        owner: EventId,
+        flags: EventFlags,
+        callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
+    ) -> io::Result<EventId> {
+        let owner_idx = self.check(owner)?;
+        let shared = match &self.owned_fds.get(owner_idx) {
+            Some(Some(fd)) if self.slots[owner_idx].is(state::OWNS_FD) => Rc::clone(fd),
+            _ => {
+                return Err(invalid(format!(
+                    "{owner:?} owns no fd: new_event_on shares the fd of an event made by new_owned_event or new_event_on"
+                )))
+            }
+        };
+        let raw = shared.as_raw_fd();
+        if !flags.intersects(EventFlags::IO) || flags.contains(EventFlags::SIGNAL) {
+            return Err(invalid(format!(
+                "an event on fd {raw} watches READ, WRITE or CLOSED (and not SIGNAL), not {flags:?}"
+            )));
+        }
+        let id = self.make_event(raw, flags, Box::new(callback))?;
+        self.share_fd(id.index as usize, shared);
+        Ok(id)
+    }
+
+    /// Slot `idx` owns (a share of) `fd` from now on.
+    fn share_fd(&mut self, idx: usize, fd: Rc<OwnedFd>) {
         if self.owned_fds.len() <= idx {
             self.owned_fds.resize_with(idx + 1, || None);
         }
         self.owned_fds[idx] = Some(fd);
         self.slots[idx].set(state::OWNS_FD);
-        Ok(id)
     }
 
     /// Free an event made by [`new_owned_event`](Self::new_owned_event) and hand its fd back,
@@ -336,18 +408,29 @@ impl<D> Registry<D> {
     ///
     /// # Errors
     ///
-    /// A freed or foreign id; `InvalidInput` for an event that owns no fd (the event stays).
+    /// A freed or foreign id; `InvalidInput` for an event that owns no fd, or whose fd other
+    /// events share (made by [`new_event_on`](Self::new_event_on): free them first). The
+    /// event stays then.
     pub fn free_and_take_fd(&mut self, id: EventId) -> io::Result<OwnedFd> {
         let idx = self.check(id)?;
-        if !self.slots[idx].is(state::OWNS_FD) {
+        let shared = match &self.owned_fds.get(idx) {
+            Some(Some(fd)) if self.slots[idx].is(state::OWNS_FD) => Rc::strong_count(fd) - 1,
+            _ => {
+                return Err(invalid(format!(
+                    "{id:?} owns no fd (it was not made by new_owned_event)"
+                )))
+            }
+        };
+        if shared > 0 {
             return Err(invalid(format!(
-                "{id:?} owns no fd (it was not made by new_owned_event)"
+                "{id:?} shares its fd with {shared} other event(s) made by new_event_on: free them first"
             )));
         }
         self.slots[idx].clear(state::OWNS_FD);
         let fd = self.owned_fds[idx].take();
         drop(self.free_idx(idx));
-        fd.ok_or_else(|| invalid(format!("{id:?} lost its fd")))
+        fd.and_then(|fd| Rc::try_unwrap(fd).ok())
+            .ok_or_else(|| invalid(format!("{id:?} lost its fd")))
     }
 
     /// Lend the fd the event watches: its own if it owns one, or the one passed to
@@ -885,7 +968,8 @@ impl<D> Registry<D> {
             let fd = slot.fd;
             self.io.release(&mut *self.backend, fd);
         }
-        // An owned fd is closed now that the backend forgot it.
+        // An owned fd is closed now that the backend forgot it, unless another event on it
+        // (`new_event_on`) still holds a share.
         if self.slots[idx].is(state::OWNS_FD) {
             drop(self.owned_fds[idx].take());
         }
