@@ -10,10 +10,10 @@
 use crate::fd::RawFd;
 use std::time::Instant;
 
-use crate::base::BaseOptions;
 use crate::clock::next_deadline;
 use crate::event::{state, EventId};
 use crate::flags::EventFlags;
+use crate::options::BaseOptions;
 use crate::registry::{activate_slot, count, Callback, Context, Registry};
 use crate::signal::Mechanism;
 
@@ -30,26 +30,6 @@ impl<D> Registry<D> {
         }
         if !self.failed.is_empty() {
             self.report_failed();
-        }
-    }
-
-    /// fds found closed under their events (the backend refused a change, or reported the fd
-    /// closed) are reported to each pending event once, as READ|WRITE|CLOSED within what it
-    /// watches (so its own I/O sees the error), and the events are deleted: one error event,
-    /// then quiet, on every backend. Re-adding such an event fails until its fd is open again.
-    #[cold]
-    pub(crate) fn report_failed(&mut self) {
-        while let Some(fd) = self.failed.pop() {
-            let events = self.io.events(fd).to_vec();
-            for idx in events {
-                let idx = idx as usize;
-                let slot = &self.slots[idx];
-                if slot.is(state::PENDING_IO) {
-                    let res = slot.flags & EventFlags::IO;
-                    self.activate_idx(idx, res, 1);
-                }
-                self.forget_io(idx);
-            }
         }
     }
 

@@ -1,12 +1,13 @@
-//! The internal events: how signals and other threads' commands reach the loop, and what fork
-//! renews. Each is an ordinary event of the registry marked `INTERNAL` (priority 0, never
-//! keeping the loop alive):
-//! * the signal event reads the self-pipe or signalfd (see `signal`) and activates the
-//!   watchers of each delivered signal; a backend that delivers signals itself (kqueue)
-//!   reports them with the wait instead, and `dispatch` hands them over the same way;
+//! The internal events: how other threads' commands reach the loop, and what fork renews.
+//! Each is an ordinary event of the registry marked `INTERNAL` (priority 0, never keeping the
+//! loop alive):
 //! * the remote event runs the commands handles sent (see `remote` and `handle`): a READ event
 //!   on the wake-up fd, or, when the backend wakes itself, one activated when it says so;
-//! * after `fork`, both are re-created on fds of the child's own.
+//! * after `fork`, it and the signal event are re-created on fds of the child's own.
+//!
+//! The signal event itself (reading the self-pipe or signalfd and activating the watchers of
+//! each delivered signal) belongs to the registry, whose `add` and `del` of a signal event
+//! start and stop it: this module only calls down into the registry, never the other way.
 
 use crate::fd::{AsRawFd, RawFd, NO_FD};
 use std::io;
@@ -14,88 +15,11 @@ use std::io;
 use crate::event::{state, EventId};
 use crate::flags::EventFlags;
 use crate::handle::Handle;
-use crate::registry::{Callback, Command, Context, Registry};
+use crate::registry::{signal_callback, Callback, Command, Context, Registry};
 use crate::remote::Remote;
 use crate::signal::{self, Mechanism};
 
 impl<D> Registry<D> {
-    /// First watcher of a signal on this base: create the mechanism's fd (and the internal
-    /// event reading it) if needed, take ownership of the signal, start receiving it.
-    #[inline(never)]
-    pub(crate) fn watch_signal(&mut self, idx: usize) -> io::Result<()> {
-        let signo = signal::signo_of(self.slots[idx].fd);
-        if self.internal.signals.watchers[signo as usize].is_empty() {
-            if let Some(fd) = self.internal.signals.ensure_source()? {
-                match self.add_internal(fd, signal_callback()) {
-                    Ok(id) => self.internal.signal_event = Some(id),
-                    Err(e) => {
-                        self.internal.signals.source = None;
-                        return Err(e);
-                    }
-                }
-            }
-            self.internal.signals.install(signo)?;
-            if self.internal.signals.mechanism == Mechanism::Backend {
-                if let Err(e) = self.backend.add_signal(signo) {
-                    self.internal.signals.uninstall(signo);
-                    return Err(e);
-                }
-            }
-        }
-        self.internal.signals.watchers[signo as usize].push(idx as u32);
-        self.slots[idx].set(state::PENDING_SIG);
-        Ok(())
-    }
-
-    /// The last part of deleting a signal event: stop watching, and let the signal go when
-    /// nobody watches it any more.
-    pub(crate) fn unwatch_signal(&mut self, idx: usize) {
-        let signo = signal::signo_of(self.slots[idx].fd);
-        self.slots[idx].clear(state::PENDING_SIG);
-        let watchers = &mut self.internal.signals.watchers[signo as usize];
-        watchers.retain(|&w| w != idx as u32);
-        if watchers.is_empty() {
-            if self.internal.signals.mechanism == Mechanism::Backend {
-                let _ = self.backend.del_signal(signo);
-            }
-            self.internal.signals.uninstall(signo);
-        }
-    }
-
-    /// Take a batch of signal deliveries with `take` (from the signal fd, or from the
-    /// backend's report) and activate the watchers of each.
-    pub(crate) fn deliver_signals(&mut self, take: impl FnOnce(&mut Self, &mut Vec<(i32, u32)>)) {
-        let mut delivered = std::mem::take(&mut self.internal.signal_buf);
-        take(self, &mut delivered);
-        for (signo, count) in delivered.drain(..) {
-            let mut n = 0;
-            while let Some(&idx) = self
-                .internal
-                .signals
-                .watchers
-                .get(signo as usize)
-                .and_then(|w| w.get(n))
-            {
-                n += 1;
-                self.activate_idx(idx as usize, EventFlags::SIGNAL, count);
-            }
-        }
-        self.internal.signal_buf = delivered;
-    }
-
-    /// An internal event: persistent READ on `fd`, priority 0, not keeping the loop alive.
-    fn add_internal(&mut self, fd: RawFd, callback: Callback<D>) -> io::Result<EventId> {
-        let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, callback)?;
-        let slot = &mut self.slots[id.index as usize];
-        slot.set(state::INTERNAL);
-        slot.prio = 0;
-        if let Err(e) = self.add(id, None) {
-            drop(self.free_idx(id.index as usize));
-            return Err(e);
-        }
-        Ok(id)
-    }
-
     /// The internal event that runs remote commands: a READ event on our wake-up fd, or,
     /// when the backend wakes itself, one the core activates when the backend says so.
     fn add_remote_event(&mut self, fd: Option<RawFd>) -> io::Result<EventId> {
@@ -192,13 +116,6 @@ impl<D> Registry<D> {
         }
         Ok(())
     }
-}
-
-/// The signal event's callback: take every delivery from the signal fd.
-fn signal_callback<D>() -> Callback<D> {
-    Box::new(|ctx, _| {
-        ctx.deliver_signals(|registry, out| registry.internal.signals.drain(out));
-    })
 }
 
 /// The remote event's callback: run what other threads sent, in order.

@@ -9,10 +9,11 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`backend`] | the contract with an OS mechanism (libevent's `eventop`) |
-//! | `base` | [`Base`]: creating it, the loop, fork renewal; [`BaseOptions`] |
-//! | `registry` | [`Registry`]: the events and every operation on them; [`Context`] |
+//! | `base` | [`Base`]: creating it, the loop, fork renewal |
+//! | `options` | [`BaseOptions`] |
+//! | `registry` | [`Registry`]: the events and every operation on them, signal watching; [`Context`] |
 //! | `dispatch` | activating ready fds and expired timers, running callbacks |
-//! | `internal` | the internal events: signals, remote commands, fork |
+//! | `internal` | the internal events: remote commands, fork renewal |
 //! | `verify` | the invariant checker, [`Registry::verify`] |
 //! | `event` | [`EventId`], [`Pending`], an event's slot |
 //! | `clock` | the monotonic clock and its cache; `TimerKey`, the order of every timer structure |
@@ -48,6 +49,7 @@ mod hooks;
 mod internal;
 mod io_map;
 mod metrics;
+mod options;
 mod registry;
 mod remote;
 pub mod rt;
@@ -61,7 +63,7 @@ mod verify;
 mod watchers;
 
 pub use backend::Backend;
-pub use base::{Base, BaseOptions, RunOutcome};
+pub use base::{Base, RunOutcome};
 pub use bufio::{
     AcceptCallback, BevCallback, BevContext, BevEvent, BevOptions, Buffer, BufferChange,
     BufferedSocket, CallbackId, Eol, FileSegment, Filter, FilterResult, FlushMode, IoOutcome,
@@ -72,6 +74,7 @@ pub use event::{EventId, Pending};
 pub use flags::{EventFlags, Features, LoopFlags};
 pub use handle::Handle;
 pub use metrics::LoopMetrics;
+pub use options::BaseOptions;
 pub use registry::{Callback, Context, Registry, RemoteFn};
 /// The rustls that TLS sockets are built on, re-exported so that a program's configurations
 /// are of the same version (`evloop::rustls::ServerConfig`).

@@ -38,7 +38,7 @@ use crate::hooks::{HookKind, Hooks};
 use crate::io_map::IoMap;
 use crate::metrics::Metrics;
 use crate::remote::Remote;
-use crate::signal::{self, Signals};
+use crate::signal::{self, Mechanism, Signals};
 use crate::timers::{Rearm, Timers};
 
 pub(crate) const NO_SLOT: u32 = u32::MAX;
@@ -1529,6 +1529,106 @@ impl<D> Registry<D> {
         }
     }
 
+    // Signals: the watching that `add` and `del` of a signal event do, and the delivery to
+    // the watchers (`internal` keeps the rest of the internal events: remote commands, fork).
+
+    /// First watcher of a signal on this base: create the mechanism's fd (and the internal
+    /// event reading it) if needed, take ownership of the signal, start receiving it.
+    #[inline(never)]
+    pub(crate) fn watch_signal(&mut self, idx: usize) -> io::Result<()> {
+        let signo = signal::signo_of(self.slots[idx].fd);
+        if self.internal.signals.watchers[signo as usize].is_empty() {
+            if let Some(fd) = self.internal.signals.ensure_source()? {
+                match self.add_internal(fd, signal_callback()) {
+                    Ok(id) => self.internal.signal_event = Some(id),
+                    Err(e) => {
+                        self.internal.signals.source = None;
+                        return Err(e);
+                    }
+                }
+            }
+            self.internal.signals.install(signo)?;
+            if self.internal.signals.mechanism == Mechanism::Backend {
+                if let Err(e) = self.backend.add_signal(signo) {
+                    self.internal.signals.uninstall(signo);
+                    return Err(e);
+                }
+            }
+        }
+        self.internal.signals.watchers[signo as usize].push(idx as u32);
+        self.slots[idx].set(state::PENDING_SIG);
+        Ok(())
+    }
+
+    /// The last part of deleting a signal event: stop watching, and let the signal go when
+    /// nobody watches it any more.
+    pub(crate) fn unwatch_signal(&mut self, idx: usize) {
+        let signo = signal::signo_of(self.slots[idx].fd);
+        self.slots[idx].clear(state::PENDING_SIG);
+        let watchers = &mut self.internal.signals.watchers[signo as usize];
+        watchers.retain(|&w| w != idx as u32);
+        if watchers.is_empty() {
+            if self.internal.signals.mechanism == Mechanism::Backend {
+                let _ = self.backend.del_signal(signo);
+            }
+            self.internal.signals.uninstall(signo);
+        }
+    }
+
+    /// Take a batch of signal deliveries with `take` (from the signal fd, or from the
+    /// backend's report) and activate the watchers of each.
+    pub(crate) fn deliver_signals(&mut self, take: impl FnOnce(&mut Self, &mut Vec<(i32, u32)>)) {
+        let mut delivered = std::mem::take(&mut self.internal.signal_buf);
+        take(self, &mut delivered);
+        for (signo, count) in delivered.drain(..) {
+            let mut n = 0;
+            while let Some(&idx) = self
+                .internal
+                .signals
+                .watchers
+                .get(signo as usize)
+                .and_then(|w| w.get(n))
+            {
+                n += 1;
+                self.activate_idx(idx as usize, EventFlags::SIGNAL, count);
+            }
+        }
+        self.internal.signal_buf = delivered;
+    }
+
+    /// An internal event: persistent READ on `fd`, priority 0, not keeping the loop alive.
+    pub(crate) fn add_internal(&mut self, fd: RawFd, callback: Callback<D>) -> io::Result<EventId> {
+        let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, callback)?;
+        let slot = &mut self.slots[id.index as usize];
+        slot.set(state::INTERNAL);
+        slot.prio = 0;
+        if let Err(e) = self.add(id, None) {
+            drop(self.free_idx(id.index as usize));
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// fds found closed under their events (the backend refused a change, or reported the fd
+    /// closed) are reported to each pending event once, as READ|WRITE|CLOSED within what it
+    /// watches (so its own I/O sees the error), and the events are deleted: one error event,
+    /// then quiet, on every backend. Re-adding such an event fails until its fd is open again.
+    #[cold]
+    pub(crate) fn report_failed(&mut self) {
+        while let Some(fd) = self.failed.pop() {
+            let events = self.io.events(fd).to_vec();
+            for idx in events {
+                let idx = idx as usize;
+                let slot = &self.slots[idx];
+                if slot.is(state::PENDING_IO) {
+                    let res = slot.flags & EventFlags::IO;
+                    self.activate_idx(idx, res, 1);
+                }
+                self.forget_io(idx);
+            }
+        }
+    }
+
     /// Take the event out of its fd's list for good, pending or lazily detached (its fd was
     /// found closed); its timer and activation stay.
     pub(crate) fn forget_io(&mut self, idx: usize) {
@@ -1760,4 +1860,11 @@ impl<D> DerefMut for Context<'_, D> {
     fn deref_mut(&mut self) -> &mut Registry<D> {
         self.registry
     }
+}
+
+/// The signal event's callback: take every delivery from the signal fd.
+pub(crate) fn signal_callback<D>() -> Callback<D> {
+    Box::new(|ctx, _| {
+        ctx.deliver_signals(|registry, out| registry.internal.signals.drain(out));
+    })
 }
