@@ -154,28 +154,28 @@ impl<D> Base<D> {
     /// error from its wait. Every registration is intact after an error,
     /// so the caller may run again.
     pub fn run_with(&mut self, flags: LoopFlags, data: &mut D) -> io::Result<RunOutcome> {
-        if self.registry.running {
+        if self.registry.flow.running {
             return Err(io::Error::other(
                 "the loop of this base is already running (loops do not nest)",
             ));
         }
-        self.registry.running = true;
+        self.registry.flow.running = true;
         let options = &self.options;
         let guard = LoopGuard(&mut self.registry);
         let registry = &mut *guard.0;
-        registry.got_exit = false;
-        registry.got_break = false;
-        if std::mem::take(&mut registry.break_pending) {
-            registry.got_break = true;
+        registry.flow.got_exit = false;
+        registry.flow.got_break = false;
+        if std::mem::take(&mut registry.flow.break_pending) {
+            registry.flow.got_break = true;
             return Ok(RunOutcome::Broken);
         }
         loop {
             #[cfg(debug_assertions)]
             registry.verify();
-            if registry.got_exit {
+            if registry.flow.got_exit {
                 return Ok(RunOutcome::Exited);
             }
-            if registry.got_break {
+            if registry.flow.got_break {
                 return Ok(RunOutcome::Broken);
             }
             if registry.is_empty(flags) {
@@ -187,7 +187,7 @@ impl<D> Base<D> {
             let mut hooked = registry.hooks.in_use();
             if hooked && registry.hooks.any(HookKind::Prepare) {
                 registry.run_hooks(HookKind::Prepare, data);
-                if registry.got_break {
+                if registry.flow.got_break {
                     return Ok(RunOutcome::Broken);
                 }
                 // A prepare watcher may have ended the last event or task (the async
@@ -231,14 +231,14 @@ impl<D> Base<D> {
             let found_work = if hooked {
                 if registry.hooks.any(HookKind::Check) {
                     registry.run_hooks(HookKind::Check, data);
-                    if registry.got_break {
+                    if registry.flow.got_break {
                         return Ok(RunOutcome::Broken);
                     }
                 }
                 let found_work = !registry.active.is_empty();
                 if registry.hooks.any(HookKind::Idle) {
                     ran = registry.run_idle(data);
-                    if registry.got_break {
+                    if registry.flow.got_break {
                         return Ok(RunOutcome::Broken);
                     }
                 }
@@ -283,7 +283,9 @@ impl<D> Registry<D> {
     /// Nothing keeps a run with `flags` going: no event pending or active, no task alive.
     #[inline]
     fn is_empty(&self, flags: LoopFlags) -> bool {
-        self.live == 0 && self.async_work.get() == 0 && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY)
+        self.events.live == 0
+            && self.async_work.get() == 0
+            && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY)
     }
 }
 
@@ -307,7 +309,7 @@ impl<D> std::fmt::Debug for Base<D> {
         f.debug_struct("Base")
             .field("id", &r.id)
             .field("method", &r.backend.name())
-            .field("events", &r.live)
+            .field("events", &r.events.live)
             .field("timers", &r.timers.len())
             .field("active", &r.active.len())
             .finish()
@@ -319,7 +321,7 @@ struct LoopGuard<'a, D>(&'a mut Registry<D>);
 
 impl<D> Drop for LoopGuard<'_, D> {
     fn drop(&mut self) {
-        self.0.running = false;
+        self.0.flow.running = false;
         self.0.clock.cache = None;
     }
 }

@@ -30,9 +30,15 @@ pub(crate) struct TimerKey {
     pub seq: u32,
 }
 
-/// A duration in nanoseconds, saturating (a timeout of `Duration::MAX` never expires).
+/// A duration in nanoseconds, saturating (a timeout of `Duration::MAX` never expires). In
+/// 64-bit arithmetic with an overflow check, which every `add` with a timeout pays, rather
+/// than `as_nanos`' 128-bit product.
+#[inline]
 pub(crate) fn to_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(u64::from(d.subsec_nanos())))
+        .unwrap_or(u64::MAX)
 }
 
 /// The next deadline of a persistent timeout: `interval` after `from`, or after `now` if that
@@ -103,6 +109,18 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_ns_is_exact_and_saturates() {
+        assert_eq!(to_ns(Duration::new(3, 7)), 3_000_000_007);
+        assert_eq!(to_ns(Duration::from_nanos(u64::MAX)), u64::MAX);
+        assert_eq!(
+            to_ns(Duration::new(u64::MAX / 1_000_000_000, 999_999_999)),
+            u64::MAX
+        );
+        assert_eq!(to_ns(Duration::MAX), u64::MAX);
+        assert_eq!(to_ns(Duration::ZERO), 0);
+    }
 
     #[test]
     fn a_late_persistent_timer_restarts_from_now() {

@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use crate::clock::next_deadline;
 use crate::event::{state, EventId};
+use crate::events::{activate_slot, count, Events};
 use crate::flags::EventFlags;
 use crate::options::BaseOptions;
-use crate::registry::{activate_slot, count, Callback, Context, Registry};
+use crate::registry::{Callback, Context, Registry};
 use crate::signal::Mechanism;
 
 impl<D> Registry<D> {
@@ -53,11 +54,11 @@ impl<D> Registry<D> {
         let Registry {
             ready,
             io,
-            slots,
+            events,
             active,
-            live,
             ..
         } = self;
+        let Events { slots, live, .. } = events;
         for (fd, mut ready) in ready.iter() {
             if ready.contains(EventFlags::READ) && io.emulates_closed(fd) && at_eof(fd) {
                 ready |= EventFlags::CLOSED;
@@ -77,12 +78,16 @@ impl<D> Registry<D> {
     pub(crate) fn expire_timers(&mut self, now: u64) {
         let Registry {
             timers,
-            slots,
+            events,
             active,
+            ..
+        } = self;
+        let Events {
+            slots,
             live,
             intervals,
             ..
-        } = self;
+        } = events;
         while let Some((idx, deadline)) = timers.pop_expired(now) {
             let slot = &mut slots[idx as usize];
             slot.clear(state::TIMER);
@@ -132,11 +137,11 @@ impl<D> Registry<D> {
         let mut ran = 0usize;
         let end = self.active.end_ticket(prio);
         while let Some(idx) = self.active.pop_before(prio, end) {
-            ran += usize::from(!self.slots[idx as usize].is(state::INTERNAL));
+            ran += usize::from(!self.events.slots[idx as usize].is(state::INTERNAL));
             self.run_one(idx as usize, data);
             // An exit timer that ran ends the pass too: what was queued behind it (after
             // `loop_exit` was called) is not "active now".
-            if self.got_break || self.got_exit || self.active.has_better_than(prio) {
+            if self.flow.got_break || self.flow.got_exit || self.active.has_better_than(prio) {
                 break;
             }
             // One predictable branch per callback when no limit applies.
@@ -150,7 +155,7 @@ impl<D> Registry<D> {
     /// Run the callback of the active event `idx`, just taken off its queue.
     #[inline(always)]
     fn run_one(&mut self, idx: usize, data: &mut D) {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         slot.clear(state::ACTIVE);
         let fired = std::mem::take(&mut slot.res);
         let ncalls = std::mem::take(&mut slot.ncalls);
@@ -164,7 +169,7 @@ impl<D> Registry<D> {
         } else if slot.is(state::WAITING) {
             self.before_run(idx, fired);
         } else {
-            count(slot, &mut self.live, false);
+            count(slot, &mut self.events.live, false);
         }
         self.run_callback(idx, fired, ncalls, data);
     }
@@ -180,7 +185,7 @@ impl<D> Registry<D> {
         ncalls: u32,
         data: &mut D,
     ) {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         let Some(mut callback) = slot.callback.take() else {
             return;
         };
@@ -209,13 +214,13 @@ impl<D> Registry<D> {
     /// deleted, a persistent timeout re-armed, and an event no longer pending stops counting.
     #[inline(never)]
     fn before_run(&mut self, idx: usize, fired: EventFlags) {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if !slot.flags.contains(EventFlags::PERSIST) {
             if slot.is(state::WAITING) {
                 let _ = self.del_idx(idx);
             } else {
                 // An expired one-shot timer, say: nothing left to delete.
-                count(slot, &mut self.live, false);
+                count(slot, &mut self.events.live, false);
             }
             return;
         }
@@ -224,9 +229,9 @@ impl<D> Registry<D> {
         }
         // A persistent event still watching something counts as before; one that was
         // activated by hand while not pending stops counting now.
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if !slot.is(state::WAITING) {
-            count(slot, &mut self.live, false);
+            count(slot, &mut self.events.live, false);
         }
     }
 
@@ -236,7 +241,7 @@ impl<D> Registry<D> {
     /// activation restarts the timeout from now.
     #[inline(never)]
     fn rearm_persistent(&mut self, idx: usize, fired: EventFlags) {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if slot.is(state::REARMED) {
             slot.clear(state::REARMED);
             return;
@@ -246,8 +251,8 @@ impl<D> Registry<D> {
             Some(pending) if fired.contains(EventFlags::TIMEOUT) => pending,
             _ => now,
         };
-        self.slots[idx].set(state::TIMER);
-        let interval = self.intervals[idx];
+        self.events.slots[idx].set(state::TIMER);
+        let interval = self.events.intervals[idx];
         let deadline = next_deadline(from, interval, now);
         self.timers.rearm(idx as u32, deadline, interval, || true);
     }
@@ -257,7 +262,7 @@ impl<D> Registry<D> {
     #[inline(always)]
     fn put_back(&mut self, id: EventId, callback: Callback<D>) {
         let idx = id.index as usize;
-        let Some(slot) = self.slots.get_mut(idx).filter(|s| s.gen == id.gen) else {
+        let Some(slot) = self.events.slots.get_mut(idx).filter(|s| s.gen == id.gen) else {
             return;
         };
         if slot.is(state::ONCE) {
@@ -291,6 +296,7 @@ impl<D> Drop for Unwinding<'_, D> {
             let idx = self.id.index as usize;
             if self
                 .registry
+                .events
                 .slots
                 .get(idx)
                 .is_some_and(|s| s.gen == self.id.gen)

@@ -28,7 +28,7 @@ impl<D> Registry<D> {
             Some(fd) => self.add_internal(fd, run),
             None => {
                 let id = self.alloc(NO_FD, EventFlags::empty(), run)?;
-                let slot = &mut self.slots[id.index as usize];
+                let slot = &mut self.events.slots[id.index as usize];
                 slot.set(state::INTERNAL);
                 slot.prio = 0;
                 Ok(id)

@@ -16,6 +16,7 @@
 //! | `internal` | the internal events: remote commands, fork renewal |
 //! | `verify` | the invariant checker, [`Registry::verify`] |
 //! | `event` | [`EventId`], [`Pending`], an event's slot |
+//! | `events` | the event table: slots, free list, live count; an event's state transitions |
 //! | `clock` | the monotonic clock and its cache; `TimerKey`, the order of every timer structure |
 //! | `io_map` | events per fd, combined interest, the change list |
 //! | `timer_ring`, `timer_heap`, `timers` | the timers in four structures: a bucket ring for those due within about a second, the common-timeout queues with a small heap of their heads, and a heap for the rest |
@@ -42,6 +43,7 @@ mod bufio;
 mod clock;
 mod dispatch;
 mod event;
+mod events;
 pub mod fd;
 mod flags;
 mod handle;

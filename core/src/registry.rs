@@ -33,6 +33,7 @@ use crate::active_queues::ActiveQueues;
 use crate::backend::{Backend, ReadyList};
 use crate::clock::{to_ns, Clock};
 use crate::event::{state, EventId, Pending, Slot};
+use crate::events::{activate_slot, count, deactivate, detach, undo_detach, Events};
 use crate::flags::{EventFlags, Features};
 use crate::hooks::{HookKind, Hooks};
 use crate::io_map::IoMap;
@@ -40,11 +41,6 @@ use crate::metrics::Metrics;
 use crate::remote::Remote;
 use crate::signal::{self, Mechanism, Signals};
 use crate::timers::{Rearm, Timers};
-
-pub(crate) const NO_SLOT: u32 = u32::MAX;
-/// The most events a base holds at once: slot numbers are `u32`, and `u32::MAX` is taken (the
-/// free list's end, the active queues' tombstone).
-pub(crate) const MAX_EVENTS: usize = u32::MAX as usize;
 
 /// The boxed callback of an event: the context of this run, and the user data passed to
 /// [`Base::run`](crate::Base::run).
@@ -65,17 +61,15 @@ pub(crate) fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// The one place the live count changes: mark `slot` counted or not, keeping `live` in step.
-#[inline(always)]
-pub(crate) fn count<C>(slot: &mut Slot<C>, live: &mut usize, counted: bool) {
-    if slot.is(state::COUNTED) != counted {
-        slot.state ^= state::COUNTED;
-        if counted {
-            *live += 1;
-        } else {
-            *live -= 1;
-        }
-    }
+/// Whether the loop runs, and what ends it: what `loop_exit` and `loop_break` set and the
+/// loop reads after each callback.
+#[derive(Default)]
+pub(crate) struct LoopFlow {
+    pub running: bool,
+    pub got_exit: bool,
+    pub got_break: bool,
+    /// `loop_break` called while the loop was not running: the next run returns at once.
+    pub break_pending: bool,
 }
 
 /// The internal events' state: how signals and other threads' commands reach the loop.
@@ -118,9 +112,8 @@ pub struct Registry<D> {
     pub(crate) id: u32,
     pub(crate) backend: Box<dyn Backend>,
     pub(crate) features: Features,
-    pub(crate) slots: Vec<Slot<Callback<D>>>,
-    /// The first free slot; each free slot's `ncalls` links to the next.
-    pub(crate) free_head: u32,
+    /// Every event's slot and state (see `events`).
+    pub(crate) events: Events<Callback<D>>,
     pub(crate) io: IoMap,
     pub(crate) timers: Timers,
     pub(crate) active: ActiveQueues,
@@ -128,13 +121,8 @@ pub struct Registry<D> {
     /// fds the backend refused while flushing changes, to report to their events.
     pub(crate) failed: Vec<RawFd>,
     pub(crate) clock: Clock,
-    /// Changed by [`count`] only.
-    pub(crate) live: usize,
-    pub(crate) running: bool,
-    pub(crate) got_exit: bool,
-    pub(crate) got_break: bool,
-    /// `loop_break` called while the loop was not running: the next run returns at once.
-    pub(crate) break_pending: bool,
+    /// Whether the loop runs, and what ends it.
+    pub(crate) flow: LoopFlow,
     /// Iterations, callbacks run, time blocked: what [`metrics`](Self::metrics) reads.
     pub(crate) metrics: Metrics,
     /// The started prepare, check and idle watchers.
@@ -144,13 +132,6 @@ pub struct Registry<D> {
     /// followed by an add of the same event is then two flag flips.
     pub(crate) lazy_io: Vec<u32>,
     pub(crate) lazy: bool,
-    /// The timeouts of persistent events (`intervals[idx]` while slot `idx` has `INTERVAL`),
-    /// kept out of the slots: most events have none, and every event would pay 8 bytes.
-    pub(crate) intervals: Vec<u64>,
-    /// The fds of events made by `new_owned_event` and `new_event_on` (`owned_fds[idx]` while
-    /// slot `idx` has `OWNS_FD`), kept out of the slots for the same reason. Shared by the
-    /// events on one fd: it closes when the last of them is freed.
-    pub(crate) owned_fds: Vec<Option<Rc<OwnedFd>>>,
     /// The async runtimes' work that keeps the loop alive, as pending events do: each task
     /// not yet completed or dropped, and one while requests of futures wait to be applied
     /// (`rt` counts; the loop reads the count).
@@ -173,19 +154,14 @@ impl<D> Registry<D> {
             id,
             backend,
             features,
-            slots: Vec::new(),
-            free_head: NO_SLOT,
+            events: Events::new(),
             io: IoMap::new(emulate_closed, immediate),
             timers: Timers::default(),
             active: ActiveQueues::new(priorities),
             ready: ReadyList::new(),
             failed: Vec::new(),
             clock: Clock::new(),
-            live: 0,
-            running: false,
-            got_exit: false,
-            got_break: false,
-            break_pending: false,
+            flow: LoopFlow::default(),
             metrics: Metrics::default(),
             hooks: Hooks::default(),
             internal: Internals {
@@ -199,8 +175,6 @@ impl<D> Registry<D> {
             },
             lazy_io: Vec::new(),
             lazy: !immediate,
-            intervals: Vec::new(),
-            owned_fds: Vec::new(),
             async_work: Default::default(),
         }
     }
@@ -209,7 +183,7 @@ impl<D> Registry<D> {
     #[inline]
     pub(crate) fn check(&self, id: EventId) -> io::Result<usize> {
         // A live slot's generation is odd, a free one's even: one comparison checks both.
-        match self.slots.get(id.index as usize) {
+        match self.events.slots.get(id.index as usize) {
             Some(s) if s.gen == id.gen && id.base == self.id => Ok(id.index as usize),
             _ => Err(self.bad_id(id)),
         }
@@ -237,20 +211,7 @@ impl<D> Registry<D> {
         callback: Callback<D>,
     ) -> io::Result<EventId> {
         let prio = self.active.priorities() / 2;
-        let (index, gen) = if self.free_head != NO_SLOT {
-            let index = self.free_head;
-            let slot = &mut self.slots[index as usize];
-            self.free_head = slot.ncalls;
-            *slot = Slot::new(slot.gen, fd, flags, prio, callback);
-            (index, slot.gen)
-        } else if self.slots.len() < MAX_EVENTS {
-            let slot = Slot::new(0, fd, flags, prio, callback);
-            let gen = slot.gen;
-            self.slots.push(slot);
-            ((self.slots.len() - 1) as u32, gen)
-        } else {
-            return Err(too_many_events());
-        };
+        let (index, gen) = self.events.alloc(fd, flags, prio, callback)?;
         Ok(EventId {
             base: self.id,
             index,
@@ -262,8 +223,8 @@ impl<D> Registry<D> {
     /// runtime's: its tasks do).
     pub(crate) fn make_internal(&mut self, id: EventId) {
         if let Ok(idx) = self.check(id) {
-            debug_assert!(!self.slots[idx].is(state::COUNTED));
-            self.slots[idx].set(state::INTERNAL);
+            debug_assert!(!self.events.slots[idx].is(state::COUNTED));
+            self.events.slots[idx].set(state::INTERNAL);
         }
     }
 
@@ -324,7 +285,7 @@ impl<D> Registry<D> {
             )));
         }
         let id = self.make_event(raw, flags, Box::new(callback))?;
-        self.share_fd(id.index as usize, Rc::new(fd));
+        self.events.share_fd(id.index as usize, Rc::new(fd));
         Ok(id)
     }
 
@@ -375,9 +336,9 @@ impl<D> Registry<D> {
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
         let owner_idx = self.check(owner)?;
-        let shared = match &self.owned_fds.get(owner_idx) {
-            Some(Some(fd)) if self.slots[owner_idx].is(state::OWNS_FD) => Rc::clone(fd),
-            _ => {
+        let shared = match self.events.owned_fd(owner_idx) {
+            Some(fd) => Rc::clone(fd),
+            None => {
                 return Err(invalid(format!(
                     "{owner:?} owns no fd: new_event_on shares the fd of an event made by new_owned_event or new_event_on"
                 )))
@@ -390,17 +351,8 @@ impl<D> Registry<D> {
             )));
         }
         let id = self.make_event(raw, flags, Box::new(callback))?;
-        self.share_fd(id.index as usize, shared);
+        self.events.share_fd(id.index as usize, shared);
         Ok(id)
-    }
-
-    /// Slot `idx` owns (a share of) `fd` from now on.
-    fn share_fd(&mut self, idx: usize, fd: Rc<OwnedFd>) {
-        if self.owned_fds.len() <= idx {
-            self.owned_fds.resize_with(idx + 1, || None);
-        }
-        self.owned_fds[idx] = Some(fd);
-        self.slots[idx].set(state::OWNS_FD);
     }
 
     /// Free an event made by [`new_owned_event`](Self::new_owned_event) and hand its fd back,
@@ -413,9 +365,9 @@ impl<D> Registry<D> {
     /// event stays then.
     pub fn free_and_take_fd(&mut self, id: EventId) -> io::Result<OwnedFd> {
         let idx = self.check(id)?;
-        let shared = match &self.owned_fds.get(idx) {
-            Some(Some(fd)) if self.slots[idx].is(state::OWNS_FD) => Rc::strong_count(fd) - 1,
-            _ => {
+        let shared = match self.events.owned_fd(idx) {
+            Some(fd) => Rc::strong_count(fd) - 1,
+            None => {
                 return Err(invalid(format!(
                     "{id:?} owns no fd (it was not made by new_owned_event)"
                 )))
@@ -426,8 +378,7 @@ impl<D> Registry<D> {
                 "{id:?} shares its fd with {shared} other event(s) made by new_event_on: free them first"
             )));
         }
-        self.slots[idx].clear(state::OWNS_FD);
-        let fd = self.owned_fds[idx].take();
+        let fd = self.events.take_fd(idx);
         drop(self.free_idx(idx));
         fd.and_then(|fd| Rc::try_unwrap(fd).ok())
             .ok_or_else(|| invalid(format!("{id:?} lost its fd")))
@@ -440,7 +391,7 @@ impl<D> Registry<D> {
     ///
     /// A freed or foreign id; `InvalidInput` for a timer or signal event.
     pub fn event_fd(&self, id: EventId) -> io::Result<BorrowedFd<'_>> {
-        let slot = &self.slots[self.check(id)?];
+        let slot = &self.events.slots[self.check(id)?];
         if !slot.flags.intersects(EventFlags::IO) {
             return Err(invalid(format!("{id:?} watches no fd")));
         }
@@ -642,6 +593,7 @@ impl<D> Registry<D> {
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         // Fast paths, kept small so that they inline; the rest is `add_checked`.
         let Some(slot) = self
+            .events
             .slots
             .get_mut(id.index as usize)
             .filter(|s| s.gen == id.gen && id.base == self.id)
@@ -655,7 +607,7 @@ impl<D> Registry<D> {
             None if st & (state::PENDING_IO | state::DETACHED) == state::DETACHED => {
                 undo_detach(slot);
                 if !slot.is(state::COUNTED | state::INTERNAL) {
-                    count(slot, &mut self.live, true);
+                    count(slot, &mut self.events.live, true);
                 }
                 return Ok(());
             }
@@ -687,7 +639,7 @@ impl<D> Registry<D> {
     #[inline(never)]
     fn add_checked(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
         let idx = self.check(id)?;
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         match timeout {
             // Fast path: an I/O event deleted earlier in this iteration, re-added without a
             // timeout, is still in the io map: undo the delete.
@@ -705,16 +657,16 @@ impl<D> Registry<D> {
             _ => return self.add_idx(idx, timeout),
         }
         // Pending now, so it counts (unless internal).
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if !slot.is(state::COUNTED | state::INTERNAL) {
-            count(slot, &mut self.live, true);
+            count(slot, &mut self.events.live, true);
         }
         Ok(())
     }
 
     #[inline(never)]
     fn add_idx(&mut self, idx: usize, timeout: Option<Duration>) -> io::Result<()> {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         let flags = slot.flags;
         if let Some(kind) = HookKind::of(flags) {
             return self.start_hook(idx, kind, timeout);
@@ -728,27 +680,25 @@ impl<D> Registry<D> {
         }
         if timeout.is_none()
             && !flags.intersects(EventFlags::IO | EventFlags::SIGNAL)
-            && !self.slots[idx].is(state::TIMER)
+            && !self.events.slots[idx].is(state::TIMER)
         {
             // Nothing to watch and no deadline: it would be "added" and never run.
             let id = EventId {
                 base: self.id,
                 index: idx as u32,
-                gen: self.slots[idx].gen,
+                gen: self.events.slots[idx].gen,
             };
             return Err(invalid(format!(
                 "{id:?} has no fd or signal to watch: a timer is added with a timeout, and an event that only runs when activated needs no add (new_user_event)"
             )));
         }
-        if flags.contains(EventFlags::SIGNAL) && !self.slots[idx].is(state::PENDING_SIG) {
+        if flags.contains(EventFlags::SIGNAL) && !self.events.slots[idx].is(state::PENDING_SIG) {
             self.watch_signal(idx)?;
         }
         if let Some(t) = timeout {
             self.add_timer(idx, to_ns(t));
         }
-        let slot = &mut self.slots[idx];
-        let counted = slot.should_count();
-        count(slot, &mut self.live, counted);
+        self.events.recount(idx);
         Ok(())
     }
 
@@ -767,14 +717,12 @@ impl<D> Registry<D> {
                 kind.name()
             )));
         }
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if !slot.is(state::HOOKED) {
             slot.set(state::HOOKED);
             self.hooks.start(kind, idx as u32);
         }
-        let slot = &mut self.slots[idx];
-        let counted = slot.should_count();
-        count(slot, &mut self.live, counted);
+        self.events.recount(idx);
         Ok(())
     }
 
@@ -782,7 +730,7 @@ impl<D> Registry<D> {
     /// line, like the other slow paths below, so that the fast paths stay small.
     #[inline(never)]
     fn add_io(&mut self, idx: usize, flags: EventFlags) -> io::Result<()> {
-        let fd = self.slots[idx].fd;
+        let fd = self.events.slots[idx].fd;
         if flags.contains(EventFlags::ET) && !self.features.contains(Features::EDGE_TRIGGERED) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -798,7 +746,7 @@ impl<D> Registry<D> {
         if !self.io.covers(fd) {
             check_open(fd)?;
         }
-        let fresh = !self.slots[idx].is(state::REGISTERED);
+        let fresh = !self.events.slots[idx].is(state::REGISTERED);
         // A new event on an fd whose other events are registered: if the kernel forgot the
         // registration (the fd was closed under those events and the number reused), they are
         // stale — reported as closed and deleted — and the fd is registered afresh.
@@ -808,7 +756,7 @@ impl<D> Registry<D> {
         }
         self.io
             .add(&mut *self.backend, fd, idx as u32, flags, fresh)?;
-        self.slots[idx].set(state::PENDING_IO | state::REGISTERED);
+        self.events.slots[idx].set(state::PENDING_IO | state::REGISTERED);
         Ok(())
     }
 
@@ -816,12 +764,12 @@ impl<D> Registry<D> {
     #[inline]
     fn add_timer(&mut self, idx: usize, ns: u64) {
         let deadline = self.clock.now().saturating_add(ns);
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         // An activation by the old timeout is superseded by the new one (libevent).
         if slot.is(state::ACTIVE) && slot.res.contains(EventFlags::TIMEOUT) {
             deactivate(slot, idx, &mut self.active);
         }
-        if self.slots[idx].is(state::TIMER) {
+        if self.events.slots[idx].is(state::TIMER) {
             self.rearm_timer(idx, deadline, ns);
         } else {
             self.start_timer(idx, deadline, ns);
@@ -836,39 +784,29 @@ impl<D> Registry<D> {
     #[inline(always)]
     fn rearm_timer(&mut self, idx: usize, deadline: u64, ns: u64) {
         let persistent = |slot: &Slot<Callback<D>>| slot.flags.contains(EventFlags::PERSIST);
-        let slots = &self.slots;
+        let slots = &self.events.slots;
         if self
             .timers
             .rearm(idx as u32, deadline, ns, || persistent(&slots[idx]))
             == Rearm::Moved
-            && persistent(&self.slots[idx])
+            && persistent(&self.events.slots[idx])
         {
-            self.record_interval(idx, ns);
+            self.events.record_interval(idx, ns);
         }
-    }
-
-    /// A persistent event's timeout is `ns`: its period from now on.
-    #[inline]
-    fn record_interval(&mut self, idx: usize, ns: u64) {
-        self.slots[idx].set(state::INTERVAL);
-        if self.intervals.len() <= idx {
-            crate::event::cover(&mut self.intervals, idx, 0);
-        }
-        self.intervals[idx] = ns;
     }
 
     /// Start the timer of an event that has none running, due at `deadline`, `ns` from now;
     /// it counts from now on (unless internal).
     #[inline(never)]
     fn start_timer(&mut self, idx: usize, deadline: u64, ns: u64) {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         let persistent = slot.flags.contains(EventFlags::PERSIST);
         slot.set(state::TIMER);
         if !slot.is(state::COUNTED | state::INTERNAL) {
-            count(slot, &mut self.live, true);
+            count(slot, &mut self.events.live, true);
         }
         if persistent {
-            self.record_interval(idx, ns);
+            self.events.record_interval(idx, ns);
         }
         self.timers
             .schedule_new(idx as u32, deadline, ns, persistent);
@@ -887,18 +825,18 @@ impl<D> Registry<D> {
     #[inline]
     pub fn del(&mut self, id: EventId) -> io::Result<()> {
         let idx = self.check(id)?;
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         // Fast path: an event that only watches its fd is detached lazily (see `lazy_io`).
         if self.lazy && slot.state & state::WAITING == state::PENDING_IO {
             detach(slot, idx, &mut self.lazy_io);
-            count(slot, &mut self.live, false);
+            count(slot, &mut self.events.live, false);
             return Ok(());
         }
         self.del_idx(idx)
     }
 
     pub(crate) fn del_idx(&mut self, idx: usize) -> io::Result<()> {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if !slot.is(state::WAITING | state::COUNTED) {
             return Ok(());
         }
@@ -912,33 +850,35 @@ impl<D> Registry<D> {
                 result = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
             }
         }
-        if self.slots[idx].is(state::PENDING_SIG | state::TIMER | state::ACTIVE | state::HOOKED) {
+        if self.events.slots[idx]
+            .is(state::PENDING_SIG | state::TIMER | state::ACTIVE | state::HOOKED)
+        {
             self.del_rest(idx);
         }
         // Nothing is pending or active any more, so the event no longer counts.
-        count(&mut self.slots[idx], &mut self.live, false);
+        count(&mut self.events.slots[idx], &mut self.events.live, false);
         result
     }
 
     /// The signal, timer, activation and hook part of a delete.
     #[inline(never)]
     fn del_rest(&mut self, idx: usize) {
-        if self.slots[idx].is(state::PENDING_SIG) {
+        if self.events.slots[idx].is(state::PENDING_SIG) {
             self.unwatch_signal(idx);
         }
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if slot.is(state::HOOKED) {
             slot.clear(state::HOOKED);
             if let Some(kind) = HookKind::of(slot.flags) {
                 self.hooks.stop(kind, idx as u32);
             }
         }
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if slot.is(state::TIMER) {
             slot.clear(state::TIMER);
             self.timers.remove(idx as u32);
         }
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if slot.is(state::ACTIVE) {
             deactivate(slot, idx, &mut self.active);
         }
@@ -962,7 +902,7 @@ impl<D> Registry<D> {
     pub(crate) fn free_idx(&mut self, idx: usize) -> Option<Callback<D>> {
         let _ = self.del_idx(idx);
         self.remove_detached(idx);
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         // Freeing an fd's last event usually comes right before closing the fd.
         if slot.flags.intersects(EventFlags::IO) && slot.is(state::REGISTERED) {
             let fd = slot.fd;
@@ -970,15 +910,7 @@ impl<D> Registry<D> {
         }
         // An owned fd is closed now that the backend forgot it, unless another event on it
         // (`new_event_on`) still holds a share.
-        if self.slots[idx].is(state::OWNS_FD) {
-            drop(self.owned_fds[idx].take());
-        }
-        let slot = &mut self.slots[idx];
-        slot.gen = slot.gen.wrapping_add(1); // even: free
-        slot.state = 0;
-        slot.ncalls = self.free_head;
-        self.free_head = idx as u32;
-        slot.callback.take()
+        self.events.release(idx)
     }
 
     /// Activate the event by hand with result `flags`, as if `ncalls` (at least 1) things
@@ -990,7 +922,7 @@ impl<D> Registry<D> {
     /// at its point of the loop instead.
     pub fn activate(&mut self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
         let idx = self.check(id)?;
-        if let Some(kind) = HookKind::of(self.slots[idx].flags) {
+        if let Some(kind) = HookKind::of(self.events.slots[idx].flags) {
             return Err(invalid(format!(
                 "{id:?} is {}: it runs at its point of the loop and cannot be activated",
                 kind.name()
@@ -1002,14 +934,14 @@ impl<D> Registry<D> {
 
     #[inline]
     pub(crate) fn activate_idx(&mut self, idx: usize, res: EventFlags, ncalls: u32) {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         activate_slot(
             slot,
             idx as u32,
             res,
             ncalls,
             &mut self.active,
-            &mut self.live,
+            &mut self.events.live,
         );
     }
 
@@ -1037,15 +969,13 @@ impl<D> Registry<D> {
     /// ```
     pub fn remove_timer(&mut self, id: EventId) -> io::Result<()> {
         let idx = self.check(id)?;
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if slot.is(state::TIMER) {
             slot.clear(state::TIMER);
             self.timers.remove(idx as u32);
         }
-        let slot = &mut self.slots[idx];
-        slot.clear(state::INTERVAL | state::REARMED);
-        let counted = slot.should_count();
-        count(slot, &mut self.live, counted);
+        self.events.slots[idx].clear(state::INTERVAL | state::REARMED);
+        self.events.recount(idx);
         Ok(())
     }
 
@@ -1081,12 +1011,9 @@ impl<D> Registry<D> {
             )));
         }
         let Registry {
-            io,
-            slots,
-            active,
-            live,
-            ..
+            io, events, active, ..
         } = self;
+        let Events { slots, live, .. } = events;
         let mut n = 0;
         for &idx in io.events(fd) {
             let slot = &mut slots[idx as usize];
@@ -1117,7 +1044,13 @@ impl<D> Registry<D> {
         use std::fmt::Write as _;
         let now = self.clock.now();
         let mut out = String::new();
-        for (idx, slot) in self.slots.iter().enumerate().filter(|(_, s)| s.live()) {
+        for (idx, slot) in self
+            .events
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live())
+        {
             let id = EventId {
                 base: self.id,
                 index: idx as u32,
@@ -1150,7 +1083,7 @@ impl<D> Registry<D> {
     ///
     /// A freed or foreign id.
     pub fn pending(&self, id: EventId) -> io::Result<Pending> {
-        let slot = &self.slots[self.check(id)?];
+        let slot = &self.events.slots[self.check(id)?];
         let mut flags = EventFlags::empty();
         if slot.is(state::PENDING_IO) {
             flags |= slot.flags & EventFlags::IO;
@@ -1184,7 +1117,7 @@ impl<D> Registry<D> {
                 "priority {prio} is out of range: this base has {n} (0..{n})"
             )));
         }
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if slot.is(state::ACTIVE) {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
@@ -1330,7 +1263,7 @@ impl<D> Registry<D> {
         }
         let id = self.make_event(fd, flags, callback)?;
         let idx = id.index as usize;
-        self.slots[idx].set(state::ONCE);
+        self.events.slots[idx].set(state::ONCE);
         let io = flags.intersects(EventFlags::IO);
         let result = if !io && timeout.is_none_or(|t| t.is_zero()) {
             self.activate_idx(idx, EventFlags::TIMEOUT, 1);
@@ -1352,7 +1285,7 @@ impl<D> Registry<D> {
             NO_FD,
             EventFlags::empty(),
             after,
-            Box::new(|ctx, _| ctx.registry.got_exit = true),
+            Box::new(|ctx, _| ctx.registry.flow.got_exit = true),
         );
         if timer.is_err() {
             // Only with u32::MAX events in the base: stop as soon as possible rather than
@@ -1365,21 +1298,21 @@ impl<D> Registry<D> {
     /// not running, it makes the next run return at once (libevent loses it: its issues #573,
     /// #729, #1292).
     pub fn loop_break(&mut self) {
-        if self.running {
-            self.got_break = true;
+        if self.flow.running {
+            self.flow.got_break = true;
         } else {
-            self.break_pending = true;
+            self.flow.break_pending = true;
         }
     }
 
     /// Whether the last run ended through [`loop_exit`](Self::loop_exit).
     pub fn got_exit(&self) -> bool {
-        self.got_exit
+        self.flow.got_exit
     }
 
     /// Whether the last run ended through [`loop_break`](Self::loop_break).
     pub fn got_break(&self) -> bool {
-        self.got_break
+        self.flow.got_break
     }
 
     /// The loop's cached time (taken after each wait), or the clock outside the loop (unless
@@ -1424,7 +1357,7 @@ impl<D> Registry<D> {
     /// loop: timeouts count from the clock again. Inside a callback, the loop's cached time
     /// stays (it is the loop's, until its next wait).
     pub fn clear_cache_time(&mut self) {
-        if !self.running {
+        if !self.flow.running {
             self.clock.cache = None;
         }
     }
@@ -1515,13 +1448,13 @@ impl<D> Registry<D> {
 
     /// How many events keep the loop alive: pending or active, not internal.
     pub fn num_events(&self) -> usize {
-        self.live
+        self.events.live
     }
 
     /// Take an event that was deleted lazily out of the io map for real.
     #[inline(never)]
     pub(crate) fn remove_detached(&mut self, idx: usize) {
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if slot.is(state::DETACHED) {
             slot.clear(state::DETACHED);
             let (fd, flags) = (slot.fd, slot.flags);
@@ -1536,7 +1469,7 @@ impl<D> Registry<D> {
     /// event reading it) if needed, take ownership of the signal, start receiving it.
     #[inline(never)]
     pub(crate) fn watch_signal(&mut self, idx: usize) -> io::Result<()> {
-        let signo = signal::signo_of(self.slots[idx].fd);
+        let signo = signal::signo_of(self.events.slots[idx].fd);
         if self.internal.signals.watchers[signo as usize].is_empty() {
             if let Some(fd) = self.internal.signals.ensure_source()? {
                 match self.add_internal(fd, signal_callback()) {
@@ -1556,15 +1489,15 @@ impl<D> Registry<D> {
             }
         }
         self.internal.signals.watchers[signo as usize].push(idx as u32);
-        self.slots[idx].set(state::PENDING_SIG);
+        self.events.slots[idx].set(state::PENDING_SIG);
         Ok(())
     }
 
     /// The last part of deleting a signal event: stop watching, and let the signal go when
     /// nobody watches it any more.
     pub(crate) fn unwatch_signal(&mut self, idx: usize) {
-        let signo = signal::signo_of(self.slots[idx].fd);
-        self.slots[idx].clear(state::PENDING_SIG);
+        let signo = signal::signo_of(self.events.slots[idx].fd);
+        self.events.slots[idx].clear(state::PENDING_SIG);
         let watchers = &mut self.internal.signals.watchers[signo as usize];
         watchers.retain(|&w| w != idx as u32);
         if watchers.is_empty() {
@@ -1599,7 +1532,7 @@ impl<D> Registry<D> {
     /// An internal event: persistent READ on `fd`, priority 0, not keeping the loop alive.
     pub(crate) fn add_internal(&mut self, fd: RawFd, callback: Callback<D>) -> io::Result<EventId> {
         let id = self.alloc(fd, EventFlags::READ | EventFlags::PERSIST, callback)?;
-        let slot = &mut self.slots[id.index as usize];
+        let slot = &mut self.events.slots[id.index as usize];
         slot.set(state::INTERNAL);
         slot.prio = 0;
         if let Err(e) = self.add(id, None) {
@@ -1619,7 +1552,7 @@ impl<D> Registry<D> {
             let events = self.io.events(fd).to_vec();
             for idx in events {
                 let idx = idx as usize;
-                let slot = &self.slots[idx];
+                let slot = &self.events.slots[idx];
                 if slot.is(state::PENDING_IO) {
                     let res = slot.flags & EventFlags::IO;
                     self.activate_idx(idx, res, 1);
@@ -1633,14 +1566,12 @@ impl<D> Registry<D> {
     /// found closed); its timer and activation stay.
     pub(crate) fn forget_io(&mut self, idx: usize) {
         self.remove_detached(idx);
-        let slot = &mut self.slots[idx];
+        let slot = &mut self.events.slots[idx];
         if slot.is(state::PENDING_IO) {
             slot.clear(state::PENDING_IO);
             let (fd, flags) = (slot.fd, slot.flags);
             let _ = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
-            let slot = &mut self.slots[idx];
-            let counted = slot.should_count();
-            count(slot, &mut self.live, counted);
+            self.events.recount(idx);
         }
     }
 
@@ -1652,7 +1583,7 @@ impl<D> Registry<D> {
         let mut lazy = std::mem::take(&mut self.lazy_io);
         for &idx in &lazy {
             // Usually re-added since (a delete-then-add): only the mark goes.
-            let slot = &mut self.slots[idx as usize];
+            let slot = &mut self.events.slots[idx as usize];
             slot.clear(state::LAZY_QUEUED);
             if slot.is(state::DETACHED) {
                 self.remove_detached(idx as usize);
@@ -1661,66 +1592,6 @@ impl<D> Registry<D> {
         lazy.clear();
         self.lazy_io = lazy;
     }
-}
-
-/// Detach an event from its fd lazily: no longer pending, but left in the io map until the
-/// next wait (see `Registry::lazy_io`), queued once for that.
-#[inline(always)]
-fn detach<C>(slot: &mut Slot<C>, idx: usize, lazy_io: &mut Vec<u32>) {
-    slot.state ^= state::PENDING_IO | state::DETACHED;
-    if !slot.is(state::LAZY_QUEUED) {
-        slot.set(state::LAZY_QUEUED);
-        lazy_io.push(idx as u32);
-    }
-}
-
-/// Undo a lazy detach: the event is still in the io map, so it is pending again at once.
-#[inline(always)]
-fn undo_detach<C>(slot: &mut Slot<C>) {
-    slot.state ^= state::DETACHED | state::PENDING_IO;
-}
-
-/// Cancel an activation whose callback has not run.
-#[inline]
-fn deactivate<C>(slot: &mut Slot<C>, idx: usize, active: &mut ActiveQueues) {
-    slot.clear(state::ACTIVE | state::REARMED);
-    slot.res = EventFlags::empty();
-    slot.ncalls = 0;
-    active.remove(idx as u32, slot.prio, slot.ticket);
-}
-
-/// Activate the event in `slot` (number `idx`), or add to its pending activation. Takes the
-/// parts it needs, so dispatch can call it while it borrows the io map or the timer heap.
-#[inline(always)]
-pub(crate) fn activate_slot<C>(
-    slot: &mut Slot<C>,
-    idx: u32,
-    res: EventFlags,
-    ncalls: u32,
-    active: &mut ActiveQueues,
-    live: &mut usize,
-) {
-    if slot.is(state::ACTIVE) {
-        slot.res |= res;
-        slot.ncalls = slot.ncalls.saturating_add(ncalls);
-        return;
-    }
-    slot.res = res;
-    slot.ncalls = ncalls;
-    // Becoming active can only make a live, non-internal event count.
-    if !slot.is(state::INTERNAL) {
-        count(slot, live, true);
-    }
-    slot.set(state::ACTIVE);
-    slot.ticket = active.push(idx, slot.prio);
-}
-
-#[cold]
-fn too_many_events() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::OutOfMemory,
-        format!("too many events: a base holds at most {MAX_EVENTS}"),
-    )
 }
 
 /// Refuse an fd number nobody opened before the io map grows its table to it (fd 1 << 30
@@ -1779,7 +1650,7 @@ impl<D> Context<'_, D> {
         // ET is added here, off the dispatch path. The slot keeps the event's flags even when
         // the callback freed its own event (the generation then moved on by one); only a new
         // event made in the same slot since (two steps on) has other flags.
-        match self.registry.slots.get(self.id.index as usize) {
+        match self.registry.events.slots.get(self.id.index as usize) {
             Some(s)
                 if s.gen.wrapping_sub(self.id.gen) <= 1
                     && self.fired.intersects(EventFlags::IO) =>
@@ -1834,6 +1705,7 @@ impl<D> Context<'_, D> {
     /// The running event's slot, unless the callback freed the event.
     fn running_slot(&self) -> Option<&Slot<Callback<D>>> {
         self.registry
+            .events
             .slots
             .get(self.id.index as usize)
             .filter(|s| s.gen == self.id.gen)

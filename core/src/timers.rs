@@ -255,10 +255,10 @@ impl Timers {
         // (`NO_QUEUE` is past every queue. Being due no earlier than before implies no
         // earlier than its place. A counter about to run out takes the slow path, which
         // renumbers.)
-        if self.lens.get(usize::from(due.queue)) != Some(&len_ns)
-            || deadline < due.deadline
-            || self.next_seq == u32::MAX
-        {
+        if self.lens.get(usize::from(due.queue)) != Some(&len_ns) || deadline < due.deadline {
+            return false;
+        }
+        if self.next_seq == u32::MAX {
             return false;
         }
         due.deadline = deadline;

@@ -5,8 +5,9 @@
 //! operation. It is O(events + fds + timers): a diagnostic, not something to call per event.
 
 use crate::event::state;
+use crate::events::NO_SLOT;
 use crate::hooks::HookKind;
-use crate::registry::{Registry, NO_SLOT};
+use crate::registry::Registry;
 
 impl<D> Registry<D> {
     /// Check every invariant of the registry and panic, naming the first that is broken:
@@ -40,7 +41,7 @@ impl<D> Registry<D> {
 
     fn check_invariants(&self) -> Result<(), String> {
         let (mut counted, mut active, mut timers, mut hooked) = (0usize, 0usize, 0usize, 0usize);
-        for (idx, slot) in self.slots.iter().enumerate() {
+        for (idx, slot) in self.events.slots.iter().enumerate() {
             let id = idx as u32;
             if !slot.live() {
                 if slot.state != 0 || self.timers.contains(id) {
@@ -73,17 +74,17 @@ impl<D> Registry<D> {
                 ));
             }
             timers += usize::from(slot.is(state::TIMER));
-            if slot.is(state::INTERVAL) && self.intervals.len() <= idx {
+            if slot.is(state::INTERVAL) && self.events.intervals.len() <= idx {
                 return Err(format!("slot {idx} is periodic without an interval"));
             }
             // `add_timer` skips recording the interval of a persistent timeout that waits in
             // the queue of its length: the two must agree.
             let queued_len = self.timers.queued_len(id);
             if let Some(len) = queued_len.filter(|_| slot.is(state::INTERVAL)) {
-                if len != self.intervals[idx] {
+                if len != self.events.intervals[idx] {
                     return Err(format!(
                         "slot {idx}: queued with length {len} but its interval is {}",
-                        self.intervals[idx]
+                        self.events.intervals[idx]
                     ));
                 }
             }
@@ -144,10 +145,10 @@ impl<D> Registry<D> {
                 ));
             }
         }
-        if counted != self.live {
+        if counted != self.events.live {
             return Err(format!(
                 "live count {} but {counted} slots counted",
-                self.live
+                self.events.live
             ));
         }
         if active != self.active.len() {
@@ -171,15 +172,17 @@ impl<D> Registry<D> {
         self.active.check()?;
         self.timers.check()?;
         self.io.check(|id| {
-            self.slots
+            self.events
+                .slots
                 .get(id as usize)
                 .filter(|s| s.live())
                 .map(|s| (s.fd, s.flags))
         })?;
         let mut free = 0usize;
-        let mut next = self.free_head;
+        let mut next = self.events.free_head;
         while next != NO_SLOT {
             let slot = self
+                .events
                 .slots
                 .get(next as usize)
                 .ok_or("free list leaves the slab")?;
@@ -187,16 +190,16 @@ impl<D> Registry<D> {
                 return Err(format!("free list holds live slot {next}"));
             }
             free += 1;
-            if free > self.slots.len() {
+            if free > self.events.slots.len() {
                 return Err("free list loops".to_string());
             }
             next = slot.ncalls;
         }
-        let live = self.slots.iter().filter(|s| s.live()).count();
-        if free + live != self.slots.len() {
+        let live = self.events.slots.iter().filter(|s| s.live()).count();
+        if free + live != self.events.slots.len() {
             return Err(format!(
                 "{free} free and {live} live slots, {} in all",
-                self.slots.len()
+                self.events.slots.len()
             ));
         }
         Ok(())

@@ -141,7 +141,7 @@ impl<D> Registry<D> {
     fn new_hook(&mut self, kind: HookKind, callback: crate::Callback<D>) -> io::Result<EventId> {
         let id = self.alloc(NO_FD, kind.flag(), callback)?;
         if kind != HookKind::Idle {
-            self.slots[id.index as usize].set(state::INTERNAL);
+            self.events.slots[id.index as usize].set(state::INTERNAL);
         }
         Ok(id)
     }
@@ -245,7 +245,7 @@ impl<D> Registry<D> {
             self.hooks
                 .list(kind)
                 .iter()
-                .map(|&idx| (idx, self.slots[idx as usize].gen)),
+                .map(|&idx| (idx, self.events.slots[idx as usize].gen)),
         );
         let ran = self.run_batch(&batch, data);
         self.hooks.batch = batch;
@@ -256,7 +256,7 @@ impl<D> Registry<D> {
     /// event of that priority or a more urgent one is active; returns how many ran.
     #[cold]
     pub(crate) fn run_idle(&mut self, data: &mut D) -> usize {
-        let slots = &self.slots;
+        let slots = &self.events.slots;
         let idle = self.hooks.list(HookKind::Idle);
         let Some(best) = idle.iter().map(|&i| slots[i as usize].prio).min() else {
             return 0;
@@ -270,7 +270,7 @@ impl<D> Registry<D> {
         let mut batch = std::mem::take(&mut self.hooks.batch);
         batch.clear();
         batch.extend(self.hooks.list(HookKind::Idle).iter().filter_map(|&idx| {
-            let slot = &self.slots[idx as usize];
+            let slot = &self.events.slots[idx as usize];
             (slot.prio == best).then_some((idx, slot.gen))
         }));
         let ran = self.run_batch(&batch, data);
@@ -289,7 +289,7 @@ impl<D> Registry<D> {
     fn run_batch(&mut self, batch: &[(u32, u32)], data: &mut D) -> usize {
         let mut ran = 0;
         for &(idx, gen) in batch {
-            let slot = &self.slots[idx as usize];
+            let slot = &self.events.slots[idx as usize];
             if slot.gen == gen && slot.is(state::HOOKED) {
                 self.run_callback(idx as usize, EventFlags::empty(), 1, data);
                 ran += 1;
