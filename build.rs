@@ -2,22 +2,15 @@
 //! which backend exists where) and the enabled cargo features:
 //! * `cfg(evloop_backend = "NAME")` for each, which gates its constructor in `src/lib.rs`;
 //! * `EVLOOP_METHODS`, their names in order of preference, read by `supported_methods`;
-//! * `cfg(bsd_like)` on the kqueue systems, so the facade names them once.
+//! * the `cfg` aliases of `targets::cfg_aliases` (`has_kqueue`, ...), so no OS is named here.
 include!("src/targets.rs");
 
 fn main() {
-    println!("cargo::rerun-if-changed=src/targets.rs");
-    println!("cargo::rustc-check-cfg=cfg(bsd_like)");
+    print_cfg_aliases("src/targets.rs");
     let names = PREFERENCE.map(|b| format!("\"{b}\"")).join(", ");
     println!("cargo::rustc-check-cfg=cfg(evloop_backend, values({names}))");
 
-    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let family = std::env::var("CARGO_CFG_TARGET_FAMILY").unwrap_or_default();
-    // A target may belong to several families ("unix,wasm"): the first one that has backends.
-    let family = family
-        .split(',')
-        .find(|f| *f == "unix" || *f == "windows")
-        .unwrap_or("");
+    let (os, family) = build_target();
     let features: Vec<String> = [
         "epoll",
         "kqueue",
@@ -34,12 +27,9 @@ fn main() {
     .map(String::from)
     .collect();
     let features: Vec<&str> = features.iter().map(String::as_str).collect();
-    let compiled = compiled_backends(&os, family, &features);
+    let compiled = compiled_backends(&os, &family, &features);
     for backend in &compiled {
         println!("cargo::rustc-cfg=evloop_backend=\"{backend}\"");
     }
     println!("cargo::rustc-env=EVLOOP_METHODS={}", compiled.join(" "));
-    if KQUEUE_SYSTEMS.contains(&os.as_str()) {
-        println!("cargo::rustc-cfg=bsd_like");
-    }
 }

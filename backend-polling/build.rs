@@ -1,12 +1,13 @@
-//! Defines `cfg(polling_adapter)` where the adapter is compiled: on its native systems
-//! (`src/systems.rs`), or everywhere with the `everywhere` feature.
-include!("src/systems.rs");
+//! The `cfg` aliases of the workspace's one table of systems (`src/targets.rs` at the root):
+//! `polling_native` where the adapter is compiled by default, `polling_o1` where polling's mechanism is O(1); with the `everywhere` feature, `polling_adapter` everywhere.
+include!("../src/targets.rs");
 
 fn main() {
+    print_cfg_aliases("../src/targets.rs");
     println!("cargo::rustc-check-cfg=cfg(polling_adapter)");
-    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let everywhere = std::env::var_os("CARGO_FEATURE_EVERYWHERE").is_some();
-    if everywhere || NATIVE_SYSTEMS.contains(&os.as_str()) {
+    let (os, family) = build_target();
+    let native = cfg_aliases(&os, &family).contains(&"polling_native");
+    if native || std::env::var_os("CARGO_FEATURE_EVERYWHERE").is_some() {
         println!("cargo::rustc-cfg=polling_adapter");
     }
 }

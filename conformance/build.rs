@@ -1,13 +1,7 @@
-//! `cfg(has_kqueue)` from the kqueue crate's own list of systems, so the suite enumerates the
-//! backend crates compiled for the target without a copy of that list.
-include!("../backend-kqueue/src/systems.rs");
+//! The `cfg` aliases of the workspace's one table of systems (`src/targets.rs` at the root):
+//! the suite enumerates the backend crates compiled for the target by the same `has_*` names the crates are gated by.
+include!("../src/targets.rs");
 
 fn main() {
-    println!("cargo::rerun-if-changed=../backend-kqueue/src/systems.rs");
-    println!("cargo::rustc-check-cfg=cfg(has_kqueue)");
-    let _ = EVFILT_USER_SYSTEMS;
-    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if SYSTEMS.contains(&os.as_str()) {
-        println!("cargo::rustc-cfg=has_kqueue");
-    }
+    print_cfg_aliases("../src/targets.rs");
 }

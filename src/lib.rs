@@ -197,7 +197,7 @@ fn is_privileged() -> bool {
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
-#[cfg(bsd_like)]
+#[cfg(has_kqueue)]
 fn is_privileged() -> bool {
     // SAFETY: issetugid has no preconditions.
     unsafe { libc::issetugid() != 0 }
@@ -209,7 +209,7 @@ fn is_privileged() -> bool {
     false
 }
 
-#[cfg(all(unix, not(any(target_os = "linux", target_os = "android", bsd_like))))]
+#[cfg(all(unix, not(any(has_epoll, has_kqueue))))]
 fn is_privileged() -> bool {
     // SAFETY: these calls have no preconditions.
     unsafe { libc::getuid() != libc::geteuid() || libc::getgid() != libc::getegid() }

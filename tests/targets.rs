@@ -1,10 +1,11 @@
 //! Which backend each target selects, proved on any host: `src/targets.rs` is a pure table, so
-//! macOS, the BSDs, illumos and Windows are checked here on Linux. The table is also checked
-//! against the places that must agree with it: Cargo.toml's target tables (evaluated for every
-//! system) and the backend crates' own system lists.
+//! macOS, the BSDs, illumos and Windows are checked here on Linux. It is also the only list of
+//! systems: every build script derives its `cfg` aliases from it (`cfg_aliases`), so there is
+//! no second list to check it against; the cross-target checks in `.ci/run` compile each
+//! backend crate for every system it names.
 
 use evloop::targets::{
-    backends_for, compiled_backends, KQUEUE_SYSTEMS, POLLING_NATIVE_SYSTEMS, PREFERENCE,
+    backends_for, cfg_aliases, compiled_backends, polling_is_o1, CFG_ALIASES, PREFERENCE,
 };
 
 /// Every `(target_os, target_family)` the project names, and two Unixes it does not.
@@ -104,9 +105,45 @@ fn every_list_follows_the_preference_order() {
 }
 
 #[test]
-fn the_backend_crates_name_the_same_systems() {
-    assert_eq!(evloop_kqueue::SYSTEMS, KQUEUE_SYSTEMS);
-    assert_eq!(evloop_polling::NATIVE_SYSTEMS, POLLING_NATIVE_SYSTEMS);
+fn each_backend_crate_is_gated_where_the_table_says_it_exists() {
+    for (os, family) in SYSTEMS {
+        let cfgs = cfg_aliases(os, family);
+        for (backend, cfg) in [
+            ("epoll", "has_epoll"),
+            ("kqueue", "has_kqueue"),
+            ("select", "has_select"),
+        ] {
+            assert_eq!(
+                cfgs.contains(&cfg),
+                backends_for(os, family).contains(&backend),
+                "{os}: {cfg}"
+            );
+        }
+        assert_eq!(
+            cfgs.contains(&"polling_native"),
+            compiled_backends(os, family, &["native-polling"]) == ["polling"],
+            "{os}: polling_native is where the default features compile the adapter"
+        );
+        assert_eq!(
+            cfgs.contains(&"polling_o1"),
+            polling_is_o1(os, family),
+            "{os}"
+        );
+        // The wake-up filter exists only where kqueue does.
+        assert!(
+            !cfgs.contains(&"has_evfilt_user") || cfgs.contains(&"has_kqueue"),
+            "{os}"
+        );
+        for cfg in &cfgs {
+            assert!(CFG_ALIASES.contains(cfg), "{os}: {cfg} is not declared");
+        }
+    }
+    assert!(cfg_aliases("illumos", "unix").contains(&"polling_o1"));
+    assert!(!cfg_aliases("haiku", "unix").contains(&"polling_o1"));
+    assert_eq!(
+        cfg_aliases("windows", "windows"),
+        ["has_select", "polling_o1", "polling_native"]
+    );
 }
 
 #[test]
@@ -125,154 +162,5 @@ fn this_build_compiles_what_the_table_says() {
             evloop::supported_methods().contains(&name),
             "{name}: backend::by_name and supported_methods disagree"
         );
-    }
-}
-
-#[test]
-fn cargo_target_tables_agree_with_the_table() {
-    let facade = include_str!("../Cargo.toml");
-    for (os, family) in SYSTEMS {
-        let deps = dependencies_for(facade, os, family);
-        for backend in PREFERENCE {
-            let krate = format!("evloop-{backend}");
-            assert_eq!(
-                deps.contains(&krate),
-                backends_for(os, family).contains(&backend),
-                "{os}: Cargo.toml and src/targets.rs disagree on {krate}"
-            );
-        }
-    }
-    // The adapter crate needs polling unconditionally exactly where it is compiled by default.
-    let adapter = include_str!("../backend-polling/Cargo.toml");
-    for (os, family) in SYSTEMS {
-        let required = required_dependencies_for(adapter, os, family);
-        assert_eq!(
-            required.contains(&"polling".to_string()),
-            POLLING_NATIVE_SYSTEMS.contains(&os),
-            "{os}: backend-polling/Cargo.toml and NATIVE_SYSTEMS disagree"
-        );
-    }
-}
-
-/// The dependencies a manifest declares for a target: `[dependencies]` and every
-/// `[target.'cfg(..)'.dependencies]` whose cfg holds.
-fn dependencies_for(manifest: &str, os: &str, family: &str) -> Vec<String> {
-    sections(manifest, os, family)
-        .into_iter()
-        .flat_map(|lines| lines.into_iter().map(|(name, _)| name))
-        .collect()
-}
-
-/// As [`dependencies_for`], only those not marked `optional = true`.
-fn required_dependencies_for(manifest: &str, os: &str, family: &str) -> Vec<String> {
-    sections(manifest, os, family)
-        .into_iter()
-        .flat_map(|lines| {
-            lines
-                .into_iter()
-                .filter(|(_, spec)| !spec.contains("optional = true"))
-                .map(|(name, _)| name)
-        })
-        .collect()
-}
-
-/// The `(name, spec)` lines of every dependency section that applies to the target.
-fn sections(manifest: &str, os: &str, family: &str) -> Vec<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut current: Option<Vec<(String, String)>> = None;
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            out.extend(current.take());
-            let applies = if line == "[dependencies]" {
-                true
-            } else if let Some(cfg) = line
-                .strip_prefix("[target.'cfg(")
-                .and_then(|l| l.strip_suffix(")'.dependencies]"))
-            {
-                Cfg::new(cfg).eval(os, family)
-            } else {
-                false
-            };
-            current = applies.then(Vec::new);
-        } else if let Some(deps) = current.as_mut() {
-            if let Some((name, spec)) = line.split_once('=') {
-                if !line.starts_with('#') {
-                    // `name = {..}` or `name.workspace = true`.
-                    let name = name.split('.').next().unwrap_or(name).trim();
-                    deps.push((name.to_string(), spec.trim().to_string()));
-                }
-            }
-        }
-    }
-    out.extend(current);
-    out
-}
-
-/// A small evaluator of Cargo's `cfg(...)` expressions: `any`, `all`, `not`,
-/// `target_os = ".."`, `unix`, `windows`. Anything else is a test failure, not a guess.
-struct Cfg<'a> {
-    rest: &'a str,
-}
-
-impl<'a> Cfg<'a> {
-    fn new(expr: &'a str) -> Self {
-        Self { rest: expr }
-    }
-
-    fn eval(mut self, os: &str, family: &str) -> bool {
-        let v = self.expr(os, family);
-        assert!(self.rest.trim().is_empty(), "trailing {:?}", self.rest);
-        v
-    }
-
-    fn ident(&mut self) -> &'a str {
-        self.rest = self.rest.trim_start();
-        let end = self
-            .rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(self.rest.len());
-        let (id, rest) = self.rest.split_at(end);
-        self.rest = rest.trim_start();
-        id
-    }
-
-    fn eat(&mut self, token: char) -> bool {
-        self.rest = self.rest.trim_start();
-        match self.rest.strip_prefix(token) {
-            Some(rest) => {
-                self.rest = rest;
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn expr(&mut self, os: &str, family: &str) -> bool {
-        let id = self.ident();
-        match id {
-            "any" | "all" | "not" => {
-                assert!(self.eat('('), "( after {id}");
-                let mut values = Vec::new();
-                while !self.eat(')') {
-                    values.push(self.expr(os, family));
-                    self.eat(',');
-                }
-                match id {
-                    "any" => values.iter().any(|v| *v),
-                    "all" => values.iter().all(|v| *v),
-                    _ => !values[0],
-                }
-            }
-            "unix" | "windows" => family == id,
-            "target_os" => {
-                assert!(self.eat('='), "= after target_os");
-                assert!(self.eat('"'));
-                let end = self.rest.find('"').expect("closing quote");
-                let value = &self.rest[..end];
-                self.rest = &self.rest[end + 1..];
-                value == os
-            }
-            other => panic!("cfg evaluator: unknown predicate {other:?}"),
-        }
     }
 }

@@ -21,7 +21,7 @@
 //! On systems without epoll this crate is empty, so a workspace build for the BSDs or macOS
 //! still compiles.
 
-#![cfg(any(target_os = "linux", target_os = "android"))]
+#![cfg(has_epoll)]
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};

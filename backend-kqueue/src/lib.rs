@@ -16,9 +16,6 @@
 #[cfg(unix)]
 pub mod translate;
 
-mod systems;
-pub use systems::{EVFILT_USER_SYSTEMS, SYSTEMS};
-
 #[cfg(has_kqueue)]
 mod sys;
 

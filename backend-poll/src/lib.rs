@@ -147,12 +147,7 @@ impl Backend for PollBackend {
     /// `ppoll`'s timespec where rustix calls it (Linux, Android, FreeBSD, DragonFly);
     /// `poll`'s milliseconds, rounded up, elsewhere.
     fn timeout_resolution(&self) -> Duration {
-        if cfg!(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "freebsd",
-            target_os = "dragonfly"
-        )) {
+        if cfg!(has_ppoll) {
             Duration::from_nanos(1)
         } else {
             Duration::from_millis(1)

@@ -21,19 +21,7 @@ const INITIAL_EVENTS: NonZeroUsize = match NonZeroUsize::new(64) {
 
 /// Whether polling's mechanism on this system is O(1) per wait; elsewhere it falls back to
 /// poll(2).
-const O1: bool = cfg!(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly",
-    target_os = "illumos",
-    target_os = "solaris",
-    windows
-));
+const O1: bool = cfg!(polling_o1);
 
 /// The poller and the flag that tells a dispatch it was woken, shared with the [`Waker`]s.
 ///
@@ -194,18 +182,7 @@ impl Backend for PollingBackend {
     /// for its poll(2) fallback); nanoseconds for event ports and kqueue, and for epoll,
     /// which polling backs with a timerfd.
     fn timeout_resolution(&self) -> Duration {
-        if cfg!(any(
-            target_os = "linux",
-            target_os = "android",
-            target_os = "illumos",
-            target_os = "solaris",
-            target_os = "macos",
-            target_os = "ios",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly"
-        )) {
+        if cfg!(all(polling_o1, not(windows))) {
             Duration::from_nanos(1)
         } else {
             Duration::from_millis(1)

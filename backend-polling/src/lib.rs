@@ -27,9 +27,6 @@
 //!
 //! References: the polling crate's documentation; epoll_ctl(2), kevent(2), port_associate(3C).
 
-mod systems;
-pub use systems::NATIVE_SYSTEMS;
-
 #[cfg(polling_adapter)]
 mod adapter;
 #[cfg(polling_adapter)]

@@ -24,17 +24,7 @@
 //! Where rustix has no caller-sized select (illumos, Solaris, other Unixes: their `fd_set` is
 //! fixed at `FD_SETSIZE`), this crate is empty; poll and the `polling` adapter serve there.
 
-#![cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly",
-    windows
-))]
+#![cfg(has_select)]
 
 #[cfg(unix)]
 mod posix;

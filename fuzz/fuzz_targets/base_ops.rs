@@ -1,4 +1,5 @@
-//! Random event operations on a base (poll backend, two socket pairs): create, add with
+//! Random event operations on a base (poll backend, two socket pairs): create (on raw fds,
+//! owning a duplicate, or sharing another event's fd), add with
 //! timeouts (in the heap's and the bucket ring's ranges), delete, free, activate, change
 //! priority, run without blocking, in any order and on stale ids. Nothing may panic; bad ids must be errors; and after every
 //! operation the registry's invariants hold (`verify`), so a broken count fails where it breaks.
@@ -28,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let mut ids: Vec<EventId> = Vec::new();
     let mut runs = 0u64;
     for op in data.chunks(2) {
-        let (kind, arg) = (op[0] % 9, *op.get(1).unwrap_or(&0));
+        let (kind, arg) = (op[0] % 12, *op.get(1).unwrap_or(&0));
         let pick = |ids: &Vec<EventId>| ids.get(arg as usize % ids.len().max(1)).copied();
         match kind {
             0 => {
@@ -87,6 +88,31 @@ fuzz_target!(|data: &[u8]| {
             }
             7 => {
                 let _ = base.run_with(LoopFlags::NONBLOCK | LoopFlags::NO_EXIT_ON_EMPTY, &mut runs);
+            }
+            9 => {
+                // An event owning a duplicate of a pair's socket.
+                let (a, _) = &pairs[arg as usize % 2];
+                if let Ok(fd) = rustix::io::dup(a) {
+                    let flags = EventFlags::READ | if arg & 2 == 2 { EventFlags::PERSIST } else { EventFlags::empty() };
+                    if let Ok(id) = base.new_owned_event(fd, flags, |_, n: &mut u64| *n += 1) {
+                        ids.push(id);
+                    }
+                }
+            }
+            10 => {
+                // A second event sharing the fd of the picked one (refused unless it owns one).
+                if let Some(id) = pick(&ids) {
+                    let flags = if arg & 4 == 4 { EventFlags::WRITE } else { EventFlags::READ | EventFlags::PERSIST };
+                    if let Ok(id) = base.new_event_on(id, flags, |_, n: &mut u64| *n += 1) {
+                        ids.push(id);
+                    }
+                }
+            }
+            11 => {
+                // Refused while shared or not owned; the event stays then.
+                if let Some(id) = pick(&ids) {
+                    drop(base.free_and_take_fd(id));
+                }
             }
             _ => {
                 let (_, b) = &pairs[arg as usize % 2];

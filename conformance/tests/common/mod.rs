@@ -14,7 +14,7 @@ use evloop_conformance::Factory;
 /// facade name without a crate here a column that never runs.
 pub fn backends() -> Vec<(&'static str, Factory)> {
     let mut crates: Vec<(&'static str, Factory)> = Vec::new();
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(has_epoll)]
     crates.push(("epoll", || Ok(Box::new(evloop_epoll::EpollBackend::new()?))));
     #[cfg(has_kqueue)]
     crates.push(("kqueue", || {
@@ -25,7 +25,7 @@ pub fn backends() -> Vec<(&'static str, Factory)> {
     }));
     #[cfg(unix)]
     crates.push(("poll", || Ok(Box::new(evloop_poll::PollBackend::new()))));
-    #[cfg(any(target_os = "linux", target_os = "android", has_kqueue, windows))]
+    #[cfg(has_select)]
     crates.push(("select", || {
         Ok(Box::new(evloop_select::SelectBackend::new()))
     }));

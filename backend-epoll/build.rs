@@ -1,0 +1,7 @@
+//! The `cfg` aliases of the workspace's one table of systems (`src/targets.rs` at the root):
+//! `has_epoll` gates the backend.
+include!("../src/targets.rs");
+
+fn main() {
+    print_cfg_aliases("../src/targets.rs");
+}
