@@ -12,6 +12,8 @@
 //! | `base` | [`Base`]: creating it, the loop, fork renewal |
 //! | `options` | [`BaseOptions`] |
 //! | `registry` | [`Registry`]: the events and every operation on them, signal watching; [`Context`] |
+//! | `constructors` | making every kind of event, giving an owned fd back |
+//! | `once` | `once`, `after`, `every`, `loop_exit`: events freed after one run |
 //! | `dispatch` | activating ready fds and expired timers, running callbacks |
 //! | `internal` | the internal events: remote commands, fork renewal |
 //! | `verify` | the invariant checker, [`Registry::verify`] |
@@ -41,6 +43,7 @@ pub mod backend;
 mod base;
 mod bufio;
 mod clock;
+mod constructors;
 mod dispatch;
 mod event;
 mod events;
@@ -51,6 +54,7 @@ mod hooks;
 mod internal;
 mod io_map;
 mod metrics;
+mod once;
 mod options;
 mod registry;
 mod remote;
