@@ -39,7 +39,7 @@ mod deferred;
 mod filter;
 mod rate_limit;
 mod resolve;
-use deferred::{Deferred, SocketCell};
+use deferred::{Control, SocketCell};
 pub use filter::{Filter, FilterResult, FlushMode};
 use rate_limit::Dir;
 pub use rate_limit::{RateLimit, RateLimitGroup};
@@ -1047,6 +1047,12 @@ impl<D: 'static> BevContext<'_, '_, D> {
         self.state.settle(self.ctx, self.rc);
     }
 
+    /// Carry out `op` now, after what handles queued before it (see `deferred`).
+    fn control(&mut self, op: Control<D>) -> io::Result<()> {
+        self.settle();
+        self.state.apply(self.ctx, self.rc, op)
+    }
+
     /// Replace the read callback, from inside any of this socket's callbacks (libevent's
     /// `bufferevent_setcb` from a callback, as its le-proxy does): the new one is used from
     /// the next time it is due; the running one finishes first.
@@ -1054,8 +1060,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
         &mut self,
         cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
     ) {
-        self.settle();
-        self.state.callbacks[READ_CB] = Some(Box::new(cb));
+        let _ = self.control(Control::Callback(READ_CB, Box::new(cb))); // cannot fail
     }
 
     /// Replace the write callback; see [`set_read_callback`](Self::set_read_callback).
@@ -1063,8 +1068,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
         &mut self,
         cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
     ) {
-        self.settle();
-        self.state.callbacks[WRITE_CB] = Some(Box::new(cb));
+        let _ = self.control(Control::Callback(WRITE_CB, Box::new(cb))); // cannot fail
     }
 
     /// Replace the event callback; see [`set_read_callback`](Self::set_read_callback).
@@ -1072,8 +1076,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
         &mut self,
         cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
     ) {
-        self.settle();
-        self.state.callbacks[EVENT_CB] = Some(Box::new(cb));
+        let _ = self.control(Control::Callback(EVENT_CB, Box::new(cb))); // cannot fail
     }
 
     /// Queue `data` for writing.
@@ -1092,8 +1095,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`, or the backend refusing the fd.
     pub fn enable(&mut self, flags: EventFlags) -> io::Result<()> {
-        self.settle();
-        self.state.set_enabled(self.ctx, flags, true)
+        self.control(Control::Enable(flags, true))
     }
 
     /// Stop reading and/or writing.
@@ -1102,8 +1104,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`.
     pub fn disable(&mut self, flags: EventFlags) -> io::Result<()> {
-        self.settle();
-        self.state.set_enabled(self.ctx, flags, false)
+        self.control(Control::Enable(flags, false))
     }
 
     /// Push bytes through a filtered socket's filters in `mode` (libevent's
@@ -1115,8 +1116,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`, or the backend refusing the fd.
     pub fn flush_with(&mut self, dirs: EventFlags, mode: FlushMode) -> io::Result<()> {
-        self.settle();
-        self.state.flush_with(self.ctx, dirs, mode)
+        self.control(Control::Flush(dirs, Some(mode)))
     }
 
     /// Set (`Some`), change or remove (`None`) this socket's own rate limit; see
@@ -1126,28 +1126,22 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`; `Unsupported` on a pair.
     pub fn set_rate_limit(&mut self, limit: Option<RateLimit>) -> io::Result<()> {
-        self.settle();
-        if self.state.freed {
-            return Err(freed_error());
-        }
-        self.state.set_rate_limit(self.ctx, self.rc, limit)
+        self.control(Control::RateLimit(limit))
     }
 
     /// Set the read watermarks: the read callback waits for `low` bytes; reading stops while
     /// `high` (0: no limit) are buffered.
     pub fn set_read_watermark(&mut self, low: usize, high: usize) {
-        self.settle();
-        self.state.read_low = low;
-        self.state.read_high = high;
+        // A refused re-arm also reaches the event callback as the I/O fails.
+        let _ = self.control(Control::ReadWatermark(low, high));
     }
 
     /// Set the write watermarks: the write callback runs once the output drains to `low`;
     /// `write` refuses (`WouldBlock`) what would make more than `high` bytes wait (0: no
     /// limit), so a peer that never reads cannot make the output grow without bound.
     pub fn set_write_watermark(&mut self, low: usize, high: usize) {
-        self.settle();
-        self.state.write_low = low;
-        self.state.write_high = high;
+        // A refused re-arm also reaches the event callback as the I/O fails.
+        let _ = self.control(Control::WriteWatermark(low, high));
     }
 
     /// Set the read and write timeouts (`None`: no timeout), counted from the loop's cached
@@ -1161,8 +1155,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
         read: Option<Duration>,
         write: Option<Duration>,
     ) -> io::Result<()> {
-        self.settle();
-        self.state.set_timeouts(self.ctx, read, write)
+        self.control(Control::Timeouts(read, write))
     }
 
     /// Flush, then close (the usual end of a reply): stop reading, let the output drain, then
@@ -1175,20 +1168,13 @@ impl<D: 'static> BevContext<'_, '_, D> {
     ///
     /// After `free`, or the backend refusing the fd.
     pub fn free_after_flush(&mut self) -> io::Result<()> {
-        self.settle();
-        self.rc.ended.set(true);
-        if self.state.free_after_flush(self.ctx)? {
-            self.state.freed = true;
-        }
-        Ok(())
+        self.control(Control::FreeAfterFlush)
     }
 
     /// Free the socket once this callback returns: its events go, and its fd is closed
     /// (`close_on_free`) or returned here.
     pub fn free(&mut self) -> Option<OwnedFd> {
-        self.settle();
-        self.rc.ended.set(true);
-        self.state.freed = true;
+        let _ = self.control(Control::Free);
         if self.state.close_on_free {
             None
         } else {
@@ -1716,30 +1702,38 @@ impl<D: 'static> BufferedSocket<D> {
 
     /// Run `f` on the state; while the socket's own callback runs (the state borrowed),
     /// queue `op` instead, to be applied in order when it returns (see `deferred.rs`).
-    fn with_or_defer(
-        &self,
-        op: impl FnOnce() -> Deferred<D>,
-        f: impl FnOnce(&mut State<D>) -> io::Result<()>,
-    ) -> io::Result<()> {
+    /// The state, to change now; `None` while the socket's own callback runs (its state
+    /// borrowed), when a change is queued instead (see `deferred`).
+    ///
+    /// # Errors
+    ///
+    /// The socket was freed, began closing in its running callback, or lost its base.
+    fn state_now(&self) -> io::Result<Option<std::cell::RefMut<'_, State<D>>>> {
         match self.state.try_borrow_mut() {
-            Ok(mut st) => {
-                if st.base_gone {
-                    return Err(base_gone_error());
-                }
-                if st.freed {
-                    return Err(freed_error());
-                }
-                f(&mut st)
-            }
+            Ok(st) if st.base_gone => Err(base_gone_error()),
+            Ok(st) if st.freed => Err(freed_error()),
+            Ok(st) => Ok(Some(st)),
             Err(_) if self.state.ended.get() => Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "this buffered socket was freed (or began closing) by its running callback",
             )),
-            Err(_) => {
-                self.state.defer(op());
-                Ok(())
-            }
+            Err(_) => Ok(None),
         }
+    }
+
+    /// Carry out `op` now, or queue it to run in order when the socket's running callback
+    /// returns. A close that completed at once is torn down here, where the state is not
+    /// borrowed.
+    fn control(&self, ops: &mut Registry<D>, op: Control<D>) -> io::Result<()> {
+        let Some(mut st) = self.state_now()? else {
+            self.state.defer(op);
+            return Ok(());
+        };
+        let result = st.apply(ops, &self.state, op);
+        if st.freed {
+            st.teardown(ops);
+        }
+        result
     }
 
     fn set_callback(&self, which: usize, cb: BevCallback<D>) {
@@ -1748,7 +1742,7 @@ impl<D: 'static> BufferedSocket<D> {
             Ok(mut st) if !st.freed => st.callbacks[which] = Some(cb),
             Ok(_) => {}
             Err(_) if self.state.ended.get() => {}
-            Err(_) => self.state.defer(Deferred::Callback(which, cb)),
+            Err(_) => self.state.defer(Control::Callback(which, cb)),
         }
     }
 
@@ -1781,10 +1775,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// Freed, or the backend refusing the fd.
     pub fn enable(&self, ops: &mut Registry<D>, flags: EventFlags) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::Enable(flags, true),
-            |st| st.set_enabled(ops, flags, true),
-        )
+        self.control(ops, Control::Enable(flags, true))
     }
 
     /// Stop reading and/or writing.
@@ -1796,10 +1787,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// Freed.
     pub fn disable(&self, ops: &mut Registry<D>, flags: EventFlags) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::Enable(flags, false),
-            |st| st.set_enabled(ops, flags, false),
-        )
+        self.control(ops, Control::Enable(flags, false))
     }
 
     /// Queue `data` for writing.
@@ -1812,7 +1800,13 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// Freed or closing; `WouldBlock` past the write high watermark; a frozen output.
     pub fn write(&self, ops: &mut Registry<D>, data: &[u8]) -> io::Result<()> {
-        self.with_or_defer(|| Deferred::Write(data.to_vec()), |st| st.write(ops, data))
+        match self.state_now()? {
+            Some(mut st) => st.write(ops, data),
+            None => {
+                self.state.defer(Control::Write(data.to_vec()));
+                Ok(())
+            }
+        }
     }
 
     /// Work on the input buffer.
@@ -1905,10 +1899,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// Freed, or the backend refusing the fd.
     pub fn flush(&self, ops: &mut Registry<D>) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::Flush(EventFlags::empty(), None),
-            |st| st.sync(ops),
-        )
+        self.control(ops, Control::Flush(EventFlags::empty(), None))
     }
 
     /// See [`BevContext::flush_with`]; `flush_with(ops, EventFlags::WRITE,
@@ -1924,10 +1915,7 @@ impl<D: 'static> BufferedSocket<D> {
         dirs: EventFlags,
         mode: FlushMode,
     ) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::Flush(dirs, Some(mode)),
-            |st| st.flush_with(ops, dirs, mode),
-        )
+        self.control(ops, Control::Flush(dirs, Some(mode)))
     }
 
     /// Limit how fast the socket reads and writes (libevent's `bufferevent_set_rate_limit`):
@@ -1963,10 +1951,7 @@ impl<D: 'static> BufferedSocket<D> {
         ops: &mut Registry<D>,
         limit: Option<RateLimit>,
     ) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::RateLimit(limit),
-            |st| st.set_rate_limit(ops, &self.state, limit),
-        )
+        self.control(ops, Control::RateLimit(limit))
     }
 
     /// Set socket options on the live socket's fd (a filtered socket's is the one under it).
@@ -2009,13 +1994,7 @@ impl<D: 'static> BufferedSocket<D> {
         low: usize,
         high: usize,
     ) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::ReadWatermark(low, high),
-            |st| {
-                (st.read_low, st.read_high) = (low, high);
-                st.sync(ops)
-            },
-        )
+        self.control(ops, Control::ReadWatermark(low, high))
     }
 
     /// See [`BevContext::set_write_watermark`]; takes `ops` as
@@ -2030,13 +2009,7 @@ impl<D: 'static> BufferedSocket<D> {
         low: usize,
         high: usize,
     ) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::WriteWatermark(low, high),
-            |st| {
-                (st.write_low, st.write_high) = (low, high);
-                st.sync(ops)
-            },
-        )
+        self.control(ops, Control::WriteWatermark(low, high))
     }
 
     /// Set the read and write timeouts: a direction that sees no progress for that long
@@ -2054,10 +2027,7 @@ impl<D: 'static> BufferedSocket<D> {
         read: Option<Duration>,
         write: Option<Duration>,
     ) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::Timeouts(read, write),
-            |st| st.set_timeouts(ops, read, write),
-        )
+        self.control(ops, Control::Timeouts(read, write))
     }
 
     /// The fd (-1 for a pair, or once the socket is freed).
@@ -2103,15 +2073,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn free_after_flush(&self, ops: &mut Registry<D>) -> io::Result<()> {
-        self.with_or_defer(
-            || Deferred::FreeAfterFlush,
-            |st| {
-                if st.free_after_flush(ops)? {
-                    st.teardown(ops);
-                }
-                Ok(())
-            },
-        )
+        self.control(ops, Control::FreeAfterFlush)
     }
 
     /// Free the socket now: its events go, buffered output is dropped, and the fd is closed
@@ -2130,15 +2092,13 @@ impl<D: 'static> BufferedSocket<D> {
                 "this buffered socket's callback is running and it keeps its fd on free: use the BevContext's free, which returns the fd",
             ));
         }
-        let mut fd = None;
-        self.with_or_defer(
-            || Deferred::Free,
-            |st| {
-                fd = st.teardown(ops);
-                Ok(())
-            },
-        )?;
-        Ok(fd)
+        match self.state_now()? {
+            Some(mut st) => Ok(st.teardown(ops)),
+            None => {
+                self.state.defer(Control::Free);
+                Ok(None)
+            }
+        }
     }
 }
 

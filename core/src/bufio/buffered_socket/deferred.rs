@@ -1,22 +1,29 @@
-//! One way to use a socket, inside and outside its callbacks. A [`BufferedSocket`] handle
-//! used while the socket's own callback runs finds the state borrowed; instead of failing,
-//! a call that changes the socket (write, enable, disable, flush, timeouts, watermarks,
-//! callbacks, rate limit, free) is queued here and applied in order — before the next call
-//! through the callback's [`BevContext`](super::BevContext), and when the callback returns —
-//! so program order holds however the two are mixed. Calls that read the socket
-//! (`input_len`, `with_input`, ...) cannot wait and answer `ResourceBusy` there.
+//! One way to use a socket, inside and outside its callbacks. Every change to a socket made
+//! through a [`BufferedSocket`](super::BufferedSocket) handle or a callback's
+//! [`BevContext`](super::BevContext) (enable, disable, flush, timeouts, watermarks, callbacks,
+//! rate limit, close) is a [`Control`], carried out by one function, [`State::apply`]: the
+//! two front ends differ only in when it runs. A handle used while the socket's own callback
+//! runs finds the state borrowed; instead of failing, its control is queued here and applied
+//! in order — before the next call through the callback's context, and when the callback
+//! returns — so program order holds however the two are mixed. Calls that read the socket
+//! (`input_len`, `with_input`, ...) cannot wait and answer `ResourceBusy` there. Writes keep
+//! a path of their own (the data is borrowed, and a queued write was promised to its caller,
+//! so it is not held to the high watermark), and so does a handle's `free`, which hands the fd
+//! back.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ops::Deref;
 use std::time::Duration;
 
-use super::{BevCallback, EventFlags, FlushMode, RateLimit, Registry, Shared, State};
+use std::io;
+
+use super::{freed_error, BevCallback, EventFlags, FlushMode, RateLimit, Registry, Shared, State};
 
 /// A socket's state, with the queue of calls made while it was borrowed.
 pub(super) struct SocketCell<D> {
     state: RefCell<State<D>>,
-    queue: RefCell<VecDeque<Deferred<D>>>,
+    queue: RefCell<VecDeque<Control<D>>>,
     /// Whether `queue` holds anything: one load on every callback's return, where the queue
     /// is almost always empty.
     queued: Cell<bool>,
@@ -41,8 +48,8 @@ impl<D> SocketCell<D> {
 
     /// Queue `op` to run when the socket's callback returns. After a queued free, later
     /// calls are refused (they could only be dropped).
-    pub(super) fn defer(&self, op: Deferred<D>) {
-        if matches!(op, Deferred::Free | Deferred::FreeAfterFlush) {
+    pub(super) fn defer(&self, op: Control<D>) {
+        if matches!(op, Control::Free | Control::FreeAfterFlush) {
             self.ended.set(true);
         }
         self.queue.borrow_mut().push_back(op);
@@ -63,8 +70,9 @@ impl<D> Deref for SocketCell<D> {
     }
 }
 
-/// A call made through a handle while the socket was busy.
-pub(super) enum Deferred<D> {
+/// A change to a socket, made through a handle or a callback's context.
+pub(super) enum Control<D> {
+    /// Only queued writes (see the module note).
     Write(Vec<u8>),
     Enable(EventFlags, bool),
     /// A flush; with a mode, `flush_with`.
@@ -99,37 +107,51 @@ impl<D: 'static> State<D> {
             if self.freed {
                 continue;
             }
-            let _ = match op {
-                // Queued from inside a callback, a write was promised to the caller, so it is
-                // not held to the write high watermark.
-                Deferred::Write(data) => self.write_unbounded(ops, &data),
-                Deferred::Enable(flags, on) => self.set_enabled(ops, flags, on),
-                Deferred::Flush(dirs, Some(mode)) => self.flush_with(ops, dirs, mode),
-                Deferred::Flush(_, None) => self.sync(ops),
-                Deferred::Timeouts(read, write) => self.set_timeouts(ops, read, write),
-                Deferred::ReadWatermark(low, high) => {
-                    (self.read_low, self.read_high) = (low, high);
-                    self.sync(ops)
-                }
-                Deferred::WriteWatermark(low, high) => {
-                    (self.write_low, self.write_high) = (low, high);
-                    Ok(())
-                }
-                Deferred::Callback(which, cb) => {
-                    self.callbacks[which] = Some(cb);
-                    Ok(())
-                }
-                Deferred::RateLimit(limit) => self.set_rate_limit(ops, rc, limit),
-                Deferred::FreeAfterFlush => self.free_after_flush(ops).map(|done| {
-                    if done {
-                        self.freed = true;
-                    }
-                }),
-                Deferred::Free => {
+            let _ = self.apply(ops, rc, op);
+        }
+    }
+
+    /// Carry out `op`, whichever front end it came from. A free or the start of a close marks
+    /// the socket (`freed`, and the cell's `ended`, so a handle used later in the running
+    /// callback is refused); the caller tears it down when the state is no longer borrowed.
+    pub(super) fn apply(
+        &mut self,
+        ops: &mut Registry<D>,
+        rc: &Shared<D>,
+        op: Control<D>,
+    ) -> io::Result<()> {
+        match op {
+            Control::Write(data) => self.write_unbounded(ops, &data),
+            Control::Enable(flags, on) => self.set_enabled(ops, flags, on),
+            Control::Flush(dirs, Some(mode)) => self.flush_with(ops, dirs, mode),
+            Control::Flush(_, None) => self.sync(ops),
+            Control::Timeouts(read, write) => self.set_timeouts(ops, read, write),
+            Control::ReadWatermark(low, high) => {
+                (self.read_low, self.read_high) = (low, high);
+                self.sync(ops)
+            }
+            Control::WriteWatermark(low, high) => {
+                (self.write_low, self.write_high) = (low, high);
+                self.sync(ops)
+            }
+            Control::Callback(which, cb) => {
+                self.callbacks[which] = Some(cb);
+                Ok(())
+            }
+            Control::RateLimit(_) if self.freed => Err(freed_error()),
+            Control::RateLimit(limit) => self.set_rate_limit(ops, rc, limit),
+            Control::FreeAfterFlush => {
+                rc.ended.set(true);
+                if self.free_after_flush(ops)? {
                     self.freed = true;
-                    Ok(())
                 }
-            };
+                Ok(())
+            }
+            Control::Free => {
+                rc.ended.set(true);
+                self.freed = true;
+                Ok(())
+            }
         }
     }
 }
