@@ -76,10 +76,59 @@ const WRITE_BURST: u32 = 8;
 const MIN_READ: usize = 4096;
 const MAX_READ: usize = 64 * 1024;
 
-const READ_CB: usize = 0;
-const WRITE_CB: usize = 1;
-const EVENT_CB: usize = 2;
-const NO_CB: usize = usize::MAX;
+/// A socket's watermarks (libevent's): the read callback runs once the input holds
+/// `read_low` bytes, reading pauses at `read_high`; the write callback runs once the output
+/// drains to `write_low`, and `write` refuses what would make more than `write_high` wait.
+/// 0 is no limit (and for `read_low`, one byte).
+#[derive(Copy, Clone, Debug, Default)]
+struct Watermarks {
+    read_low: usize,
+    read_high: usize,
+    write_low: usize,
+    write_high: usize,
+}
+
+/// A socket's read and write timeouts (`None`: none), counted from the loop's cached time.
+#[derive(Copy, Clone, Debug, Default)]
+struct Timeouts {
+    read: Option<Duration>,
+    write: Option<Duration>,
+}
+
+/// A connect under way (`pending`) and, once it failed, why (reported to the event callback
+/// with ERROR). A connect by host name is `State::resolving` first.
+#[derive(Debug, Default)]
+struct Connect {
+    pending: bool,
+    error: Option<io::Error>,
+}
+
+/// Which of a socket's three callbacks (an index into [`Callbacks`], checked by the type).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(usize)]
+enum Which {
+    Read = 0,
+    Write = 1,
+    Event = 2,
+}
+
+/// A socket's callbacks, by [`Which`]; one is out of its place while it runs (see
+/// `invoking`). An array, so that finding one is an index, not a match, on every dispatch.
+struct Callbacks<D>([Option<BevCallback<D>>; 3]);
+
+impl<D> Callbacks<D> {
+    fn none() -> Self {
+        Callbacks([None, None, None])
+    }
+
+    fn is_set(&self, which: Which) -> bool {
+        self.0[which as usize].is_some()
+    }
+
+    fn get(&mut self, which: Which) -> &mut Option<BevCallback<D>> {
+        &mut self.0[which as usize]
+    }
+}
 
 #[derive(Default)]
 struct Pending {
@@ -111,24 +160,20 @@ struct State<D> {
     /// The last write sent everything the output held: the socket had room a moment ago, so
     /// output added since is written at once even while the write event is armed.
     drained: bool,
-    read_low: usize,
-    read_high: usize,
-    write_low: usize,
-    /// Most bytes `write` lets wait in the output (0: no limit).
-    write_high: usize,
+    /// When the read and write callbacks run, and how much the buffers may hold.
+    marks: Watermarks,
     /// Writes go through `send`/`sendmsg` with `MSG_NOSIGNAL` (until one says ENOTSOCK).
     is_socket: bool,
     /// Bytes asked for by the next read: 4 KiB, doubling while reads fill it (to 64 KiB),
     /// halving when they come back small, so an idle connection holds a small chunk and a
     /// bulk transfer still reads in large ones.
     read_size: usize,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
-    connecting: bool,
-    connect_error: Option<io::Error>,
-    callbacks: [Option<BevCallback<D>>; 3],
-    /// The callback running now (taken out of `callbacks`), or `NO_CB`.
-    invoking: usize,
+    timeouts: Timeouts,
+    /// A connect under way, and how it failed.
+    connect: Connect,
+    callbacks: Callbacks<D>,
+    /// The callback running now (taken out of `callbacks`).
+    invoking: Option<Which>,
     pending: Pending,
     defer: bool,
     partner: Option<WeakShared<D>>,
@@ -205,18 +250,13 @@ impl<D: 'static> State<D> {
             read_armed: false,
             write_armed: false,
             drained: false,
-            read_low: 0,
-            read_high: 0,
-            write_low: 0,
-            write_high: 0,
+            marks: Watermarks::default(),
             is_socket,
             read_size: MIN_READ,
-            read_timeout: None,
-            write_timeout: None,
-            connecting: false,
-            connect_error: None,
-            callbacks: [None, None, None],
-            invoking: NO_CB,
+            timeouts: Timeouts::default(),
+            connect: Connect::default(),
+            callbacks: Callbacks::none(),
+            invoking: None,
             pending: Pending::default(),
             defer: options.defer_callbacks,
             partner: None,
@@ -262,10 +302,10 @@ impl<D: 'static> State<D> {
         }
         if let Some(ev) = self.read_ev {
             let want = self.enabled.contains(EventFlags::READ)
-                && (self.read_high == 0 || self.input.len() < self.read_high)
-                && (!pair || self.read_timeout.is_some())
+                && (self.marks.read_high == 0 || self.input.len() < self.marks.read_high)
+                && (!pair || self.timeouts.read.is_some())
                 && self.rate_allows(ops, Dir::Read);
-            set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
+            set_armed(ops, ev, want, &mut self.read_armed, self.timeouts.read)?;
         }
         if let Some(ev) = self.write_ev {
             // Write at once instead of waiting for writability: a socket almost always has
@@ -273,7 +313,7 @@ impl<D: 'static> State<D> {
             // per response). Only what the kernel refuses waits for the write event.
             if !pair
                 && (!self.write_armed || self.drained)
-                && !self.connecting
+                && !self.connect.pending
                 && self.enabled.contains(EventFlags::WRITE)
                 && !self.output.is_empty()
             {
@@ -284,11 +324,11 @@ impl<D: 'static> State<D> {
             }
             // A connect in progress is watched while writing is enabled (the default), as
             // in libevent; a write timeout disables writing, so it fires once.
-            let watched = !pair || self.write_timeout.is_some();
+            let watched = !pair || self.timeouts.write.is_some();
             let want = self.enabled.contains(EventFlags::WRITE)
-                && (self.connecting
+                && (self.connect.pending
                     || (watched && !self.output.is_empty() && self.rate_allows(ops, Dir::Write)));
-            set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
+            set_armed(ops, ev, want, &mut self.write_armed, self.timeouts.write)?;
         }
         if self.partner.is_some() {
             self.pair_exchange(ops);
@@ -313,14 +353,14 @@ impl<D: 'static> State<D> {
     }
 
     /// Whether the callback `which` is set (or running now).
-    fn has_callback(&self, which: usize) -> bool {
-        self.callbacks[which].is_some() || self.invoking == which
+    fn has_callback(&self, which: Which) -> bool {
+        self.callbacks.is_set(which) || self.invoking == Some(which)
     }
 
     /// Whether anyone waits to hear that the output drained: a write callback, or a
     /// `free_after_flush`.
     fn wants_drained(&self) -> bool {
-        self.closing || self.has_callback(WRITE_CB)
+        self.closing || self.has_callback(Which::Write)
     }
 
     /// Stop reading, keep writing, and free the socket once everything it holds went out;
@@ -370,7 +410,7 @@ impl<D: 'static> State<D> {
                 ),
             ));
         }
-        if self.write_high > 0 && self.output.len() + data.len() > self.write_high {
+        if self.marks.write_high > 0 && self.output.len() + data.len() > self.marks.write_high {
             // The peer is not keeping up: tell the writer instead of growing without limit.
             // Nothing was queued; the caller keeps its bytes and may retry after the write
             // callback says the output drained.
@@ -380,7 +420,7 @@ impl<D: 'static> State<D> {
                     "output full: {} bytes wait, {} more would pass the limit of {}",
                     self.output.len(),
                     data.len(),
-                    self.write_high
+                    self.marks.write_high
                 ),
             ));
         }
@@ -419,8 +459,8 @@ impl<D: 'static> State<D> {
             };
             return under.set_timeouts(ops, read, write);
         }
-        self.read_timeout = read;
-        self.write_timeout = write;
+        self.timeouts.read = read;
+        self.timeouts.write = write;
         if self.resolving_host() {
             return self.resolve_timeout(ops);
         }
@@ -447,7 +487,7 @@ impl<D: 'static> State<D> {
         }
         self.freed = true;
         // A callback that holds a handle to its own socket would keep the state alive.
-        self.callbacks = [None, None, None];
+        self.callbacks = Callbacks::none();
         for ev in [
             self.read_ev.take(),
             self.write_ev.take(),
@@ -496,7 +536,7 @@ impl<D: 'static> State<D> {
             && !self.freed
             && !self.read_armed
             && !self.write_armed
-            && !self.connecting
+            && !self.connect.pending
             && !self.pending.read
             && !self.pending.write
             && self.pending.events.is_empty()
@@ -539,13 +579,13 @@ impl<D: 'static> State<D> {
         if pending.read
             && (self.enabled.contains(EventFlags::READ) || pending.events.contains(BevEvent::EOF))
         {
-            self.invoke(rc, ctx, data, READ_CB, BevEvent::READING, None);
+            self.invoke(rc, ctx, data, Which::Read, BevEvent::READING, None);
         }
         if pending.write && !self.freed {
-            self.invoke(rc, ctx, data, WRITE_CB, BevEvent::WRITING, None);
+            self.invoke(rc, ctx, data, Which::Write, BevEvent::WRITING, None);
         }
         if !pending.events.is_empty() && !self.freed {
-            self.invoke(rc, ctx, data, EVENT_CB, pending.events, pending.error);
+            self.invoke(rc, ctx, data, Which::Event, pending.events, pending.error);
         }
         if !self.freed {
             let _ = self.sync(ctx);
@@ -564,7 +604,7 @@ impl<D: 'static> State<D> {
             && !self.closing
         {
             self.pending.write = false;
-            self.invoke(rc, ctx, data, WRITE_CB, BevEvent::WRITING, None);
+            self.invoke(rc, ctx, data, Which::Write, BevEvent::WRITING, None);
             if !self.freed {
                 let _ = self.sync(ctx);
             }
@@ -580,14 +620,14 @@ impl<D: 'static> State<D> {
         rc: &Shared<D>,
         ctx: &mut Context<'_, D>,
         data: &mut D,
-        which: usize,
+        which: Which,
         what: BevEvent,
         error: Option<io::Error>,
     ) {
-        let Some(mut cb) = self.callbacks[which].take() else {
+        let Some(mut cb) = self.callbacks.get(which).take() else {
             return;
         };
-        let outer = std::mem::replace(&mut self.invoking, which);
+        let outer = self.invoking.replace(which);
         let mut bctx = BevContext {
             ctx,
             state: self,
@@ -600,15 +640,16 @@ impl<D: 'static> State<D> {
         // callback replaces it).
         self.settle(ctx, rc);
         self.invoking = outer;
-        if self.callbacks[which].is_none() && !self.freed {
-            self.callbacks[which] = Some(cb);
+        let slot = self.callbacks.get(which);
+        if slot.is_none() && !self.freed {
+            *slot = Some(cb);
         }
     }
 
     /// How many bytes the input may take before its high watermark (`usize::MAX`: none).
     fn input_room(&self) -> usize {
-        if self.read_high > 0 {
-            self.read_high.saturating_sub(self.input.len())
+        if self.marks.read_high > 0 {
+            self.marks.read_high.saturating_sub(self.input.len())
         } else {
             usize::MAX
         }
@@ -643,9 +684,9 @@ impl<D: 'static> State<D> {
     /// a refused socket readable before writable, and a read would consume the error): the
     /// outcome is CONNECTED, or one ERROR carrying `SO_ERROR`. Returns whether it connected.
     fn finish_connect(&mut self) -> bool {
-        self.connecting = false;
+        self.connect.pending = false;
         let error =
-            self.connect_error.take().or_else(|| {
+            self.connect.error.take().or_else(|| {
                 match rustix::net::sockopt::socket_error(self.borrowed_fd()) {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) | Err(e) => Some(io::Error::from(e)),
@@ -674,7 +715,7 @@ impl<D: 'static> State<D> {
     }
 
     fn on_readable(&mut self, fired: EventFlags) {
-        if self.connecting && fired.intersects(EventFlags::READ) && !self.finish_connect() {
+        if self.connect.pending && fired.intersects(EventFlags::READ) && !self.finish_connect() {
             return;
         }
         if fired.contains(EventFlags::TIMEOUT) && !fired.contains(EventFlags::READ) {
@@ -705,7 +746,7 @@ impl<D: 'static> State<D> {
                 } else if n < self.read_size / 4 {
                     self.read_size = (self.read_size / 2).max(MIN_READ);
                 }
-                if self.input.len() >= self.read_low.max(1) {
+                if self.input.len() >= self.marks.read_low.max(1) {
                     self.pending.read = true;
                 }
             }
@@ -725,7 +766,7 @@ impl<D: 'static> State<D> {
     fn on_writable(&mut self, fired: EventFlags) {
         // Readiness decides a connect; a timeout alone (SO_ERROR is 0 while a connect is in
         // progress) is a write timeout, reported below.
-        if self.connecting && fired.intersects(EventFlags::WRITE) {
+        if self.connect.pending && fired.intersects(EventFlags::WRITE) {
             self.finish_connect();
             return;
         }
@@ -771,7 +812,7 @@ impl<D: 'static> State<D> {
             // Only a write callback cares that the output drained (libevent runs none when
             // none is set); skipping it saves scheduling the deferred run per response.
             Ok(IoOutcome::Done(n))
-                if n > 0 && self.output.len() <= self.write_low && self.wants_drained() =>
+                if n > 0 && self.output.len() <= self.marks.write_low && self.wants_drained() =>
             {
                 self.pending.write = true
             }
@@ -830,7 +871,7 @@ impl<D: 'static> State<D> {
         }
         match tls.pull(&mut self.input, room) {
             Ok(super::tls::Pulled::Bytes(n)) => {
-                if n > 0 && self.input.len() >= self.read_low.max(1) {
+                if n > 0 && self.input.len() >= self.marks.read_low.max(1) {
                     self.pending.read = true;
                 }
             }
@@ -870,8 +911,8 @@ impl<D: 'static> State<D> {
             Ok(sent) => {
                 self.rate_spend(Dir::Write, sent);
                 let tls = self.tls.as_mut().expect("on the TLS path");
-                let drained = self.output.len() <= self.write_low
-                    && (self.write_low > 0 || !tls.wants_write());
+                let drained = self.output.len() <= self.marks.write_low
+                    && (self.marks.write_low > 0 || !tls.wants_write());
                 // Due after plaintext was taken, or after records went out (those may be all
                 // that waited: a flush-then-close waits for exactly them).
                 let due = drained && (tls.take_plaintext_sent() | (sent > 0 && tls.connected));
@@ -896,7 +937,7 @@ impl<D: 'static> State<D> {
     /// enabled and the input below its high watermark), the write event while records wait.
     fn tls_sync(&mut self, ops: &mut Registry<D>) -> io::Result<()> {
         let before = (self.pending.read, self.pending.write, self.pending.events);
-        if !self.connecting {
+        if !self.connect.pending {
             self.tls_progress();
             if !self.write_armed
                 && self.enabled.contains(EventFlags::WRITE)
@@ -916,15 +957,16 @@ impl<D: 'static> State<D> {
             // output can go.
             let handshake = self.closing && !tls.connected;
             let want = (self.enabled.contains(EventFlags::READ) || handshake)
-                && (self.read_high == 0 || self.input.len() < self.read_high)
-                && (self.connecting || (tls.wants_read() && self.rate_allows(ops, Dir::Read)));
-            set_armed(ops, ev, want, &mut self.read_armed, self.read_timeout)?;
+                && (self.marks.read_high == 0 || self.input.len() < self.marks.read_high)
+                && (self.connect.pending || (tls.wants_read() && self.rate_allows(ops, Dir::Read)));
+            set_armed(ops, ev, want, &mut self.read_armed, self.timeouts.read)?;
         }
         if let Some(ev) = self.write_ev {
             let tls = self.tls.as_ref().expect("on the TLS path");
             let want = self.enabled.contains(EventFlags::WRITE)
-                && (self.connecting || (tls.wants_write() && self.rate_allows(ops, Dir::Write)));
-            set_armed(ops, ev, want, &mut self.write_armed, self.write_timeout)?;
+                && (self.connect.pending
+                    || (tls.wants_write() && self.rate_allows(ops, Dir::Write)));
+            set_armed(ops, ev, want, &mut self.write_armed, self.timeouts.write)?;
         }
         Ok(())
     }
@@ -942,8 +984,8 @@ fn transfer<D: 'static>(from: &mut State<D>, to: &mut State<D>, ops: &mut Regist
     {
         return;
     }
-    let room = if to.read_high > 0 {
-        to.read_high.saturating_sub(to.input.len())
+    let room = if to.marks.read_high > 0 {
+        to.marks.read_high.saturating_sub(to.input.len())
     } else {
         usize::MAX
     };
@@ -952,18 +994,18 @@ fn transfer<D: 'static>(from: &mut State<D>, to: &mut State<D>, ops: &mut Regist
         return;
     }
     for (ev, armed, timeout) in [
-        (to.read_ev, to.read_armed, to.read_timeout),
-        (from.write_ev, from.write_armed, from.write_timeout),
+        (to.read_ev, to.read_armed, to.timeouts.read),
+        (from.write_ev, from.write_armed, from.timeouts.write),
     ] {
         if let (Some(ev), true) = (ev, armed) {
             let _ = ops.add(ev, timeout);
         }
     }
-    if to.enabled.contains(EventFlags::READ) && to.input.len() >= to.read_low.max(1) {
+    if to.enabled.contains(EventFlags::READ) && to.input.len() >= to.marks.read_low.max(1) {
         to.pending.read = true;
         to.schedule(ops);
     }
-    if from.output.len() <= from.write_low {
+    if from.output.len() <= from.marks.write_low {
         from.pending.write = true;
         from.schedule(ops);
     }
@@ -1060,7 +1102,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
         &mut self,
         cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
     ) {
-        let _ = self.control(Control::Callback(READ_CB, Box::new(cb))); // cannot fail
+        let _ = self.control(Control::Callback(Which::Read, Box::new(cb))); // cannot fail
     }
 
     /// Replace the write callback; see [`set_read_callback`](Self::set_read_callback).
@@ -1068,7 +1110,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
         &mut self,
         cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
     ) {
-        let _ = self.control(Control::Callback(WRITE_CB, Box::new(cb))); // cannot fail
+        let _ = self.control(Control::Callback(Which::Write, Box::new(cb))); // cannot fail
     }
 
     /// Replace the event callback; see [`set_read_callback`](Self::set_read_callback).
@@ -1076,7 +1118,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
         &mut self,
         cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static,
     ) {
-        let _ = self.control(Control::Callback(EVENT_CB, Box::new(cb))); // cannot fail
+        let _ = self.control(Control::Callback(Which::Event, Box::new(cb))); // cannot fail
     }
 
     /// Queue `data` for writing.
@@ -1314,7 +1356,7 @@ impl<D> State<D> {
         self.filter = None;
         self.rate = None;
         self.resolving = None;
-        self.callbacks = [None, None, None];
+        self.callbacks = Callbacks::none();
         drop(self.owned.take());
     }
 }
@@ -1395,8 +1437,8 @@ impl<D: 'static> BufferedSocket<D> {
         )?;
         {
             let mut st = bev.state.borrow_mut();
-            st.connecting = true;
-            st.connect_error = refused;
+            st.connect.pending = true;
+            st.connect.error = refused;
             st.sync(ops)?;
         }
         Ok(bev)
@@ -1650,8 +1692,8 @@ impl<D: 'static> BufferedSocket<D> {
         )?;
         let weak = Rc::downgrade(&me.state);
         let taken = under.with(|u| {
-            for which in [READ_CB, WRITE_CB, EVENT_CB] {
-                u.callbacks[which] = Some(filter::under_callback(weak.clone(), which));
+            for which in [Which::Read, Which::Write, Which::Event] {
+                *u.callbacks.get(which) = Some(filter::under_callback(weak.clone(), which));
             }
             Ok(())
         });
@@ -1736,10 +1778,10 @@ impl<D: 'static> BufferedSocket<D> {
         result
     }
 
-    fn set_callback(&self, which: usize, cb: BevCallback<D>) {
+    fn set_callback(&self, which: Which, cb: BevCallback<D>) {
         // On a freed socket the callback could never run: nothing is lost by dropping it.
         match self.state.try_borrow_mut() {
-            Ok(mut st) if !st.freed => st.callbacks[which] = Some(cb),
+            Ok(mut st) if !st.freed => *st.callbacks.get(which) = Some(cb),
             Ok(_) => {}
             Err(_) if self.state.ended.get() => {}
             Err(_) => self.state.defer(Control::Callback(which, cb)),
@@ -1751,19 +1793,19 @@ impl<D: 'static> BufferedSocket<D> {
     /// [`BevContext::set_read_callback`] does at once). On a freed socket it does nothing:
     /// the callback could never run.
     pub fn set_read_callback(&self, cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static) {
-        self.set_callback(READ_CB, Box::new(cb))
+        self.set_callback(Which::Read, Box::new(cb))
     }
 
     /// Called when the output drained to the write low watermark; as
     /// [`set_read_callback`](Self::set_read_callback) otherwise.
     pub fn set_write_callback(&self, cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static) {
-        self.set_callback(WRITE_CB, Box::new(cb))
+        self.set_callback(Which::Write, Box::new(cb))
     }
 
     /// Called on EOF, errors, timeouts and connects (see [`BevContext::fired`]); as
     /// [`set_read_callback`](Self::set_read_callback) otherwise.
     pub fn set_event_callback(&self, cb: impl FnMut(&mut BevContext<'_, '_, D>, &mut D) + 'static) {
-        self.set_callback(EVENT_CB, Box::new(cb))
+        self.set_callback(Which::Event, Box::new(cb))
     }
 
     /// Start reading and/or writing.

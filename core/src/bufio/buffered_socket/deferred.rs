@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use std::io;
 
-use super::{freed_error, BevCallback, EventFlags, FlushMode, RateLimit, Registry, Shared, State};
+use super::{
+    freed_error, BevCallback, EventFlags, FlushMode, RateLimit, Registry, Shared, State, Which,
+};
 
 /// A socket's state, with the queue of calls made while it was borrowed.
 pub(super) struct SocketCell<D> {
@@ -80,7 +82,7 @@ pub(super) enum Control<D> {
     Timeouts(Option<Duration>, Option<Duration>),
     ReadWatermark(usize, usize),
     WriteWatermark(usize, usize),
-    Callback(usize, BevCallback<D>),
+    Callback(Which, BevCallback<D>),
     RateLimit(Option<RateLimit>),
     FreeAfterFlush,
     Free,
@@ -127,15 +129,15 @@ impl<D: 'static> State<D> {
             Control::Flush(_, None) => self.sync(ops),
             Control::Timeouts(read, write) => self.set_timeouts(ops, read, write),
             Control::ReadWatermark(low, high) => {
-                (self.read_low, self.read_high) = (low, high);
+                (self.marks.read_low, self.marks.read_high) = (low, high);
                 self.sync(ops)
             }
             Control::WriteWatermark(low, high) => {
-                (self.write_low, self.write_high) = (low, high);
+                (self.marks.write_low, self.marks.write_high) = (low, high);
                 self.sync(ops)
             }
             Control::Callback(which, cb) => {
-                self.callbacks[which] = Some(cb);
+                *self.callbacks.get(which) = Some(cb);
                 Ok(())
             }
             Control::RateLimit(_) if self.freed => Err(freed_error()),

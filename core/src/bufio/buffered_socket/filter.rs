@@ -15,7 +15,7 @@ use std::io;
 use std::rc::Rc;
 
 use super::{BevCallback, BevEvent, Buffer, EventFlags, Registry, Shared, State, WeakShared};
-use super::{INTERNAL_REFS, READ_CB, WRITE_CB};
+use super::{Which, INTERNAL_REFS};
 
 /// How far a filter should push bytes through (libevent's `bufferevent_flush_mode`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -251,7 +251,7 @@ impl<D: 'static> State<D> {
             mode,
         ) {
             Ok(n) => {
-                if n > 0 && self.input.len() >= self.read_low.max(1) {
+                if n > 0 && self.input.len() >= self.marks.read_low.max(1) {
                     self.pending.read = true;
                 }
                 // The end is reported after the filter had the last bytes: all of them, or
@@ -271,8 +271,8 @@ impl<D: 'static> State<D> {
     /// watermark).
     fn filter_output(&mut self, under: &mut State<D>) {
         if self.enabled.contains(EventFlags::WRITE) {
-            let room = if under.write_high > 0 {
-                under.write_high
+            let room = if under.marks.write_high > 0 {
+                under.marks.write_high
             } else {
                 OUTPUT_AHEAD
             }
@@ -299,7 +299,7 @@ impl<D: 'static> State<D> {
         }
         let unsent = self.output.len() + under.unsent();
         let layer = self.layer();
-        if layer.wrote && unsent <= self.write_low && self.wants_drained() {
+        if layer.wrote && unsent <= self.marks.write_low && self.wants_drained() {
             self.layer().wrote = false;
             self.pending.write = true;
         }
@@ -348,7 +348,7 @@ impl<D: 'static> State<D> {
         let layer = self.filter.as_ref().expect("on the filter path");
         let read = !layer.read_over
             && ((self.enabled.contains(EventFlags::READ)
-                && (self.read_high == 0 || self.input.len() < self.read_high))
+                && (self.marks.read_high == 0 || self.input.len() < self.marks.read_high))
                 || under.handshaking());
         for (flag, on) in [
             (EventFlags::READ, read),
@@ -415,7 +415,7 @@ impl<D: 'static> State<D> {
             u.freed
                 || (!u.read_armed
                     && !u.write_armed
-                    && !u.connecting
+                    && !u.connect.pending
                     && !u.rate_suspended()
                     && u.unsent() == 0
                     && !u.anything_due())
@@ -432,7 +432,7 @@ impl<D: 'static> State<D> {
 
 /// The socket under's callbacks, set by [`BufferedSocket::filtered`]: each runs our side of
 /// the filter and schedules our callbacks.
-pub(super) fn under_callback<D: 'static>(me: WeakShared<D>, which: usize) -> BevCallback<D> {
+pub(super) fn under_callback<D: 'static>(me: WeakShared<D>, which: Which) -> BevCallback<D> {
     Box::new(move |bev, _| {
         let Some(rc) = me.upgrade() else {
             return;
@@ -444,9 +444,9 @@ pub(super) fn under_callback<D: 'static>(me: WeakShared<D>, which: usize) -> Bev
             return;
         }
         match which {
-            READ_CB => st.filter_input(bev.state, FlushMode::Normal),
-            WRITE_CB => st.filter_output(bev.state),
-            _ => {
+            Which::Read => st.filter_input(bev.state, FlushMode::Normal),
+            Which::Write => st.filter_output(bev.state),
+            Which::Event => {
                 let error = bev.error.take();
                 st.filter_event(bev.what, error);
                 st.filter_input(bev.state, FlushMode::Normal);

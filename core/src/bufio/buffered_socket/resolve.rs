@@ -132,7 +132,7 @@ impl<D: 'static> BufferedSocket<D> {
         }
         // The write event, a timer until there is an fd, keeps the loop running meanwhile.
         if let Some(ev) = st.write_ev {
-            ops.add(ev, Some(st.write_timeout.unwrap_or(RESOLVE_LIMIT)))?;
+            ops.add(ev, Some(st.timeouts.write.unwrap_or(RESOLVE_LIMIT)))?;
             st.write_armed = true;
         }
         drop(st);
@@ -208,7 +208,7 @@ impl<D: 'static> BufferedSocket<D> {
         )?;
         {
             let mut st = bev.state.borrow_mut();
-            st.connecting = true;
+            st.connect.pending = true;
             st.resolving = Some(Box::new(Resolving {
                 host: name.to_string(),
                 port,
@@ -279,7 +279,7 @@ impl<D: 'static> State<D> {
     /// One ERROR, naming the host; the keep-alive timer goes.
     fn resolve_failed(&mut self, ops: &mut Registry<D>, e: io::Error) {
         self.resolving = None;
-        self.connecting = false;
+        self.connect.pending = false;
         self.enabled = EventFlags::empty();
         self.pending.events |= BevEvent::ERROR | BevEvent::WRITING;
         self.pending.error = Some(e);
@@ -307,7 +307,7 @@ impl<D: 'static> State<D> {
     /// The write timeout changed while resolving: the timer that bounds it follows.
     pub(super) fn resolve_timeout(&mut self, ops: &mut Registry<D>) -> io::Result<()> {
         if let Some(ev) = self.write_ev {
-            ops.add(ev, Some(self.write_timeout.unwrap_or(RESOLVE_LIMIT)))?;
+            ops.add(ev, Some(self.timeouts.write.unwrap_or(RESOLVE_LIMIT)))?;
             self.write_armed = true;
         }
         Ok(())
@@ -355,8 +355,8 @@ impl<D: 'static> State<D> {
             match start_connect(addr, &r.options) {
                 Ok((fd, immediate)) => {
                     let attached = attach(self, ops, rc, fd);
-                    self.connecting = true;
-                    self.connect_error = immediate;
+                    self.connect.pending = true;
+                    self.connect.error = immediate;
                     if let Err(e) = attached.and_then(|()| self.sync(ops)) {
                         let host = self
                             .resolving
