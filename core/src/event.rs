@@ -72,7 +72,8 @@ pub(crate) mod state {
     pub const REARMED: u16 = 1 << 10;
     /// Has a persistent timeout, re-armed after each activation (the base keeps its length).
     pub const INTERVAL: u16 = 1 << 11;
-    /// Owns its fd (`Registry::owned_fds`), closed when the event is freed.
+    /// Owns (a share of) its fd (`Events::owned_fds`), closed when the last event sharing it
+    /// is freed.
     pub const OWNS_FD: u16 = 1 << 12;
     /// A loop hook (prepare, check, idle) that is started: in its kind's list in `hooks`.
     pub const HOOKED: u16 = 1 << 13;

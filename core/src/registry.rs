@@ -1,5 +1,5 @@
-//! The registry: a base's events and everything they are registered with — the slab of
-//! slots, the io map, the timers, the active queues — and every operation on them, each
+//! The registry: a base's events and everything they are registered with — the event table
+//! (`events`), the io map, the timers, the active queues — and every operation on them, each
 //! written once as a plain method of [`Registry`].
 //!
 //! [`Base`](crate::Base) (outside the loop) and [`Context`] (inside a callback) both
@@ -12,16 +12,20 @@
 //!
 //! The registry and the types that name it — a callback's [`Context`], the boxed
 //! [`Callback`], a [`Command`] from another thread — live together in this module: each names
-//! the others, and keeping them in one place is what keeps the module graph acyclic. The rest
-//! of the registry's methods are in the modules of what they do: `dispatch` (activating and
-//! running events), `internal` (the signal, wake-up and fork plumbing), `verify` (the
-//! invariant checker).
+//! the others, and keeping them in one place is what keeps the module graph acyclic. Here too
+//! is what `add` and `del` need beneath them: the io registration, the timers, signal
+//! watching, the lazy deletes. The rest of the registry's methods are in the modules of what
+//! they do, each calling down into this one and never called from it: `constructors` (making
+//! events), `once` (events freed after one run, `loop_exit`), `dispatch` (activating and
+//! running events), `internal` (remote commands and fork), `watchers` (loop hooks), `verify`
+//! (the invariant checker).
 //!
 //! # The live count
 //!
-//! `live` counts the events that keep the loop alive: not internal, and pending or active.
-//! Each such slot carries the `COUNTED` bit, and [`count`] is the one function that changes
-//! either, so the two cannot drift apart; `verify` checks them against the slots.
+//! The event table's `live` counts the events that keep the loop alive: not internal, and
+//! pending or active. Each such slot carries the `COUNTED` bit, and `events::count` is the one
+//! function that changes either, so the two cannot drift apart; a debug build checks every
+//! answer a caller gives it against the slot's state, and `verify` checks the total.
 
 use crate::fd::{BorrowedFd, RawFd, NO_FD};
 use std::io;
