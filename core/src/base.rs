@@ -284,7 +284,7 @@ impl<D> Registry<D> {
     #[inline]
     fn is_empty(&self, flags: LoopFlags) -> bool {
         self.events.live == 0
-            && self.async_work.get() == 0
+            && self.internal.async_work.get() == 0
             && !flags.contains(LoopFlags::NO_EXIT_ON_EMPTY)
     }
 }

@@ -27,9 +27,9 @@ impl<D> Registry<D> {
             self.apply_lazy_deletes();
         }
         if self.io.has_changes() {
-            self.io.flush(&mut *self.backend, &mut self.failed);
+            self.io.flush(&mut *self.backend);
         }
-        if !self.failed.is_empty() {
+        if !self.io.failed.is_empty() {
             self.report_failed();
         }
     }
@@ -39,7 +39,7 @@ impl<D> Registry<D> {
     #[inline]
     pub(crate) fn activate_ready(&mut self) {
         if !self.ready.closed().is_empty() {
-            self.failed.extend_from_slice(self.ready.closed());
+            self.io.failed.extend_from_slice(self.ready.closed());
             self.report_failed();
         }
         if self.ready.take_woken() {

@@ -81,7 +81,7 @@ impl<D> Registry<D> {
         }
         self.renew_internal_fds()?;
         if recreate {
-            self.io.reregister_all(&mut *self.backend, &mut self.failed);
+            self.io.reregister_all(&mut *self.backend);
             // A backend that delivers signals lost them with its old kernel object.
             if self.internal.signals.mechanism == Mechanism::Backend {
                 for signo in 1..signal::NSIG {

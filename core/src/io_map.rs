@@ -52,6 +52,9 @@ pub struct IoMap {
     #[cfg(windows)]
     free: Vec<usize>,
     dirty: Vec<RawFd>,
+    /// fds the backend refused while flushing changes (or reported closed), for the registry
+    /// to report to their events: what `flush` and `reregister_all` leave behind.
+    pub failed: Vec<RawFd>,
     emulate_closed: bool,
     immediate: bool,
 }
@@ -74,6 +77,7 @@ impl IoMap {
             #[cfg(windows)]
             free: Vec::new(),
             dirty: Vec::new(),
+            failed: Vec::new(),
             emulate_closed,
             immediate,
         }
@@ -376,7 +380,7 @@ impl IoMap {
         !self.dirty.is_empty()
     }
 
-    pub fn flush(&mut self, backend: &mut dyn Backend, failed: &mut Vec<RawFd>) {
+    pub fn flush(&mut self, backend: &mut dyn Backend) {
         if self.dirty.is_empty() {
             return;
         }
@@ -396,7 +400,7 @@ impl IoMap {
             } else {
                 e.committed = EventFlags::empty();
                 if !wanted.is_empty() {
-                    failed.push(fd);
+                    self.failed.push(fd);
                 }
             }
             self.forget_if_unused(idx);
@@ -407,7 +411,7 @@ impl IoMap {
 
     /// After the backend was re-created (fork): register every watched fd afresh. fds the
     /// new backend refuses are pushed onto `failed`.
-    pub fn reregister_all(&mut self, backend: &mut dyn Backend, failed: &mut Vec<RawFd>) {
+    pub fn reregister_all(&mut self, backend: &mut dyn Backend) {
         self.dirty.clear();
         for idx in 0..self.fds.len() {
             let wanted = self.wanted(&self.fds[idx]);
@@ -418,7 +422,7 @@ impl IoMap {
                 let fd = e.fd;
                 match backend.change(fd, EventFlags::empty(), wanted) {
                     Ok(()) => self.fds[idx].committed = wanted,
-                    Err(_) => failed.push(fd),
+                    Err(_) => self.failed.push(fd),
                 }
             }
         }
@@ -539,8 +543,8 @@ mod tests {
         m.add(&mut b, 3, 0, R, true).unwrap();
         m.add(&mut b, 3, 1, R, true).unwrap();
         m.remove(&mut b, 3, 0, R).unwrap();
-        let mut failed = vec![];
-        m.flush(&mut b, &mut failed);
+        m.flush(&mut b);
+        assert!(m.failed.is_empty());
         assert_eq!(b.log, [(3, E, R)]);
         assert_eq!(m.events(3), [1]);
     }
@@ -552,14 +556,14 @@ mod tests {
         m.add(&mut b, 4, 0, R, true).unwrap();
         m.remove(&mut b, 4, 0, R).unwrap();
         m.add(&mut b, 4, 0, R, false).unwrap();
-        m.flush(&mut b, &mut vec![]);
+        m.flush(&mut b);
         assert_eq!(b.log, [(4, E, R)]);
         // A modification is coalesced into one net change.
         m.add(&mut b, 4, 1, W, true).unwrap();
         m.remove(&mut b, 4, 1, W).unwrap();
         m.add(&mut b, 4, 2, W, true).unwrap();
         assert_eq!(m.pending_changes(), 1);
-        m.flush(&mut b, &mut vec![]);
+        m.flush(&mut b);
         assert_eq!(b.log, [(4, E, R), (4, R, R | W)]);
     }
 

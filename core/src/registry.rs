@@ -75,7 +75,8 @@ pub(crate) struct LoopFlow {
     pub break_pending: bool,
 }
 
-/// The internal events' state: how signals and other threads' commands reach the loop.
+/// The internal events' state — how signals and other threads' commands reach the loop —
+/// and the async runtimes' count of work that keeps it alive.
 pub(crate) struct Internals<D> {
     pub signals: Signals,
     /// Reused for every batch of signal deliveries.
@@ -89,6 +90,10 @@ pub(crate) struct Internals<D> {
     pub remote_buf: Vec<Command<D>>,
     /// The same for the merged activations.
     pub remote_activations: Vec<crate::remote::Activation>,
+    /// The async runtimes' work that keeps the loop alive, as pending events do: each task
+    /// not yet completed or dropped, and one while requests of futures wait to be applied
+    /// (`rt` counts; the loop reads the count).
+    pub async_work: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 /// A base's events and their registrations; every event operation is a method of this type.
@@ -114,15 +119,12 @@ pub(crate) struct Internals<D> {
 pub struct Registry<D> {
     pub(crate) id: u32,
     pub(crate) backend: Box<dyn Backend>,
-    pub(crate) features: Features,
     /// Every event's slot and state (see `events`).
     pub(crate) events: Events<Callback<D>>,
     pub(crate) io: IoMap,
     pub(crate) timers: Timers,
     pub(crate) active: ActiveQueues,
     pub(crate) ready: ReadyList,
-    /// fds the backend refused while flushing changes, to report to their events.
-    pub(crate) failed: Vec<RawFd>,
     pub(crate) clock: Clock,
     /// Whether the loop runs, and what ends it.
     pub(crate) flow: LoopFlow,
@@ -135,10 +137,6 @@ pub struct Registry<D> {
     /// followed by an add of the same event is then two flag flips.
     pub(crate) lazy_io: Vec<u32>,
     pub(crate) lazy: bool,
-    /// The async runtimes' work that keeps the loop alive, as pending events do: each task
-    /// not yet completed or dropped, and one while requests of futures wait to be applied
-    /// (`rt` counts; the loop reads the count).
-    pub(crate) async_work: std::rc::Rc<std::cell::Cell<usize>>,
 }
 
 impl<D> Registry<D> {
@@ -156,13 +154,11 @@ impl<D> Registry<D> {
         Registry {
             id,
             backend,
-            features,
             events: Events::new(),
             io: IoMap::new(emulate_closed, immediate),
             timers: Timers::default(),
             active: ActiveQueues::new(priorities),
             ready: ReadyList::new(),
-            failed: Vec::new(),
             clock: Clock::new(),
             flow: LoopFlow::default(),
             metrics: Metrics::default(),
@@ -175,10 +171,10 @@ impl<D> Registry<D> {
                 remote_event: None,
                 remote_buf: Vec::new(),
                 remote_activations: Vec::new(),
+                async_work: Default::default(),
             },
             lazy_io: Vec::new(),
             lazy: !immediate,
-            async_work: Default::default(),
         }
     }
 
@@ -437,7 +433,9 @@ impl<D> Registry<D> {
     #[inline(never)]
     fn add_io(&mut self, idx: usize, flags: EventFlags) -> io::Result<()> {
         let fd = self.events.slots[idx].fd;
-        if flags.contains(EventFlags::ET) && !self.features.contains(Features::EDGE_TRIGGERED) {
+        if flags.contains(EventFlags::ET)
+            && !self.backend.features().contains(Features::EDGE_TRIGGERED)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
@@ -457,7 +455,7 @@ impl<D> Registry<D> {
         // registration (the fd was closed under those events and the number reused), they are
         // stale — reported as closed and deleted — and the fd is registered afresh.
         if fresh && self.io.revalidate(&mut *self.backend, fd).is_err() {
-            self.failed.push(fd);
+            self.io.failed.push(fd);
             self.report_failed();
         }
         self.io
@@ -978,7 +976,7 @@ impl<D> Registry<D> {
 
     /// The backend's features.
     pub fn features(&self) -> Features {
-        self.features
+        self.backend.features()
     }
 
     /// How many priorities this base has.
@@ -1088,7 +1086,7 @@ impl<D> Registry<D> {
     /// then quiet, on every backend. Re-adding such an event fails until its fd is open again.
     #[cold]
     pub(crate) fn report_failed(&mut self) {
-        while let Some(fd) = self.failed.pop() {
+        while let Some(fd) = self.io.failed.pop() {
             let events = self.io.events(fd).to_vec();
             for idx in events {
                 let idx = idx as usize;

@@ -258,7 +258,7 @@ impl Runtime {
         let inner = Rc::new(Inner {
             base: registry.id,
             shared,
-            work: registry.async_work.clone(),
+            work: registry.internal.async_work.clone(),
             changes: RefCell::new(Vec::new()),
             applying: RefCell::new(Vec::new()),
             running: RefCell::new(VecDeque::new()),
