@@ -1,5 +1,7 @@
 //! The `cfg` aliases of the workspace's one table of systems (`src/targets.rs` at the root):
-//! `polling_native` where the adapter is compiled by default, `polling_o1` where polling's mechanism is O(1); with the `everywhere` feature, `polling_adapter` everywhere.
+//! `polling_native` where the adapter is compiled by default, `polling_o1` where polling's
+//! mechanism is O(1); and `polling_adapter` where the adapter is compiled: its native systems,
+//! or everywhere with the `everywhere` feature.
 include!("../src/targets.rs");
 
 fn main() {

@@ -7,10 +7,12 @@
 //! above decides what to tell the io map, the timers and the backend.
 //!
 //! An event's life in its slot: [`alloc`](Events::alloc) gives it an odd generation; `add`
-//! (the registry) sets its pending bits and [`recount`](Events::recount)s it;
-//! [`activate`](Events::activate) queues it, which makes it count; its run or `del` clears
-//! bits and recounts; [`release`](Events::release) makes the generation even and links the
-//! slot into the free list, so a stale id no longer matches.
+//! (the registry) sets its pending bits and counts it; [`activate_slot`] queues it, which
+//! makes it count; its run or `del` clears bits and stops counting it once nothing is left;
+//! [`release`](Events::release) makes the generation even and links the slot into the free
+//! list, so a stale id no longer matches. The transitions that must borrow the table beside
+//! another of the registry's parts (dispatch activates while it reads the io map) are free
+//! functions taking the slot: [`activate_slot`], [`deactivate`], [`detach`], [`count`].
 
 use crate::fd::{OwnedFd, RawFd};
 use std::io;
