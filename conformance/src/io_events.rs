@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use evloop_core::{EventFlags, Features, RunOutcome};
+use evloop_core::{Context, EventFlags, Features, RunOutcome};
 use rustix::net::Shutdown;
 
 #[cfg(unix)]
@@ -23,11 +23,10 @@ pub fn simple_read(h: &Harness) {
     let (a, b) = socketpair();
     write_all(&a, b"hello");
     let mut base = h.base::<(Log, Vec<u8>)>();
-    let fd = raw(&b);
     let e = base
-        .watch(fd, R, move |ctx, (log, got): &mut (Log, Vec<u8>)| {
+        .new_owned_event(b, R, |ctx, (log, got): &mut (Log, Vec<u8>)| {
             log.push(("read", ctx.fired()));
-            got.extend(read_available(borrow(fd)));
+            got.extend(read_available(ctx.borrow_fd().unwrap()));
         })
         .unwrap();
     base.add(e, None).unwrap();
@@ -41,11 +40,10 @@ pub fn simple_read(h: &Harness) {
 pub fn simple_write(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let fd = raw(&a);
     let e = base
-        .watch(fd, W, move |ctx, log: &mut Log| {
+        .new_owned_event(a, W, |ctx, log: &mut Log| {
             log.push(("write", ctx.fired()));
-            write_all(borrow(fd), b"x");
+            write_all(ctx.borrow_fd().unwrap(), b"x");
         })
         .unwrap();
     base.add(e, None).unwrap();
@@ -55,13 +53,19 @@ pub fn simple_write(h: &Harness) {
     assert_eq!(read_available(&b), b"x");
 }
 
-/// Two readers and a writer on one fd all run, in the order they were added.
+/// Two readers and a writer on one fd all run, in the order they were added (the fd owned by
+/// the first, shared by the others through `new_event_on`).
 pub fn two_readers_and_a_writer_on_one_fd(h: &Harness) {
     let (a, b) = socketpair();
     write_all(&a, b"x");
     let mut base = h.base::<Log>();
-    for (name, flags) in [("r1", R), ("r2", R), ("w", W)] {
-        let e = logging_event(&mut base, raw(&b), flags, name);
+    let log_as = |name: &'static str| {
+        move |ctx: &mut Context<'_, Log>, log: &mut Log| log.push((name, ctx.fired()))
+    };
+    let owner = base.new_owned_event(b, R, log_as("r1")).unwrap();
+    base.add(owner, None).unwrap();
+    for (name, flags) in [("r2", R), ("w", W)] {
+        let e = base.new_event_on(owner, flags, log_as(name)).unwrap();
         base.add(e, None).unwrap();
     }
     let mut log = Log::new();
@@ -73,11 +77,10 @@ pub fn two_readers_and_a_writer_on_one_fd(h: &Harness) {
 pub fn persistent_read(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<(usize, Vec<u8>)>();
-    let fd = raw(&b);
     let e = base
-        .watch(fd, R | P, move |_, (n, got): &mut (usize, Vec<u8>)| {
+        .new_owned_event(b, R | P, |ctx, (n, got): &mut (usize, Vec<u8>)| {
             *n += 1;
-            got.extend(read_available(borrow(fd)));
+            got.extend(read_available(ctx.borrow_fd().unwrap()));
         })
         .unwrap();
     base.add(e, None).unwrap();
@@ -109,12 +112,13 @@ pub fn combined_read_write(h: &Harness) {
 pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let fd = raw(&b);
-    let e1 = logging_event(&mut base, fd, R | P, "e1");
+    let e1 = base
+        .new_owned_event(b, R | P, |ctx, log: &mut Log| log.push(("e1", ctx.fired())))
+        .unwrap();
     let e2 = base
-        .watch(fd, R | P, move |ctx, log: &mut Log| {
+        .new_event_on(e1, R | P, |ctx, log: &mut Log| {
             log.push(("e2", ctx.fired()));
-            read_available(borrow(fd));
+            read_available(ctx.borrow_fd().unwrap());
         })
         .unwrap();
     base.add(e1, None).unwrap();
