@@ -9,8 +9,8 @@ use rustix::net::Shutdown;
 #[cfg(unix)]
 use crate::util::renumber;
 use crate::util::{
-    borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
-    WatchRaw,
+    borrow, logging_event, owned_logging_event, raw, read_available, run_until, socketpair, turn,
+    write_all, Log, WatchRaw,
 };
 use crate::Harness;
 
@@ -101,7 +101,7 @@ pub fn combined_read_write(h: &Harness) {
     let (a, b) = socketpair();
     write_all(&a, b"x");
     let mut base = h.base::<Log>();
-    let e = logging_event(&mut base, raw(&b), R | W, "rw");
+    let e = owned_logging_event(&mut base, b, R | W, "rw");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     base.run(&mut log).unwrap();
@@ -137,7 +137,7 @@ pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
 pub fn closed_on_peer_shutdown(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e = logging_event(&mut base, raw(&b), EventFlags::CLOSED, "closed");
+    let e = owned_logging_event(&mut base, b, EventFlags::CLOSED, "closed");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
@@ -155,7 +155,7 @@ pub fn et_fires_once_per_edge(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<usize>();
     let e = base
-        .watch(raw(&b), R | P | EventFlags::ET, |_, n: &mut usize| *n += 1)
+        .new_owned_event(b, R | P | EventFlags::ET, |_, n: &mut usize| *n += 1)
         .unwrap();
     base.add(e, None).unwrap();
     let mut n = 0;
@@ -175,10 +175,10 @@ pub fn et_fires_once_per_edge(h: &Harness) {
 pub fn et_is_reported_in_fired(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let edge = logging_event(&mut base, raw(&b), R | P | EventFlags::ET, "edge");
+    let edge = owned_logging_event(&mut base, b, R | P | EventFlags::ET, "edge");
     base.add(edge, None).unwrap();
     let (c, d) = socketpair();
-    let level = logging_event(&mut base, raw(&d), R, "level");
+    let level = owned_logging_event(&mut base, d, R, "level");
     base.add(level, None).unwrap();
     write_all(&a, b"1");
     write_all(&c, b"1");

@@ -81,6 +81,21 @@ pub fn logging_event(
     .unwrap()
 }
 
+/// A new (not yet added) event owning `fd` whose callback logs `name` and what fired: the
+/// safe form of [`logging_event`], for scenarios that do not need the raw fd.
+#[track_caller]
+pub fn owned_logging_event(
+    base: &mut Base<Log>,
+    fd: OwnedFd,
+    flags: EventFlags,
+    name: &'static str,
+) -> EventId {
+    base.new_owned_event(fd, flags, move |ctx, log: &mut Log| {
+        log.push((name, ctx.fired()))
+    })
+    .unwrap()
+}
+
 /// How long a scenario waits for something that should take milliseconds before failing:
 /// 10 s, or `EVLOOP_PATIENCE_SECS` for slow runs (valgrind, sanitizers).
 pub fn patience() -> Duration {
