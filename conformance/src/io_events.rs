@@ -3,14 +3,14 @@
 use std::io;
 use std::time::Duration;
 
-use evloop_core::{Context, EventFlags, Features, RunOutcome};
+use evloop_core::{EventFlags, Features, RunOutcome};
 use rustix::net::Shutdown;
 
 #[cfg(unix)]
 use crate::util::renumber;
 use crate::util::{
-    borrow, logging_event, owned_logging_event, raw, read_available, run_until, socketpair, turn,
-    write_all, Log, WatchRaw,
+    borrow, log_as, logging_event, owned_logging_event, raw, read_available, run_until, socketpair,
+    turn, write_all, Log, WatchRaw,
 };
 use crate::Harness;
 
@@ -59,9 +59,6 @@ pub fn two_readers_and_a_writer_on_one_fd(h: &Harness) {
     let (a, b) = socketpair();
     write_all(&a, b"x");
     let mut base = h.base::<Log>();
-    let log_as = |name: &'static str| {
-        move |ctx: &mut Context<'_, Log>, log: &mut Log| log.push((name, ctx.fired()))
-    };
     let owner = base.new_owned_event(b, R, log_as("r1")).unwrap();
     base.add(owner, None).unwrap();
     for (name, flags) in [("r2", R), ("w", W)] {
@@ -112,9 +109,7 @@ pub fn combined_read_write(h: &Harness) {
 pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e1 = base
-        .new_owned_event(b, R | P, |ctx, log: &mut Log| log.push(("e1", ctx.fired())))
-        .unwrap();
+    let e1 = owned_logging_event(&mut base, b, R | P, "e1");
     let e2 = base
         .new_event_on(e1, R | P, |ctx, log: &mut Log| {
             log.push(("e2", ctx.fired()));

@@ -67,6 +67,11 @@ impl<D> WatchRaw<D> for Registry<D> {
 /// What ran, in order: a name and the flags its callback was given.
 pub type Log = Vec<(&'static str, EventFlags)>;
 
+/// A callback that logs `name` and what fired.
+pub fn log_as(name: &'static str) -> impl FnMut(&mut Context<'_, Log>, &mut Log) + 'static {
+    move |ctx, log| log.push((name, ctx.fired()))
+}
+
 /// A new (not yet added) event on `fd` whose callback logs `name` and what fired.
 #[track_caller]
 pub fn logging_event(
@@ -75,10 +80,7 @@ pub fn logging_event(
     flags: EventFlags,
     name: &'static str,
 ) -> EventId {
-    base.watch(fd, flags, move |ctx, log: &mut Log| {
-        log.push((name, ctx.fired()))
-    })
-    .unwrap()
+    base.watch(fd, flags, log_as(name)).unwrap()
 }
 
 /// A new (not yet added) event owning `fd` whose callback logs `name` and what fired: the
@@ -90,10 +92,7 @@ pub fn owned_logging_event(
     flags: EventFlags,
     name: &'static str,
 ) -> EventId {
-    base.new_owned_event(fd, flags, move |ctx, log: &mut Log| {
-        log.push((name, ctx.fired()))
-    })
-    .unwrap()
+    base.new_owned_event(fd, flags, log_as(name)).unwrap()
 }
 
 /// How long a scenario waits for something that should take milliseconds before failing:

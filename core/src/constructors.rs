@@ -63,16 +63,7 @@ impl<D> Registry<D> {
         flags: EventFlags,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
-        let fd: OwnedFd = fd.into();
-        let raw = fd.as_raw_fd();
-        if !flags.intersects(EventFlags::IO) || flags.contains(EventFlags::SIGNAL) {
-            return Err(invalid(format!(
-                "an event owning fd {raw} watches READ, WRITE or CLOSED (and not SIGNAL), not {flags:?}"
-            )));
-        }
-        let id = self.make_event(raw, flags, Box::new(callback))?;
-        self.events.share_fd(id.index as usize, Rc::new(fd));
-        Ok(id)
+        self.make_owned_event(Rc::new(fd.into()), flags, Box::new(callback))
     }
 
     /// Create another event on the fd that `owner` owns (an event made by
@@ -130,14 +121,25 @@ impl<D> Registry<D> {
                 )))
             }
         };
-        let raw = shared.as_raw_fd();
+        self.make_owned_event(shared, flags, Box::new(callback))
+    }
+
+    /// An event owning (a share of) `fd`, watching `flags`, which must hold READ, WRITE or
+    /// CLOSED and not SIGNAL.
+    fn make_owned_event(
+        &mut self,
+        fd: Rc<OwnedFd>,
+        flags: EventFlags,
+        callback: Callback<D>,
+    ) -> io::Result<EventId> {
+        let raw = fd.as_raw_fd();
         if !flags.intersects(EventFlags::IO) || flags.contains(EventFlags::SIGNAL) {
             return Err(invalid(format!(
-                "an event on fd {raw} watches READ, WRITE or CLOSED (and not SIGNAL), not {flags:?}"
+                "an event owning fd {raw} watches READ, WRITE or CLOSED (and not SIGNAL), not {flags:?}"
             )));
         }
-        let id = self.make_event(raw, flags, Box::new(callback))?;
-        self.events.share_fd(id.index as usize, shared);
+        let id = self.make_event(raw, flags, callback)?;
+        self.events.share_fd(id.index as usize, fd);
         Ok(id)
     }
 

@@ -27,7 +27,7 @@
 //! function that changes either, so the two cannot drift apart; a debug build checks every
 //! answer a caller gives it against the slot's state, and `verify` checks the total.
 
-use crate::fd::{BorrowedFd, RawFd, NO_FD};
+use crate::fd::{AsRawFd, BorrowedFd, RawFd, NO_FD};
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
@@ -1226,27 +1226,17 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn fd(&self) -> Option<RawFd> {
-        let slot = self.running_slot()?;
-        slot.flags.intersects(EventFlags::IO).then_some(slot.fd)
+        self.borrow_fd().map(|fd| fd.as_raw_fd())
     }
 
     /// The signal number the running event watches: `None` for any other event, and once the
     /// callback freed its event.
     pub fn signal(&self) -> Option<i32> {
-        let slot = self.running_slot()?;
+        let slot = &self.registry.events.slots[self.registry.check(self.id).ok()?];
         // A signal event keeps its number where an I/O event keeps its fd.
         slot.flags
             .contains(EventFlags::SIGNAL)
             .then(|| signal::signo_of(slot.fd))
-    }
-
-    /// The running event's slot, unless the callback freed the event.
-    fn running_slot(&self) -> Option<&Slot<Callback<D>>> {
-        self.registry
-            .events
-            .slots
-            .get(self.id.index as usize)
-            .filter(|s| s.gen == self.id.gen)
     }
 
     /// Lend the running event's fd for I/O (`None` for a timer or signal, or once the

@@ -1731,14 +1731,10 @@ impl<D: 'static> BufferedSocket<D> {
         Ok((a, b))
     }
 
+    /// Run `f` on the state now; a read cannot wait, so inside the socket's own callback it
+    /// is `ResourceBusy`.
     fn with<R>(&self, f: impl FnOnce(&mut State<D>) -> io::Result<R>) -> io::Result<R> {
-        let mut st = self.state.try_borrow_mut().map_err(|_| busy())?;
-        if st.base_gone {
-            return Err(base_gone_error());
-        }
-        if st.freed {
-            return Err(freed_error());
-        }
+        let mut st = self.state_now()?.ok_or_else(busy)?;
         f(&mut st)
     }
 
