@@ -19,15 +19,14 @@ use crate::registry::{Callback, Context, Registry};
 use crate::signal::Mechanism;
 
 impl<D> Registry<D> {
-    /// Apply the lazy deletes and the change list before a wait. Each part is tested here,
-    /// inline, so an iteration with nothing to flush calls nothing.
+    /// Apply the change list (lazy deletes included: see `io_map`) before a wait. Each part
+    /// is tested here, inline, so an iteration with nothing to flush calls nothing.
     #[inline]
     pub(crate) fn flush_changes(&mut self) {
-        if !self.lazy_io.is_empty() {
-            self.apply_lazy_deletes();
-        }
         if self.io.has_changes() {
-            self.io.flush(&mut *self.backend);
+            let events = &mut self.events;
+            self.io
+                .flush(&mut *self.backend, |id| events.settle_detached(id));
         }
         if !self.io.failed.is_empty() {
             self.report_failed();

@@ -56,9 +56,9 @@ pub(crate) mod state {
     pub const REGISTERED: u16 = 1 << 2;
     /// Watching its fd.
     pub const PENDING_IO: u16 = 1 << 3;
-    /// Deleted, but still in the io map until the next wait (see `Registry::lazy_io`).
+    /// Deleted, but still listed in the io map until it settles (see `io_map`).
     pub const DETACHED: u16 = 1 << 4;
-    /// Queued on the base's list of lazy deletes.
+    /// In the io map's queue of deferred deletes.
     pub const LAZY_QUEUED: u16 = 1 << 5;
     /// Watching its signal (`fd` holds the signal number).
     pub const PENDING_SIG: u16 = 1 << 6;

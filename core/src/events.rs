@@ -2,7 +2,7 @@
 //! tables most events never use (persistent timeouts' lengths, owned fds). Its methods are an
 //! event's state transitions that touch nothing but the table and the active queues:
 //! allocate and release a slot, count or stop counting, activate and deactivate, detach from
-//! the fd lazily and undo it, record a period, own or share an fd. Whether an event counts
+//! the fd lazily, undo or finish that, record a period, own or share an fd. Whether an event counts
 //! toward the live total is decided here, from its state, by [`Events::recount`]; the registry
 //! above decides what to tell the io map, the timers and the backend.
 //!
@@ -21,6 +21,7 @@ use std::rc::Rc;
 use crate::active_queues::ActiveQueues;
 use crate::event::{cover, state, Slot};
 use crate::flags::EventFlags;
+use crate::io_map::IoMap;
 
 /// The end of the free list.
 pub(crate) const NO_SLOT: u32 = u32::MAX;
@@ -109,6 +110,31 @@ impl<C> Events<C> {
         count(slot, &mut self.live, counted);
     }
 
+    /// Finish the lazy delete of slot `idx` if it is detached: its flags, which the caller
+    /// takes out of the io map. Early for an event being freed or whose fd was found closed;
+    /// otherwise when the io map settles ([`settle_detached`](Self::settle_detached)).
+    #[inline]
+    pub fn finish_detach(&mut self, idx: u32) -> Option<EventFlags> {
+        let slot = &mut self.slots[idx as usize];
+        if slot.is(state::DETACHED) {
+            slot.clear(state::DETACHED);
+            Some(slot.flags)
+        } else {
+            None
+        }
+    }
+
+    /// The io map's question as it settles its deferred deletes (see `io_map`): slot `idx`
+    /// leaves the queue; if it is still detached, its delete is finished and its fd and
+    /// flags say what to drop.
+    #[inline(always)]
+    pub fn settle_detached(&mut self, idx: u32) -> Option<(RawFd, EventFlags)> {
+        let slot = &mut self.slots[idx as usize];
+        slot.clear(state::LAZY_QUEUED);
+        let fd = slot.fd;
+        self.finish_detach(idx).map(|flags| (fd, flags))
+    }
+
     /// The period of a persistent timeout is `ns` from now on.
     #[inline]
     pub fn record_interval(&mut self, idx: usize, ns: u64) {
@@ -167,14 +193,15 @@ pub(crate) fn count<C>(slot: &mut Slot<C>, live: &mut usize, counted: bool) {
     }
 }
 
-/// Detach an event from its fd lazily: no longer pending, but left in the io map until the
-/// next wait (see `Registry::lazy_io`), queued once for that.
+/// Detach an event from its fd lazily: no longer pending, but left listed in the io map, which
+/// drops it when it next settles unless it is added back first (see `io_map`). Queued there
+/// once, however often it is deleted and added back before that.
 #[inline(always)]
-pub(crate) fn detach<C>(slot: &mut Slot<C>, idx: usize, lazy_io: &mut Vec<u32>) {
+pub(crate) fn detach<C>(slot: &mut Slot<C>, idx: usize, io: &mut IoMap) {
     slot.state ^= state::PENDING_IO | state::DETACHED;
     if !slot.is(state::LAZY_QUEUED) {
         slot.set(state::LAZY_QUEUED);
-        lazy_io.push(idx as u32);
+        io.defer_remove(idx as u32);
     }
 }
 

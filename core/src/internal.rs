@@ -74,14 +74,15 @@ impl<D> Registry<D> {
     /// replace the fds shared with the parent (signal pipe or signalfd, wake-up channel) and
     /// their internal events, and register every fd afresh.
     pub(crate) fn reinit(&mut self) -> io::Result<()> {
-        self.apply_lazy_deletes();
         let recreate = self.backend.need_reinit();
         if recreate {
             self.backend.reinit()?;
         }
         self.renew_internal_fds()?;
         if recreate {
-            self.io.reregister_all(&mut *self.backend);
+            let events = &mut self.events;
+            self.io
+                .reregister_all(&mut *self.backend, |id| events.settle_detached(id));
             // A backend that delivers signals lost them with its old kernel object.
             if self.internal.signals.mechanism == Mechanism::Backend {
                 for signo in 1..signal::NSIG {

@@ -13,6 +13,19 @@
 //! kernel refuses bad fds and the caller of `add` deserves the error; so is the removal of an
 //! fd whose last event is freed ([`IoMap::release`]), because the fd is about to be closed.
 //!
+//! Deletes are coalesced here too, and only here. The registry's `del` of an event that only
+//! watches its fd marks the event detached and hands its number to [`IoMap::defer_remove`]:
+//! the event stays listed, and counted, so adding it back before the next wait is two flag
+//! flips and never reaches this map. The map *settles* its deferred deletes — drops the events
+//! still detached, asking the caller's `detached(id)` — first thing in every method whose
+//! result depends on an fd's other events (`add`, `revalidate`, `release`, `flush`,
+//! `reregister_all`; `remove` takes out one named event). So whatever the order of calls, the
+//! ET check, the fd-reuse rule below and a release see the events really there, and the
+//! flush sends the backend the net change of deletes and adds alike. [`IoMap::events`] alone
+//! lists detached events; dispatch skips them by their state. (A per-fd version, with the
+//! dirty fd list as the only list, was measured at +7 % instructions on the pipes round: it
+//! visits the fd's entry on every delete and add, where this list visits only the event.)
+//!
 //! Closing an fd and reusing its number between a delete and an add is the one trap of
 //! coalescing: the kernel dropped the old registration, our `committed` still claims it. An
 //! event that was never registered before, added to an fd whose events are all gone but whose
@@ -51,7 +64,11 @@ pub struct IoMap {
     index: std::collections::HashMap<RawFd, usize>,
     #[cfg(windows)]
     free: Vec<usize>,
+    /// fds whose interest changed since the last flush.
     dirty: Vec<RawFd>,
+    /// Events deleted but left listed (`defer_remove`), to be dropped when the map settles
+    /// unless added back meanwhile. An event is here at most once per delete of a listed event.
+    deferred: Vec<u32>,
     /// fds the backend refused while flushing changes (or reported closed), for the registry
     /// to report to their events: what `flush` and `reregister_all` leave behind.
     pub failed: Vec<RawFd>,
@@ -77,6 +94,7 @@ impl IoMap {
             #[cfg(windows)]
             free: Vec::new(),
             dirty: Vec::new(),
+            deferred: Vec::new(),
             failed: Vec::new(),
             emulate_closed,
             immediate,
@@ -165,7 +183,8 @@ impl IoMap {
         }
     }
 
-    /// The events watching `fd`, in the order they were added.
+    /// The events listed on `fd`, in the order they were added: those watching it and those
+    /// deleted since the map last settled (see the module note).
     #[inline]
     pub fn events(&self, fd: RawFd) -> &[u32] {
         match self.entry(fd) {
@@ -203,7 +222,54 @@ impl IoMap {
         w
     }
 
-    /// Add event `id` with `flags` (its READ/WRITE/CLOSED/ET bits count) to `fd`. `fresh`:
+    /// Whether the map holds changes back for the next flush; where it does, the registry's
+    /// `del` defers instead of removing (see the module note).
+    #[inline]
+    pub fn defers_changes(&self) -> bool {
+        !self.immediate
+    }
+
+    /// Event `id` was deleted but left listed (its state says detached, and that it is queued
+    /// here): it is dropped when the map next settles, unless it is added back first.
+    #[inline]
+    pub fn defer_remove(&mut self, id: u32) {
+        debug_assert!(!self.immediate, "deferred delete on an immediate map");
+        self.deferred.push(id);
+    }
+
+    /// Whether event `id` waits in the deferred deletes (for `verify`).
+    pub fn is_deferred(&self, id: u32) -> bool {
+        self.deferred.contains(&id)
+    }
+
+    /// Drop every deferred delete's event that was not added back: `detached(id)` takes
+    /// event `id` off the deferred list and, if it is still detached, finishes its delete and
+    /// gives its fd and flags. Inline where nothing is deferred.
+    #[inline]
+    fn settle(&mut self, detached: &mut impl FnMut(u32) -> Option<(RawFd, EventFlags)>) {
+        if !self.deferred.is_empty() {
+            self.settle_deferred(detached);
+        }
+    }
+
+    fn settle_deferred(&mut self, detached: &mut impl FnMut(u32) -> Option<(RawFd, EventFlags)>) {
+        let mut deferred = std::mem::take(&mut self.deferred);
+        for &id in &deferred {
+            // Usually added back since (a delete-then-add): nothing to drop.
+            if let Some((fd, flags)) = detached(id) {
+                if let Some(idx) = self.unlist(fd, id, flags) {
+                    if self.wanted(&self.fds[idx]) != self.fds[idx].committed {
+                        self.mark_dirty(fd);
+                    }
+                }
+            }
+        }
+        deferred.clear();
+        self.deferred = deferred;
+    }
+
+    /// Add event `id` with `flags` (its READ/WRITE/CLOSED/ET bits count) to `fd`, once the
+    /// deferred deletes are settled (`detached`: see [`settle`](Self::settle)). `fresh`:
     /// the event was never registered before (see the module note on fd reuse).
     ///
     /// # Errors
@@ -217,7 +283,9 @@ impl IoMap {
         id: u32,
         flags: EventFlags,
         fresh: bool,
+        mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
     ) -> io::Result<()> {
+        self.settle(&mut detached);
         if !crate::fd::is_valid(fd) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -280,7 +348,13 @@ impl IoMap {
     /// # Errors
     ///
     /// The backend's refusal.
-    pub fn revalidate(&mut self, backend: &mut dyn Backend, fd: RawFd) -> io::Result<()> {
+    pub fn revalidate(
+        &mut self,
+        backend: &mut dyn Backend,
+        fd: RawFd,
+        mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
+    ) -> io::Result<()> {
+        self.settle(&mut detached);
         let Some(idx) = self.slot(fd) else {
             return Ok(());
         };
@@ -295,7 +369,23 @@ impl IoMap {
         result
     }
 
-    /// Remove event `id` with `flags` from `fd`; a no-op if it is not there.
+    /// Take event `id` with `flags` out of `fd`'s list and counts; the entry's index, or
+    /// `None` if it was not there.
+    fn unlist(&mut self, fd: RawFd, id: u32, flags: EventFlags) -> Option<usize> {
+        let idx = self.slot(fd)?;
+        let e = &mut self.fds[idx];
+        let pos = e.events.iter().position(|&x| x == id)?;
+        e.events.remove(pos);
+        e.nread -= u16::from(flags.contains(EventFlags::READ));
+        e.nwrite -= u16::from(flags.contains(EventFlags::WRITE));
+        e.nclose -= u16::from(flags.contains(EventFlags::CLOSED));
+        if e.events.is_empty() {
+            e.edge = false;
+        }
+        Some(idx)
+    }
+
+    /// Remove event `id` with `flags` from `fd` now; a no-op if it is not there.
     ///
     /// # Errors
     ///
@@ -307,26 +397,9 @@ impl IoMap {
         id: u32,
         flags: EventFlags,
     ) -> io::Result<()> {
-        let Some(idx) = self.slot(fd) else {
+        let Some(idx) = self.unlist(fd, id, flags) else {
             return Ok(());
         };
-        let e = &mut self.fds[idx];
-        let Some(pos) = e.events.iter().position(|&x| x == id) else {
-            return Ok(());
-        };
-        e.events.remove(pos);
-        if flags.contains(EventFlags::READ) {
-            e.nread -= 1;
-        }
-        if flags.contains(EventFlags::WRITE) {
-            e.nwrite -= 1;
-        }
-        if flags.contains(EventFlags::CLOSED) {
-            e.nclose -= 1;
-        }
-        if e.events.is_empty() {
-            e.edge = false;
-        }
         let e = &self.fds[idx];
         let wanted = self.wanted(e);
         if wanted == e.committed {
@@ -347,8 +420,15 @@ impl IoMap {
     /// event is freed just before the fd is closed, and the kernel has to hear of it while
     /// the fd is still open: epoll keeps a closed fd's registration for as long as a duplicate
     /// of the fd lives, and would report it under the number of whatever fd comes next. A
-    /// refusal means the registration is gone already (the fd was closed first).
-    pub fn release(&mut self, backend: &mut dyn Backend, fd: RawFd) {
+    /// refusal means the registration is gone already (the fd was closed first). Events
+    /// deleted on the fd before (`detached`) do not hold it.
+    pub fn release(
+        &mut self,
+        backend: &mut dyn Backend,
+        fd: RawFd,
+        mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
+    ) {
+        self.settle(&mut detached);
         let Some(idx) = self.slot(fd) else {
             return;
         };
@@ -360,6 +440,7 @@ impl IoMap {
         self.forget_if_unused(idx);
     }
 
+    #[inline]
     fn mark_dirty(&mut self, fd: RawFd) {
         let Some(idx) = self.slot(fd) else {
             return;
@@ -371,16 +452,22 @@ impl IoMap {
         }
     }
 
-    /// Apply every pending net change. An fd whose change the backend refused while events
-    /// still watch it is pushed onto `failed` (the base reports it to those events); the
-    /// registration is then considered gone, so the next change registers it afresh.
-    /// Whether the change list holds an fd (what `flush` would look at).
+    /// Whether `flush` has anything to do: deferred deletes or changed fds.
     #[inline]
     pub fn has_changes(&self) -> bool {
-        !self.dirty.is_empty()
+        !(self.dirty.is_empty() && self.deferred.is_empty())
     }
 
-    pub fn flush(&mut self, backend: &mut dyn Backend) {
+    /// Settle the deferred deletes (`detached`: see [`settle`](Self::settle)), then apply
+    /// every pending net change. An fd whose change the backend refused while events still
+    /// watch it is pushed onto `failed` (the base reports it to those events); the
+    /// registration is then considered gone, so the next change registers it afresh.
+    pub fn flush(
+        &mut self,
+        backend: &mut dyn Backend,
+        mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
+    ) {
+        self.settle(&mut detached);
         if self.dirty.is_empty() {
             return;
         }
@@ -409,9 +496,14 @@ impl IoMap {
         self.dirty = dirty;
     }
 
-    /// After the backend was re-created (fork): register every watched fd afresh. fds the
-    /// new backend refuses are pushed onto `failed`.
-    pub fn reregister_all(&mut self, backend: &mut dyn Backend) {
+    /// After the backend was re-created (fork): settle the deferred deletes (`detached`) and
+    /// register every watched fd afresh. fds the new backend refuses are pushed onto `failed`.
+    pub fn reregister_all(
+        &mut self,
+        backend: &mut dyn Backend,
+        mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
+    ) {
+        self.settle(&mut detached);
         self.dirty.clear();
         for idx in 0..self.fds.len() {
             let wanted = self.wanted(&self.fds[idx]);
@@ -536,14 +628,19 @@ mod tests {
     const W: EventFlags = EventFlags::WRITE;
     const E: EventFlags = EventFlags::empty();
 
+    /// No event is still deleted.
+    fn kept(_: u32) -> Option<(RawFd, EventFlags)> {
+        None
+    }
+
     #[test]
     fn two_readers_one_registration_and_delete_keeps_the_other() {
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
-        m.add(&mut b, 3, 0, R, true).unwrap();
-        m.add(&mut b, 3, 1, R, true).unwrap();
+        m.add(&mut b, 3, 0, R, true, kept).unwrap();
+        m.add(&mut b, 3, 1, R, true, kept).unwrap();
         m.remove(&mut b, 3, 0, R).unwrap();
-        m.flush(&mut b);
+        m.flush(&mut b, kept);
         assert!(m.failed.is_empty());
         assert_eq!(b.log, [(3, E, R)]);
         assert_eq!(m.events(3), [1]);
@@ -553,17 +650,17 @@ mod tests {
     fn delete_then_readd_costs_nothing() {
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
-        m.add(&mut b, 4, 0, R, true).unwrap();
+        m.add(&mut b, 4, 0, R, true, kept).unwrap();
         m.remove(&mut b, 4, 0, R).unwrap();
-        m.add(&mut b, 4, 0, R, false).unwrap();
-        m.flush(&mut b);
+        m.add(&mut b, 4, 0, R, false, kept).unwrap();
+        m.flush(&mut b, kept);
         assert_eq!(b.log, [(4, E, R)]);
         // A modification is coalesced into one net change.
-        m.add(&mut b, 4, 1, W, true).unwrap();
+        m.add(&mut b, 4, 1, W, true, kept).unwrap();
         m.remove(&mut b, 4, 1, W).unwrap();
-        m.add(&mut b, 4, 2, W, true).unwrap();
+        m.add(&mut b, 4, 2, W, true, kept).unwrap();
         assert_eq!(m.pending_changes(), 1);
-        m.flush(&mut b);
+        m.flush(&mut b, kept);
         assert_eq!(b.log, [(4, E, R), (4, R, R | W)]);
     }
 
@@ -571,10 +668,10 @@ mod tests {
     fn fresh_event_on_a_stale_registration_registers_afresh() {
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
-        m.add(&mut b, 5, 0, R, true).unwrap();
+        m.add(&mut b, 5, 0, R, true, kept).unwrap();
         m.remove(&mut b, 5, 0, R).unwrap();
         // (the fd is closed and its number reused here)
-        m.add(&mut b, 5, 1, R, true).unwrap();
+        m.add(&mut b, 5, 1, R, true, kept).unwrap();
         assert_eq!(b.log, [(5, E, R), (5, E, R)]);
     }
 
@@ -585,10 +682,10 @@ mod tests {
             ..Default::default()
         };
         let mut m = IoMap::new(false, false);
-        assert!(m.add(&mut b, 6, 0, R, true).is_err());
+        assert!(m.add(&mut b, 6, 0, R, true, kept).is_err());
         assert!(m.events(6).is_empty());
         b.refuse = None;
-        m.add(&mut b, 6, 0, R, true).unwrap();
+        m.add(&mut b, 6, 0, R, true, kept).unwrap();
         assert_eq!(b.log, [(6, E, R)]);
     }
 
@@ -596,10 +693,12 @@ mod tests {
     fn et_mixing_and_negative_fds_are_refused() {
         let mut b = Recorder::default();
         let mut m = IoMap::new(false, false);
-        m.add(&mut b, 7, 0, R | EventFlags::ET, true).unwrap();
-        let err = m.add(&mut b, 7, 1, W, true).unwrap_err();
+        m.add(&mut b, 7, 0, R | EventFlags::ET, true, kept).unwrap();
+        let err = m.add(&mut b, 7, 1, W, true, kept).unwrap_err();
         assert!(err.to_string().contains("fd 7:"), "{err}");
-        let err = m.add(&mut b, crate::fd::NO_FD, 2, R, true).unwrap_err();
+        let err = m
+            .add(&mut b, crate::fd::NO_FD, 2, R, true, kept)
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
@@ -607,8 +706,65 @@ mod tests {
     fn emulated_closed_watches_read() {
         let mut b = Recorder::default();
         let mut m = IoMap::new(true, false);
-        m.add(&mut b, 8, 0, EventFlags::CLOSED, true).unwrap();
+        m.add(&mut b, 8, 0, EventFlags::CLOSED, true, kept).unwrap();
         assert_eq!(b.log, [(8, E, R)]);
         assert!(m.emulates_closed(8));
+    }
+
+    #[test]
+    fn a_deferred_delete_is_settled_before_the_map_changes_otherwise() {
+        let mut b = Recorder::default();
+        let mut m = IoMap::new(false, false);
+        // Event 0 reads fd 9, then is deleted lazily: still listed and counted.
+        m.add(&mut b, 9, 0, R, true, kept).unwrap();
+        m.defer_remove(0);
+        assert_eq!(m.events(9), [0]);
+        assert!(m.has_changes());
+        // An edge-triggered event added now sees fd 9 without event 0 (no ET mix error),
+        // and, being fresh on a registration left with no event, registers afresh.
+        let gone = |id: u32| (id == 0).then_some((9, R));
+        m.add(&mut b, 9, 1, W | EventFlags::ET, true, gone).unwrap();
+        assert_eq!(m.events(9), [1]);
+        assert!(!m.is_deferred(0));
+        assert_eq!(b.log, [(9, E, R), (9, E, W | EventFlags::ET)]);
+        m.check(|id| (id == 1).then_some((9, W | EventFlags::ET)))
+            .unwrap();
+    }
+
+    #[test]
+    fn delete_and_add_back_never_reach_the_backend() {
+        let mut b = Recorder::default();
+        let mut m = IoMap::new(false, false);
+        m.add(&mut b, 11, 0, R, true, kept).unwrap();
+        m.defer_remove(0);
+        // Added back before the flush: the settle finds it no longer detached.
+        m.flush(&mut b, kept);
+        assert_eq!(m.events(11), [0]);
+        assert!(!m.has_changes());
+        assert_eq!(b.log, [(11, E, R)]);
+        // Deleted for good: the flush drops it and tells the backend.
+        m.defer_remove(0);
+        m.flush(&mut b, |id| (id == 0).then_some((11, R)));
+        assert!(m.events(11).is_empty());
+        assert_eq!(b.log, [(11, E, R), (11, R, E)]);
+    }
+
+    #[test]
+    fn release_does_not_wait_for_a_deferred_delete() {
+        let mut b = Recorder::default();
+        let mut m = IoMap::new(false, false);
+        m.add(&mut b, 10, 0, R, true, kept).unwrap();
+        m.add(&mut b, 10, 1, W, true, kept).unwrap();
+        m.flush(&mut b, kept);
+        // Event 1 is deleted lazily, event 0 removed for good (freed): the release drops
+        // the registration now, though event 1 was still listed.
+        m.defer_remove(1);
+        m.remove(&mut b, 10, 0, R).unwrap();
+        m.release(&mut b, 10, |id| (id == 1).then_some((10, W)));
+        assert!(m.events(10).is_empty());
+        assert_eq!(b.log.last(), Some(&(10, R | W, E)));
+        let before = b.log.len();
+        m.flush(&mut b, kept);
+        assert_eq!(b.log.len(), before);
     }
 }

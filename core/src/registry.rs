@@ -13,8 +13,8 @@
 //! The registry and the types that name it — a callback's [`Context`], the boxed
 //! [`Callback`], a [`Command`] from another thread — live together in this module: each names
 //! the others, and keeping them in one place is what keeps the module graph acyclic. Here too
-//! is what `add` and `del` need beneath them: the io registration, the timers, signal
-//! watching, the lazy deletes. The rest of the registry's methods are in the modules of what
+//! is what `add` and `del` need beneath them: the io registration (with the lazy detach the
+//! io map settles: see `io_map`), the timers, signal watching. The rest of the registry's methods are in the modules of what
 //! they do, each calling down into this one and never called from it: `constructors` (making
 //! events), `once` (events freed after one run, `loop_exit`), `dispatch` (activating and
 //! running events), `internal` (remote commands and fork), `watchers` (loop hooks), `verify`
@@ -133,10 +133,6 @@ pub struct Registry<D> {
     /// The started prepare, check and idle watchers.
     pub(crate) hooks: Hooks,
     pub(crate) internal: Internals<D>,
-    /// Slots deleted from their fd but left in the io map until the next wait: a delete
-    /// followed by an add of the same event is then two flag flips.
-    pub(crate) lazy_io: Vec<u32>,
-    pub(crate) lazy: bool,
 }
 
 impl<D> Registry<D> {
@@ -173,8 +169,6 @@ impl<D> Registry<D> {
                 remote_activations: Vec::new(),
                 async_work: Default::default(),
             },
-            lazy_io: Vec::new(),
-            lazy: !immediate,
         }
     }
 
@@ -444,9 +438,6 @@ impl<D> Registry<D> {
                 ),
             ));
         }
-        // The io map must see the deletes that stand before it changes otherwise: the
-        // fd-reuse rule and the ET check look at the events really there.
-        self.apply_lazy_deletes();
         if !self.io.covers(fd) {
             check_open(fd)?;
         }
@@ -454,12 +445,21 @@ impl<D> Registry<D> {
         // A new event on an fd whose other events are registered: if the kernel forgot the
         // registration (the fd was closed under those events and the number reused), they are
         // stale — reported as closed and deleted — and the fd is registered afresh.
-        if fresh && self.io.revalidate(&mut *self.backend, fd).is_err() {
+        let events = &mut self.events;
+        if fresh
+            && self
+                .io
+                .revalidate(&mut *self.backend, fd, |id| events.settle_detached(id))
+                .is_err()
+        {
             self.io.failed.push(fd);
             self.report_failed();
         }
+        let events = &mut self.events;
         self.io
-            .add(&mut *self.backend, fd, idx as u32, flags, fresh)?;
+            .add(&mut *self.backend, fd, idx as u32, flags, fresh, |id| {
+                events.settle_detached(id)
+            })?;
         self.events.slots[idx].set(state::PENDING_IO | state::REGISTERED);
         Ok(())
     }
@@ -530,9 +530,9 @@ impl<D> Registry<D> {
     pub fn del(&mut self, id: EventId) -> io::Result<()> {
         let idx = self.check(id)?;
         let slot = &mut self.events.slots[idx];
-        // Fast path: an event that only watches its fd is detached lazily (see `lazy_io`).
-        if self.lazy && slot.state & state::WAITING == state::PENDING_IO {
-            detach(slot, idx, &mut self.lazy_io);
+        // Fast path: an event that only watches its fd is detached lazily (see `io_map`).
+        if slot.state & state::WAITING == state::PENDING_IO && self.io.defers_changes() {
+            detach(slot, idx, &mut self.io);
             count(slot, &mut self.events.live, false);
             return Ok(());
         }
@@ -546,8 +546,8 @@ impl<D> Registry<D> {
         }
         let mut result = Ok(());
         if slot.is(state::PENDING_IO) {
-            if self.lazy {
-                detach(slot, idx, &mut self.lazy_io);
+            if self.io.defers_changes() {
+                detach(slot, idx, &mut self.io);
             } else {
                 slot.clear(state::PENDING_IO);
                 let (fd, flags) = (slot.fd, slot.flags);
@@ -610,7 +610,9 @@ impl<D> Registry<D> {
         // Freeing an fd's last event usually comes right before closing the fd.
         if slot.flags.intersects(EventFlags::IO) && slot.is(state::REGISTERED) {
             let fd = slot.fd;
-            self.io.release(&mut *self.backend, fd);
+            let events = &mut self.events;
+            self.io
+                .release(&mut *self.backend, fd, |id| events.settle_detached(id));
         }
         // An owned fd is closed now that the backend forgot it, unless another event on it
         // (`new_event_on`) still holds a share.
@@ -989,13 +991,12 @@ impl<D> Registry<D> {
         self.events.live
     }
 
-    /// Take an event that was deleted lazily out of the io map for real.
+    /// Take an event that was deleted lazily out of the io map for real, before the map
+    /// settles (it is being freed, or its fd was found closed).
     #[inline(never)]
     pub(crate) fn remove_detached(&mut self, idx: usize) {
-        let slot = &mut self.events.slots[idx];
-        if slot.is(state::DETACHED) {
-            slot.clear(state::DETACHED);
-            let (fd, flags) = (slot.fd, slot.flags);
+        if let Some(flags) = self.events.finish_detach(idx as u32) {
+            let fd = self.events.slots[idx].fd;
             let _ = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
         }
     }
@@ -1111,24 +1112,6 @@ impl<D> Registry<D> {
             let _ = self.io.remove(&mut *self.backend, fd, idx as u32, flags);
             self.events.recount(idx);
         }
-    }
-
-    /// Apply every lazy delete still standing.
-    pub(crate) fn apply_lazy_deletes(&mut self) {
-        if self.lazy_io.is_empty() {
-            return;
-        }
-        let mut lazy = std::mem::take(&mut self.lazy_io);
-        for &idx in &lazy {
-            // Usually re-added since (a delete-then-add): only the mark goes.
-            let slot = &mut self.events.slots[idx as usize];
-            slot.clear(state::LAZY_QUEUED);
-            if slot.is(state::DETACHED) {
-                self.remove_detached(idx as usize);
-            }
-        }
-        lazy.clear();
-        self.lazy_io = lazy;
     }
 }
 

@@ -100,11 +100,10 @@ impl<D> Registry<D> {
                     slot.fd
                 ));
             }
-            if slot.is(state::DETACHED)
-                && !(slot.is(state::LAZY_QUEUED) && self.lazy_io.contains(&id))
+            if slot.is(state::DETACHED) && !(slot.is(state::LAZY_QUEUED) && self.io.is_deferred(id))
             {
                 return Err(format!(
-                    "slot {idx} is detached but not queued for deletion"
+                    "slot {idx} is detached but not among the io map's deferred deletes"
                 ));
             }
             match HookKind::of(slot.flags) {
