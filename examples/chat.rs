@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use evloop::{
-    Base, BevContext, BevEvent, BevOptions, BufferedSocket, Eol, EventFlags, Listener,
+    Base, BevContext, BevEvent, BevOptions, BufferedSocket, Eol, Interest, Listener,
     ListenerOptions,
 };
 
@@ -109,7 +109,7 @@ fn main() -> std::io::Result<()> {
             let setup = bev
                 .set_write_watermark(ctx, 0, MAX_BACKLOG)
                 .and_then(|()| bev.set_timeouts(ctx, Some(chat.idle), None))
-                .and_then(|()| bev.enable(ctx, EventFlags::READ | EventFlags::WRITE))
+                .and_then(|()| bev.enable(ctx, Interest::READ | Interest::WRITE))
                 .and_then(|()| bev.write(ctx, format!("* you are {name}\n").as_bytes()));
             if setup.is_err() {
                 let _ = bev.free(ctx);

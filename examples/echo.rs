@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use evloop::{Base, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions};
+use evloop::{Base, BevOptions, BufferedSocket, Interest, Listener, ListenerOptions};
 
 fn main() -> std::io::Result<()> {
     let port: u16 = std::env::args()
@@ -29,7 +29,7 @@ fn main() -> std::io::Result<()> {
             bev.set_event_callback(|bev, _| {
                 bev.free();
             });
-            let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
+            let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
         },
     )?;
     for &signo in evloop::signal::STOP_SIGNALS {

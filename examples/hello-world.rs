@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use evloop::{Base, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions};
+use evloop::{Base, BevOptions, BufferedSocket, Interest, Listener, ListenerOptions};
 
 const MESSAGE: &[u8] = b"Hello, World!\n";
 
@@ -60,8 +60,8 @@ fn main() {
                 }
                 bev.free();
             });
-            let _ = bev.enable(ctx, EventFlags::WRITE);
-            let _ = bev.disable(ctx, EventFlags::READ);
+            let _ = bev.enable(ctx, Interest::WRITE);
+            let _ = bev.disable(ctx, Interest::READ);
             let _ = bev.write(ctx, MESSAGE);
         },
     );

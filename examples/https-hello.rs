@@ -21,7 +21,7 @@ use std::sync::Arc;
 use evloop::fd::OwnedFd;
 use evloop::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use evloop::rustls::ServerConfig;
-use evloop::{Base, BevOptions, BufferedSocket, Context, EventFlags, Listener, ListenerOptions};
+use evloop::{Base, BevOptions, BufferedSocket, Context, Interest, Listener, ListenerOptions};
 
 const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
@@ -75,7 +75,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, config: &Arc<ServerConfig>) {
     // A peer that stalls (mid-handshake, or idle between requests) is dropped after a minute.
     let idle = Some(std::time::Duration::from_secs(60));
     let _ = bev.set_timeouts(ctx, idle, idle);
-    let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
+    let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
 }
 
 fn main() -> io::Result<()> {

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use evloop::rustls;
 
 use evloop::{
-    Base, BevContext, BevEvent, BevOptions, Buffer, BufferedSocket, EventFlags, Listener,
+    Base, BevContext, BevEvent, BevOptions, Buffer, BufferedSocket, Interest, Listener,
     ListenerOptions,
 };
 
@@ -60,7 +60,7 @@ fn relay(bev: &mut Ctx<'_, '_>, partner: &Bev) {
         let me = bev.handle();
         partner.set_write_callback(move |partner, _| drained(partner, &me));
         let _ = partner.set_write_watermark(bev.context(), MAX_OUTPUT / 2, 0);
-        let _ = bev.disable(EventFlags::READ);
+        let _ = bev.disable(Interest::READ);
     }
 }
 
@@ -70,7 +70,7 @@ fn drained(bev: &mut Ctx<'_, '_>, other: &Bev) {
     bev.set_write_callback(|_, _| {});
     bev.set_write_watermark(0, 0);
     if !other.is_freed() {
-        let _ = other.enable(bev.context(), EventFlags::READ);
+        let _ = other.enable(bev.context(), Interest::READ);
     }
 }
 
@@ -276,8 +276,8 @@ fn main() -> std::io::Result<()> {
             wire(&client, &server);
             wire(&server, &client);
             let wired = client
-                .enable(ctx, EventFlags::READ | EventFlags::WRITE)
-                .and_then(|()| server.enable(ctx, EventFlags::READ | EventFlags::WRITE));
+                .enable(ctx, Interest::READ | Interest::WRITE)
+                .and_then(|()| server.enable(ctx, Interest::READ | Interest::WRITE));
             if let Err(e) = wired {
                 eprintln!("proxy: {e}");
                 let _ = client.free(ctx);

@@ -20,7 +20,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use evloop::{
-    Base, BevContext, BevOptions, BufferedSocket, Eol, EventFlags, FileSegment, Listener,
+    Base, BevContext, BevOptions, BufferedSocket, Eol, FileSegment, Interest, Listener,
     ListenerOptions,
 };
 
@@ -68,7 +68,7 @@ fn main() -> io::Result<()> {
         bev.set_event_callback(|bev, _| {
             bev.free();
         });
-        let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
+        let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
     })?;
     for &signo in evloop::signal::STOP_SIGNALS {
         let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None))?;

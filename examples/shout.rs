@@ -12,8 +12,8 @@ use std::io;
 use std::net::SocketAddr;
 
 use evloop::{
-    Base, BevEvent, BevOptions, Buffer, BufferedSocket, Eol, EventFlags, Filter, FilterResult,
-    FlushMode, Listener, ListenerOptions,
+    Base, BevEvent, BevOptions, Buffer, BufferedSocket, Eol, Filter, FilterResult, FlushMode,
+    Interest, Listener, ListenerOptions,
 };
 
 /// Whole lines in; upper case out.
@@ -87,7 +87,7 @@ fn main() -> io::Result<()> {
                     bev.free();
                 }
             });
-            let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
+            let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
         },
     )?;
     for &signo in evloop::signal::STOP_SIGNALS {

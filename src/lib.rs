@@ -16,7 +16,7 @@
 //! ```
 //! use std::io::{BufRead, BufReader, Write};
 //! use std::net::{SocketAddr, TcpStream};
-//! use evloop::{Base, BevOptions, BufferedSocket, Eol, EventFlags, Listener, ListenerOptions};
+//! use evloop::{Base, BevOptions, BufferedSocket, Eol, Interest, Listener, ListenerOptions};
 //!
 //! let mut base: Base = evloop::new_base()?;
 //! let addr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -32,7 +32,7 @@
 //!     });
 //!     // EOF or an error: free the socket, which closes its fd.
 //!     bev.set_event_callback(|bev, _| { bev.free(); });
-//!     let _ = bev.enable(ctx, EventFlags::READ);
+//!     let _ = bev.enable(ctx, Interest::READ);
 //! })?;
 //! let port = listener.local_addr()?.port();
 //! let handle = base.handle()?;

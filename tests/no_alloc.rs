@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use evloop::{Base, EventFlags, LoopFlags};
+use evloop::{Base, Interest, LoopFlags, TimerKind};
 
 struct Counting;
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
@@ -79,7 +79,7 @@ fn steady_state_dispatch_allocates_nothing() {
             let e = base
                 .new_owned_event(
                     b,
-                    EventFlags::READ | EventFlags::PERSIST,
+                    Interest::READ | Interest::PERSIST,
                     move |ctx, n: &mut usize| {
                         let mut buf = [0u8; 16];
                         if let Some(fd) = ctx.borrow_fd() {
@@ -93,7 +93,7 @@ fn steady_state_dispatch_allocates_nothing() {
             writers.push(a);
         }
         let tick = base
-            .new_timer(EventFlags::PERSIST, |_, n: &mut usize| *n += 1)
+            .new_timer(TimerKind::Periodic, |_, n: &mut usize| *n += 1)
             .unwrap();
         base.add(tick, Some(Duration::from_micros(1))).unwrap();
         let mut n = 0;

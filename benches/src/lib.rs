@@ -21,7 +21,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use evloop::{Base, EventFlags, LoopFlags};
+use evloop::{Base, Interest, LoopFlags, TimerKind};
 
 pub mod chart;
 pub mod loop_hooks;
@@ -186,7 +186,7 @@ pub fn pipes_evloop(method: &str, p: &PipesParams) -> std::io::Result<PipesResul
         let e = unsafe {
             base.new_event(
                 fd,
-                EventFlags::READ | EventFlags::PERSIST,
+                Interest::READ | Interest::PERSIST,
                 move |_, st: &mut Round| st.on_read(i, fd),
             )
         }?;
@@ -470,7 +470,7 @@ pub fn timer_deadline(i: u64, k: u64) -> Duration {
 pub fn timers_evloop(n: u64, r: u64) -> std::io::Result<TimersResult> {
     let mut base: Base<u64> = evloop::new_base()?;
     let ids: Vec<_> = (0..n)
-        .map(|_| base.new_timer(EventFlags::empty(), |_, fired: &mut u64| *fired += 1))
+        .map(|_| base.new_timer(TimerKind::OneShot, |_, fired: &mut u64| *fired += 1))
         .collect::<std::io::Result<_>>()?;
     let t0 = Instant::now();
     base.update_cache_time();
@@ -561,7 +561,7 @@ pub fn rearm_timeout(i: u64, d: u64) -> Duration {
 pub fn rearm_evloop(n: u64, d: u64, m: u64) -> std::io::Result<RearmResult> {
     let mut base: Base<u64> = evloop::new_base()?;
     let ids: Vec<_> = (0..n)
-        .map(|_| base.new_timer(EventFlags::PERSIST, |_, fired: &mut u64| *fired += 1))
+        .map(|_| base.new_timer(TimerKind::Periodic, |_, fired: &mut u64| *fired += 1))
         .collect::<std::io::Result<_>>()?;
     base.update_cache_time();
     for (i, &id) in ids.iter().enumerate() {

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use evloop::{Base, BaseOptions};
+use evloop::{Base, BaseOptions, TimerKind};
 
 #[cfg(any(have_libevent, have_libev, have_libuv))]
 mod ffi {
@@ -111,7 +111,7 @@ pub fn lateness_evloop(precise: bool, n: usize, period: Duration) -> Result<Vec<
     })
     .map_err(|e| e.to_string())?;
     let t = base
-        .new_timer(evloop::EventFlags::empty(), |ctx, st: &mut State| {
+        .new_timer(TimerKind::OneShot, |ctx, st: &mut State| {
             let now = Instant::now();
             st.out.push(signed_us(now, st.armed + st.period));
             if st.out.len() < st.n {

@@ -15,7 +15,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use evloop_core::rt::{Async, Runtime};
-use evloop_core::{Base, EventFlags, LoopFlags};
+use evloop_core::{Base, Interest, LoopFlags};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::util::{noop_waker, read_available, socketpair, write_all};
@@ -63,7 +63,7 @@ pub fn async_readiness_matches_callbacks(h: &Harness) {
     let a = Async::new(&rt, a).unwrap();
     let (c, d) = socketpair();
     let watcher = base
-        .new_owned_event(c, EventFlags::READ | EventFlags::PERSIST, |ctx, log| {
+        .new_owned_event(c, Interest::READ | Interest::PERSIST, |ctx, log| {
             read_available(ctx.borrow_fd().unwrap());
             log.push("callback");
         })

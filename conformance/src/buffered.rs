@@ -7,13 +7,13 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use evloop_core::{
-    BevEvent, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions, RunOutcome,
+    BevEvent, BevOptions, BufferedSocket, Interest, Listener, ListenerOptions, RunOutcome,
 };
 
 use crate::util::{fill, patience, read_available, run_until, socketpair};
 use crate::Harness;
 
-const RW: EventFlags = EventFlags::READ.union(EventFlags::WRITE);
+const RW: Interest = Interest::READ.union(Interest::WRITE);
 
 /// Everything in a buffered socket's input, removed.
 fn take_input<D>(bev: &mut evloop_core::BevContext<'_, '_, D>) -> Vec<u8> {
@@ -109,7 +109,7 @@ pub fn read_watermarks(h: &Harness) {
         w.consumed += bev.input().drain(7).unwrap();
         w.left = bev.input().len();
     });
-    b.enable(&mut base, EventFlags::READ).unwrap();
+    b.enable(&mut base, Interest::READ).unwrap();
     crate::util::write_all(&x, &[1; 5]);
     let mut w = W::default();
     for _ in 0..5 {
@@ -160,7 +160,7 @@ pub fn read_timeout(h: &Harness) {
     b.set_timeouts(&mut base, Some(Duration::from_millis(50)), None)
         .unwrap();
     let start = Instant::now();
-    b.enable(&mut base, EventFlags::READ).unwrap();
+    b.enable(&mut base, Interest::READ).unwrap();
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
     assert_eq!(log.len(), 1);
@@ -252,7 +252,7 @@ pub fn refused_connect_is_one_error_whatever_the_readiness_order(h: &Harness) {
             ..BevOptions::default()
         };
         let bev = BufferedSocket::connect(&mut base, port, options).unwrap();
-        bev.enable(&mut base, EventFlags::READ | EventFlags::WRITE)
+        bev.enable(&mut base, Interest::READ | Interest::WRITE)
             .unwrap();
         bev.set_event_callback(|bev, log: &mut Log| {
             log.push((bev.fired(), bev.error().map(|e| e.kind())));
@@ -318,7 +318,7 @@ pub fn eof_after_data(h: &Harness) {
         events.push(bev.fired());
         bev.free();
     });
-    b.enable(&mut base, EventFlags::READ).unwrap();
+    b.enable(&mut base, Interest::READ).unwrap();
     let mut data = (Vec::new(), Vec::new());
     base.run(&mut data).unwrap();
     assert_eq!(data.0, b"last words");
@@ -336,7 +336,7 @@ pub fn free_inside_callbacks(h: &Harness) {
         assert!(bev.free().is_none(), "close_on_free keeps the fd");
     });
     b.set_event_callback(|_, runs: &mut usize| *runs += 100);
-    b.enable(&mut base, EventFlags::READ).unwrap();
+    b.enable(&mut base, Interest::READ).unwrap();
     crate::util::write_all(&x, b"x");
     let mut runs = 0;
     assert_eq!(base.run(&mut runs).unwrap(), RunOutcome::NoEvents);
@@ -382,7 +382,7 @@ pub fn pair_timeouts_fire(h: &Harness) {
     // b reads and nothing comes: its read timeout fires.
     b.set_timeouts(&mut base, Some(Duration::from_millis(40)), None)
         .unwrap();
-    b.enable(&mut base, EventFlags::READ).unwrap();
+    b.enable(&mut base, Interest::READ).unwrap();
     // a writes, but b stops reading: a's output stays, and its write timeout fires.
     let mut log = Log::new();
     run_until(&mut base, &mut log, "b's read timeout", |l| !l.is_empty());
@@ -415,7 +415,7 @@ pub fn pair_keeps_bytes_until_the_reader_reads(h: &Harness) {
         bev.input().remove(&mut buf).unwrap();
         got.extend_from_slice(&buf);
     });
-    b.disable(&mut base, EventFlags::READ).unwrap();
+    b.disable(&mut base, Interest::READ).unwrap();
     a.write(&mut base, b"hello ").unwrap();
     a.write(&mut base, b"pair").unwrap();
     let mut got = Vec::new();
@@ -429,7 +429,7 @@ pub fn pair_keeps_bytes_until_the_reader_reads(h: &Harness) {
         "reached a disabled reader"
     );
     assert_eq!(a.output_len().unwrap(), 10);
-    b.enable(&mut base, EventFlags::READ).unwrap();
+    b.enable(&mut base, Interest::READ).unwrap();
     run_until(&mut base, &mut got, "the bytes", |g| g.len() >= 10);
     assert_eq!(got, b"hello pair");
     assert_eq!(a.output_len().unwrap(), 0);
@@ -759,7 +759,7 @@ pub fn unreachable_socket_is_freed_after_its_last_callback(h: &crate::Harness) {
                 log.push(name); // and no free
             }
         });
-        bev.enable(&mut base, EventFlags::READ).unwrap();
+        bev.enable(&mut base, Interest::READ).unwrap();
         if name == "kept" {
             kept = Some(bev);
         }
@@ -806,7 +806,7 @@ pub fn buffered_socket_over_pipes(h: &Harness) {
         events.push(bev.fired());
         bev.free();
     });
-    reader.enable(&mut base, EventFlags::READ).unwrap();
+    reader.enable(&mut base, Interest::READ).unwrap();
     let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
     writer.write(&mut base, &sent).unwrap();
     writer.free_after_flush(&mut base).unwrap();

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use evloop_core::fd::OwnedFd;
-use evloop_core::{Base, BaseOptions, EventFlags, EventId, LoopFlags, RunOutcome};
+use evloop_core::{Base, BaseOptions, EventId, Fired, Interest, LoopFlags, RunOutcome, TimerKind};
 
 use crate::util::{
     borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
@@ -25,7 +25,7 @@ pub fn priorities(h: &Harness) {
     let mut ids = Vec::new();
     for prio in [2u16, 0, 1] {
         let e = base
-            .new_timer(EventFlags::empty(), move |_, log: &mut Vec<u16>| {
+            .new_timer(TimerKind::OneShot, move |_, log: &mut Vec<u16>| {
                 log.push(prio)
             })
             .unwrap();
@@ -33,7 +33,7 @@ pub fn priorities(h: &Harness) {
         ids.push(e);
     }
     for &e in &ids {
-        base.activate(e, EventFlags::TIMEOUT, 1).unwrap();
+        base.activate(e, Fired::TIMEOUT, 1).unwrap();
     }
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
@@ -47,20 +47,20 @@ pub fn priorities(h: &Harness) {
 pub fn better_priority_preempts_a_worse_queue(h: &Harness) {
     let mut base = h.base_with::<Vec<&'static str>>(three_priorities());
     let c = base
-        .new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("C"))
+        .new_timer(TimerKind::OneShot, |_, log: &mut Vec<&str>| log.push("C"))
         .unwrap();
     base.set_priority(c, 0).unwrap();
     let a = base
-        .new_timer(EventFlags::empty(), move |ctx, log: &mut Vec<&str>| {
+        .new_timer(TimerKind::OneShot, move |ctx, log: &mut Vec<&str>| {
             log.push("A");
-            ctx.activate(c, EventFlags::TIMEOUT, 1).unwrap();
+            ctx.activate(c, Fired::TIMEOUT, 1).unwrap();
         })
         .unwrap();
     let b = base
-        .new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("B"))
+        .new_timer(TimerKind::OneShot, |_, log: &mut Vec<&str>| log.push("B"))
         .unwrap();
-    base.activate(a, EventFlags::TIMEOUT, 1).unwrap();
-    base.activate(b, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(a, Fired::TIMEOUT, 1).unwrap();
+    base.activate(b, Fired::TIMEOUT, 1).unwrap();
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
     assert_eq!(log, ["A", "C", "B"]);
@@ -69,21 +69,21 @@ pub fn better_priority_preempts_a_worse_queue(h: &Harness) {
 /// Manual activation runs the callback with the given flags and count; activating twice
 /// before it runs merges the flags into one run.
 pub fn manual_activation(h: &Harness) {
-    let mut base = h.base::<Vec<(EventFlags, u32)>>();
+    let mut base = h.base::<Vec<(Fired, u32)>>();
     let e = base
-        .new_timer(EventFlags::empty(), |ctx, log: &mut Vec<_>| {
+        .new_timer(TimerKind::OneShot, |ctx, log: &mut Vec<_>| {
             log.push((ctx.fired(), ctx.ncalls()))
         })
         .unwrap();
-    base.activate(e, EventFlags::WRITE, 3).unwrap();
+    base.activate(e, Fired::WRITE, 3).unwrap();
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
-    assert_eq!(log, [(EventFlags::WRITE, 3)]);
-    base.activate(e, EventFlags::READ, 1).unwrap();
-    base.activate(e, EventFlags::WRITE, 1).unwrap();
+    assert_eq!(log, [(Fired::WRITE, 3)]);
+    base.activate(e, Fired::READ, 1).unwrap();
+    base.activate(e, Fired::WRITE, 1).unwrap();
     log.clear();
     base.run(&mut log).unwrap();
-    assert_eq!(log, [(EventFlags::READ | EventFlags::WRITE, 2)]);
+    assert_eq!(log, [(Fired::READ | Fired::WRITE, 2)]);
 }
 
 /// Activating an event that watches an fd: a persistent one stays pending on its fd; a
@@ -95,29 +95,26 @@ pub fn manual_activation_with_a_pending_fd(h: &Harness) {
     let p = base
         .watch(
             fd,
-            EventFlags::READ | EventFlags::PERSIST,
+            Interest::READ | Interest::PERSIST,
             move |ctx, log: &mut Log| {
                 log.push(("persist", ctx.fired()));
                 read_available(borrow(fd));
             },
         )
         .unwrap();
-    let once = logging_event(&mut base, fd, EventFlags::READ, "plain");
+    let once = logging_event(&mut base, fd, Interest::READ, "plain");
     base.add(p, None).unwrap();
     base.add(once, Some(Duration::from_secs(60))).unwrap();
-    base.activate(p, EventFlags::TIMEOUT, 1).unwrap();
-    base.activate(once, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(p, Fired::TIMEOUT, 1).unwrap();
+    base.activate(once, Fired::TIMEOUT, 1).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
     assert_eq!(
         log,
-        [
-            ("persist", EventFlags::TIMEOUT),
-            ("plain", EventFlags::TIMEOUT)
-        ]
+        [("persist", Fired::TIMEOUT), ("plain", Fired::TIMEOUT)]
     );
-    assert_eq!(base.pending(p).unwrap().flags, EventFlags::READ);
-    assert_eq!(base.pending(once).unwrap().flags, EventFlags::empty());
+    assert_eq!(base.pending(p).unwrap().flags, Fired::READ);
+    assert_eq!(base.pending(once).unwrap().flags, Fired::empty());
     log.clear();
     write_all(&a, b"x");
     run_until(
@@ -126,7 +123,7 @@ pub fn manual_activation_with_a_pending_fd(h: &Harness) {
         "persistent event after activation",
         |l| !l.is_empty(),
     );
-    assert_eq!(log, [("persist", EventFlags::READ)]);
+    assert_eq!(log, [("persist", Fired::READ)]);
 }
 
 /// `loop_exit(None)` from a callback ends the run after the current callbacks; pending events
@@ -134,7 +131,7 @@ pub fn manual_activation_with_a_pending_fd(h: &Harness) {
 pub fn loop_exit_without_delay(h: &Harness) {
     let mut base = h.base::<usize>();
     let t = base
-        .new_timer(EventFlags::PERSIST, |ctx, n: &mut usize| {
+        .new_timer(TimerKind::Periodic, |ctx, n: &mut usize| {
             *n += 1;
             if *n == 3 {
                 ctx.loop_exit(None);
@@ -146,14 +143,14 @@ pub fn loop_exit_without_delay(h: &Harness) {
     assert_eq!(base.run(&mut n).unwrap(), RunOutcome::Exited);
     assert!(base.got_exit() && !base.got_break());
     assert_eq!(n, 3);
-    assert!(base.pending(t).unwrap().flags.contains(EventFlags::TIMEOUT));
+    assert!(base.pending(t).unwrap().flags.contains(Fired::TIMEOUT));
 }
 
 /// `loop_exit(Some(d))` ends a busy loop no earlier than `d`.
 pub fn loop_exit_with_delay(h: &Harness) {
     let mut base = h.base::<usize>();
     let t = base
-        .new_timer(EventFlags::PERSIST, |_, n: &mut usize| *n += 1)
+        .new_timer(TimerKind::Periodic, |_, n: &mut usize| *n += 1)
         .unwrap();
     base.add(t, Some(Duration::from_millis(2))).unwrap();
     let start = Instant::now();
@@ -173,7 +170,7 @@ pub fn loop_exit_with_delay(h: &Harness) {
 pub fn loop_exit_before_the_loop_starts(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let e = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
+    let e = base.watch(raw(&b), Interest::READ, |_, _| {}).unwrap();
     base.add(e, None).unwrap();
     base.loop_exit(None);
     assert_eq!(base.run(&mut ()).unwrap(), RunOutcome::Exited);
@@ -185,16 +182,16 @@ pub fn loop_exit_before_the_loop_starts(h: &Harness) {
 pub fn loop_break_from_a_callback(h: &Harness) {
     let mut base = h.base::<Vec<&'static str>>();
     let a = base
-        .new_timer(EventFlags::empty(), |ctx, log: &mut Vec<&str>| {
+        .new_timer(TimerKind::OneShot, |ctx, log: &mut Vec<&str>| {
             log.push("A");
             ctx.loop_break();
         })
         .unwrap();
     let b = base
-        .new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("B"))
+        .new_timer(TimerKind::OneShot, |_, log: &mut Vec<&str>| log.push("B"))
         .unwrap();
-    base.activate(a, EventFlags::TIMEOUT, 1).unwrap();
-    base.activate(b, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(a, Fired::TIMEOUT, 1).unwrap();
+    base.activate(b, Fired::TIMEOUT, 1).unwrap();
     let mut log = Vec::new();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::Broken);
     assert!(base.got_break());
@@ -209,9 +206,9 @@ pub fn loop_break_from_a_callback(h: &Harness) {
 pub fn loop_break_before_the_loop_starts(h: &Harness) {
     let mut base = h.base::<usize>();
     let t = base
-        .new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1)
+        .new_timer(TimerKind::OneShot, |_, n: &mut usize| *n += 1)
         .unwrap();
-    base.activate(t, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(t, Fired::TIMEOUT, 1).unwrap();
     base.loop_break();
     let mut n = 0;
     assert_eq!(base.run(&mut n).unwrap(), RunOutcome::Broken);
@@ -227,7 +224,7 @@ pub fn empty_loop_returns(h: &Harness) {
     let start = Instant::now();
     assert_eq!(base.run(&mut ()).unwrap(), RunOutcome::NoEvents);
     assert!(start.elapsed() < Duration::from_secs(2));
-    let e = base.new_timer(EventFlags::empty(), |_, _| {}).unwrap();
+    let e = base.new_timer(TimerKind::OneShot, |_, _| {}).unwrap();
     // A timer with no timeout would wait for nothing: refused, naming the event, and the
     // loop still has nothing to wait for.
     let err = base.add(e, None).unwrap_err();
@@ -256,7 +253,7 @@ pub fn nonblock_returns_at_once(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<usize>();
     let e = base
-        .watch(raw(&b), EventFlags::READ, |_, n: &mut usize| *n += 1)
+        .watch(raw(&b), Interest::READ, |_, n: &mut usize| *n += 1)
         .unwrap();
     base.add(e, Some(Duration::from_secs(30))).unwrap();
     let start = Instant::now();
@@ -288,23 +285,23 @@ pub fn dispatch_limits_bound_a_flood(h: &Harness) {
         let mut base = h.base_with::<(usize, usize, Option<Instant>)>(options.clone());
         let flood = base
             .new_timer(
-                EventFlags::empty(),
+                TimerKind::OneShot,
                 |ctx, (n, late, deadline): &mut (usize, usize, Option<Instant>)| {
                     *n += 1;
                     if deadline.is_some_and(|d| ctx.now() >= d) {
                         *late += 1;
                     }
                     let me = ctx.id();
-                    ctx.activate(me, EventFlags::TIMEOUT, 1).unwrap();
+                    ctx.activate(me, Fired::TIMEOUT, 1).unwrap();
                 },
             )
             .unwrap();
         let timer = base
-            .new_timer(EventFlags::empty(), |ctx, _| ctx.loop_break())
+            .new_timer(TimerKind::OneShot, |ctx, _| ctx.loop_break())
             .unwrap();
         base.add(timer, Some(Duration::from_millis(20))).unwrap();
         let mut data = (0, 0, base.pending(timer).unwrap().deadline);
-        base.activate(flood, EventFlags::TIMEOUT, 1).unwrap();
+        base.activate(flood, Fired::TIMEOUT, 1).unwrap();
         assert_eq!(
             base.run(&mut data).unwrap(),
             RunOutcome::Broken,
@@ -329,18 +326,13 @@ pub fn dispatch_limits_bound_a_flood(h: &Harness) {
 pub fn remove_timer_keeps_the_io_interest(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e = logging_event(
-        &mut base,
-        raw(&b),
-        EventFlags::READ | EventFlags::PERSIST,
-        "io",
-    );
+    let e = logging_event(&mut base, raw(&b), Interest::READ | Interest::PERSIST, "io");
     base.add(e, Some(Duration::from_millis(20))).unwrap();
     base.remove_timer(e).unwrap();
     let pending = base.pending(e).unwrap();
     assert_eq!(
         (pending.flags, pending.deadline),
-        (EventFlags::READ, None),
+        (Fired::READ, None),
         "the timeout is gone, READ stays"
     );
     // Well past the old timeout: nothing may fire.
@@ -352,14 +344,14 @@ pub fn remove_timer_keeps_the_io_interest(h: &Harness) {
     run_until(&mut base, &mut log, "READ after remove_timer", |l| {
         !l.is_empty()
     });
-    assert_eq!(log, [("io", EventFlags::READ)]);
+    assert_eq!(log, [("io", Fired::READ)]);
     // A pure timer: removing its timeout leaves nothing pending.
-    let t = logging_event(&mut base, NO_FD, EventFlags::PERSIST, "timer");
+    let t = logging_event(&mut base, NO_FD, Interest::PERSIST, "timer");
     base.add(t, Some(Duration::from_millis(10))).unwrap();
     let before = base.num_events();
     base.remove_timer(t).unwrap();
     assert_eq!(base.num_events(), before - 1);
-    assert_eq!(base.pending(t).unwrap().flags, EventFlags::empty());
+    assert_eq!(base.pending(t).unwrap().flags, Fired::empty());
     base.free(e).unwrap();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
 }
@@ -371,15 +363,15 @@ pub fn active_by_fd_activates_every_matching_event(h: &Harness) {
     let mut base = h.base::<Log>();
     let fd = raw(&b);
     for (flags, name) in [
-        (EventFlags::READ, "reader 1"),
-        (EventFlags::READ, "reader 2"),
-        (EventFlags::WRITE, "writer"),
+        (Interest::READ, "reader 1"),
+        (Interest::READ, "reader 2"),
+        (Interest::WRITE, "writer"),
     ] {
-        let e = logging_event(&mut base, fd, flags | EventFlags::PERSIST, name);
+        let e = logging_event(&mut base, fd, flags | Interest::PERSIST, name);
         base.add(e, None).unwrap();
     }
     // The socket is writable: take that out of the picture by counting only the activations.
-    assert_eq!(base.active_by_fd(fd, EventFlags::READ).unwrap(), 2);
+    assert_eq!(base.active_by_fd(fd, Fired::READ).unwrap(), 2);
     let mut log = Log::new();
     base.run_with(LoopFlags::ONCE | LoopFlags::NONBLOCK, &mut log)
         .unwrap();
@@ -389,14 +381,11 @@ pub fn active_by_fd_activates_every_matching_event(h: &Harness) {
         .collect();
     assert_eq!(
         readers,
-        [
-            &("reader 1", EventFlags::READ),
-            &("reader 2", EventFlags::READ)
-        ]
+        [&("reader 1", Fired::READ), &("reader 2", Fired::READ)]
     );
-    let err = base.active_by_fd(fd, EventFlags::TIMEOUT).unwrap_err();
+    let err = base.active_by_fd(fd, Fired::TIMEOUT).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
-    assert_eq!(base.active_by_fd(NO_FD, EventFlags::READ).unwrap(), 0);
+    assert_eq!(base.active_by_fd(NO_FD, Fired::READ).unwrap(), 0);
 }
 
 /// One non-blocking pass calls every fd that is ready, however many: none waits for a later
@@ -407,7 +396,7 @@ pub fn one_nonblocking_pass_calls_every_ready_fd(h: &Harness) {
     let mut base = h.base::<usize>();
     for (_, b) in &pairs {
         let e = base
-            .watch(raw(b), EventFlags::READ, |_, n: &mut usize| *n += 1)
+            .watch(raw(b), Interest::READ, |_, n: &mut usize| *n += 1)
             .unwrap();
         base.add(e, None).unwrap();
     }
@@ -428,9 +417,9 @@ fn relay(base: &mut Base<Log>, name: &'static str, from: OwnedFd, to: Option<Own
     let fd = raw(&from);
     base.watch(
         fd,
-        EventFlags::READ | EventFlags::PERSIST,
+        Interest::READ | Interest::PERSIST,
         move |_, log: &mut Log| {
-            log.push((name, EventFlags::READ));
+            log.push((name, Fired::READ));
             let _ = read_available(&from);
             if let Some(to) = &to {
                 write_all(to, b"x");
@@ -449,8 +438,8 @@ pub fn nonblock_until_idle_finishes_the_work_it_triggers(h: &Harness) {
         let (a2, b2) = socketpair();
         let mut base = h.base::<Log>();
         let first = base
-            .watch(NO_FD, EventFlags::empty(), move |_, log: &mut Log| {
-                log.push(("first", EventFlags::TIMEOUT));
+            .watch(NO_FD, Interest::empty(), move |_, log: &mut Log| {
+                log.push(("first", Fired::TIMEOUT));
                 write_all(&a1, b"1");
             })
             .unwrap();
@@ -458,7 +447,7 @@ pub fn nonblock_until_idle_finishes_the_work_it_triggers(h: &Harness) {
         let third = relay(&mut base, "third", b2, None);
         base.add(second, None).unwrap();
         base.add(third, None).unwrap();
-        base.activate(first, EventFlags::TIMEOUT, 1).unwrap();
+        base.activate(first, Fired::TIMEOUT, 1).unwrap();
         let flags = if until_idle {
             LoopFlags::NONBLOCK | LoopFlags::UNTIL_IDLE
         } else {

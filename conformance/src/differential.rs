@@ -8,7 +8,7 @@ use evloop_core::fd::OwnedFd;
 use evloop_core::fd::RawFd;
 use std::time::Duration;
 
-use evloop_core::{EventFlags, EventId};
+use evloop_core::{EventId, Interest};
 use polling::{Event, Events, PollMode, Poller};
 
 use crate::util::{fill, raw, read_available, socketpair, turn, write_all, Rng, WatchRaw};
@@ -37,8 +37,8 @@ fn run_seed(h: &Harness, seed: u64) {
         .map(|(i, (w, _))| {
             let mut mk = |flags, is_read| base_event(&mut base, raw(w), flags, i, is_read);
             (
-                mk(EventFlags::READ | EventFlags::PERSIST, true),
-                mk(EventFlags::WRITE | EventFlags::PERSIST, false),
+                mk(Interest::READ | Interest::PERSIST, true),
+                mk(Interest::WRITE | Interest::PERSIST, false),
             )
         })
         .collect();
@@ -105,7 +105,7 @@ fn run_seed(h: &Harness, seed: u64) {
 fn base_event(
     base: &mut evloop_core::Base<Trace>,
     fd: RawFd,
-    flags: EventFlags,
+    flags: Interest,
     i: usize,
     is_read: bool,
 ) -> EventId {

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use evloop_core::{BevEvent, BevOptions, BufferedSocket, EventFlags, FileSegment};
+use evloop_core::{BevEvent, BevOptions, BufferedSocket, FileSegment, Interest};
 
 use crate::util::{run_until, tcp_pair};
 use crate::Harness;
@@ -102,11 +102,11 @@ pub fn file_segments_through_a_pair_and_a_filter(h: &Harness) {
         let n = input.len();
         input.drain(n).unwrap();
     });
-    b.enable(&mut base, EventFlags::READ).unwrap();
+    b.enable(&mut base, Interest::READ).unwrap();
     a.with_output(&mut base, |out| out.append_file(&seg))
         .unwrap()
         .unwrap();
-    a.enable(&mut base, EventFlags::WRITE).unwrap();
+    a.enable(&mut base, Interest::WRITE).unwrap();
     let mut got = Vec::new();
     run_until(&mut base, &mut got, "the file through the pair", |g| {
         g.len() >= file.bytes.len()
@@ -181,7 +181,7 @@ pub fn a_file_range_past_the_end_or_a_shrunk_file_is_one_clear_error(h: &Harness
     bev.with_output(&mut base, |out| out.append_file(&seg))
         .unwrap()
         .unwrap();
-    bev.enable(&mut base, EventFlags::WRITE).unwrap();
+    bev.enable(&mut base, Interest::WRITE).unwrap();
     let mut seen = Seen::default();
     run_until(&mut base, &mut seen, "an error for the shrunk file", |s| {
         !s.events.is_empty()

@@ -5,8 +5,8 @@
 use std::io;
 
 use evloop_core::{
-    BevContext, BevEvent, BevOptions, Buffer, BufferedSocket, Eol, EventFlags, Filter,
-    FilterResult, FlushMode,
+    BevContext, BevEvent, BevOptions, Buffer, BufferedSocket, Eol, Filter, FilterResult, FlushMode,
+    Interest,
 };
 
 use crate::util::{read_available, read_available_or_eof, run_until, socketpair, write_all};
@@ -100,7 +100,7 @@ pub fn filter_transforms_both_ways_a_line_at_a_time(h: &Harness) {
         bev.write(&line).unwrap(); // echo, through the output filter
         seen.reads.push(line);
     });
-    bev.enable(&mut base, EventFlags::READ).unwrap();
+    bev.enable(&mut base, Interest::READ).unwrap();
     let mut seen = Seen::default();
     write_all(&peer, b"hello\nwor");
     run_until(&mut base, &mut seen, "the first line", |s| {
@@ -160,7 +160,7 @@ pub fn filter_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
         }
     });
     reader.set_event_callback(|_, got: &mut Got| got.eof = true);
-    reader.enable(&mut base, EventFlags::READ).unwrap();
+    reader.enable(&mut base, Interest::READ).unwrap();
     let mut got = Got::default();
     run_until(
         &mut base,
@@ -213,9 +213,9 @@ pub fn filter_error_is_one_error_event(h: &Harness) {
         seen.events.push(bev.fired());
         seen.errors
             .push(bev.error().map(|e| e.to_string()).unwrap_or_default());
-        assert_eq!(bev.enabled(), EventFlags::empty(), "both directions stop");
+        assert_eq!(bev.enabled(), Interest::empty(), "both directions stop");
     });
-    bev.enable(&mut base, EventFlags::READ).unwrap();
+    bev.enable(&mut base, Interest::READ).unwrap();
     let mut data = (Seen::default(), false);
     write_all(&peer, b"fine");
     run_until(&mut base, &mut data, "clean bytes", |(s, _)| {
@@ -287,7 +287,7 @@ pub fn filter_finished_pushes_out_what_was_held_back(h: &Harness) {
     let bev = filtered_end(&mut base, ours, Lines);
     bev.set_read_callback(|bev, seen: &mut Seen| seen.reads.push(take_input(bev)));
     bev.set_event_callback(|bev, seen: &mut Seen| seen.events.push(bev.fired()));
-    bev.enable(&mut base, EventFlags::READ).unwrap();
+    bev.enable(&mut base, Interest::READ).unwrap();
     let mut seen = Seen::default();
     bev.write(&mut base, b"one\ntw").unwrap();
     let mut out = Vec::new();
@@ -301,7 +301,7 @@ pub fn filter_finished_pushes_out_what_was_held_back(h: &Harness) {
     out.extend(read_available(&peer));
     assert_eq!(out, b"one\n", "the partial line left before Finished");
     assert_eq!(bev.output_len().unwrap(), 2, "\"tw\" waits in the output");
-    bev.flush_with(&mut base, EventFlags::WRITE, FlushMode::Finished)
+    bev.flush_with(&mut base, Interest::WRITE, FlushMode::Finished)
         .unwrap();
     run_until(&mut base, &mut seen, "the held-back rest", |_| {
         out.extend(read_available(&peer));

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evloop_core::{BevOptions, BufferedSocket, EventFlags, LoopFlags};
+use evloop_core::{BevOptions, BufferedSocket, Fired, Interest, LoopFlags, TimerKind};
 
 use crate::util::{patience, read_available, socketpair, write_all};
 use crate::Harness;
@@ -48,7 +48,7 @@ pub fn a_flood_of_activations_neither_starves_the_loop_nor_grows_memory(h: &Harn
         .unwrap();
     let start = Instant::now();
     let timer = base
-        .new_timer(EventFlags::empty(), move |_, f: &mut Flood| {
+        .new_timer(TimerKind::OneShot, move |_, f: &mut Flood| {
             f.timer_at = Some(start.elapsed());
         })
         .unwrap();
@@ -61,7 +61,7 @@ pub fn a_flood_of_activations_neither_starves_the_loop_nor_grows_memory(h: &Harn
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                handle.activate(ev, EventFlags::empty(), 1).unwrap();
+                handle.activate(ev, Fired::empty(), 1).unwrap();
                 n += 1;
             }
             sent.store(n, Ordering::SeqCst);
@@ -117,7 +117,7 @@ pub fn a_flood_of_activations_neither_starves_the_loop_nor_grows_memory(h: &Harn
     let start = Instant::now();
     flood.timer_at = None;
     let timer = base
-        .new_timer(EventFlags::empty(), move |_, f: &mut Flood| {
+        .new_timer(TimerKind::OneShot, move |_, f: &mut Flood| {
             f.timer_at = Some(start.elapsed());
         })
         .unwrap();
@@ -186,7 +186,7 @@ pub fn busy_callbacks_run_in_the_next_pass(h: &Harness) {
             bev.write(&again).unwrap();
             s.written += again.len() as u64;
         });
-        bev.enable(&mut base, EventFlags::WRITE).unwrap();
+        bev.enable(&mut base, Interest::WRITE).unwrap();
         bev.write(&mut base, &chunk).unwrap();
         sockets.push(bev);
         peers.push(theirs);
@@ -206,7 +206,7 @@ pub fn busy_callbacks_run_in_the_next_pass(h: &Harness) {
     };
     let start = Instant::now();
     let timer = base
-        .new_timer(EventFlags::empty(), move |_, s: &mut Streams| {
+        .new_timer(TimerKind::OneShot, move |_, s: &mut Streams| {
             s.timer_at = Some(start.elapsed());
         })
         .unwrap();
@@ -215,7 +215,7 @@ pub fn busy_callbacks_run_in_the_next_pass(h: &Harness) {
     let pong_fd = crate::util::raw(&pong);
     // SAFETY: `pong` outlives the base's use of its event (freed below).
     let reader_ev = unsafe {
-        base.new_event(pong_fd, EventFlags::READ, move |_, s: &mut Streams| {
+        base.new_event(pong_fd, Interest::READ, move |_, s: &mut Streams| {
             let got = read_available(crate::util::borrow(pong_fd));
             assert_eq!(got, b"ping");
             s.pinged_at = Some(start.elapsed());

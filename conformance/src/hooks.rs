@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use evloop_core::{BaseOptions, EventFlags, EventId, LoopFlags, RunOutcome};
+use evloop_core::{BaseOptions, EventId, Fired, Interest, LoopFlags, RunOutcome, TimerKind};
 
 use crate::util::{read_available, socketpair, write_all};
 use crate::Harness;
@@ -23,7 +23,7 @@ pub fn prepare_wait_check_callbacks_in_order(h: &Harness) {
     let mut base = h.base::<Trace>();
     let (a, b) = socketpair();
     let reader = base
-        .new_owned_event(a, EventFlags::READ, |ctx, log: &mut Trace| {
+        .new_owned_event(a, Interest::READ, |ctx, log: &mut Trace| {
             read_available(ctx.borrow_fd().unwrap());
             log.push(("read", ctx.iterations()));
         })
@@ -79,11 +79,11 @@ pub fn idle_runs_only_when_nothing_else_is_active(h: &Harness) {
     let mut base = h.base::<Seen>();
     // A busy event: active for five passes in a row, activating itself again.
     let busy = base
-        .new_timer(EventFlags::empty(), |ctx, seen: &mut Seen| {
+        .new_timer(TimerKind::OneShot, |ctx, seen: &mut Seen| {
             seen.busy_runs += 1;
             if seen.busy_runs < 5 {
                 let me = ctx.id();
-                ctx.activate(me, EventFlags::TIMEOUT, 1).unwrap();
+                ctx.activate(me, Fired::TIMEOUT, 1).unwrap();
             }
         })
         .unwrap();
@@ -100,7 +100,7 @@ pub fn idle_runs_only_when_nothing_else_is_active(h: &Harness) {
         })
         .unwrap();
     base.add(idle, None).unwrap();
-    base.activate(busy, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(busy, Fired::TIMEOUT, 1).unwrap();
     let start = Instant::now();
     base.after(Duration::from_millis(50), |_, seen: &mut Seen| {
         seen.fired_at = Some(Instant::now())
@@ -144,12 +144,12 @@ pub fn idle_watchers_follow_priorities(h: &Harness) {
     base.set_priority(idle, 1).unwrap();
     base.add(idle, None).unwrap();
     let urgent = base
-        .new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| {
+        .new_timer(TimerKind::OneShot, |_, log: &mut Vec<&str>| {
             log.push("urgent")
         })
         .unwrap();
     base.set_priority(urgent, 0).unwrap();
-    base.activate(urgent, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(urgent, Fired::TIMEOUT, 1).unwrap();
     let mut log = Vec::new();
     base.run_with(LoopFlags::NONBLOCK, &mut log).unwrap();
     assert_eq!(
@@ -159,12 +159,12 @@ pub fn idle_watchers_follow_priorities(h: &Harness) {
     );
     // A less urgent active event does not.
     let lazy = base
-        .new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| {
+        .new_timer(TimerKind::OneShot, |_, log: &mut Vec<&str>| {
             log.push("lazy")
         })
         .unwrap();
     base.set_priority(lazy, 2).unwrap();
-    base.activate(lazy, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(lazy, Fired::TIMEOUT, 1).unwrap();
     log.clear();
     base.run_with(LoopFlags::NONBLOCK, &mut log).unwrap();
     assert_eq!(log, ["idle", "lazy"]);
@@ -274,7 +274,7 @@ pub fn watchers_started_and_freed_from_inside_watchers(h: &Harness) {
     // Two iterations kept alive by a zero-delay persistent timer that stops after two runs.
     let mut runs = 0;
     let keep = base
-        .new_timer(EventFlags::PERSIST, move |ctx, _: &mut State| {
+        .new_timer(TimerKind::Periodic, move |ctx, _: &mut State| {
             runs += 1;
             if runs == 2 {
                 let me = ctx.id();
@@ -385,7 +385,7 @@ pub fn hooks_refuse_timeouts_and_activation(h: &Harness) {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("prepare watcher"), "{err}");
-    let err = base.activate(idle, EventFlags::TIMEOUT, 1).unwrap_err();
+    let err = base.activate(idle, Fired::TIMEOUT, 1).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("idle watcher"), "{err}");
     assert_eq!(base.num_events(), 0, "nothing started by the refused calls");
@@ -411,12 +411,12 @@ pub fn metrics_count_exactly_on_a_scripted_run(h: &Harness) {
     assert_eq!(m.blocked_time, Some(Duration::ZERO));
     let ids: Vec<_> = (0..3)
         .map(|_| {
-            base.new_timer(EventFlags::empty(), |_, n: &mut u32| *n += 1)
+            base.new_timer(TimerKind::OneShot, |_, n: &mut u32| *n += 1)
                 .unwrap()
         })
         .collect();
     for &id in &ids {
-        base.activate(id, EventFlags::TIMEOUT, 1).unwrap();
+        base.activate(id, Fired::TIMEOUT, 1).unwrap();
     }
     let check = base.new_check(|_, _| {}).unwrap();
     base.add(check, None).unwrap();
@@ -478,7 +478,7 @@ pub fn precise_timers_are_never_early(h: &Harness) {
         {
             let d = Duration::from_micros(*us);
             let t = base
-                .new_timer(EventFlags::empty(), |_, at: &mut Option<Instant>| {
+                .new_timer(TimerKind::OneShot, |_, at: &mut Option<Instant>| {
                     *at = Some(Instant::now())
                 })
                 .unwrap();

@@ -5,7 +5,9 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use evloop_core::backend::ReadyList;
-use evloop_core::{Backend, Base, BaseOptions, EventFlags, LoopFlags, RunOutcome};
+use evloop_core::{
+    Backend, Base, BaseOptions, EventFlags, Fired, Interest, LoopFlags, RunOutcome, TimerKind,
+};
 use rustix::io::Errno;
 
 use crate::util::{
@@ -30,21 +32,21 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
     });
     let bad = evloop_core::fd::NO_FD;
     invalid(
-        base.watch(bad, EventFlags::READ, |_, _| {}),
+        base.watch(bad, Interest::READ, |_, _| {}),
         &format!("fd {bad}"),
     );
     // A closed fd: refused at add, naming it (by the backend, or by the map).
     let (closed, other) = socketpair();
     let closed_fd = raw(&closed);
     drop(closed);
-    let e = base.watch(closed_fd, EventFlags::READ, |_, _| {}).unwrap();
+    let e = base.watch(closed_fd, Interest::READ, |_, _| {}).unwrap();
     match base.add(e, None) {
         Err(err) => {
             assert!(
                 err.to_string().contains(&format!("fd {closed_fd}")),
                 "{err}"
             );
-            assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
+            assert_eq!(base.pending(e).unwrap().flags, Fired::empty());
         }
         // Trials run in parallel threads: another one may have opened an fd that got the
         // closed number in the meantime. Only then may the add succeed.
@@ -57,20 +59,20 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
         }
     }
     // An fd number nobody opened, far above the table: refused without allocating for it.
-    let far = base.watch(1 << 30, EventFlags::READ, |_, _| {}).unwrap();
+    let far = base.watch(1 << 30, Interest::READ, |_, _| {}).unwrap();
     invalid(
         base.add(far, None),
         "fd 1073741824 is not an open file descriptor",
     );
     // Duration::MAX means "never" (saturating), zero means "at the next iteration".
     let never = base
-        .new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1000)
+        .new_timer(TimerKind::OneShot, |_, n: &mut usize| *n += 1000)
         .unwrap();
     base.add(never, Some(Duration::MAX)).unwrap();
     let deadline = base.pending(never).unwrap().deadline.unwrap();
     assert!(deadline > Instant::now() + Duration::from_secs(100 * 365 * 86400));
-    let soon = base.new_timer(EventFlags::empty(), |ctx, n: &mut usize| {
-        assert_eq!(ctx.fired(), EventFlags::TIMEOUT);
+    let soon = base.new_timer(TimerKind::OneShot, |ctx, n: &mut usize| {
+        assert_eq!(ctx.fired(), Fired::TIMEOUT);
         *n += 1;
     });
     let soon = soon.unwrap();
@@ -83,7 +85,7 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
     base.free(never).unwrap();
     // A working event after all of it.
     let ok = base
-        .watch(raw(&other), EventFlags::WRITE, |_, n: &mut usize| *n += 10)
+        .watch(raw(&other), Interest::WRITE, |_, n: &mut usize| *n += 10)
         .unwrap();
     base.add(ok, None).unwrap();
     assert_eq!(base.run(&mut n).unwrap(), RunOutcome::NoEvents);
@@ -94,19 +96,13 @@ pub fn bad_input_gets_clear_errors_and_the_base_keeps_working(h: &Harness) {
 pub fn more_than_65535_events_on_one_fd_are_refused(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let owner = base
-        .new_owned_event(b, EventFlags::READ, |_, _| {})
-        .unwrap();
+    let owner = base.new_owned_event(b, Interest::READ, |_, _| {}).unwrap();
     base.add(owner, None).unwrap();
     for _ in 1..65_535 {
-        let e = base
-            .new_event_on(owner, EventFlags::READ, |_, _| {})
-            .unwrap();
+        let e = base.new_event_on(owner, Interest::READ, |_, _| {}).unwrap();
         base.add(e, None).unwrap();
     }
-    let e = base
-        .new_event_on(owner, EventFlags::READ, |_, _| {})
-        .unwrap();
+    let e = base.new_event_on(owner, Interest::READ, |_, _| {}).unwrap();
     invalid(base.add(e, None), "65535");
     assert_eq!(base.num_events(), 65_535);
 }
@@ -188,7 +184,7 @@ pub fn injected_faults_lose_nothing(h: &Harness) {
         let e = base
             .watch(
                 fd,
-                EventFlags::READ | EventFlags::PERSIST,
+                Interest::READ | Interest::PERSIST,
                 move |_, s: &mut S| {
                     let mut buf = [0u8; 64];
                     match rustix::io::read(borrow(fd), &mut buf) {
@@ -202,11 +198,11 @@ pub fn injected_faults_lose_nothing(h: &Harness) {
         base.add(e, None).unwrap();
     }
     let tick = base
-        .new_timer(EventFlags::PERSIST, |_, s: &mut S| s.ticks += 1)
+        .new_timer(TimerKind::Periodic, |_, s: &mut S| s.ticks += 1)
         .unwrap();
     base.add(tick, Some(Duration::from_millis(2))).unwrap();
     let once = base
-        .new_timer(EventFlags::empty(), |_, s: &mut S| s.oneshot += 1)
+        .new_timer(TimerKind::OneShot, |_, s: &mut S| s.oneshot += 1)
         .unwrap();
     base.add(once, Some(Duration::from_millis(30))).unwrap();
     let mut s = S::default();
@@ -239,5 +235,5 @@ pub fn injected_faults_lose_nothing(h: &Harness) {
     assert_eq!(s.bytes, 100, "bytes lost or duplicated");
     assert_eq!(s.oneshot, 1);
     assert!(s.spurious > 0, "no spurious readiness reached a callback");
-    assert_eq!(base.pending(tick).unwrap().flags, EventFlags::TIMEOUT);
+    assert_eq!(base.pending(tick).unwrap().flags, Fired::TIMEOUT);
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use evloop_core::{EventFlags, Features, RunOutcome};
+use evloop_core::{Features, Fired, Interest, RunOutcome, TimerKind};
 use rustix::net::Shutdown;
 
 #[cfg(unix)]
@@ -14,9 +14,9 @@ use crate::util::{
 };
 use crate::Harness;
 
-const R: EventFlags = EventFlags::READ;
-const W: EventFlags = EventFlags::WRITE;
-const P: EventFlags = EventFlags::PERSIST;
+const R: Interest = Interest::READ;
+const W: Interest = Interest::WRITE;
+const P: Interest = Interest::PERSIST;
 
 /// Data written to one end makes a READ event on the other end run once, with READ.
 pub fn simple_read(h: &Harness) {
@@ -32,7 +32,7 @@ pub fn simple_read(h: &Harness) {
     base.add(e, None).unwrap();
     let mut data = (Log::new(), Vec::new());
     assert_eq!(base.run(&mut data).unwrap(), RunOutcome::NoEvents);
-    assert_eq!(data.0, [("read", R)]);
+    assert_eq!(data.0, [("read", Fired::READ)]);
     assert_eq!(data.1, b"hello");
 }
 
@@ -49,7 +49,7 @@ pub fn simple_write(h: &Harness) {
     base.add(e, None).unwrap();
     let mut log = Log::new();
     base.run(&mut log).unwrap();
-    assert_eq!(log, [("write", W)]);
+    assert_eq!(log, [("write", Fired::WRITE)]);
     assert_eq!(read_available(&b), b"x");
 }
 
@@ -67,7 +67,14 @@ pub fn two_readers_and_a_writer_on_one_fd(h: &Harness) {
     }
     let mut log = Log::new();
     base.run(&mut log).unwrap();
-    assert_eq!(log, [("r1", R), ("r2", R), ("w", W)]);
+    assert_eq!(
+        log,
+        [
+            ("r1", Fired::READ),
+            ("r2", Fired::READ),
+            ("w", Fired::WRITE)
+        ]
+    );
 }
 
 /// A persistent READ event runs once per arrival and stays pending until deleted.
@@ -87,9 +94,9 @@ pub fn persistent_read(h: &Harness) {
         run_until(&mut base, &mut data, "persistent read", |d| d.0 == i + 1);
     }
     assert_eq!(data.1, b"abc");
-    assert_eq!(base.pending(e).unwrap().flags, R);
+    assert_eq!(base.pending(e).unwrap().flags, Fired::READ);
     base.del(e).unwrap();
-    assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
+    assert_eq!(base.pending(e).unwrap().flags, Fired::empty());
     assert_eq!(base.run(&mut data).unwrap(), RunOutcome::NoEvents);
 }
 
@@ -102,7 +109,7 @@ pub fn combined_read_write(h: &Harness) {
     base.add(e, None).unwrap();
     let mut log = Log::new();
     base.run(&mut log).unwrap();
-    assert_eq!(log, [("rw", R | W)]);
+    assert_eq!(log, [("rw", Fired::READ | Fired::WRITE)]);
 }
 
 /// Deleting one of two events on an fd leaves the other working.
@@ -123,7 +130,7 @@ pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
     base.del(e1).unwrap();
     write_all(&a, b"x");
     run_until(&mut base, &mut log, "e2 runs", |l| !l.is_empty());
-    assert_eq!(log, [("e2", R)]);
+    assert_eq!(log, [("e2", Fired::READ)]);
     base.del(e2).unwrap();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
 }
@@ -132,7 +139,7 @@ pub fn delete_one_of_two_events_on_an_fd(h: &Harness) {
 pub fn closed_on_peer_shutdown(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e = owned_logging_event(&mut base, b, EventFlags::CLOSED, "closed");
+    let e = owned_logging_event(&mut base, b, Interest::CLOSED, "closed");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     turn(&mut base, &mut log);
@@ -141,7 +148,7 @@ pub fn closed_on_peer_shutdown(h: &Harness) {
     run_until(&mut base, &mut log, "CLOSED after shutdown", |l| {
         !l.is_empty()
     });
-    assert_eq!(log, [("closed", EventFlags::CLOSED)]);
+    assert_eq!(log, [("closed", Fired::CLOSED)]);
     drop(a);
 }
 
@@ -150,7 +157,7 @@ pub fn et_fires_once_per_edge(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<usize>();
     let e = base
-        .new_owned_event(b, R | P | EventFlags::ET, |_, n: &mut usize| *n += 1)
+        .new_owned_event(b, R | P | Interest::ET, |_, n: &mut usize| *n += 1)
         .unwrap();
     base.add(e, None).unwrap();
     let mut n = 0;
@@ -170,7 +177,7 @@ pub fn et_fires_once_per_edge(h: &Harness) {
 pub fn et_is_reported_in_fired(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let edge = owned_logging_event(&mut base, b, R | P | EventFlags::ET, "edge");
+    let edge = owned_logging_event(&mut base, b, R | P | Interest::ET, "edge");
     base.add(edge, None).unwrap();
     let (c, d) = socketpair();
     let level = owned_logging_event(&mut base, d, R, "level");
@@ -180,7 +187,10 @@ pub fn et_is_reported_in_fired(h: &Harness) {
     let mut log = Log::new();
     run_until(&mut base, &mut log, "both events", |l| l.len() >= 2);
     log.sort_by_key(|(name, _)| *name);
-    assert_eq!(log, [("edge", R | EventFlags::ET), ("level", R)]);
+    assert_eq!(
+        log,
+        [("edge", Fired::READ | Fired::ET), ("level", Fired::READ)]
+    );
     base.del(edge).unwrap();
 }
 
@@ -191,7 +201,7 @@ pub fn et_refused_without_the_feature(h: &Harness) {
     let b_fd = raw(&b);
     let mut base = h.base::<usize>();
     let e = base
-        .new_owned_event(b, R | EventFlags::ET, |_, n: &mut usize| *n += 1)
+        .new_owned_event(b, R | Interest::ET, |_, n: &mut usize| *n += 1)
         .unwrap();
     let result = base.add(e, None);
     if h.features().contains(Features::EDGE_TRIGGERED) {
@@ -205,7 +215,7 @@ pub fn et_refused_without_the_feature(h: &Harness) {
             msg.contains(h.name()) && msg.contains(&format!("fd {b_fd}")),
             "{msg}"
         );
-        assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
+        assert_eq!(base.pending(e).unwrap().flags, Fired::empty());
     }
     let ok = base
         .new_event_on(e, R, |_, n: &mut usize| *n += 10)
@@ -229,24 +239,27 @@ pub fn fd_closed_while_registered(h: &Harness) {
     let mut log = Log::new();
     turn(&mut base, &mut log);
     drop(b);
-    let t = base.new_timer(EventFlags::empty(), |ctx, log: &mut Log| {
+    let t = base.new_timer(TimerKind::OneShot, |ctx, log: &mut Log| {
         log.push(("timer", ctx.fired()));
         ctx.loop_break();
     });
     base.add(t.unwrap(), Some(Duration::from_millis(20)))
         .unwrap();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::Broken);
-    assert!(log.contains(&("timer", EventFlags::TIMEOUT)), "{log:?}");
+    assert!(log.contains(&("timer", Fired::TIMEOUT)), "{log:?}");
     let reports = log.iter().filter(|(name, _)| *name == "closed fd").count();
     assert!(
         reports <= 1,
         "the closed fd was reported {reports} times: {log:?}"
     );
     for (name, flags) in &log {
-        assert!(*name == "timer" || *flags == R, "unexpected report {log:?}");
+        assert!(
+            *name == "timer" || *flags == Fired::READ,
+            "unexpected report {log:?}"
+        );
     }
     if reports == 1 {
-        assert_eq!(base.pending(e).unwrap().flags, EventFlags::empty());
+        assert_eq!(base.pending(e).unwrap().flags, Fired::empty());
     }
     base.free(e).unwrap();
     drop(a);
@@ -256,7 +269,7 @@ pub fn fd_closed_while_registered(h: &Harness) {
     base.add(ok, None).unwrap();
     log.clear();
     base.run(&mut log).unwrap();
-    assert_eq!(log, [("new", R)]);
+    assert_eq!(log, [("new", Fired::READ)]);
 }
 
 /// Close the fd under a persistent event that is never deleted, let the loop run, reuse the
@@ -289,15 +302,15 @@ pub fn new_event_on_a_reused_number_fires_despite_a_stale_registration(h: &Harne
     base.add(new, None).unwrap();
     write_all(&peer, b"x");
     run_until(&mut base, &mut log, "event on the reused fd", |l| {
-        l.contains(&("new", R))
+        l.contains(&("new", Fired::READ))
     });
     for _ in 0..3 {
         turn(&mut base, &mut log);
     }
     let olds: Vec<_> = log.iter().filter(|(name, _)| *name == "old").collect();
-    assert_eq!(olds, [&("old", R)], "the stale event: {log:?}");
-    assert_eq!(base.pending(old).unwrap().flags, EventFlags::empty());
-    assert_eq!(base.pending(new).unwrap().flags, R);
+    assert_eq!(olds, [&("old", Fired::READ)], "the stale event: {log:?}");
+    assert_eq!(base.pending(old).unwrap().flags, Fired::empty());
+    assert_eq!(base.pending(new).unwrap().flags, Fired::READ);
     base.free(new).unwrap();
     base.free(old).unwrap();
 }
@@ -329,7 +342,7 @@ pub fn fd_number_reused_after_close(h: &Harness) {
     run_until(&mut base, &mut log, "event on the reused fd", |l| {
         !l.is_empty()
     });
-    assert_eq!(log, [("new", R)]);
+    assert_eq!(log, [("new", Fired::READ)]);
     base.free(e2).unwrap();
 }
 
@@ -420,7 +433,7 @@ pub fn persistent_io_timeout_restarts_on_activity(h: &Harness) {
             read_available(borrow(fd));
             let me = ctx.id();
             let deadline = ctx.pending(me).unwrap().deadline.expect("timer re-armed");
-            if ctx.fired().contains(EventFlags::TIMEOUT) {
+            if ctx.fired().contains(Fired::TIMEOUT) {
                 // Re-armed from the old deadline, which is in the future again.
                 assert!(deadline > ctx.now());
                 ctx.del(me).unwrap();
@@ -437,7 +450,7 @@ pub fn persistent_io_timeout_restarts_on_activity(h: &Harness) {
     let started = std::time::Instant::now();
     let mut log = Log::new();
     base.run(&mut log).unwrap();
-    assert_eq!(log, [("io", R), ("io", EventFlags::TIMEOUT)]);
+    assert_eq!(log, [("io", Fired::READ), ("io", Fired::TIMEOUT)]);
     assert!(started.elapsed() >= interval);
 }
 
@@ -448,10 +461,10 @@ pub fn closed_reported_before_data_is_read(h: &Harness) {
     write_all(&a, b"unread");
     rustix::net::shutdown(&a, Shutdown::Write).unwrap();
     let mut base = h.base::<Log>();
-    let e = logging_event(&mut base, raw(&b), EventFlags::CLOSED, "closed");
+    let e = logging_event(&mut base, raw(&b), Interest::CLOSED, "closed");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     run_until(&mut base, &mut log, "early CLOSED", |l| !l.is_empty());
-    assert_eq!(log, [("closed", EventFlags::CLOSED)]);
+    assert_eq!(log, [("closed", Fired::CLOSED)]);
     assert_eq!(read_available(&b), b"unread");
 }

@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop_core::{EventFlags, LoopFlags, RunOutcome};
+use evloop_core::{Fired, Interest, LoopFlags, RunOutcome, TimerKind};
 
 use crate::util::{raw, read_available, read_available_or_eof, socketpair, write_all, WatchRaw};
 use crate::Harness;
@@ -15,11 +15,11 @@ use crate::Harness;
 /// `once` with a timeout runs its callback once, with TIMEOUT, after the timeout; then the
 /// loop has nothing left.
 pub fn once_with_timeout(h: &Harness) {
-    let mut base = h.base::<Vec<(EventFlags, Instant)>>();
+    let mut base = h.base::<Vec<(Fired, Instant)>>();
     let start = Instant::now();
     base.watch_once(
         NO_FD,
-        EventFlags::empty(),
+        Interest::empty(),
         Some(Duration::from_millis(20)),
         |ctx, log: &mut Vec<_>| log.push((ctx.fired(), Instant::now())),
     )
@@ -28,7 +28,7 @@ pub fn once_with_timeout(h: &Harness) {
     let mut log = Vec::new();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].0, EventFlags::TIMEOUT);
+    assert_eq!(log[0].0, Fired::TIMEOUT);
     assert!(log[0].1 - start >= Duration::from_millis(20));
     assert_eq!(base.num_events(), 0);
 }
@@ -37,36 +37,35 @@ pub fn once_with_timeout(h: &Harness) {
 /// first.
 pub fn once_with_fd(h: &Harness) {
     let (a, b) = socketpair();
-    let mut base = h.base::<Vec<EventFlags>>();
+    let mut base = h.base::<Vec<Fired>>();
     base.watch_once(
         raw(&b),
-        EventFlags::READ,
+        Interest::READ,
         None,
-        |ctx, log: &mut Vec<EventFlags>| log.push(ctx.fired()),
+        |ctx, log: &mut Vec<Fired>| log.push(ctx.fired()),
     )
     .unwrap();
     base.watch_once(
         raw(&a),
-        EventFlags::READ,
+        Interest::READ,
         Some(Duration::from_millis(10)),
-        |ctx, log: &mut Vec<EventFlags>| log.push(ctx.fired()),
+        |ctx, log: &mut Vec<Fired>| log.push(ctx.fired()),
     )
     .unwrap();
     write_all(&a, b"x");
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
-    assert_eq!(log, [EventFlags::READ, EventFlags::TIMEOUT]);
+    assert_eq!(log, [Fired::READ, Fired::TIMEOUT]);
 }
 
-/// `once` refuses SIGNAL, PERSIST and a negative fd with READ, with `InvalidInput`, and the
-/// base is unchanged.
+/// `once` refuses PERSIST and a negative fd with READ, with `InvalidInput`, and the base is
+/// unchanged. (SIGNAL no longer compiles there: `Interest` has none.)
 pub fn once_rejections(h: &Harness) {
     let mut base = h.base::<()>();
     for (fd, flags) in [
-        (NO_FD, EventFlags::PERSIST),
-        (0, EventFlags::READ | EventFlags::PERSIST),
-        (NO_FD, EventFlags::SIGNAL),
-        (NO_FD, EventFlags::READ),
+        (NO_FD, Interest::PERSIST),
+        (0, Interest::READ | Interest::PERSIST),
+        (NO_FD, Interest::READ),
     ] {
         let err = base
             .watch_once(fd, flags, Some(Duration::from_millis(1)), |_, _| {})
@@ -84,13 +83,13 @@ pub fn once_storage_freed_with_the_base(h: &Harness) {
     let g = guard.clone();
     base.watch_once(
         NO_FD,
-        EventFlags::empty(),
+        Interest::empty(),
         Some(Duration::from_secs(3600)),
         move |_, _| drop(g),
     )
     .unwrap();
     let g = guard.clone();
-    let e = base.new_timer(EventFlags::empty(), move |_, _| {
+    let e = base.new_timer(TimerKind::OneShot, move |_, _| {
         let _ = &g;
     });
     base.add(e.unwrap(), Some(Duration::from_secs(3600)))
@@ -104,10 +103,10 @@ pub fn once_storage_freed_with_the_base(h: &Harness) {
 pub fn delete_self_and_another_from_a_callback(h: &Harness) {
     let mut base = h.base::<Vec<&'static str>>();
     let b = base
-        .new_timer(EventFlags::PERSIST, |_, log: &mut Vec<&str>| log.push("B"))
+        .new_timer(TimerKind::Periodic, |_, log: &mut Vec<&str>| log.push("B"))
         .unwrap();
     let a = base
-        .new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<&str>| {
+        .new_timer(TimerKind::Periodic, move |ctx, log: &mut Vec<&str>| {
             log.push("A");
             let me = ctx.id();
             ctx.del(me).unwrap();
@@ -116,8 +115,8 @@ pub fn delete_self_and_another_from_a_callback(h: &Harness) {
         .unwrap();
     base.add(a, Some(Duration::from_millis(1))).unwrap();
     base.add(b, Some(Duration::from_secs(60))).unwrap();
-    base.activate(a, EventFlags::TIMEOUT, 1).unwrap();
-    base.activate(b, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(a, Fired::TIMEOUT, 1).unwrap();
+    base.activate(b, Fired::TIMEOUT, 1).unwrap();
     let mut log = Vec::new();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
     assert_eq!(log, ["A"]);
@@ -127,7 +126,7 @@ pub fn delete_self_and_another_from_a_callback(h: &Harness) {
 pub fn readd_inside_the_callback(h: &Harness) {
     let mut base = h.base::<usize>();
     let t = base
-        .new_timer(EventFlags::empty(), |ctx, n: &mut usize| {
+        .new_timer(TimerKind::OneShot, |ctx, n: &mut usize| {
             *n += 1;
             if *n < 3 {
                 let me = ctx.id();
@@ -148,14 +147,14 @@ pub fn free_inside_the_callback(h: &Harness) {
     let mut base = h.base::<Vec<&'static str>>();
     let g = guard.clone();
     let b = base
-        .new_timer(EventFlags::empty(), move |_, log: &mut Vec<&str>| {
+        .new_timer(TimerKind::OneShot, move |_, log: &mut Vec<&str>| {
             let _ = &g;
             log.push("B")
         })
         .unwrap();
     let g = guard.clone();
     let a = base
-        .new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<&str>| {
+        .new_timer(TimerKind::Periodic, move |ctx, log: &mut Vec<&str>| {
             let _ = &g;
             log.push("A");
             let me = ctx.id();
@@ -165,8 +164,8 @@ pub fn free_inside_the_callback(h: &Harness) {
         })
         .unwrap();
     base.add(a, Some(Duration::from_millis(1))).unwrap();
-    base.activate(a, EventFlags::TIMEOUT, 1).unwrap();
-    base.activate(b, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(a, Fired::TIMEOUT, 1).unwrap();
+    base.activate(b, Fired::TIMEOUT, 1).unwrap();
     let mut log = Vec::new();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
     assert_eq!(log, ["A"]);
@@ -196,21 +195,19 @@ pub fn context_names_what_the_event_watches(h: &Harness) {
             }
         }
     };
-    let io = base.watch(raw(&b), EventFlags::READ, record("io")).unwrap();
+    let io = base.watch(raw(&b), Interest::READ, record("io")).unwrap();
     let signal = base.new_signal(2, record("signal")).unwrap();
-    let timer = base
-        .new_timer(EventFlags::empty(), record("timer"))
-        .unwrap();
+    let timer = base.new_timer(TimerKind::OneShot, record("timer")).unwrap();
     let user = base.new_user_event(record("user")).unwrap();
     let freed = base
-        .watch(raw(&a), EventFlags::READ, record("freed"))
+        .watch(raw(&a), Interest::READ, record("freed"))
         .unwrap();
     for (id, what) in [
-        (io, EventFlags::READ),
-        (signal, EventFlags::SIGNAL),
-        (timer, EventFlags::TIMEOUT),
-        (user, EventFlags::empty()),
-        (freed, EventFlags::READ),
+        (io, Fired::READ),
+        (signal, Fired::SIGNAL),
+        (timer, Fired::TIMEOUT),
+        (user, Fired::empty()),
+        (freed, Fired::READ),
     ] {
         base.activate(id, what, 1).unwrap();
     }
@@ -238,18 +235,18 @@ pub fn events_on_one_owned_fd_share_it(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Vec<&'static str>>();
     let reader = base
-        .new_owned_event(a, EventFlags::READ, |ctx, log: &mut Vec<&str>| {
+        .new_owned_event(a, Interest::READ, |ctx, log: &mut Vec<&str>| {
             log.push("reader");
             read_available(ctx.borrow_fd().unwrap());
         })
         .unwrap();
     let second = base
-        .new_event_on(reader, EventFlags::READ, |_, log: &mut Vec<&str>| {
+        .new_event_on(reader, Interest::READ, |_, log: &mut Vec<&str>| {
             log.push("second reader")
         })
         .unwrap();
     let writer = base
-        .new_event_on(second, EventFlags::WRITE, |ctx, log: &mut Vec<&str>| {
+        .new_event_on(second, Interest::WRITE, |ctx, log: &mut Vec<&str>| {
             log.push("writer");
             write_all(ctx.borrow_fd().unwrap(), b"from the writer");
             let me = ctx.id();
@@ -302,23 +299,24 @@ pub fn new_event_on_refusals(h: &Harness) {
     let (c, _d) = socketpair();
     let mut base = h.base::<()>();
     let owner = base
-        .new_owned_event(a, EventFlags::READ, |_, _: &mut ()| {})
+        .new_owned_event(a, Interest::READ, |_, _: &mut ()| {})
         .unwrap();
     let timer = base
-        .new_timer(EventFlags::empty(), |_, _: &mut ()| {})
+        .new_timer(TimerKind::OneShot, |_, _: &mut ()| {})
         .unwrap();
     let raw_event = base
-        .watch(raw(&c), EventFlags::READ, |_, _: &mut ()| {})
+        .watch(raw(&c), Interest::READ, |_, _: &mut ()| {})
         .unwrap();
     let before = base.num_events();
     for not_an_owner in [timer, raw_event] {
         let e = base
-            .new_event_on(not_an_owner, EventFlags::READ, |_, _: &mut ()| {})
+            .new_event_on(not_an_owner, Interest::READ, |_, _: &mut ()| {})
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
         assert!(e.to_string().contains("owns no fd"), "{e}");
     }
-    for flags in [EventFlags::PERSIST, EventFlags::READ | EventFlags::SIGNAL] {
+    // An interest without READ, WRITE or CLOSED is refused; SIGNAL no longer compiles here.
+    for flags in [Interest::PERSIST, Interest::empty()] {
         let e = base
             .new_event_on(owner, flags, |_, _: &mut ()| {})
             .unwrap_err();
@@ -326,7 +324,7 @@ pub fn new_event_on_refusals(h: &Harness) {
     }
     base.free(owner).unwrap();
     let e = base
-        .new_event_on(owner, EventFlags::READ, |_, _: &mut ()| {})
+        .new_event_on(owner, Interest::READ, |_, _: &mut ()| {})
         .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
     assert_eq!(base.num_events(), before, "nothing was added");
@@ -338,19 +336,19 @@ pub fn new_event_on_refusals(h: &Harness) {
 pub fn stale_and_foreign_ids_are_refused(h: &Harness) {
     let mut base = h.base::<usize>();
     let mut other = h.base::<usize>();
-    let old = base.new_timer(EventFlags::empty(), |_, _| {}).unwrap();
+    let old = base.new_timer(TimerKind::OneShot, |_, _| {}).unwrap();
     base.free(old).unwrap();
     let reused = base
-        .new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1)
+        .new_timer(TimerKind::OneShot, |_, n: &mut usize| *n += 1)
         .unwrap();
-    let err = base.activate(old, EventFlags::TIMEOUT, 1).unwrap_err();
+    let err = base.activate(old, Fired::TIMEOUT, 1).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
     assert!(err.to_string().contains("freed"), "{err}");
     let err = other.add(reused, None).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("another base"), "{err}");
     assert!(base.free(old).is_err());
-    base.activate(reused, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(reused, Fired::TIMEOUT, 1).unwrap();
     let mut n = 0;
     base.run(&mut n).unwrap();
     assert_eq!(n, 1);
@@ -364,13 +362,13 @@ pub fn panicking_callback_leaves_the_base_usable(h: &Harness) {
     let mut base = h.base::<Vec<&'static str>>();
     // resume_unwind skips the panic hook, so the expected panic prints no backtrace.
     let bad = base
-        .new_timer(EventFlags::PERSIST, |_, _| {
+        .new_timer(TimerKind::Periodic, |_, _| {
             std::panic::resume_unwind(Box::new("callback panic (expected)"))
         })
         .unwrap();
     base.add(bad, Some(Duration::from_millis(1))).unwrap();
     let reader = base
-        .watch(raw(&b), EventFlags::READ, |_, log: &mut Vec<&str>| {
+        .watch(raw(&b), Interest::READ, |_, log: &mut Vec<&str>| {
             log.push("read")
         })
         .unwrap();

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evloop_core::{
-    BevEvent, BevOptions, BufferedSocket, EventFlags, Filter, Listener, ListenerOptions, RateLimit,
+    BevEvent, BevOptions, BufferedSocket, Filter, Interest, Listener, ListenerOptions, RateLimit,
     RateLimitGroup,
 };
 
@@ -77,13 +77,13 @@ fn run_ratelim(h: &Harness, case: RatelimCase) {
                 let (input, output) = bev.buffers();
                 output.append_buffer(input).expect("buffers");
                 if bev.output().len() > 1_024_000 {
-                    bev.disable(EventFlags::READ).expect("disable");
+                    bev.disable(Interest::READ).expect("disable");
                 }
             });
             bev.set_write_watermark(ctx, 512_000, 0)
                 .expect("fresh socket");
             bev.set_write_callback(|bev, _| {
-                bev.enable(EventFlags::READ).expect("enable");
+                bev.enable(Interest::READ).expect("enable");
             });
             bev.set_event_callback(|bev, _| {
                 bev.free();
@@ -92,7 +92,7 @@ fn run_ratelim(h: &Harness, case: RatelimCase) {
             if let Some(g) = &server_group {
                 g.add(ctx, &bev).expect("join the group");
             }
-            bev.enable(ctx, EventFlags::READ | EventFlags::WRITE)
+            bev.enable(ctx, Interest::READ | Interest::WRITE)
                 .expect("enable");
         },
     )
@@ -120,7 +120,7 @@ fn run_ratelim(h: &Harness, case: RatelimCase) {
             bev.input().drain(n).expect("input");
             counts.received[i] += n as u64;
         });
-        bev.enable(&mut base, EventFlags::READ | EventFlags::WRITE)
+        bev.enable(&mut base, Interest::READ | Interest::WRITE)
             .expect("enable");
         clients.push(bev);
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evloop_core::{EventFlags, LoopFlags, RunOutcome};
+use evloop_core::{Fired, Interest, LoopFlags, RunOutcome, TimerKind};
 
 use crate::util::{patience, raw, socketpair, WatchRaw};
 use crate::Harness;
@@ -18,10 +18,10 @@ const KEEP: LoopFlags = LoopFlags::NO_EXIT_ON_EMPTY;
 pub fn remote_activation_wakes_a_blocked_loop(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<Option<Instant>>();
-    let never = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
+    let never = base.watch(raw(&b), Interest::READ, |_, _| {}).unwrap();
     base.add(never, None).unwrap();
     let e = base
-        .new_timer(EventFlags::empty(), |ctx, ran: &mut Option<Instant>| {
+        .new_timer(TimerKind::OneShot, |ctx, ran: &mut Option<Instant>| {
             *ran = Some(Instant::now());
             ctx.loop_break();
         })
@@ -32,7 +32,7 @@ pub fn remote_activation_wakes_a_blocked_loop(h: &Harness) {
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         *sent2.lock().unwrap() = Some(Instant::now());
-        handle.activate(e, EventFlags::TIMEOUT, 1).unwrap();
+        handle.activate(e, Fired::TIMEOUT, 1).unwrap();
     });
     let mut ran = None;
     assert_eq!(base.run(&mut ran).unwrap(), RunOutcome::Broken);
@@ -49,7 +49,7 @@ pub fn remote_activations_from_4_threads_all_delivered(h: &Harness) {
     let handle = base.handle().unwrap();
     let events: Vec<_> = (0..4)
         .map(|i| {
-            base.new_timer(EventFlags::empty(), move |ctx, seen: &mut [u64; 4]| {
+            base.new_timer(TimerKind::OneShot, move |ctx, seen: &mut [u64; 4]| {
                 seen[i] += u64::from(ctx.ncalls())
             })
             .unwrap()
@@ -61,7 +61,7 @@ pub fn remote_activations_from_4_threads_all_delivered(h: &Harness) {
             let handle = handle.clone();
             std::thread::spawn(move || {
                 for _ in 0..PER_THREAD {
-                    handle.activate(e, EventFlags::TIMEOUT, 1).unwrap();
+                    handle.activate(e, Fired::TIMEOUT, 1).unwrap();
                 }
             })
         })
@@ -148,13 +148,13 @@ pub fn remote_activation_leaves_no_busy_loop(h: &Harness) {
     let mut base = h.base::<usize>();
     let handle = base.handle().unwrap();
     let e = base
-        .new_timer(EventFlags::empty(), |_, n: &mut usize| *n += 1)
+        .new_timer(TimerKind::OneShot, |_, n: &mut usize| *n += 1)
         .unwrap();
     let t = base
-        .new_timer(EventFlags::empty(), |ctx, _| ctx.loop_break())
+        .new_timer(TimerKind::OneShot, |ctx, _| ctx.loop_break())
         .unwrap();
     base.add(t, Some(Duration::from_millis(300))).unwrap();
-    std::thread::spawn(move || handle.activate(e, EventFlags::TIMEOUT, 1).unwrap())
+    std::thread::spawn(move || handle.activate(e, Fired::TIMEOUT, 1).unwrap())
         .join()
         .unwrap();
     let before = base.iterations();
@@ -169,10 +169,10 @@ pub fn remote_activation_leaves_no_busy_loop(h: &Harness) {
 pub fn remote_handle_after_the_base_is_dropped(h: &Harness) {
     let mut base = h.base::<()>();
     let handle = base.handle().unwrap();
-    let e = base.new_timer(EventFlags::empty(), |_, _| {}).unwrap();
+    let e = base.new_timer(TimerKind::OneShot, |_, _| {}).unwrap();
     drop(base);
     let start = Instant::now();
-    let err = handle.activate(e, EventFlags::TIMEOUT, 1).unwrap_err();
+    let err = handle.activate(e, Fired::TIMEOUT, 1).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotConnected);
     assert!(err.to_string().contains("dropped"), "{err}");
     assert!(handle.run_in_loop(|_, _| {}).is_err());
@@ -188,7 +188,7 @@ pub fn remote_delete_while_its_callback_runs(h: &Harness) {
     let started = Arc::new(AtomicBool::new(false));
     let flag = started.clone();
     let e = base
-        .new_timer(EventFlags::PERSIST, move |_, runs: &mut usize| {
+        .new_timer(TimerKind::Periodic, move |_, runs: &mut usize| {
             *runs += 1;
             flag.store(true, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(50)); // the delete arrives meanwhile

@@ -2,7 +2,7 @@
 
 use evloop_core::fd::OwnedFd;
 
-use evloop_core::{EventFlags, RunOutcome};
+use evloop_core::{Interest, RunOutcome};
 
 use crate::util::{raise_fd_limit, raw, socketpair, write_all, WatchRaw};
 use crate::Harness;
@@ -19,7 +19,7 @@ pub fn thousand_socketpairs_all_ready(h: &Harness) {
     for (i, (a, b)) in pairs.iter().enumerate() {
         write_all(a, b"x");
         let e = base
-            .watch(raw(b), EventFlags::READ, move |_, hits: &mut Vec<u32>| {
+            .watch(raw(b), Interest::READ, move |_, hits: &mut Vec<u32>| {
                 hits[i] += 1
             })
             .unwrap();
@@ -45,10 +45,10 @@ pub fn fds_above_1024(h: &Harness) {
     assert!(raw(&high_b) >= 1200 && raw(&high_a) >= 1024);
     drop((a, b));
     write_all(&high_a, b"x");
-    let mut base = h.base::<Vec<(i32, EventFlags)>>();
+    let mut base = h.base::<Vec<(i32, evloop_core::Fired)>>();
     for (fd, flags) in [
-        (raw(&high_b), EventFlags::READ),
-        (raw(&high_a), EventFlags::WRITE),
+        (raw(&high_b), Interest::READ),
+        (raw(&high_a), Interest::WRITE),
     ] {
         let e = base
             .watch(fd, flags, move |ctx, log: &mut Vec<_>| {
@@ -61,8 +61,8 @@ pub fn fds_above_1024(h: &Harness) {
     base.run(&mut log).unwrap();
     log.sort();
     let mut expected = vec![
-        (raw(&high_b), EventFlags::READ),
-        (raw(&high_a), EventFlags::WRITE),
+        (raw(&high_b), evloop_core::Fired::READ),
+        (raw(&high_a), evloop_core::Fired::WRITE),
     ];
     expected.sort();
     assert_eq!(log, expected);

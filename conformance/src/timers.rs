@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use evloop_core::{BaseOptions, EventFlags, LoopFlags, RunOutcome};
+use evloop_core::{BaseOptions, Fired, Interest, LoopFlags, RunOutcome, TimerKind};
 
 use crate::util::{raw, socketpair, write_all, WatchRaw};
 use crate::Harness;
@@ -12,9 +12,9 @@ const GENEROUS: Duration = Duration::from_secs(5);
 
 /// A timer fires once, with TIMEOUT, no earlier than its timeout.
 pub fn simple_timeout(h: &Harness) {
-    let mut base = h.base::<Vec<(EventFlags, Instant)>>();
+    let mut base = h.base::<Vec<(Fired, Instant)>>();
     let t = base
-        .new_timer(EventFlags::empty(), |ctx, log: &mut Vec<_>| {
+        .new_timer(TimerKind::OneShot, |ctx, log: &mut Vec<_>| {
             log.push((ctx.fired(), Instant::now()))
         })
         .unwrap();
@@ -24,7 +24,7 @@ pub fn simple_timeout(h: &Harness) {
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
     assert_eq!(log.len(), 1);
     let elapsed = log[0].1 - start;
-    assert_eq!(log[0].0, EventFlags::TIMEOUT);
+    assert_eq!(log[0].0, Fired::TIMEOUT);
     assert!(
         elapsed >= Duration::from_millis(50) && elapsed < GENEROUS,
         "{elapsed:?}"
@@ -40,7 +40,7 @@ pub fn persistent_timeout_rearms(h: &Harness) {
     let mut base = h.base::<Vec<(Instant, Instant)>>();
     let t = base
         .new_timer(
-            EventFlags::PERSIST,
+            TimerKind::Periodic,
             |ctx, runs: &mut Vec<(Instant, Instant)>| {
                 let me = ctx.id();
                 runs.push((ctx.pending(me).unwrap().deadline.unwrap(), ctx.now()));
@@ -73,7 +73,7 @@ pub fn persistent_timeout_does_not_burst_after_a_stall(h: &Harness) {
     let mut base = h.base::<Vec<(Instant, Instant)>>();
     let t = base
         .new_timer(
-            EventFlags::PERSIST,
+            TimerKind::Periodic,
             |ctx, runs: &mut Vec<(Instant, Instant)>| {
                 let start = Instant::now();
                 if runs.is_empty() {
@@ -103,7 +103,7 @@ pub fn persistent_timeout_does_not_burst_after_a_stall(h: &Harness) {
 pub fn timeout_replaced_by_readd(h: &Harness) {
     let mut base = h.base::<Vec<Instant>>();
     let t = base
-        .new_timer(EventFlags::empty(), |_, log: &mut Vec<Instant>| {
+        .new_timer(TimerKind::OneShot, |_, log: &mut Vec<Instant>| {
             log.push(Instant::now())
         })
         .unwrap();
@@ -131,12 +131,12 @@ pub fn timers_fire_in_deadline_order(h: &Harness) {
     let arm = timeouts.clone();
     base.watch_once(
         evloop_core::fd::NO_FD,
-        EventFlags::empty(),
+        Interest::empty(),
         None,
         move |ctx, _| {
             for (i, &ms) in arm.iter().enumerate() {
                 let t = ctx
-                    .new_timer(EventFlags::empty(), move |_, order: &mut Vec<usize>| {
+                    .new_timer(TimerKind::OneShot, move |_, order: &mut Vec<usize>| {
                         order.push(i)
                     })
                     .unwrap();
@@ -157,18 +157,18 @@ pub fn timers_fire_in_deadline_order(h: &Harness) {
 pub fn pending_reports_flags_and_deadline(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let e = base.watch(raw(&b), EventFlags::READ, |_, _| {}).unwrap();
+    let e = base.watch(raw(&b), Interest::READ, |_, _| {}).unwrap();
     let before = Instant::now();
     base.add(e, Some(Duration::from_secs(1))).unwrap();
     let p = base.pending(e).unwrap();
-    assert_eq!(p.flags, EventFlags::READ | EventFlags::TIMEOUT);
+    assert_eq!(p.flags, Fired::READ | Fired::TIMEOUT);
     let deadline = p.deadline.unwrap();
     assert!(deadline >= before + Duration::from_secs(1) && deadline < before + GENEROUS);
     base.del(e).unwrap();
     let p = base.pending(e).unwrap();
-    assert_eq!((p.flags, p.deadline), (EventFlags::empty(), None));
-    base.activate(e, EventFlags::WRITE, 1).unwrap();
-    assert_eq!(base.pending(e).unwrap().flags, EventFlags::WRITE);
+    assert_eq!((p.flags, p.deadline), (Fired::empty(), None));
+    base.activate(e, Fired::WRITE, 1).unwrap();
+    assert_eq!(base.pending(e).unwrap().flags, Fired::WRITE);
 }
 
 /// A persistent timer with a zero interval runs once per loop iteration, after the I/O
@@ -178,20 +178,16 @@ pub fn zero_interval_persistent_timer_runs_once_per_iteration(h: &Harness) {
     write_all(&a, b"x"); // stays unread: b is readable every iteration
     let mut base = h.base::<Vec<char>>();
     let reader = base
-        .watch(
-            raw(&b),
-            EventFlags::READ | EventFlags::PERSIST,
-            |ctx, log| {
-                log.push('r');
-                if log.len() >= 5 {
-                    let me = ctx.id();
-                    ctx.del(me).unwrap();
-                }
-            },
-        )
+        .watch(raw(&b), Interest::READ | Interest::PERSIST, |ctx, log| {
+            log.push('r');
+            if log.len() >= 5 {
+                let me = ctx.id();
+                ctx.del(me).unwrap();
+            }
+        })
         .unwrap();
     let tick = base
-        .new_timer(EventFlags::PERSIST, |ctx, log: &mut Vec<char>| {
+        .new_timer(TimerKind::Periodic, |ctx, log: &mut Vec<char>| {
             log.push('t');
             if log.len() >= 5 {
                 let me = ctx.id();
@@ -214,7 +210,7 @@ pub fn timeout_activated_by_hand_keeps_the_cadence(h: &Harness) {
     let mut base = h.base::<Vec<Option<Instant>>>();
     let t = base
         .new_timer(
-            EventFlags::PERSIST,
+            TimerKind::Periodic,
             |ctx, seen: &mut Vec<Option<Instant>>| {
                 let me = ctx.id();
                 seen.push(ctx.pending(me).unwrap().deadline);
@@ -223,7 +219,7 @@ pub fn timeout_activated_by_hand_keeps_the_cadence(h: &Harness) {
         .unwrap();
     base.add(t, Some(interval)).unwrap();
     let first = base.pending(t).unwrap().deadline.unwrap();
-    base.activate(t, EventFlags::TIMEOUT, 1).unwrap();
+    base.activate(t, Fired::TIMEOUT, 1).unwrap();
     let mut seen = Vec::new();
     base.run_with(LoopFlags::ONCE, &mut seen).unwrap();
     assert_eq!(seen, [Some(first + interval)]);
@@ -245,7 +241,7 @@ pub fn persistent_timeout_starved_by_a_better_priority_runs_once_and_goes_on(h: 
     let hog = base
         .watch(
             raw(&b),
-            EventFlags::READ | EventFlags::PERSIST,
+            Interest::READ | Interest::PERSIST,
             move |ctx, _| {
                 if start.elapsed() >= Duration::from_millis(40) {
                     let me = ctx.id();
@@ -256,9 +252,9 @@ pub fn persistent_timeout_starved_by_a_better_priority_runs_once_and_goes_on(h: 
         .unwrap();
     base.set_priority(hog, 0).unwrap();
     let t = base
-        .new_timer(EventFlags::PERSIST, |ctx, runs: &mut Vec<(u32, bool)>| {
+        .new_timer(TimerKind::Periodic, |ctx, runs: &mut Vec<(u32, bool)>| {
             let me = ctx.id();
-            let armed = ctx.pending(me).unwrap().flags.contains(EventFlags::TIMEOUT);
+            let armed = ctx.pending(me).unwrap().flags.contains(Fired::TIMEOUT);
             runs.push((ctx.ncalls(), armed));
             if runs.len() == 3 {
                 ctx.del(me).unwrap();
@@ -289,7 +285,7 @@ pub fn common_timeouts_fire_in_arming_order_never_early(h: &Harness) {
     for i in 0..6u32 {
         let t = base
             .new_timer(
-                EventFlags::empty(),
+                TimerKind::OneShot,
                 move |_, log: &mut Vec<(u32, Instant)>| log.push((i, Instant::now())),
             )
             .unwrap();
@@ -298,7 +294,7 @@ pub fn common_timeouts_fire_in_arming_order_never_early(h: &Harness) {
     }
     base.add(ids[2], Some(len)).unwrap(); // re-armed: now last of the six
     let tick = base
-        .new_timer(EventFlags::PERSIST, |ctx, log: &mut Vec<(u32, Instant)>| {
+        .new_timer(TimerKind::Periodic, |ctx, log: &mut Vec<(u32, Instant)>| {
             log.push((100, Instant::now()));
             if log.iter().filter(|(i, _)| *i == 100).count() == 3 {
                 let me = ctx.id();
@@ -328,7 +324,7 @@ fn named_timer(
     base: &mut evloop_core::Base<Vec<(&'static str, Instant)>>,
     name: &'static str,
 ) -> evloop_core::EventId {
-    base.new_timer(EventFlags::PERSIST, move |ctx, log: &mut Vec<_>| {
+    base.new_timer(TimerKind::Periodic, move |ctx, log: &mut Vec<_>| {
         log.push((name, Instant::now()));
         let me = ctx.id();
         ctx.del(me).unwrap();
@@ -381,7 +377,7 @@ pub fn a_timeout_pushed_back_many_times_fires_once_after_the_last_push(h: &Harne
     let len = Duration::from_millis(60);
     let mut base = h.base::<Log>();
     let idle = base
-        .new_timer(EventFlags::PERSIST, |ctx, log: &mut Log| {
+        .new_timer(TimerKind::Periodic, |ctx, log: &mut Log| {
             log.fired.push(Instant::now());
             let me = ctx.id();
             ctx.del(me).unwrap();
@@ -391,7 +387,7 @@ pub fn a_timeout_pushed_back_many_times_fires_once_after_the_last_push(h: &Harne
     // counts from the loop's cached time, as every add in a callback does: that is the
     // reading to hold the deadline to (`Instant::now()` here is already later).
     let pusher = base
-        .new_timer(EventFlags::PERSIST, move |ctx, log: &mut Log| {
+        .new_timer(TimerKind::Periodic, move |ctx, log: &mut Log| {
             log.pushes.push(ctx.now());
             ctx.add(idle, Some(len)).unwrap();
             if log.pushes.len() == 5 {
@@ -463,7 +459,7 @@ pub fn timers_near_and_far_fire_in_deadline_order_never_early(h: &Harness) {
     let mut base = h.base::<Log>();
     let ids: Vec<_> = (0..n)
         .map(|i| {
-            base.new_timer(EventFlags::empty(), move |_, log: &mut Log| {
+            base.new_timer(TimerKind::OneShot, move |_, log: &mut Log| {
                 log.push((i, Instant::now()))
             })
             .unwrap()
@@ -475,7 +471,7 @@ pub fn timers_near_and_far_fire_in_deadline_order_never_early(h: &Harness) {
     let (arm_ids, arm_lengths) = (ids.clone(), lengths.clone());
     base.watch_once(
         evloop_core::fd::NO_FD,
-        EventFlags::empty(),
+        Interest::empty(),
         None,
         move |ctx, _| {
             // One callback: one clock reading for every arming.

@@ -14,8 +14,7 @@ use evloop_core::fd::OwnedFd;
 use evloop_core::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use evloop_core::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use evloop_core::{
-    BevContext, BevEvent, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions,
-    Registry,
+    BevContext, BevEvent, BevOptions, BufferedSocket, Interest, Listener, ListenerOptions, Registry,
 };
 
 use crate::util::run_until;
@@ -167,7 +166,7 @@ fn echo(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>) {
         output.append_buffer(input).expect("unfrozen buffers");
     });
     bev.set_event_callback(|bev, log| record("server", bev, log));
-    bev.enable(ops, EventFlags::READ | EventFlags::WRITE)
+    bev.enable(ops, Interest::READ | Interest::WRITE)
         .expect("enable");
 }
 
@@ -228,7 +227,7 @@ fn talk(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>, data: Vec<u8>, expec
             bev.free();
         }
     });
-    bev.enable(ops, EventFlags::READ | EventFlags::WRITE)
+    bev.enable(ops, Interest::READ | Interest::WRITE)
         .expect("enable");
 }
 
@@ -248,7 +247,7 @@ fn collecting_server(
             }
         });
         bev.set_event_callback(|bev, log| record("server", bev, log));
-        bev.enable(ops, EventFlags::READ).expect("enable");
+        bev.enable(ops, Interest::READ).expect("enable");
     })
 }
 
@@ -385,7 +384,7 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
             }
         });
         bev.set_event_callback(|bev, log| record("server", bev, log));
-        bev.enable(ops, EventFlags::READ).expect("enable");
+        bev.enable(ops, Interest::READ).expect("enable");
     });
     let addr = listener.local_addr().expect("address");
     // The server's close_notify reaches the client as EOF, after "ok".
@@ -400,7 +399,7 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
         let got = take_input(bev, usize::MAX);
         log.got.extend_from_slice(&got);
     });
-    client.enable(&mut base, EventFlags::READ).expect("enable");
+    client.enable(&mut base, Interest::READ).expect("enable");
     let mut log = Log::default();
     run_until(&mut base, &mut log, "the server's close_notify", |l| {
         l.count("client EOF") + l.count("client ERROR") > 0
@@ -523,7 +522,7 @@ fn bulk_to_a_slow_reader(h: &Harness, total: usize, high: usize, take: usize, wh
         log.got.extend_from_slice(&rest);
         record("client", bev, log)
     });
-    client.enable(&mut base, EventFlags::READ).expect("enable");
+    client.enable(&mut base, Interest::READ).expect("enable");
     let mut log = Log::default();
     run_until(&mut base, &mut log, what, |l| {
         l.count("client EOF") + l.count("client ERROR") > 0
@@ -632,7 +631,7 @@ pub fn tls_free_after_flush_ends_with_close_notify(h: &Harness) {
             bev.write(&reply).expect("write");
             bev.free_after_flush().expect("free after flush");
         });
-        bev.enable(ops, EventFlags::READ).expect("enable");
+        bev.enable(ops, Interest::READ).expect("enable");
     });
     let addr = listener.local_addr().expect("address");
     let client = connect_to(&mut base, addr, pki.client.clone());
@@ -670,7 +669,7 @@ pub fn tls_sends_a_file_segment_by_reading_it(h: &Harness) {
             bev.output().append_file(&segment).expect("append the file");
             bev.free_after_flush().expect("free after flush");
         });
-        bev.enable(ops, EventFlags::READ).expect("enable");
+        bev.enable(ops, Interest::READ).expect("enable");
     });
     let addr = listener.local_addr().expect("address");
     let client = connect_to(&mut base, addr, pki.client.clone());

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use evloop_core::backend::ReadyList;
 use evloop_core::fd::{read, write};
 use evloop_core::{
-    Backend, Base, BevOptions, BufferedSocket, Context, EventFlags, EventId, Features, Listener,
-    ListenerOptions, LoopFlags, Registry,
+    Backend, Base, BevOptions, BufferedSocket, Context, EventFlags, EventId, Features, Fired,
+    Interest, Listener, ListenerOptions, LoopFlags, Registry,
 };
 use rustix::io::Errno;
 
@@ -24,7 +24,7 @@ pub trait WatchRaw<D> {
     fn watch(
         &mut self,
         fd: RawFd,
-        flags: EventFlags,
+        flags: Interest,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId>;
 
@@ -32,7 +32,7 @@ pub trait WatchRaw<D> {
     fn watch_once(
         &mut self,
         fd: RawFd,
-        flags: EventFlags,
+        flags: Interest,
         timeout: Option<Duration>,
         callback: impl FnOnce(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<()>;
@@ -42,7 +42,7 @@ impl<D> WatchRaw<D> for Registry<D> {
     fn watch(
         &mut self,
         fd: RawFd,
-        flags: EventFlags,
+        flags: Interest,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
         // SAFETY: a scenario keeps each fd open until it freed the fd's events, except the
@@ -55,7 +55,7 @@ impl<D> WatchRaw<D> for Registry<D> {
     fn watch_once(
         &mut self,
         fd: RawFd,
-        flags: EventFlags,
+        flags: Interest,
         timeout: Option<Duration>,
         callback: impl FnOnce(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<()> {
@@ -64,8 +64,8 @@ impl<D> WatchRaw<D> for Registry<D> {
     }
 }
 
-/// What ran, in order: a name and the flags its callback was given.
-pub type Log = Vec<(&'static str, EventFlags)>;
+/// What ran, in order: a name and what fired for its callback.
+pub type Log = Vec<(&'static str, Fired)>;
 
 /// A callback that logs `name` and what fired.
 pub fn log_as(name: &'static str) -> impl FnMut(&mut Context<'_, Log>, &mut Log) + 'static {
@@ -77,7 +77,7 @@ pub fn log_as(name: &'static str) -> impl FnMut(&mut Context<'_, Log>, &mut Log)
 pub fn logging_event(
     base: &mut Base<Log>,
     fd: RawFd,
-    flags: EventFlags,
+    flags: Interest,
     name: &'static str,
 ) -> EventId {
     base.watch(fd, flags, log_as(name)).unwrap()
@@ -89,7 +89,7 @@ pub fn logging_event(
 pub fn owned_logging_event(
     base: &mut Base<Log>,
     fd: OwnedFd,
-    flags: EventFlags,
+    flags: Interest,
     name: &'static str,
 ) -> EventId {
     base.new_owned_event(fd, flags, log_as(name)).unwrap()
@@ -411,7 +411,7 @@ pub fn echo_listener<D: 'static>(
         bev.set_event_callback(|bev, _| {
             bev.free();
         });
-        bev.enable(ctx, EventFlags::READ | EventFlags::WRITE)
+        bev.enable(ctx, Interest::READ | Interest::WRITE)
             .expect("enable");
     })
     .expect("listen on loopback")

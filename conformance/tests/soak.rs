@@ -22,7 +22,7 @@ mod posix {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use evloop::{Base, EventFlags, ListenerOptions, LoopFlags};
+    use evloop::{Base, Fired, ListenerOptions, LoopFlags, TimerKind};
 
     pub const CLIENT: &str = "EVLOOP_SOAK_CLIENT";
     const MSG: usize = 24;
@@ -133,7 +133,7 @@ mod posix {
             .unwrap();
         base.add(sig, None).unwrap();
         let poke = base
-            .new_timer(EventFlags::empty(), |ctx, s: &mut Stats| {
+            .new_timer(TimerKind::OneShot, |ctx, s: &mut Stats| {
                 s.remote += u64::from(ctx.ncalls())
             })
             .unwrap();
@@ -161,7 +161,7 @@ mod posix {
             let (stop2, sent2, h2) = (stop.clone(), sent.clone(), handle.clone());
             let remote = std::thread::spawn(move || {
                 while !stop2.load(Ordering::Relaxed) {
-                    h2.activate(poke, EventFlags::TIMEOUT, 1).unwrap();
+                    h2.activate(poke, Fired::TIMEOUT, 1).unwrap();
                     sent2.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_micros(20));
                 }

@@ -71,7 +71,7 @@ use crate::flags::{EventFlags, Features};
 /// use std::{io, time::Duration};
 /// use evloop::fd::RawFd;
 /// use evloop::backend::{Backend, ReadyList};
-/// use evloop::{Base, EventFlags, Features};
+/// use evloop::{Base, EventFlags, Features, TimerKind};
 ///
 /// struct Sleeper;
 /// impl Backend for Sleeper {
@@ -87,7 +87,7 @@ use crate::flags::{EventFlags, Features};
 /// }
 ///
 /// let mut base: Base = Base::with_backend(Box::new(Sleeper), Default::default()).unwrap();
-/// let t = base.new_timer(EventFlags::empty(), |ctx, _| ctx.loop_break()).unwrap();
+/// let t = base.new_timer(TimerKind::OneShot, |ctx, _| ctx.loop_break()).unwrap();
 /// base.add(t, Some(Duration::from_millis(1))).unwrap();
 /// base.run(&mut ()).unwrap();
 /// assert!(base.got_break());

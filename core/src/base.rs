@@ -62,11 +62,11 @@ pub enum RunOutcome {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop::{Base, EventFlags};
+/// use evloop::{Base, TimerKind};
 ///
 /// let mut base: Base<Vec<&str>> = evloop::new_base().unwrap();
-/// let late = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("late")).unwrap();
-/// let soon = base.new_timer(EventFlags::empty(), |_, log: &mut Vec<&str>| log.push("soon")).unwrap();
+/// let late = base.new_timer(TimerKind::OneShot, |_, log: &mut Vec<&str>| log.push("late")).unwrap();
+/// let soon = base.new_timer(TimerKind::OneShot, |_, log: &mut Vec<&str>| log.push("soon")).unwrap();
 /// base.add(late, Some(Duration::from_millis(20))).unwrap();
 /// base.add(soon, Some(Duration::from_millis(1))).unwrap();
 /// let mut log = Vec::new();

@@ -9,13 +9,13 @@ use std::io;
 use std::rc::Rc;
 
 use crate::event::EventId;
-use crate::flags::EventFlags;
+use crate::flags::{EventFlags, Interest, TimerKind};
 use crate::registry::{invalid, Callback, Context, Registry};
 use crate::signal;
 
 impl<D> Registry<D> {
     /// Create an event that owns `fd` — an [`OwnedFd`], or anything that converts into one
-    /// such as a `TcpStream` or `UnixStream` — and watches it for `flags` (READ, WRITE,
+    /// such as a `TcpStream` or `UnixStream` — and watches it for `interest` (READ, WRITE,
     /// CLOSED, with PERSIST and ET). It is not pending yet: [`add`](Self::add) it. The fd stays
     /// open while the event lives, is closed when the event is [freed](Self::free) (after the
     /// backend forgot it), or is handed back by [`free_and_take_fd`](Self::free_and_take_fd).
@@ -26,22 +26,22 @@ impl<D> Registry<D> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `flags` holds none of READ, WRITE and CLOSED, or holds SIGNAL. The fd
-    /// is closed then.
+    /// `InvalidInput` if `interest` holds none of READ, WRITE and CLOSED. The fd is closed
+    /// then.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::io::Write;
     /// use std::net::{TcpListener, TcpStream};
-    /// use evloop::{Base, EventFlags};
+    /// use evloop::{Base, Interest};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
     /// let mut client = TcpStream::connect(listener.local_addr()?)?;
     /// let (server, _) = listener.accept()?;
     /// server.set_nonblocking(true)?;
     /// let mut base: Base<Vec<u8>> = evloop::new_base()?;
-    /// let reader = base.new_owned_event(server, EventFlags::READ, |ctx, got: &mut Vec<u8>| {
+    /// let reader = base.new_owned_event(server, Interest::READ, |ctx, got: &mut Vec<u8>| {
     ///     let mut buf = [0u8; 64];
     ///     let fd = ctx.borrow_fd().expect("an fd event");
     ///     let n = evloop::fd::read(fd, &mut buf).unwrap_or(0);
@@ -60,14 +60,14 @@ impl<D> Registry<D> {
     pub fn new_owned_event(
         &mut self,
         fd: impl Into<OwnedFd>,
-        flags: EventFlags,
+        interest: Interest,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
-        self.make_owned_event(Rc::new(fd.into()), flags, Box::new(callback))
+        self.make_owned_event(Rc::new(fd.into()), interest, Box::new(callback))
     }
 
     /// Create another event on the fd that `owner` owns (an event made by
-    /// [`new_owned_event`](Self::new_owned_event) or by this method), watching `flags` (READ,
+    /// [`new_owned_event`](Self::new_owned_event) or by this method), watching `interest` (READ,
     /// WRITE, CLOSED, with PERSIST and ET): a separate reader and writer on one socket, say,
     /// each with its own callback and timeout. The events share the fd: it stays open while
     /// any of them lives and is closed when the last is freed, so neither can close it under
@@ -77,24 +77,24 @@ impl<D> Registry<D> {
     /// # Errors
     ///
     /// A freed or foreign `owner`; `InvalidInput` if `owner` owns no fd (a timer, a signal,
-    /// or an event made by the unsafe `new_event`), or if `flags` holds none of READ, WRITE
-    /// and CLOSED, or holds SIGNAL.
+    /// or an event made by the unsafe `new_event`), or if `interest` holds none of READ, WRITE
+    /// and CLOSED.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::net::{TcpListener, TcpStream};
-    /// use evloop::{Base, EventFlags};
+    /// use evloop::{Base, Interest};
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
     /// let _client = TcpStream::connect(listener.local_addr()?)?;
     /// let (server, _) = listener.accept()?;
     /// server.set_nonblocking(true)?;
     /// let mut base: Base<Vec<&str>> = evloop::new_base()?;
-    /// let reader = base.new_owned_event(server, EventFlags::READ, |_, log: &mut Vec<&str>| {
+    /// let reader = base.new_owned_event(server, Interest::READ, |_, log: &mut Vec<&str>| {
     ///     log.push("readable")
     /// })?;
-    /// let writer = base.new_event_on(reader, EventFlags::WRITE, |ctx, log: &mut Vec<&str>| {
+    /// let writer = base.new_event_on(reader, Interest::WRITE, |ctx, log: &mut Vec<&str>| {
     ///     log.push("writable");
     ///     let me = ctx.id();
     ///     ctx.del(me).unwrap();
@@ -109,7 +109,7 @@ impl<D> Registry<D> {
     pub fn new_event_on(
         &mut self,
         owner: EventId,
-        flags: EventFlags,
+        interest: Interest,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
         let owner_idx = self.check(owner)?;
@@ -121,24 +121,24 @@ impl<D> Registry<D> {
                 )))
             }
         };
-        self.make_owned_event(shared, flags, Box::new(callback))
+        self.make_owned_event(shared, interest, Box::new(callback))
     }
 
-    /// An event owning (a share of) `fd`, watching `flags`, which must hold READ, WRITE or
-    /// CLOSED and not SIGNAL.
+    /// An event owning (a share of) `fd`, watching `interest`, which must hold READ, WRITE or
+    /// CLOSED.
     fn make_owned_event(
         &mut self,
         fd: Rc<OwnedFd>,
-        flags: EventFlags,
+        interest: Interest,
         callback: Callback<D>,
     ) -> io::Result<EventId> {
         let raw = fd.as_raw_fd();
-        if !flags.intersects(EventFlags::IO) || flags.contains(EventFlags::SIGNAL) {
+        if !interest.intersects(Interest::READ | Interest::WRITE | Interest::CLOSED) {
             return Err(invalid(format!(
-                "an event owning fd {raw} watches READ, WRITE or CLOSED (and not SIGNAL), not {flags:?}"
+                "an event owning fd {raw} watches READ, WRITE or CLOSED, not {interest:?}"
             )));
         }
-        let id = self.make_event(raw, flags, callback)?;
+        let id = self.make_event(raw, interest.into(), callback)?;
         self.events.share_fd(id.index as usize, fd);
         Ok(id)
     }
@@ -172,10 +172,10 @@ impl<D> Registry<D> {
             .ok_or_else(|| invalid(format!("{id:?} lost its fd")))
     }
 
-    /// Create an event watching the raw `fd` for `flags` (READ, WRITE, CLOSED, with PERSIST
-    /// and ET; or SIGNAL|PERSIST with a signal number for `fd`), not yet pending:
-    /// [`add`](Self::add) it. This is libevent's `event_new`, for code that manages its fds
-    /// itself; [`new_owned_event`](Self::new_owned_event) is the safe way.
+    /// Create an event watching the raw `fd` for `interest` (READ, WRITE, CLOSED, with PERSIST
+    /// and ET), not yet pending: [`add`](Self::add) it. This is libevent's `event_new`, for
+    /// code that manages its fds itself; [`new_owned_event`](Self::new_owned_event) is the safe
+    /// way. (libevent's `event_new` on a signal number is [`new_signal`](Self::new_signal).)
     ///
     /// # Safety
     ///
@@ -189,27 +189,26 @@ impl<D> Registry<D> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a negative fd with I/O flags, ET without I/O flags, or SIGNAL with
-    /// I/O flags or a bad signal number.
+    /// `InvalidInput` for a negative fd with READ, WRITE or CLOSED, or ET without them.
     ///
     /// # Examples
     ///
     /// ```
-    /// use evloop::{Base, EventFlags};
+    /// use evloop::{Base, Interest};
     /// let mut base: Base = evloop::new_base()?;
     /// // An fd event needs an fd: NO_FD (-1 on Unix, INVALID_SOCKET on Windows) is refused.
     /// // SAFETY: nothing is registered (the call fails).
-    /// let refused = unsafe { base.new_event(evloop::fd::NO_FD, EventFlags::READ, |_, _| {}) };
+    /// let refused = unsafe { base.new_event(evloop::fd::NO_FD, Interest::READ, |_, _| {}) };
     /// assert!(refused.is_err());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub unsafe fn new_event(
         &mut self,
         fd: RawFd,
-        flags: EventFlags,
+        interest: Interest,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
-        self.make_event(fd, flags, Box::new(callback))
+        self.make_event(fd, interest.into(), Box::new(callback))
     }
 
     /// [`new_event`](Self::new_event) with the callback already boxed.
@@ -224,10 +223,10 @@ impl<D> Registry<D> {
     pub unsafe fn new_event_boxed(
         &mut self,
         fd: RawFd,
-        flags: EventFlags,
+        interest: Interest,
         callback: Callback<D>,
     ) -> io::Result<EventId> {
-        self.make_event(fd, flags, callback)
+        self.make_event(fd, interest.into(), callback)
     }
 
     /// Create a signal event for `signo` (SIGNAL|PERSIST, libevent's `evsignal_new`). Its
@@ -249,23 +248,33 @@ impl<D> Registry<D> {
         )
     }
 
-    /// Create a timer event (no fd); `flags` may hold PERSIST to make it periodic.
+    /// Create a timer event (no fd), one-shot or periodic (`kind`); [`add`](Self::add) it
+    /// with its timeout.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `flags` holds anything but PERSIST.
+    /// Only at the base's limit of events (`OutOfMemory`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use evloop::{Base, TimerKind};
+    /// let mut base: Base<bool> = evloop::new_base()?;
+    /// let t = base.new_timer(TimerKind::OneShot, |_, fired: &mut bool| *fired = true)?;
+    /// base.add(t, Some(Duration::from_millis(1)))?;
+    /// let mut fired = false;
+    /// base.run(&mut fired)?;
+    /// assert!(fired);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new_timer(
         &mut self,
-        flags: EventFlags,
+        kind: TimerKind,
         callback: impl FnMut(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<EventId> {
-        if !EventFlags::PERSIST.contains(flags) {
-            return Err(invalid(format!(
-                "a timer takes only PERSIST, not {flags:?}"
-            )));
-        }
-        // No fd and no other flag: nothing for `make_event` to check.
-        self.alloc(NO_FD, flags, Box::new(callback))
+        // No fd and no flag but PERSIST: nothing for `make_event` to check.
+        self.alloc(NO_FD, kind.flags(), Box::new(callback))
     }
 
     /// An event that runs only when activated (libevent's `event_new(base, -1, 0, cb)`,
@@ -285,7 +294,7 @@ impl<D> Registry<D> {
     /// A worker thread posts results; the loop counts them in one run per wake-up:
     ///
     /// ```
-    /// use evloop::{EventFlags, LoopFlags};
+    /// use evloop::{Fired, LoopFlags};
     /// let mut base: evloop::Base<u32> = evloop::new_base()?;
     /// let done = base.new_user_event(|ctx, got: &mut u32| {
     ///     *got += ctx.ncalls();
@@ -296,7 +305,7 @@ impl<D> Registry<D> {
     /// let handle = base.handle()?;
     /// let worker = std::thread::spawn(move || {
     ///     for _ in 0..3 {
-    ///         handle.activate(done, EventFlags::empty(), 1).unwrap();
+    ///         handle.activate(done, Fired::empty(), 1).unwrap();
     ///     }
     /// });
     /// let mut got = 0;

@@ -14,7 +14,7 @@ use rustix::fd::RawFd; // the alias the fd module re-exports
 use std::fmt;
 use std::time::Instant;
 
-use crate::flags::EventFlags;
+use crate::flags::{EventFlags, Fired};
 
 /// Names one event of one base. Cheap to copy; refused once the event is freed.
 #[derive(Copy, Clone, PartialEq, Eq, Hash)]
@@ -37,9 +37,10 @@ impl fmt::Debug for EventId {
 /// What [`Registry::pending`](crate::Registry::pending) reports about an event.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
-    /// READ/WRITE/CLOSED while the event watches its fd, TIMEOUT while its timer runs, and the
-    /// result flags of an activation waiting for its callback.
-    pub flags: EventFlags,
+    /// What it waits for, in the terms its callback would be told: READ/WRITE/CLOSED while
+    /// the event watches its fd, SIGNAL while it watches a signal, TIMEOUT while its timer
+    /// runs; and the fired set of an activation waiting for its callback.
+    pub flags: Fired,
     /// When the timer expires, if it runs.
     pub deadline: Option<Instant>,
 }

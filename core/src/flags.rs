@@ -1,8 +1,13 @@
-//! Small bit sets: what an event watches ([`EventFlags`]), how the loop runs ([`LoopFlags`]) and
-//! what a backend can do ([`Features`]). (`BevEvent`, the buffered socket's, is in `bufio`.)
+//! Small bit sets: what an fd event watches ([`Interest`]), why a callback ran ([`Fired`]),
+//! the two together as the core and the backends see them ([`EventFlags`]), how the loop
+//! runs ([`LoopFlags`]) and what a backend can do ([`Features`]); whether a timer repeats
+//! ([`TimerKind`]). (`BevEvent`, the buffered socket's, is in `bufio`.)
 //!
-//! The bit values of [`EventFlags`] are libevent's `EV_*` values, so a reader who knows
-//! libevent can read a debug print; nothing depends on that beyond convenience.
+//! A user says what to watch with an [`Interest`] and learns what happened from a [`Fired`]:
+//! two types, so that a constructor cannot be given a result flag (`SIGNAL`, `TIMEOUT`) nor a
+//! timer an fd flag, which before failed only at run time. Both keep libevent's `EV_*` bit
+//! values, which [`EventFlags`] shares, so converting between them is free and a debug print
+//! reads as libevent's would.
 
 /// Defines a bit set type with libevent-style flag constants, the set operations, and a
 /// `Debug` that prints `A|B`. Used here and for `BevEvent` in `bufio`.
@@ -105,21 +110,16 @@ macro_rules! flag_set {
 pub(crate) use flag_set;
 
 flag_set! {
-    /// What an event watches for, and (in a callback) why it ran.
-    ///
-    /// As an event's *interest*: any of [`READ`](Self::READ), [`WRITE`](Self::WRITE),
-    /// [`CLOSED`](Self::CLOSED), plus the modifiers [`PERSIST`](Self::PERSIST) and
-    /// [`ET`](Self::ET). As a callback's *result*: the subset of READ, WRITE, CLOSED,
-    /// [`TIMEOUT`](Self::TIMEOUT) and [`SIGNAL`](Self::SIGNAL) that made it run (or whatever was
-    /// passed to a manual activation).
+    /// Interest and result flags in one set, as the core keeps an event's and a
+    /// [`Backend`](crate::Backend) is told (`change`) and reports (`ReadyList`). Users of the
+    /// loop meet [`Interest`] and [`Fired`] instead, which convert into it.
     ///
     /// # Examples
     ///
     /// ```
-    /// use evloop::EventFlags;
-    /// let interest = EventFlags::READ | EventFlags::PERSIST;
-    /// assert!(interest.contains(EventFlags::READ));
-    /// assert!(!interest.intersects(EventFlags::WRITE | EventFlags::CLOSED));
+    /// use evloop::{EventFlags, Interest};
+    /// let flags = EventFlags::from(Interest::READ | Interest::ET);
+    /// assert!(flags.contains(EventFlags::READ | EventFlags::ET));
     /// ```
     EventFlags: u16 {
         /// The event's timeout expired (result only; libevent's `EV_TIMEOUT`).
@@ -136,6 +136,133 @@ flag_set! {
         ET = 0x20,
         /// The peer closed the connection (`EPOLLRDHUP`, `POLLRDHUP`, or emulated).
         CLOSED = 0x80,
+    }
+}
+
+flag_set! {
+    /// What an fd event watches for, and how: the readiness it waits for ([`READ`](Self::READ),
+    /// [`WRITE`](Self::WRITE), [`CLOSED`](Self::CLOSED)) and the modifiers
+    /// [`PERSIST`](Self::PERSIST) and [`ET`](Self::ET). Given to the fd event constructors
+    /// ([`Registry::new_owned_event`](crate::Registry::new_owned_event) and its siblings) and to
+    /// a buffered socket's `enable`/`disable`, where READ and WRITE are its directions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::Interest;
+    /// let interest = Interest::READ | Interest::PERSIST;
+    /// assert!(interest.contains(Interest::READ));
+    /// assert!(!interest.intersects(Interest::WRITE | Interest::CLOSED));
+    /// ```
+    Interest: u16 {
+        /// The fd is readable.
+        READ = 0x02,
+        /// The fd is writable.
+        WRITE = 0x04,
+        /// The event stays pending after its callback runs.
+        PERSIST = 0x10,
+        /// Edge-triggered: report a change of readiness once, not a level.
+        ET = 0x20,
+        /// The peer closed the connection (`EPOLLRDHUP`, `POLLRDHUP`, or emulated).
+        CLOSED = 0x80,
+    }
+}
+
+flag_set! {
+    /// Why a callback ran: what [`Context::fired`](crate::Context::fired) says, and what a
+    /// manual activation ([`Registry::activate`](crate::Registry::activate),
+    /// [`Handle::activate`](crate::Handle::activate)) passes. The subset of
+    /// [`READ`](Self::READ), [`WRITE`](Self::WRITE) and [`CLOSED`](Self::CLOSED) of the fd that
+    /// was ready, [`TIMEOUT`](Self::TIMEOUT) for an expired timer, [`SIGNAL`](Self::SIGNAL) for a
+    /// delivered signal; the union of them when several activations merged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop::Fired;
+    /// let fired = Fired::READ | Fired::TIMEOUT;
+    /// assert!(fired.contains(Fired::TIMEOUT));
+    /// assert_eq!(format!("{fired:?}"), "TIMEOUT|READ");
+    /// ```
+    Fired: u16 {
+        /// The event's timeout expired (libevent's `EV_TIMEOUT`).
+        TIMEOUT = 0x01,
+        /// The fd is readable.
+        READ = 0x02,
+        /// The fd is writable.
+        WRITE = 0x04,
+        /// A signal was delivered.
+        SIGNAL = 0x08,
+        /// Reported with the readiness of an edge-triggered event (as libevent's epoll
+        /// reports `EV_ET`).
+        ET = 0x20,
+        /// The peer closed the connection.
+        CLOSED = 0x80,
+    }
+}
+
+impl From<Interest> for EventFlags {
+    fn from(interest: Interest) -> Self {
+        // Same bit values: see the module note.
+        Self(interest.bits())
+    }
+}
+
+impl From<Fired> for EventFlags {
+    fn from(fired: Fired) -> Self {
+        Self(fired.bits())
+    }
+}
+
+impl Fired {
+    /// The result flags among `flags` (an activation's, as the core keeps them).
+    pub(crate) const fn of(flags: EventFlags) -> Self {
+        Self(flags.0 & Self::all().0)
+    }
+}
+
+impl Interest {
+    /// The interest flags among `flags` (a buffered socket's directions, as kept).
+    pub(crate) const fn of(flags: EventFlags) -> Self {
+        Self(flags.0 & Self::all().0)
+    }
+}
+
+/// Whether a timer runs once per [`add`](crate::Registry::add) or repeats
+/// ([`Registry::new_timer`](crate::Registry::new_timer)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop::{Base, TimerKind};
+/// let mut base: Base<u32> = evloop::new_base()?;
+/// let tick = base.new_timer(TimerKind::Periodic, |ctx, n: &mut u32| {
+///     *n += 1;
+///     if *n == 3 {
+///         ctx.loop_break();
+///     }
+/// })?;
+/// base.add(tick, Some(Duration::from_millis(1)))?;
+/// let mut n = 0;
+/// base.run(&mut n)?;
+/// assert_eq!(n, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// Runs once per `add`, then is no longer pending.
+    OneShot,
+    /// Re-armed with the same timeout after each run (PERSIST), until deleted.
+    Periodic,
+}
+
+impl TimerKind {
+    pub(crate) fn flags(self) -> EventFlags {
+        match self {
+            TimerKind::OneShot => EventFlags::empty(),
+            TimerKind::Periodic => EventFlags::PERSIST,
+        }
     }
 }
 

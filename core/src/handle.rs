@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::EventId;
-use crate::flags::EventFlags;
+use crate::flags::Fired;
 use crate::registry::{Command, Context};
 use crate::remote::Shared;
 
@@ -75,14 +75,14 @@ impl<D> Handle<D> {
     /// # Examples
     ///
     /// ```
-    /// use evloop::{Base, EventFlags, LoopFlags};
+    /// use evloop::{Base, Fired, LoopFlags};
     ///
     /// let mut base: Base<u32> = evloop::new_base()?;
     /// let ev = base.new_user_event(|ctx, calls: &mut u32| *calls += ctx.ncalls())?;
     /// let handle = base.handle()?;
     /// std::thread::spawn(move || {
     ///     for _ in 0..1000 {
-    ///         handle.activate(ev, EventFlags::empty(), 1).unwrap();
+    ///         handle.activate(ev, Fired::empty(), 1).unwrap();
     ///     }
     ///     handle.loop_exit(None).unwrap();
     /// })
@@ -97,8 +97,8 @@ impl<D> Handle<D> {
     /// # Errors
     ///
     /// `NotConnected` once the base is dropped.
-    pub fn activate(&self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
-        self.shared.activate(id, flags, ncalls)
+    pub fn activate(&self, id: EventId, fired: Fired, ncalls: u32) -> io::Result<()> {
+        self.shared.activate(id, fired.into(), ncalls)
     }
 
     /// Run `f` on the loop thread, between callbacks, with the loop's context and user data.
@@ -155,6 +155,7 @@ mod tests {
     use super::*;
     use crate::backend::Waker;
     use crate::fd::{OwnedFd, RawFd};
+    use crate::flags::EventFlags;
     use std::sync::atomic::Ordering;
 
     /// A handle crosses threads whatever the user data is: `D` itself never leaves the loop

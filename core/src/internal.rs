@@ -13,7 +13,7 @@ use crate::fd::{AsRawFd, RawFd, NO_FD};
 use std::io;
 
 use crate::event::{state, EventId};
-use crate::flags::EventFlags;
+use crate::flags::{EventFlags, Fired};
 use crate::handle::Handle;
 use crate::registry::{signal_callback, Callback, Command, Context, Registry};
 use crate::remote::Remote;
@@ -127,7 +127,7 @@ fn run_remote_commands<D>(ctx: &mut Context<'_, D>, data: &mut D) {
         remote.take_commands(&mut activations, &mut commands);
     }
     for (id, flags, ncalls) in activations.drain(..) {
-        let _ = ctx.activate(id, flags, ncalls); // freed by now: ignored
+        let _ = ctx.activate(id, Fired::of(flags), ncalls); // freed by now: ignored
     }
     ctx.internal.remote_activations = activations;
     for command in commands.drain(..) {

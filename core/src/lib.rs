@@ -77,7 +77,7 @@ pub use bufio::{
     SocketOptions,
 };
 pub use event::{EventId, Pending};
-pub use flags::{EventFlags, Features, LoopFlags};
+pub use flags::{EventFlags, Features, Fired, Interest, LoopFlags, TimerKind};
 pub use handle::Handle;
 pub use metrics::LoopMetrics;
 pub use options::BaseOptions;

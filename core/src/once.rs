@@ -7,7 +7,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::event::{state, EventId};
-use crate::flags::EventFlags;
+use crate::flags::{EventFlags, Interest};
 use crate::registry::{invalid, Callback, Context, Registry};
 
 impl<D> Registry<D> {
@@ -96,8 +96,8 @@ impl<D> Registry<D> {
         Ok(id)
     }
 
-    /// Run `callback` once when `fd` is ready for `flags` or `timeout` expires (with no fd
-    /// flags: after `timeout`, or at once if it is `None` or zero). Its storage is freed
+    /// Run `callback` once when `fd` is ready for `interest` or `timeout` expires (with no fd
+    /// interest: after `timeout`, or at once if it is `None` or zero). Its storage is freed
     /// after it runs, or with the base (libevent's `event_base_once`). For a timer alone,
     /// [`after`](Self::after) is the safe way.
     ///
@@ -108,19 +108,19 @@ impl<D> Registry<D> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for SIGNAL or PERSIST, or a negative fd with fd flags; the backend's
+    /// `InvalidInput` for PERSIST, or a negative fd with READ, WRITE or CLOSED; the backend's
     /// refusal of the fd.
     pub unsafe fn once(
         &mut self,
         fd: RawFd,
-        flags: EventFlags,
+        interest: Interest,
         timeout: Option<Duration>,
         callback: impl FnOnce(&mut Context<'_, D>, &mut D) + 'static,
     ) -> io::Result<()> {
         let mut callback = Some(callback);
         self.once_boxed(
             fd,
-            flags,
+            interest.into(),
             timeout,
             Box::new(move |ctx, data| {
                 if let Some(cb) = callback.take() {
@@ -138,11 +138,10 @@ impl<D> Registry<D> {
         timeout: Option<Duration>,
         callback: Callback<D>,
     ) -> io::Result<EventId> {
-        if flags.intersects(EventFlags::SIGNAL | EventFlags::PERSIST) {
-            return Err(invalid(format!(
-                "once: {:?} is not allowed: a one-shot event takes READ, WRITE, CLOSED or a timeout",
-                flags & (EventFlags::SIGNAL | EventFlags::PERSIST)
-            )));
+        if flags.contains(EventFlags::PERSIST) {
+            return Err(invalid(
+                "once: PERSIST is not allowed: a one-shot event runs once".to_string(),
+            ));
         }
         let id = self.make_event(fd, flags, callback)?;
         let idx = id.index as usize;

@@ -37,7 +37,7 @@ use crate::backend::{Backend, ReadyList};
 use crate::clock::{to_ns, Clock};
 use crate::event::{state, EventId, Pending, Slot};
 use crate::events::{activate_slot, count, deactivate, detach, undo_detach, Events};
-use crate::flags::{EventFlags, Features};
+use crate::flags::{EventFlags, Features, Fired};
 use crate::hooks::{HookKind, Hooks};
 use crate::io_map::IoMap;
 use crate::metrics::Metrics;
@@ -105,10 +105,10 @@ pub(crate) struct Internals<D> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop::{Base, EventFlags, Registry};
+/// use evloop::{Base, Registry, TimerKind};
 ///
 /// fn arm_tick<D>(registry: &mut Registry<D>) -> std::io::Result<()> {
-///     let t = registry.new_timer(EventFlags::empty(), |_, _| {})?;
+///     let t = registry.new_timer(TimerKind::OneShot, |_, _| {})?;
 ///     registry.add(t, Some(Duration::from_millis(1)))
 /// }
 /// let mut base: Base = evloop::new_base()?;
@@ -619,14 +619,14 @@ impl<D> Registry<D> {
         self.events.release(idx)
     }
 
-    /// Activate the event by hand with result `flags`, as if `ncalls` (at least 1) things
-    /// happened (libevent's `event_active`). Activating an active event ORs the flags.
+    /// Activate the event by hand with result `fired`, as if `ncalls` (at least 1) things
+    /// happened (libevent's `event_active`). Activating an active event ORs the results.
     ///
     /// # Errors
     ///
     /// A freed or foreign id; `InvalidInput` for a prepare, check or idle watcher, which runs
     /// at its point of the loop instead.
-    pub fn activate(&mut self, id: EventId, flags: EventFlags, ncalls: u32) -> io::Result<()> {
+    pub fn activate(&mut self, id: EventId, fired: Fired, ncalls: u32) -> io::Result<()> {
         let idx = self.check(id)?;
         if let Some(kind) = HookKind::of(self.events.slots[idx].flags) {
             return Err(invalid(format!(
@@ -634,7 +634,7 @@ impl<D> Registry<D> {
                 kind.name()
             )));
         }
-        self.activate_idx(idx, flags, ncalls.max(1));
+        self.activate_idx(idx, fired.into(), ncalls.max(1));
         Ok(())
     }
 
@@ -664,9 +664,9 @@ impl<D> Registry<D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop::{Base, EventFlags};
+    /// use evloop::{Base, TimerKind};
     /// let mut base: Base = evloop::new_base()?;
-    /// let t = base.new_timer(EventFlags::PERSIST, |_, _| {})?;
+    /// let t = base.new_timer(TimerKind::Periodic, |_, _| {})?;
     /// base.add(t, Some(Duration::from_secs(1)))?;
     /// base.remove_timer(t)?;
     /// assert!(base.pending(t)?.deadline.is_none());
@@ -691,26 +691,26 @@ impl<D> Registry<D> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `flags` holds none of READ, WRITE and CLOSED.
+    /// `InvalidInput` if `fired` holds none of READ, WRITE and CLOSED.
     ///
     /// # Examples
     ///
     /// ```
-    /// use evloop::{Base, EventFlags};
+    /// use evloop::{Base, Fired, Interest};
     /// use evloop::fd::AsRawFd;
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let fd = listener.as_raw_fd();
-    /// let mut base: Base<Vec<EventFlags>> = evloop::new_base()?;
-    /// let e = base.new_owned_event(listener, EventFlags::READ, |ctx, seen: &mut Vec<EventFlags>| seen.push(ctx.fired()))?;
+    /// let mut base: Base<Vec<Fired>> = evloop::new_base()?;
+    /// let e = base.new_owned_event(listener, Interest::READ, |ctx, seen: &mut Vec<Fired>| seen.push(ctx.fired()))?;
     /// base.add(e, None)?;
-    /// assert_eq!(base.active_by_fd(fd, EventFlags::READ | EventFlags::WRITE)?, 1);
+    /// assert_eq!(base.active_by_fd(fd, Fired::READ | Fired::WRITE)?, 1);
     /// let mut seen = Vec::new();
     /// base.run_with(evloop::LoopFlags::NONBLOCK, &mut seen)?;
-    /// assert_eq!(seen, [EventFlags::READ]);
+    /// assert_eq!(seen, [Fired::READ]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn active_by_fd(&mut self, fd: RawFd, flags: EventFlags) -> io::Result<usize> {
-        let flags = flags & EventFlags::IO;
+    pub fn active_by_fd(&mut self, fd: RawFd, fired: Fired) -> io::Result<usize> {
+        let flags = EventFlags::from(fired) & EventFlags::IO;
         if flags.is_empty() {
             return Err(invalid(format!(
                 "active_by_fd(fd {fd}): flags hold none of READ, WRITE and CLOSED"
@@ -739,9 +739,9 @@ impl<D> Registry<D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop::{Base, EventFlags};
+    /// use evloop::{Base, TimerKind};
     /// let mut base: Base = evloop::new_base()?;
-    /// let t = base.new_timer(EventFlags::empty(), |_, _| {})?;
+    /// let t = base.new_timer(TimerKind::OneShot, |_, _| {})?;
     /// base.add(t, Some(Duration::from_secs(1)))?;
     /// assert!(base.dump_events().contains("pending TIMEOUT"));
     /// # Ok::<(), std::io::Error>(())
@@ -807,7 +807,10 @@ impl<D> Registry<D> {
             .timers
             .deadline(id.index)
             .map(|ns| self.clock.instant(ns));
-        Ok(Pending { flags, deadline })
+        Ok(Pending {
+            flags: Fired::of(flags),
+            deadline,
+        })
     }
 
     /// Set the priority the event runs at (0 is the most urgent).
@@ -877,11 +880,11 @@ impl<D> Registry<D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop::EventFlags;
+    /// use evloop::TimerKind;
     /// let mut base: evloop::Base<u32> = evloop::new_base()?;
     /// base.update_cache_time(); // one clock reading for the 1,000 adds below
     /// for _ in 0..1000 {
-    ///     let t = base.new_timer(EventFlags::empty(), |_, fired: &mut u32| *fired += 1)?;
+    ///     let t = base.new_timer(TimerKind::OneShot, |_, fired: &mut u32| *fired += 1)?;
     ///     base.add(t, Some(Duration::from_millis(1)))?;
     /// }
     /// let mut fired = 0;
@@ -1135,11 +1138,11 @@ fn check_open(fd: RawFd) -> io::Result<()> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evloop::{Base, EventFlags};
+/// use evloop::{Base, TimerKind};
 ///
 /// let mut base: Base<u32> = evloop::new_base().unwrap();
 /// let t = base
-///     .new_timer(EventFlags::PERSIST, |ctx, runs: &mut u32| {
+///     .new_timer(TimerKind::Periodic, |ctx, runs: &mut u32| {
 ///         *runs += 1;
 ///         if *runs == 3 {
 ///             let me = ctx.id();
@@ -1165,9 +1168,10 @@ impl<D> Context<'_, D> {
         self.id
     }
 
-    /// Why it runs: READ, WRITE, CLOSED, TIMEOUT (or what a manual activation passed), and ET
-    /// with the readiness of an edge-triggered event (libevent's epoll reports `EV_ET` too).
-    pub fn fired(&self) -> EventFlags {
+    /// Why it runs: READ, WRITE, CLOSED, TIMEOUT, SIGNAL (or what a manual activation
+    /// passed), and ET with the readiness of an edge-triggered event (libevent's epoll reports
+    /// `EV_ET` too).
+    pub fn fired(&self) -> Fired {
         // ET is added here, off the dispatch path. The slot keeps the event's flags even when
         // the callback freed its own event (the generation then moved on by one); only a new
         // event made in the same slot since (two steps on) has other flags.
@@ -1176,9 +1180,9 @@ impl<D> Context<'_, D> {
                 if s.gen.wrapping_sub(self.id.gen) <= 1
                     && self.fired.intersects(EventFlags::IO) =>
             {
-                self.fired | (s.flags & EventFlags::ET)
+                Fired::of(self.fired | (s.flags & EventFlags::ET))
             }
-            _ => self.fired,
+            _ => Fired::of(self.fired),
         }
     }
 
@@ -1196,9 +1200,9 @@ impl<D> Context<'_, D> {
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
-    /// use evloop::{Base, EventFlags};
+    /// use evloop::{Base, TimerKind};
     /// let mut base: Base<Vec<Option<i32>>> = evloop::new_base()?;
-    /// let timer = base.new_timer(EventFlags::empty(), |ctx, seen: &mut Vec<Option<i32>>| {
+    /// let timer = base.new_timer(TimerKind::OneShot, |ctx, seen: &mut Vec<Option<i32>>| {
     ///     seen.push(ctx.fd().map(|_| 0));
     /// })?;
     /// base.add(timer, Some(std::time::Duration::ZERO))?;

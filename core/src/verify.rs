@@ -25,9 +25,9 @@ impl<D> Registry<D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use evloop::{Base, EventFlags};
+    /// use evloop::{Base, TimerKind};
     /// let mut base: Base = evloop::new_base()?;
-    /// let t = base.new_timer(EventFlags::empty(), |_, _| {})?;
+    /// let t = base.new_timer(TimerKind::OneShot, |_, _| {})?;
     /// base.add(t, Some(Duration::from_secs(1)))?;
     /// base.verify();
     /// # Ok::<(), std::io::Error>(())

@@ -4,9 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use evloop::fd::OwnedFd;
-use evloop::{
-    BevOptions, BufferedSocket, Context, EventFlags, Listener, ListenerOptions, Registry,
-};
+use evloop::{BevOptions, BufferedSocket, Context, Interest, Listener, ListenerOptions, Registry};
 
 pub const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
@@ -49,7 +47,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, _: evloop::PeerAddr, _: &mut (
         bev.set_event_callback(|bev, _| {
             bev.free();
         });
-        let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
+        let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
     }
 }
 

@@ -8,7 +8,7 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use evloop_core::{Base, BaseOptions, EventFlags, EventId, LoopFlags};
+use evloop_core::{Base, BaseOptions, EventId, Fired, Interest, LoopFlags, TimerKind};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -33,14 +33,14 @@ fuzz_target!(|data: &[u8]| {
         let pick = |ids: &Vec<EventId>| ids.get(arg as usize % ids.len().max(1)).copied();
         match kind {
             0 => {
-                let flags = if arg & 1 == 1 { EventFlags::PERSIST } else { EventFlags::empty() };
-                if let Ok(id) = base.new_timer(flags, |_, n: &mut u64| *n += 1) {
+                let kind = if arg & 1 == 1 { TimerKind::Periodic } else { TimerKind::OneShot };
+                if let Ok(id) = base.new_timer(kind, |_, n: &mut u64| *n += 1) {
                     ids.push(id);
                 }
             }
             1 => {
                 let (a, _) = &pairs[arg as usize % 2];
-                let flags = EventFlags::READ | EventFlags::WRITE | if arg & 2 == 2 { EventFlags::PERSIST } else { EventFlags::empty() };
+                let flags = Interest::READ | Interest::WRITE | if arg & 2 == 2 { Interest::PERSIST } else { Interest::empty() };
                 // SAFETY: `pairs` outlives `base` (see above).
                 let made = unsafe {
                     base.new_event(a.as_raw_fd(), flags, |ctx, n: &mut u64| {
@@ -78,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
             }
             5 => {
                 if let Some(id) = pick(&ids) {
-                    let _ = base.activate(id, EventFlags::TIMEOUT, u32::from(arg));
+                    let _ = base.activate(id, Fired::TIMEOUT, u32::from(arg));
                 }
             }
             6 => {
@@ -93,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
                 // An event owning a duplicate of a pair's socket.
                 let (a, _) = &pairs[arg as usize % 2];
                 if let Ok(fd) = rustix::io::dup(a) {
-                    let flags = EventFlags::READ | if arg & 2 == 2 { EventFlags::PERSIST } else { EventFlags::empty() };
+                    let flags = Interest::READ | if arg & 2 == 2 { Interest::PERSIST } else { Interest::empty() };
                     if let Ok(id) = base.new_owned_event(fd, flags, |_, n: &mut u64| *n += 1) {
                         ids.push(id);
                     }
@@ -102,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
             10 => {
                 // A second event sharing the fd of the picked one (refused unless it owns one).
                 if let Some(id) = pick(&ids) {
-                    let flags = if arg & 4 == 4 { EventFlags::WRITE } else { EventFlags::READ | EventFlags::PERSIST };
+                    let flags = if arg & 4 == 4 { Interest::WRITE } else { Interest::READ | Interest::PERSIST };
                     if let Ok(id) = base.new_event_on(id, flags, |_, n: &mut u64| *n += 1) {
                         ids.push(id);
                     }

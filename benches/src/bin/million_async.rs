@@ -19,7 +19,7 @@ mod bench {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use evloop::{Base, BaseOptions, EventFlags};
+    use evloop::{Base, BaseOptions, Fired, TimerKind};
     use evloop_benches::chart::{print_result, Better, Figure};
     use evloop_benches::flag;
 
@@ -57,7 +57,7 @@ mod bench {
         let stop = Arc::new(AtomicBool::new(false));
         let timer = {
             let stop = stop.clone();
-            base.new_timer(EventFlags::empty(), move |ctx, s: &mut State| {
+            base.new_timer(TimerKind::OneShot, move |ctx, s: &mut State| {
                 stop.store(true, Ordering::Relaxed);
                 if let Some(sender) = s.sender.take() {
                     sender.join().expect("the sender");
@@ -73,7 +73,7 @@ mod bench {
             let mut g: u32 = 0;
             while !stop.load(Ordering::Relaxed) {
                 g = g.wrapping_mul(214_013).wrapping_add(2_531_011);
-                let _ = handle.activate(ids[g as usize % n], EventFlags::empty(), 1);
+                let _ = handle.activate(ids[g as usize % n], Fired::empty(), 1);
             }
         });
         let mut state = State {

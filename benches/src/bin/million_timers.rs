@@ -15,7 +15,7 @@
 mod bench {
     use std::time::{Duration, Instant};
 
-    use evloop::{Base, BaseOptions, EventFlags};
+    use evloop::{Base, BaseOptions, TimerKind};
     use evloop_benches::chart::{print_result, Better, Figure};
     use evloop_benches::flag;
 
@@ -47,7 +47,7 @@ mod bench {
                 timeout += 1;
             }
             let t = base
-                .new_timer(EventFlags::empty(), |_, fired: &mut u64| *fired += 1)
+                .new_timer(TimerKind::OneShot, |_, fired: &mut u64| *fired += 1)
                 .map_err(e)?;
             base.add(t, Some(Duration::from_millis(timeout)))
                 .map_err(e)?;

@@ -24,8 +24,8 @@ mod bench {
     use std::time::{Duration, Instant};
 
     use evloop::{
-        Base, BaseOptions, BevEvent, BevOptions, BufferedSocket, EventFlags, Listener,
-        ListenerOptions, Registry,
+        Base, BaseOptions, BevEvent, BevOptions, BufferedSocket, Interest, Listener,
+        ListenerOptions, Registry, TimerKind,
     };
     use evloop_benches::chart::{print_result, Better, Figure};
     use evloop_benches::flag;
@@ -93,7 +93,7 @@ mod bench {
             bev.set_event_callback(|bev, _| {
                 bev.free();
             });
-            let _ = bev.enable(ctx, EventFlags::READ | EventFlags::WRITE);
+            let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
         })
         .map_err(err)?;
         base.run(&mut ()).map_err(err)?;
@@ -134,7 +134,7 @@ mod bench {
                 }
             }
         });
-        bev.enable(&mut base, EventFlags::READ | EventFlags::WRITE)
+        bev.enable(&mut base, Interest::READ | Interest::WRITE)
             .map_err(err)?;
         let mut p = Ping {
             state: 0,
@@ -178,7 +178,7 @@ mod bench {
             done(bev, p);
         });
         bev.set_read_callback(done);
-        let _ = bev.enable(ops, EventFlags::READ | EventFlags::WRITE);
+        let _ = bev.enable(ops, Interest::READ | Interest::WRITE);
     }
 
     fn evloop_pound(port: u16, conns: usize, ms: u64) -> Result<(f64, u64), String> {
@@ -246,7 +246,7 @@ mod bench {
                 for s in p.sockets.iter().filter(|s| s.fd() != me) {
                     let _ = s.with_output(ctx, write_chunk);
                 }
-                let end = ctx.new_timer(EventFlags::empty(), |ctx, p: &mut Pump| {
+                let end = ctx.new_timer(TimerKind::OneShot, |ctx, p: &mut Pump| {
                     p.stop = true;
                     p.secs = p.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
                     for s in p.sockets.drain(..) {
@@ -264,7 +264,7 @@ mod bench {
                     write_chunk(bev.output());
                 }
             });
-            bev.enable(&mut base, EventFlags::WRITE).map_err(err)?;
+            bev.enable(&mut base, Interest::WRITE).map_err(err)?;
             p.sockets.push(bev);
         }
         base.run(&mut p).map_err(err)?;

@@ -31,7 +31,7 @@ use rustix::io::Errno;
 use super::buffer::{Buffer, IoOutcome};
 use super::BevEvent;
 use crate::event::EventId;
-use crate::flags::EventFlags;
+use crate::flags::{EventFlags, Fired, Interest};
 use crate::registry::Registry;
 use crate::registry::{Callback, Context};
 
@@ -383,7 +383,7 @@ impl<D: 'static> State<D> {
 
     fn schedule(&mut self, ops: &mut Registry<D>) {
         if let Some(ev) = self.defer_ev {
-            let _ = ops.activate(ev, EventFlags::empty(), 1);
+            let _ = ops.activate(ev, Fired::empty(), 1);
         }
     }
 
@@ -1030,8 +1030,8 @@ impl<'b, D> BevContext<'_, 'b, D> {
     }
 
     /// Which directions are enabled (READ, WRITE).
-    pub fn enabled(&self) -> EventFlags {
-        self.state.enabled
+    pub fn enabled(&self) -> Interest {
+        Interest::of(self.state.enabled)
     }
 
     /// The error behind an ERROR event.
@@ -1136,8 +1136,8 @@ impl<D: 'static> BevContext<'_, '_, D> {
     /// # Errors
     ///
     /// After `free`, or the backend refusing the fd.
-    pub fn enable(&mut self, flags: EventFlags) -> io::Result<()> {
-        self.control(Control::Enable(flags, true))
+    pub fn enable(&mut self, dirs: Interest) -> io::Result<()> {
+        self.control(Control::Enable(dirs.into(), true))
     }
 
     /// Stop reading and/or writing.
@@ -1145,8 +1145,8 @@ impl<D: 'static> BevContext<'_, '_, D> {
     /// # Errors
     ///
     /// After `free`.
-    pub fn disable(&mut self, flags: EventFlags) -> io::Result<()> {
-        self.control(Control::Enable(flags, false))
+    pub fn disable(&mut self, dirs: Interest) -> io::Result<()> {
+        self.control(Control::Enable(dirs.into(), false))
     }
 
     /// Push bytes through a filtered socket's filters in `mode` (libevent's
@@ -1157,8 +1157,8 @@ impl<D: 'static> BevContext<'_, '_, D> {
     /// # Errors
     ///
     /// After `free`, or the backend refusing the fd.
-    pub fn flush_with(&mut self, dirs: EventFlags, mode: FlushMode) -> io::Result<()> {
-        self.control(Control::Flush(dirs, Some(mode)))
+    pub fn flush_with(&mut self, dirs: Interest, mode: FlushMode) -> io::Result<()> {
+        self.control(Control::Flush(dirs.into(), Some(mode)))
     }
 
     /// Set (`Some`), change or remove (`None`) this socket's own rate limit; see
@@ -1235,7 +1235,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
 /// A pair of connected sockets in one process:
 ///
 /// ```
-/// use evloop::{Base, BevOptions, BufferedSocket, EventFlags};
+/// use evloop::{Base, BevOptions, BufferedSocket, Interest};
 ///
 /// let mut base: Base<Vec<u8>> = evloop::new_base()?;
 /// let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default())?;
@@ -1245,7 +1245,7 @@ impl<D: 'static> BevContext<'_, '_, D> {
 ///     bev.input().remove(got).unwrap();
 ///     bev.free();
 /// });
-/// b.enable(&mut base, EventFlags::READ)?;
+/// b.enable(&mut base, Interest::READ)?;
 /// a.write(&mut base, b"ping")?;
 /// let mut got = Vec::new();
 /// base.run(&mut got)?;
@@ -1505,7 +1505,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// use std::sync::Arc;
     /// use evloop::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     /// use evloop::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
-    /// use evloop::{BevEvent, BevOptions, BufferedSocket, EventFlags, Listener, ListenerOptions};
+    /// use evloop::{BevEvent, BevOptions, BufferedSocket, Interest, Listener, ListenerOptions};
     ///
     /// let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     /// let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.key_pair.serialize_der()));
@@ -1549,7 +1549,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///         bev.context().loop_break();
     ///     }
     /// });
-    /// client.enable(&mut base, EventFlags::READ)?;
+    /// client.enable(&mut base, Interest::READ)?;
     /// let mut got = Vec::new();
     /// base.run(&mut got)?;
     /// assert_eq!(got, b"hello");
@@ -1632,7 +1632,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// ```
     /// use std::io;
-    /// use evloop::{BevOptions, Buffer, BufferedSocket, EventFlags, Filter, FilterResult, FlushMode};
+    /// use evloop::{BevOptions, Buffer, BufferedSocket, Filter, FilterResult, FlushMode, Interest};
     ///
     /// struct Rot13;
     /// impl Filter for Rot13 {
@@ -1664,7 +1664,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///         bev.context().loop_break();
     ///     }
     /// });
-    /// b.enable(&mut base, EventFlags::READ)?;
+    /// b.enable(&mut base, Interest::READ)?;
     /// a.write(&mut base, b"Hello")?;
     /// let mut got = Vec::new();
     /// base.run(&mut got)?;
@@ -1812,8 +1812,8 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed, or the backend refusing the fd.
-    pub fn enable(&self, ops: &mut Registry<D>, flags: EventFlags) -> io::Result<()> {
-        self.control(ops, Control::Enable(flags, true))
+    pub fn enable(&self, ops: &mut Registry<D>, dirs: Interest) -> io::Result<()> {
+        self.control(ops, Control::Enable(dirs.into(), true))
     }
 
     /// Stop reading and/or writing.
@@ -1824,8 +1824,8 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed.
-    pub fn disable(&self, ops: &mut Registry<D>, flags: EventFlags) -> io::Result<()> {
-        self.control(ops, Control::Enable(flags, false))
+    pub fn disable(&self, ops: &mut Registry<D>, dirs: Interest) -> io::Result<()> {
+        self.control(ops, Control::Enable(dirs.into(), false))
     }
 
     /// Queue `data` for writing.
@@ -1867,14 +1867,14 @@ impl<D: 'static> BufferedSocket<D> {
     ///
     /// ```
     /// use std::io::Write;
-    /// use evloop::{Base, BevOptions, BufferedSocket, EventFlags};
+    /// use evloop::{Base, BevOptions, BufferedSocket, Interest};
     /// let mut base: Base<Vec<u8>> = evloop::new_base()?;
     /// let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default())?;
     /// b.set_read_callback(|bev, got: &mut Vec<u8>| {
     ///     got.extend(bev.input().read_line(evloop::Eol::Lf).unwrap_or_default());
     ///     bev.free();
     /// });
-    /// b.enable(&mut base, EventFlags::READ)?;
+    /// b.enable(&mut base, Interest::READ)?;
     /// a.with_output(&mut base, |out| write!(out, "{} + {} = {}\n", 1, 2, 1 + 2))??;
     /// let mut got = Vec::new();
     /// base.run(&mut got)?;
@@ -1918,8 +1918,8 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// Freed or busy.
-    pub fn enabled(&self) -> io::Result<EventFlags> {
-        self.with(|st| Ok(st.enabled))
+    pub fn enabled(&self) -> io::Result<Interest> {
+        self.with(|st| Ok(Interest::of(st.enabled)))
     }
 
     /// Whether the socket was freed, by a `free` or by the loop once nothing could reach it
@@ -1940,7 +1940,7 @@ impl<D: 'static> BufferedSocket<D> {
         self.control(ops, Control::Flush(EventFlags::empty(), None))
     }
 
-    /// See [`BevContext::flush_with`]; `flush_with(ops, EventFlags::WRITE,
+    /// See [`BevContext::flush_with`]; `flush_with(ops, Interest::WRITE,
     /// FlushMode::Finished)` ends a filtered stream (a compressor's trailer).
     ///
     /// # Errors
@@ -1950,10 +1950,10 @@ impl<D: 'static> BufferedSocket<D> {
     pub fn flush_with(
         &self,
         ops: &mut Registry<D>,
-        dirs: EventFlags,
+        dirs: Interest,
         mode: FlushMode,
     ) -> io::Result<()> {
-        self.control(ops, Control::Flush(dirs, Some(mode)))
+        self.control(ops, Control::Flush(dirs.into(), Some(mode)))
     }
 
     /// Limit how fast the socket reads and writes (libevent's `bufferevent_set_rate_limit`):

@@ -20,14 +20,16 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::event::EventId;
 use crate::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use crate::flags::{EventFlags, Features};
+use crate::flags::{Features, Fired, Interest};
 use crate::registry::Registry;
 
 use super::{Change, Runtime};
 
 const READ: usize = 0;
 const WRITE: usize = 1;
-const FLAGS: [EventFlags; 2] = [EventFlags::READ, EventFlags::WRITE];
+const FLAGS: [Interest; 2] = [Interest::READ, Interest::WRITE];
+/// What each direction's readiness is reported as.
+const FIRED: [Fired; 2] = [Fired::READ, Fired::WRITE];
 const NAMES: [&str; 2] = ["read", "write"];
 
 /// One direction of a source.
@@ -102,13 +104,13 @@ impl Source {
     fn watch_edges<D: 'static>(self: &Rc<Self>, registry: &mut Registry<D>) {
         let source = self.clone();
         let callback = move |ctx: &mut crate::Context<'_, D>, _: &mut D| {
-            let fired = ctx.fired;
-            if fired.contains(EventFlags::CLOSED) {
+            let fired = Fired::of(ctx.fired);
+            if fired.contains(Fired::CLOSED) {
                 source.closed.set(true);
             }
             for (dir, d) in source.dirs.iter().enumerate() {
                 // An error or hang-up is reported as both READ and WRITE.
-                if fired.intersects(FLAGS[dir] | EventFlags::CLOSED) {
+                if fired.intersects(FIRED[dir] | Fired::CLOSED) {
                     d.report();
                     if let Some(waker) = d.waker.take() {
                         waker.wake();
@@ -116,11 +118,11 @@ impl Source {
                 }
             }
         };
-        let mut flags = EventFlags::READ | EventFlags::WRITE | EventFlags::PERSIST | EventFlags::ET;
+        let mut flags = Interest::READ | Interest::WRITE | Interest::PERSIST | Interest::ET;
         // The peer's close as its own report, so that a short read just before it does not
         // hide the end of file (see `Async::poll_transfer`).
         if registry.features().contains(Features::EARLY_CLOSE) {
-            flags |= EventFlags::CLOSED;
+            flags |= Interest::CLOSED;
         } else {
             self.edges_without_close.set(true);
         }
@@ -162,8 +164,7 @@ impl Source {
         // SAFETY: the fd belongs to the `Async` that made this source, which hands its I/O
         // object to the runtime when dropped; the runtime frees this event (`release`)
         // before it drops the object, so the fd outlives the event.
-        let made =
-            unsafe { registry.new_event(self.fd, FLAGS[dir] | EventFlags::PERSIST, callback) };
+        let made = unsafe { registry.new_event(self.fd, FLAGS[dir] | Interest::PERSIST, callback) };
         let result = made.and_then(|id| {
             registry.make_internal(id);
             self.dirs[dir].event.set(Some(id));

@@ -13,7 +13,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::event::EventId;
-use crate::flags::EventFlags;
+use crate::flags::TimerKind;
 use crate::registry::Registry;
 
 use super::{Change, Runtime};
@@ -54,7 +54,7 @@ impl TimerShared {
             Some(id) => id,
             None => {
                 let timer = self.clone();
-                let made = registry.new_timer(EventFlags::empty(), move |ctx, _| {
+                let made = registry.new_timer(TimerKind::OneShot, move |ctx, _| {
                     timer.armed.set(None);
                     // The loop's clock and `Instant` are the same clock, but the timer counted
                     // from the loop's cached reading: make sure, so that a sleep is never early.

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{BevEvent, BevOptions, BufferedSocket, EventFlags, Registry, Shared};
+use super::{BevEvent, BevOptions, BufferedSocket, EventFlags, Fired, Registry, Shared};
 use super::{State, WeakShared};
 use crate::backend::os_error;
 use crate::fd::{AsRawFd, OwnedFd, NO_FD};
@@ -118,7 +118,7 @@ impl<D: 'static> BufferedSocket<D> {
                             .to_socket_addrs()
                             .map(|addrs| addrs.collect());
                         *answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(found);
-                        let _ = handle.activate(wake, EventFlags::empty(), 1);
+                        let _ = handle.activate(wake, Fired::empty(), 1);
                     })
                     .map(|_| wake)
             });
