@@ -154,6 +154,16 @@ flag_set! {
     /// assert!(interest.contains(Interest::READ));
     /// assert!(!interest.intersects(Interest::WRITE | Interest::CLOSED));
     /// ```
+    ///
+    /// A signal is not something an fd event watches: this does not compile (a signal event is
+    /// [`new_signal`](crate::Registry::new_signal)).
+    ///
+    /// ```compile_fail
+    /// let mut base: evloop::Base = evloop::new_base()?;
+    /// let fd = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// base.new_owned_event(fd, evloop::Interest::READ | evloop::Interest::SIGNAL, |_, _| {})?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     Interest: u16 {
         /// The fd is readable.
         READ = 0x02,
@@ -183,6 +193,12 @@ flag_set! {
     /// let fired = Fired::READ | Fired::TIMEOUT;
     /// assert!(fired.contains(Fired::TIMEOUT));
     /// assert_eq!(format!("{fired:?}"), "TIMEOUT|READ");
+    /// ```
+    ///
+    /// A fired set holds no mode: this does not compile.
+    ///
+    /// ```compile_fail
+    /// let _ = evloop::Fired::PERSIST;
     /// ```
     Fired: u16 {
         /// The event's timeout expired (libevent's `EV_TIMEOUT`).
@@ -247,6 +263,14 @@ impl Interest {
 /// let mut n = 0;
 /// base.run(&mut n)?;
 /// assert_eq!(n, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// A timer watches no fd: this does not compile.
+///
+/// ```compile_fail
+/// let mut base: evloop::Base = evloop::new_base()?;
+/// base.new_timer(evloop::Interest::READ, |_, _| {})?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
