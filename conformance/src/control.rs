@@ -6,8 +6,7 @@ use evloop_core::fd::OwnedFd;
 use evloop_core::{Base, BaseOptions, EventId, Fired, Interest, LoopFlags, RunOutcome, TimerKind};
 
 use crate::util::{
-    borrow, logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
-    WatchRaw,
+    log_as, owned_logging_event, raw, read_available, run_until, socketpair, turn, write_all, Log,
 };
 use crate::Harness;
 use evloop_core::fd::NO_FD;
@@ -91,18 +90,19 @@ pub fn manual_activation(h: &Harness) {
 pub fn manual_activation_with_a_pending_fd(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let fd = raw(&b);
     let p = base
-        .watch(
-            fd,
+        .new_owned_event(
+            b,
             Interest::READ | Interest::PERSIST,
             move |ctx, log: &mut Log| {
                 log.push(("persist", ctx.fired()));
-                read_available(borrow(fd));
+                read_available(ctx.borrow_fd().unwrap());
             },
         )
         .unwrap();
-    let once = logging_event(&mut base, fd, Interest::READ, "plain");
+    let once = base
+        .new_event_on(p, Interest::READ, log_as("plain"))
+        .unwrap();
     base.add(p, None).unwrap();
     base.add(once, Some(Duration::from_secs(60))).unwrap();
     base.activate(p, Fired::TIMEOUT, 1).unwrap();
@@ -170,7 +170,7 @@ pub fn loop_exit_with_delay(h: &Harness) {
 pub fn loop_exit_before_the_loop_starts(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let e = base.watch(raw(&b), Interest::READ, |_, _| {}).unwrap();
+    let e = base.new_owned_event(b, Interest::READ, |_, _| {}).unwrap();
     base.add(e, None).unwrap();
     base.loop_exit(None);
     assert_eq!(base.run(&mut ()).unwrap(), RunOutcome::Exited);
@@ -253,7 +253,7 @@ pub fn nonblock_returns_at_once(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<usize>();
     let e = base
-        .watch(raw(&b), Interest::READ, |_, n: &mut usize| *n += 1)
+        .new_owned_event(b, Interest::READ, |_, n: &mut usize| *n += 1)
         .unwrap();
     base.add(e, Some(Duration::from_secs(30))).unwrap();
     let start = Instant::now();
@@ -326,7 +326,7 @@ pub fn dispatch_limits_bound_a_flood(h: &Harness) {
 pub fn remove_timer_keeps_the_io_interest(h: &Harness) {
     let (a, b) = socketpair();
     let mut base = h.base::<Log>();
-    let e = logging_event(&mut base, raw(&b), Interest::READ | Interest::PERSIST, "io");
+    let e = owned_logging_event(&mut base, b, Interest::READ | Interest::PERSIST, "io");
     base.add(e, Some(Duration::from_millis(20))).unwrap();
     base.remove_timer(e).unwrap();
     let pending = base.pending(e).unwrap();
@@ -346,7 +346,9 @@ pub fn remove_timer_keeps_the_io_interest(h: &Harness) {
     });
     assert_eq!(log, [("io", Fired::READ)]);
     // A pure timer: removing its timeout leaves nothing pending.
-    let t = logging_event(&mut base, NO_FD, Interest::PERSIST, "timer");
+    let t = base
+        .new_timer(TimerKind::Periodic, log_as("timer"))
+        .unwrap();
     base.add(t, Some(Duration::from_millis(10))).unwrap();
     let before = base.num_events();
     base.remove_timer(t).unwrap();
@@ -362,12 +364,12 @@ pub fn active_by_fd_activates_every_matching_event(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<Log>();
     let fd = raw(&b);
-    for (flags, name) in [
-        (Interest::READ, "reader 1"),
-        (Interest::READ, "reader 2"),
-        (Interest::WRITE, "writer"),
-    ] {
-        let e = logging_event(&mut base, fd, flags | Interest::PERSIST, name);
+    let first = owned_logging_event(&mut base, b, Interest::READ | Interest::PERSIST, "reader 1");
+    base.add(first, None).unwrap();
+    for (flags, name) in [(Interest::READ, "reader 2"), (Interest::WRITE, "writer")] {
+        let e = base
+            .new_event_on(first, flags | Interest::PERSIST, log_as(name))
+            .unwrap();
         base.add(e, None).unwrap();
     }
     // The socket is writable: take that out of the picture by counting only the activations.
@@ -392,15 +394,15 @@ pub fn active_by_fd_activates_every_matching_event(h: &Harness) {
 /// pass because one wait's buffer (64 events at first on epoll) was full.
 pub fn one_nonblocking_pass_calls_every_ready_fd(h: &Harness) {
     const N: usize = 300;
-    let pairs: Vec<_> = (0..N).map(|_| socketpair()).collect();
+    let (writers, readers): (Vec<_>, Vec<_>) = (0..N).map(|_| socketpair()).unzip();
     let mut base = h.base::<usize>();
-    for (_, b) in &pairs {
+    for b in readers {
         let e = base
-            .watch(raw(b), Interest::READ, |_, n: &mut usize| *n += 1)
+            .new_owned_event(b, Interest::READ, |_, n: &mut usize| *n += 1)
             .unwrap();
         base.add(e, None).unwrap();
     }
-    for (a, _) in &pairs {
+    for a in &writers {
         write_all(a, b"x");
     }
     // Readiness on a socket pair is immediate on Unix; a loopback TCP pair (Windows) may take a
@@ -414,13 +416,12 @@ pub fn one_nonblocking_pass_calls_every_ready_fd(h: &Harness) {
 /// A persistent READ event on `from` that logs `name`, drains `from`, and passes one byte on
 /// to `to`.
 fn relay(base: &mut Base<Log>, name: &'static str, from: OwnedFd, to: Option<OwnedFd>) -> EventId {
-    let fd = raw(&from);
-    base.watch(
-        fd,
+    base.new_owned_event(
+        from,
         Interest::READ | Interest::PERSIST,
-        move |_, log: &mut Log| {
+        move |ctx, log: &mut Log| {
             log.push((name, Fired::READ));
-            let _ = read_available(&from);
+            let _ = read_available(ctx.borrow_fd().unwrap());
             if let Some(to) = &to {
                 write_all(to, b"x");
             }
@@ -438,7 +439,7 @@ pub fn nonblock_until_idle_finishes_the_work_it_triggers(h: &Harness) {
         let (a2, b2) = socketpair();
         let mut base = h.base::<Log>();
         let first = base
-            .watch(NO_FD, Interest::empty(), move |_, log: &mut Log| {
+            .new_user_event(move |_, log: &mut Log| {
                 log.push(("first", Fired::TIMEOUT));
                 write_all(&a1, b"1");
             })

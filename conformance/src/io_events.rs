@@ -461,10 +461,11 @@ pub fn closed_reported_before_data_is_read(h: &Harness) {
     write_all(&a, b"unread");
     rustix::net::shutdown(&a, Shutdown::Write).unwrap();
     let mut base = h.base::<Log>();
-    let e = logging_event(&mut base, raw(&b), Interest::CLOSED, "closed");
+    let e = owned_logging_event(&mut base, b, Interest::CLOSED, "closed");
     base.add(e, None).unwrap();
     let mut log = Log::new();
     run_until(&mut base, &mut log, "early CLOSED", |l| !l.is_empty());
     assert_eq!(log, [("closed", Fired::CLOSED)]);
+    let b = base.free_and_take_fd(e).unwrap();
     assert_eq!(read_available(&b), b"unread");
 }

@@ -195,12 +195,15 @@ pub fn context_names_what_the_event_watches(h: &Harness) {
             }
         }
     };
-    let io = base.watch(raw(&b), Interest::READ, record("io")).unwrap();
+    let (fa, fb) = (raw(&a), raw(&b));
+    let io = base
+        .new_owned_event(b, Interest::READ, record("io"))
+        .unwrap();
     let signal = base.new_signal(2, record("signal")).unwrap();
     let timer = base.new_timer(TimerKind::OneShot, record("timer")).unwrap();
     let user = base.new_user_event(record("user")).unwrap();
     let freed = base
-        .watch(raw(&a), Interest::READ, record("freed"))
+        .new_owned_event(a, Interest::READ, record("freed"))
         .unwrap();
     for (id, what) in [
         (io, Fired::READ),
@@ -216,11 +219,11 @@ pub fn context_names_what_the_event_watches(h: &Harness) {
     assert_eq!(
         seen,
         [
-            ("io", Some(raw(&b)), None),
+            ("io", Some(fb), None),
             ("signal", None, Some(2)),
             ("timer", None, None),
             ("user", None, None),
-            ("freed", Some(raw(&a)), None),
+            ("freed", Some(fa), None),
             ("after free", None, None),
         ]
     );
@@ -368,9 +371,7 @@ pub fn panicking_callback_leaves_the_base_usable(h: &Harness) {
         .unwrap();
     base.add(bad, Some(Duration::from_millis(1))).unwrap();
     let reader = base
-        .watch(raw(&b), Interest::READ, |_, log: &mut Vec<&str>| {
-            log.push("read")
-        })
+        .new_owned_event(b, Interest::READ, |_, log: &mut Vec<&str>| log.push("read"))
         .unwrap();
     base.add(reader, None).unwrap();
     let mut log = Vec::new();

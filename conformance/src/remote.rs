@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{Fired, Interest, LoopFlags, RunOutcome, TimerKind};
 
-use crate::util::{patience, raw, socketpair, WatchRaw};
+use crate::util::{patience, socketpair};
 use crate::Harness;
 
 const KEEP: LoopFlags = LoopFlags::NO_EXIT_ON_EMPTY;
@@ -18,7 +18,7 @@ const KEEP: LoopFlags = LoopFlags::NO_EXIT_ON_EMPTY;
 pub fn remote_activation_wakes_a_blocked_loop(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<Option<Instant>>();
-    let never = base.watch(raw(&b), Interest::READ, |_, _| {}).unwrap();
+    let never = base.new_owned_event(b, Interest::READ, |_, _| {}).unwrap();
     base.add(never, None).unwrap();
     let e = base
         .new_timer(TimerKind::OneShot, |ctx, ran: &mut Option<Instant>| {

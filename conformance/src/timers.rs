@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{BaseOptions, Fired, Interest, LoopFlags, RunOutcome, TimerKind};
 
-use crate::util::{raw, socketpair, write_all, WatchRaw};
+use crate::util::{socketpair, write_all, WatchRaw};
 use crate::Harness;
 
 const GENEROUS: Duration = Duration::from_secs(5);
@@ -157,7 +157,7 @@ pub fn timers_fire_in_deadline_order(h: &Harness) {
 pub fn pending_reports_flags_and_deadline(h: &Harness) {
     let (_a, b) = socketpair();
     let mut base = h.base::<()>();
-    let e = base.watch(raw(&b), Interest::READ, |_, _| {}).unwrap();
+    let e = base.new_owned_event(b, Interest::READ, |_, _| {}).unwrap();
     let before = Instant::now();
     base.add(e, Some(Duration::from_secs(1))).unwrap();
     let p = base.pending(e).unwrap();
@@ -178,7 +178,7 @@ pub fn zero_interval_persistent_timer_runs_once_per_iteration(h: &Harness) {
     write_all(&a, b"x"); // stays unread: b is readable every iteration
     let mut base = h.base::<Vec<char>>();
     let reader = base
-        .watch(raw(&b), Interest::READ | Interest::PERSIST, |ctx, log| {
+        .new_owned_event(b, Interest::READ | Interest::PERSIST, |ctx, log| {
             log.push('r');
             if log.len() >= 5 {
                 let me = ctx.id();
@@ -239,16 +239,12 @@ pub fn persistent_timeout_starved_by_a_better_priority_runs_once_and_goes_on(h: 
     let start = Instant::now();
     // Readable every iteration, priority 0: runs for 40 ms while the timer waits.
     let hog = base
-        .watch(
-            raw(&b),
-            Interest::READ | Interest::PERSIST,
-            move |ctx, _| {
-                if start.elapsed() >= Duration::from_millis(40) {
-                    let me = ctx.id();
-                    ctx.del(me).unwrap();
-                }
-            },
-        )
+        .new_owned_event(b, Interest::READ | Interest::PERSIST, move |ctx, _| {
+            if start.elapsed() >= Duration::from_millis(40) {
+                let me = ctx.id();
+                ctx.del(me).unwrap();
+            }
+        })
         .unwrap();
     base.set_priority(hog, 0).unwrap();
     let t = base

@@ -16,9 +16,12 @@ use evloop_core::{
 };
 use rustix::io::Errno;
 
-/// Raw-fd events for scenarios, which hold their sockets and pipes themselves and watch the
-/// raw fds, as libevent code does: `watch` is `Registry::new_event`, `watch_once` is
-/// `Registry::once`, without an `unsafe` block at every call.
+/// Raw-fd events, for the scenarios that are about raw fds — an fd closed or its number
+/// reused under its event, numbers nobody opened, an event that owns no fd, the same fd in
+/// evloop and in a reference poller — and for `once`, which has only a raw form: `watch` is
+/// `Registry::new_event`, `watch_once` is `Registry::once`, without an `unsafe` block at
+/// every call. Every other scenario watches fds its events own (`new_owned_event`,
+/// `new_event_on`, [`owned_logging_event`]).
 pub trait WatchRaw<D> {
     /// `Registry::new_event`.
     fn watch(

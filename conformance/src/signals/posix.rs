@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::{Fired, Interest, RunOutcome, TimerKind};
 
-use crate::util::{borrow, patience, raw, read_available, socketpair, write_all, WatchRaw};
+use crate::util::{patience, read_available, socketpair, write_all};
 use crate::Harness;
 
 const USR1: i32 = libc::SIGUSR1;
@@ -278,22 +278,24 @@ pub fn signal_storm_during_io(h: &Harness) {
         })
         .unwrap();
     base.add(sig, None).unwrap();
-    for (fd, peer) in [(raw(&a), raw(&a)), (raw(&b), raw(&b))] {
+    // Each end answers what it reads: one byte goes back and forth.
+    write_all(&a, b"p");
+    for end in [a, b] {
         let e = base
-            .watch(
-                fd,
+            .new_owned_event(
+                end,
                 Interest::READ | Interest::PERSIST,
-                move |_, (_, rounds): &mut (u64, u64)| {
-                    if !read_available(borrow(fd)).is_empty() {
+                move |ctx, (_, rounds): &mut (u64, u64)| {
+                    let fd = ctx.borrow_fd().unwrap();
+                    if !read_available(fd).is_empty() {
                         *rounds += 1;
-                        write_all(borrow(peer), b"p");
+                        write_all(fd, b"p");
                     }
                 },
             )
             .unwrap();
         base.add(e, None).unwrap();
     }
-    write_all(&a, b"p");
     let done = Arc::new(AtomicBool::new(false));
     let finished = done.clone();
     let signalfd = h.uses_signalfd();
@@ -420,13 +422,13 @@ pub fn fork_and_reinit_keep_both_loops_working(h: &Harness) {
     let (parent_w, parent_r) = socketpair();
     let (child_w, child_r) = socketpair();
     let mut base = h.base::<Seen>();
-    for fd in [raw(&parent_r), raw(&child_r)] {
+    for end in [parent_r, child_r] {
         let e = base
-            .watch(
-                fd,
+            .new_owned_event(
+                end,
                 Interest::READ | Interest::PERSIST,
-                move |_, seen: &mut Seen| {
-                    if !read_available(borrow(fd)).is_empty() {
+                move |ctx, seen: &mut Seen| {
+                    if !read_available(ctx.borrow_fd().unwrap()).is_empty() {
                         seen.io = true;
                     }
                 },
