@@ -248,7 +248,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// # Errors
     ///
     /// As the other methods: the socket's own callback is running (use
-    /// [`BevContext::tls`] there), or it was freed.
+    /// [`BevContext::tls`](crate::BevContext::tls) there), or it was freed.
     #[cfg(feature = "tls")]
     pub fn with_tls<R>(&self, f: impl FnOnce(Option<&rustls::Connection>) -> R) -> io::Result<R> {
         self.with(|st| Ok(f(st.tls.as_ref().map(|t| &t.conn))))
@@ -262,7 +262,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// its timeouts are `under`'s; its watermarks are its own, and `under` reads only while
     /// this input has room. Its callbacks are always deferred to the loop. Freeing it frees
     /// `under` too, whose options say whether the fd is closed. EOF is reported after the
-    /// input filter ran once more as [`FlushMode::Finished`]; a filter's error is one ERROR
+    /// input filter ran once more as [`FlushMode::Finished`](crate::FlushMode::Finished); a filter's error is one ERROR
     /// event.
     ///
     /// # Errors

@@ -76,8 +76,6 @@ impl<D: 'static> BufferedSocket<D> {
         f(&mut st)
     }
 
-    /// Run `f` on the state; while the socket's own callback runs (the state borrowed),
-    /// queue `op` instead, to be applied in order when it returns (see `deferred.rs`).
     /// The state, to change now; `None` while the socket's own callback runs (its state
     /// borrowed), when a change is queued instead (see `deferred`).
     ///
@@ -301,7 +299,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// the limit; a new limit on a live socket keeps what the bucket holds, clipped to the
     /// new bursts. The limit counts bytes on the fd: TLS records on a TLS socket; on a
     /// filtered socket it is set on the socket under it. A socket may also be in a
-    /// [`RateLimitGroup`]; then both limits hold.
+    /// [`RateLimitGroup`](crate::RateLimitGroup); then both limits hold.
     ///
     /// # Errors
     ///
