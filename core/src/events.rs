@@ -1,10 +1,11 @@
 //! The event table: every event's slot, the free list, the live count, and the two side
 //! tables most events never use (persistent timeouts' lengths, owned fds). Its methods are an
-//! event's state transitions that touch nothing but the table and the active queues:
-//! allocate and release a slot, count or stop counting, activate and deactivate, detach from
-//! the fd lazily, undo or finish that, record a period, own or share an fd. Whether an event counts
-//! toward the live total is decided here, from its state, by [`Events::recount`]; the registry
-//! above decides what to tell the io map, the timers and the backend.
+//! event's state transitions that touch nothing but the table, the active queues and the io
+//! map's queue of deferred deletes: allocate and release a slot, count or stop counting,
+//! activate and deactivate, detach from the fd lazily, undo or finish that, record a period,
+//! own or share an fd. Whether an event counts toward the live total is decided here, from
+//! its state, by [`Events::recount`]; the registry above decides what to tell the io map, the
+//! timers and the backend.
 //!
 //! An event's life in its slot: [`alloc`](Events::alloc) gives it an odd generation; `add`
 //! (the registry) sets its pending bits and counts it; [`activate_slot`] queues it, which

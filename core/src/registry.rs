@@ -14,11 +14,11 @@
 //! [`Callback`], a [`Command`] from another thread — live together in this module: each names
 //! the others, and keeping them in one place is what keeps the module graph acyclic. Here too
 //! is what `add` and `del` need beneath them: the io registration (with the lazy detach the
-//! io map settles: see `io_map`), the timers, signal watching. The rest of the registry's methods are in the modules of what
-//! they do, each calling down into this one and never called from it: `constructors` (making
-//! events), `once` (events freed after one run, `loop_exit`), `dispatch` (activating and
-//! running events), `internal` (remote commands and fork), `watchers` (loop hooks), `verify`
-//! (the invariant checker).
+//! io map settles: see `io_map`), the timers, signal watching. The rest of the registry's
+//! methods are in the modules of what they do, each calling down into this one and never
+//! called from it: `constructors` (making events), `once` (events freed after one run,
+//! `loop_exit`), `dispatch` (activating and running events), `internal` (remote commands and
+//! fork), `watchers` (loop hooks), `verify` (the invariant checker).
 //!
 //! # The live count
 //!

@@ -262,8 +262,8 @@ impl<D: 'static> BufferedSocket<D> {
     /// its timeouts are `under`'s; its watermarks are its own, and `under` reads only while
     /// this input has room. Its callbacks are always deferred to the loop. Freeing it frees
     /// `under` too, whose options say whether the fd is closed. EOF is reported after the
-    /// input filter ran once more as [`FlushMode::Finished`](crate::FlushMode::Finished); a filter's error is one ERROR
-    /// event.
+    /// input filter ran once more as [`FlushMode::Finished`](crate::FlushMode::Finished); a
+    /// filter's error is one ERROR event.
     ///
     /// # Errors
     ///
