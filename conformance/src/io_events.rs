@@ -194,6 +194,33 @@ pub fn et_is_reported_in_fired(h: &Harness) {
     base.del(edge).unwrap();
 }
 
+/// An fd switched from edge- to level-triggered within one iteration (its ET event deleted,
+/// a level-triggered one added on the fd before the next wait): the add sees the fd without
+/// the deleted event (no ET-mix refusal), and the backend is told the net change, so the new
+/// event runs at every turn while data waits unread, and the deleted one never runs.
+pub fn edge_to_level_in_one_iteration(h: &Harness) {
+    let (a, b) = socketpair();
+    let mut base = h.base::<Log>();
+    let edge = owned_logging_event(&mut base, b, R | P | Interest::ET, "edge");
+    base.add(edge, None).unwrap();
+    turn(&mut base, &mut Log::new()); // the backend holds the fd as edge-triggered
+    base.del(edge).unwrap();
+    let level = base.new_event_on(edge, R | P, log_as("level")).unwrap();
+    base.add(level, None).unwrap();
+    write_all(&a, b"x"); // left unread: readable at every turn
+    let mut log = Log::new();
+    run_until(&mut base, &mut log, "the level event", |l| !l.is_empty());
+    for _ in 0..3 {
+        turn(&mut base, &mut log);
+    }
+    assert!(
+        log.len() >= 4 && log.iter().all(|entry| *entry == ("level", Fired::READ)),
+        "{log:?}"
+    );
+    base.free(level).unwrap();
+    base.free(edge).unwrap();
+}
+
 /// Without the ET feature, adding an ET event is refused with an error naming the backend
 /// and the fd; the base keeps working. With the feature, the add succeeds.
 pub fn et_refused_without_the_feature(h: &Harness) {

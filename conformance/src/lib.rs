@@ -191,6 +191,7 @@ scenario_list! {
     io_events::closed_reported_before_data_is_read requires Features::EARLY_CLOSE,
     io_events::et_fires_once_per_edge requires Features::EDGE_TRIGGERED,
     io_events::et_is_reported_in_fired requires Features::EDGE_TRIGGERED,
+    io_events::edge_to_level_in_one_iteration requires Features::EDGE_TRIGGERED,
     io_events::et_refused_without_the_feature,
     io_events::fd_closed_while_registered requires Features::CLOSE_TOLERANT,
     io_events::fd_number_reused_after_close [unix: "Windows socket values are not numbers a program can reuse (dup2)"],
