@@ -15,11 +15,7 @@ use crate::flags::EventFlags;
 use crate::registry::Registry;
 
 impl<D: 'static> BufferedSocket<D> {
-    pub(super) fn build(
-        ops: &mut Registry<D>,
-        fd: Option<OwnedFd>,
-        options: BevOptions,
-    ) -> io::Result<Self> {
+    fn build(ops: &mut Registry<D>, fd: Option<OwnedFd>, options: BevOptions) -> io::Result<Self> {
         match fd.as_ref() {
             Some(fd) if !options.socket.is_empty() => options.socket.apply(fd)?,
             None if !options.socket.is_empty() => {
@@ -70,21 +66,33 @@ impl<D: 'static> BufferedSocket<D> {
         options: BevOptions,
     ) -> io::Result<Self> {
         let (fd, refused) = super::resolve::start_connect(addr, &options.socket)?;
+        let bev = Self::build_connecting(ops, Some(fd), options)?;
+        {
+            let mut st = bev.state.borrow_mut();
+            st.connect.error = refused;
+            st.sync(ops)?;
+        }
+        Ok(bev)
+    }
+
+    /// A socket the base connects (to an address, or to a host name once it resolves): it
+    /// owns and closes its fd, whose socket options the connect applied already, and its
+    /// connect is pending.
+    pub(super) fn build_connecting(
+        ops: &mut Registry<D>,
+        fd: Option<OwnedFd>,
+        options: BevOptions,
+    ) -> io::Result<Self> {
         let bev = Self::build(
             ops,
-            Some(fd),
+            fd,
             BevOptions {
                 close_on_free: true,
                 socket: crate::bufio::SocketOptions::default(),
                 ..options
             },
         )?;
-        {
-            let mut st = bev.state.borrow_mut();
-            st.connect.pending = true;
-            st.connect.error = refused;
-            st.sync(ops)?;
-        }
+        bev.state.borrow_mut().connect.pending = true;
         Ok(bev)
     }
 

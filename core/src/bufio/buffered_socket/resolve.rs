@@ -197,18 +197,9 @@ impl<D: 'static> BufferedSocket<D> {
         options: BevOptions,
     ) -> io::Result<Self> {
         options.socket.validate()?;
-        let bev = Self::build(
-            ops,
-            None,
-            BevOptions {
-                close_on_free: true,
-                socket: crate::bufio::SocketOptions::default(),
-                ..options
-            },
-        )?;
+        let bev = Self::build_connecting(ops, None, options)?;
         {
             let mut st = bev.state.borrow_mut();
-            st.connect.pending = true;
             st.resolving = Some(Box::new(Resolving {
                 host: name.to_string(),
                 port,
