@@ -246,22 +246,27 @@ impl IoMap {
     /// event `id` off the deferred list and, if it is still detached, finishes its delete and
     /// gives its fd and flags. Inline where nothing is deferred.
     #[inline]
-    fn settle(&mut self, detached: &mut impl FnMut(u32) -> Option<(RawFd, EventFlags)>) {
+    fn settle(
+        &mut self,
+        backend: &mut dyn Backend,
+        detached: &mut impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
+    ) {
         if !self.deferred.is_empty() {
-            self.settle_deferred(detached);
+            self.settle_deferred(backend, detached);
         }
     }
 
-    fn settle_deferred(&mut self, detached: &mut impl FnMut(u32) -> Option<(RawFd, EventFlags)>) {
+    fn settle_deferred(
+        &mut self,
+        backend: &mut dyn Backend,
+        detached: &mut impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
+    ) {
         let mut deferred = std::mem::take(&mut self.deferred);
         for &id in &deferred {
-            // Usually added back since (a delete-then-add): nothing to drop.
+            // Usually added back since (a delete-then-add): nothing to drop. A drop only
+            // queues the fd's change: only a map that queues changes defers deletes.
             if let Some((fd, flags)) = detached(id) {
-                if let Some(idx) = self.unlist(fd, id, flags) {
-                    if self.wanted(&self.fds[idx]) != self.fds[idx].committed {
-                        self.mark_dirty(fd);
-                    }
-                }
+                let _ = self.remove(backend, fd, id, flags);
             }
         }
         deferred.clear();
@@ -285,7 +290,7 @@ impl IoMap {
         fresh: bool,
         mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
     ) -> io::Result<()> {
-        self.settle(&mut detached);
+        self.settle(backend, &mut detached);
         if !crate::fd::is_valid(fd) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -354,7 +359,7 @@ impl IoMap {
         fd: RawFd,
         mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
     ) -> io::Result<()> {
-        self.settle(&mut detached);
+        self.settle(backend, &mut detached);
         let Some(idx) = self.slot(fd) else {
             return Ok(());
         };
@@ -369,22 +374,6 @@ impl IoMap {
         result
     }
 
-    /// Take event `id` with `flags` out of `fd`'s list and counts; the entry's index, or
-    /// `None` if it was not there.
-    fn unlist(&mut self, fd: RawFd, id: u32, flags: EventFlags) -> Option<usize> {
-        let idx = self.slot(fd)?;
-        let e = &mut self.fds[idx];
-        let pos = e.events.iter().position(|&x| x == id)?;
-        e.events.remove(pos);
-        e.nread -= u16::from(flags.contains(EventFlags::READ));
-        e.nwrite -= u16::from(flags.contains(EventFlags::WRITE));
-        e.nclose -= u16::from(flags.contains(EventFlags::CLOSED));
-        if e.events.is_empty() {
-            e.edge = false;
-        }
-        Some(idx)
-    }
-
     /// Remove event `id` with `flags` from `fd` now; a no-op if it is not there.
     ///
     /// # Errors
@@ -397,9 +386,20 @@ impl IoMap {
         id: u32,
         flags: EventFlags,
     ) -> io::Result<()> {
-        let Some(idx) = self.unlist(fd, id, flags) else {
+        let Some(idx) = self.slot(fd) else {
             return Ok(());
         };
+        let e = &mut self.fds[idx];
+        let Some(pos) = e.events.iter().position(|&x| x == id) else {
+            return Ok(());
+        };
+        e.events.remove(pos);
+        e.nread -= u16::from(flags.contains(EventFlags::READ));
+        e.nwrite -= u16::from(flags.contains(EventFlags::WRITE));
+        e.nclose -= u16::from(flags.contains(EventFlags::CLOSED));
+        if e.events.is_empty() {
+            e.edge = false;
+        }
         let e = &self.fds[idx];
         let wanted = self.wanted(e);
         if wanted == e.committed {
@@ -428,7 +428,7 @@ impl IoMap {
         fd: RawFd,
         mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
     ) {
-        self.settle(&mut detached);
+        self.settle(backend, &mut detached);
         let Some(idx) = self.slot(fd) else {
             return;
         };
@@ -467,7 +467,7 @@ impl IoMap {
         backend: &mut dyn Backend,
         mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
     ) {
-        self.settle(&mut detached);
+        self.settle(backend, &mut detached);
         if self.dirty.is_empty() {
             return;
         }
@@ -503,7 +503,7 @@ impl IoMap {
         backend: &mut dyn Backend,
         mut detached: impl FnMut(u32) -> Option<(RawFd, EventFlags)>,
     ) {
-        self.settle(&mut detached);
+        self.settle(backend, &mut detached);
         self.dirty.clear();
         for idx in 0..self.fds.len() {
             let wanted = self.wanted(&self.fds[idx]);
