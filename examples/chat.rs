@@ -40,7 +40,7 @@ impl Chat {
     fn broadcast(&mut self, ops: &mut evloop::Registry<Chat>, from: u64, line: &[u8]) {
         let mut slow = Vec::new();
         for (&id, (bev, _)) in &self.clients {
-            if id != from && bev.write(ops, line).is_err() {
+            if id != from && bev.on(ops).write(line).is_err() {
                 slow.push(id);
             }
         }
@@ -53,7 +53,7 @@ impl Chat {
     }
 }
 
-fn on_line(bev: &mut BevContext<'_, '_, Chat>, chat: &mut Chat, id: u64) {
+fn on_line(bev: &mut BevContext<'_, Chat>, chat: &mut Chat, id: u64) {
     let name = match chat.clients.get(&id) {
         Some((_, name)) => name.clone(),
         None => return,
@@ -70,7 +70,7 @@ fn on_line(bev: &mut BevContext<'_, '_, Chat>, chat: &mut Chat, id: u64) {
     }
 }
 
-fn leave(bev: &mut BevContext<'_, '_, Chat>, chat: &mut Chat, id: u64, why: &str) {
+fn leave(bev: &mut BevContext<'_, Chat>, chat: &mut Chat, id: u64, why: &str) {
     if let Some((_, name)) = chat.clients.remove(&id) {
         println!("{name} left: {why}");
         chat.broadcast(bev.context(), id, format!("* {name} left\n").as_bytes());
@@ -95,8 +95,9 @@ fn main() -> std::io::Result<()> {
             let id = chat.next;
             chat.next += 1;
             let name = peer.to_string();
-            bev.set_read_callback(move |bev, chat: &mut Chat| on_line(bev, chat, id));
-            bev.set_event_callback(move |bev, chat: &mut Chat| {
+            let mut control = bev.on(ctx);
+            control.set_read_callback(move |bev, chat: &mut Chat| on_line(bev, chat, id));
+            control.set_event_callback(move |bev, chat: &mut Chat| {
                 let why = if bev.fired().contains(BevEvent::TIMEOUT) {
                     "idle"
                 } else if bev.fired().contains(BevEvent::EOF) {
@@ -106,11 +107,11 @@ fn main() -> std::io::Result<()> {
                 };
                 leave(bev, chat, id, why);
             });
-            let setup = bev
-                .set_write_watermark(ctx, 0, MAX_BACKLOG)
-                .and_then(|()| bev.set_timeouts(ctx, Some(chat.idle), None))
-                .and_then(|()| bev.enable(ctx, Interest::READ | Interest::WRITE))
-                .and_then(|()| bev.write(ctx, format!("* you are {name}\n").as_bytes()));
+            let setup = control
+                .set_write_watermark(0, MAX_BACKLOG)
+                .and_then(|()| control.set_timeouts(Some(chat.idle), None))
+                .and_then(|()| control.enable(Interest::READ | Interest::WRITE))
+                .and_then(|()| control.write(format!("* you are {name}\n").as_bytes()));
             if setup.is_err() {
                 let _ = bev.free(ctx);
                 return;

@@ -21,6 +21,7 @@ fn main() -> std::io::Result<()> {
             let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
                 return;
             };
+            let mut bev = bev.on(ctx);
             bev.set_read_callback(|bev, _| {
                 // Move the input's chunks to the output: no copy.
                 let (input, output) = bev.buffers();
@@ -29,7 +30,7 @@ fn main() -> std::io::Result<()> {
             bev.set_event_callback(|bev, _| {
                 bev.free();
             });
-            let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
+            let _ = bev.enable(Interest::READ | Interest::WRITE);
         },
     )?;
     for &signo in evloop::signal::STOP_SIGNALS {

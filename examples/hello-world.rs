@@ -46,6 +46,7 @@ fn main() {
                     return;
                 }
             };
+            let mut bev = bev.on(ctx);
             bev.set_write_callback(|bev, _| {
                 if bev.output().is_empty() {
                     println!("flushed answer");
@@ -60,9 +61,9 @@ fn main() {
                 }
                 bev.free();
             });
-            let _ = bev.enable(ctx, Interest::WRITE);
-            let _ = bev.disable(ctx, Interest::READ);
-            let _ = bev.write(ctx, MESSAGE);
+            let _ = bev.enable(Interest::WRITE);
+            let _ = bev.disable(Interest::READ);
+            let _ = bev.write(MESSAGE);
         },
     );
     if let Err(e) = listener {

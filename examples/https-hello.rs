@@ -48,6 +48,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, config: &Arc<ServerConfig>) {
         Ok(bev) => bev,
         Err(e) => return eprintln!("https-hello: {e}"),
     };
+    let mut bev = bev.on(ctx);
     bev.set_read_callback(|bev, _| {
         while let Some(end) = bev.input().search(b"\r\n\r\n", 0) {
             let close = bev
@@ -74,8 +75,8 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, config: &Arc<ServerConfig>) {
     });
     // A peer that stalls (mid-handshake, or idle between requests) is dropped after a minute.
     let idle = Some(std::time::Duration::from_secs(60));
-    let _ = bev.set_timeouts(ctx, idle, idle);
-    let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
+    let _ = bev.set_timeouts(idle, idle);
+    let _ = bev.enable(Interest::READ | Interest::WRITE);
 }
 
 fn main() -> io::Result<()> {

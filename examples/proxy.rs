@@ -22,6 +22,7 @@
 //! $ curl -H 'Host: example.com' http://127.0.0.1:9998/
 //! ```
 
+use std::io;
 use std::net::SocketAddr;
 
 #[cfg(feature = "tls")]
@@ -35,18 +36,18 @@ use evloop::rustls;
 
 use evloop::{
     Base, BevContext, BevEvent, BevOptions, Buffer, BufferedSocket, Interest, Listener,
-    ListenerOptions,
+    ListenerOptions, Registry,
 };
 
 /// Bytes waiting to be written to one side before the other side stops being read.
 const MAX_OUTPUT: usize = 512 * 1024;
 
 type Bev = BufferedSocket<()>;
-type Ctx<'a, 'b> = BevContext<'a, 'b, ()>;
+type Ctx<'a> = BevContext<'a, ()>;
 
 /// Copy what `bev` read to its partner; stop reading once the partner's output is full, and
 /// have the partner's drain start it again (le-proxy's `readcb`).
-fn relay(bev: &mut Ctx<'_, '_>, partner: &Bev) {
+fn relay(bev: &mut Ctx<'_>, partner: &Bev) {
     if partner.is_freed() {
         let n = bev.input().len();
         let _ = bev.input().drain(n);
@@ -58,25 +59,26 @@ fn relay(bev: &mut Ctx<'_, '_>, partner: &Bev) {
     let _ = partner.with_output(bev.context(), |out| out.append_buffer(&mut chunk));
     if partner.output_len().unwrap_or(0) >= MAX_OUTPUT {
         let me = bev.handle();
-        partner.set_write_callback(move |partner, _| drained(partner, &me));
-        let _ = partner.set_write_watermark(bev.context(), MAX_OUTPUT / 2, 0);
+        let mut to = partner.on(bev.context());
+        to.set_write_callback(move |partner, _| drained(partner, &me));
+        let _ = to.set_write_watermark(MAX_OUTPUT / 2, 0);
         let _ = bev.disable(Interest::READ);
     }
 }
 
 /// The partner's output drained to half: read the other side again, and stop watching the
 /// drain (le-proxy's `drained_writecb`).
-fn drained(bev: &mut Ctx<'_, '_>, other: &Bev) {
+fn drained(bev: &mut Ctx<'_>, other: &Bev) {
     bev.set_write_callback(|_, _| {});
-    bev.set_write_watermark(0, 0);
+    let _ = bev.set_write_watermark(0, 0);
     if !other.is_freed() {
-        let _ = other.enable(bev.context(), Interest::READ);
+        let _ = other.on(bev.context()).enable(Interest::READ);
     }
 }
 
 /// EOF or an error on `bev`: deliver what it read, close the partner once its output is out,
 /// and free `bev` (le-proxy's `eventcb`).
-fn finish(bev: &mut Ctx<'_, '_>, partner: &Bev) {
+fn finish(bev: &mut Ctx<'_>, partner: &Bev) {
     if bev.fired().contains(BevEvent::CONNECTED) {
         return;
     }
@@ -86,17 +88,19 @@ fn finish(bev: &mut Ctx<'_, '_>, partner: &Bev) {
     relay(bev, partner);
     if !partner.is_freed() {
         // What the partner holds still goes out (bounded by its write timeout), then it closes.
-        let _ = partner.free_after_flush(bev.context());
+        let _ = partner.on(bev.context()).free_after_flush();
     }
     bev.free();
 }
 
-/// Give `bev` the callbacks that relay to `partner`.
-fn wire(bev: &Bev, partner: &Bev) {
+/// Give `bev` the callbacks that relay to `partner`, and start it.
+fn wire(ops: &mut Registry<()>, bev: &Bev, partner: &Bev) -> io::Result<()> {
+    let mut bev = bev.on(ops);
     let to = partner.clone();
     bev.set_read_callback(move |bev, _| relay(bev, &to));
     let to = partner.clone();
     bev.set_event_callback(move |bev, _| finish(bev, &to));
+    bev.enable(Interest::READ | Interest::WRITE)
 }
 
 /// How each side speaks: plain, or TLS with these configurations.
@@ -273,11 +277,7 @@ fn main() -> std::io::Result<()> {
                     return;
                 }
             };
-            wire(&client, &server);
-            wire(&server, &client);
-            let wired = client
-                .enable(ctx, Interest::READ | Interest::WRITE)
-                .and_then(|()| server.enable(ctx, Interest::READ | Interest::WRITE));
+            let wired = wire(ctx, &client, &server).and_then(|()| wire(ctx, &server, &client));
             if let Err(e) = wired {
                 eprintln!("proxy: {e}");
                 let _ = client.free(ctx);

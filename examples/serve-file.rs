@@ -64,11 +64,12 @@ fn main() -> io::Result<()> {
             return;
         };
         let file = file.clone();
-        bev.set_read_callback(move |bev, _| answer_requests(bev, &file));
-        bev.set_event_callback(|bev, _| {
+        let mut control = bev.on(ctx);
+        control.set_read_callback(move |bev, _| answer_requests(bev, &file));
+        control.set_event_callback(|bev, _| {
             bev.free();
         });
-        let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
+        let _ = control.enable(Interest::READ | Interest::WRITE);
     })?;
     for &signo in evloop::signal::STOP_SIGNALS {
         let ev = base.new_signal(signo, |ctx, _| ctx.loop_exit(None))?;
@@ -86,7 +87,7 @@ fn main() -> io::Result<()> {
 }
 
 /// Answer every complete request in the input; a partial one waits for more bytes.
-fn answer_requests(bev: &mut BevContext<'_, '_, ()>, file: &FileSegment) {
+fn answer_requests(bev: &mut BevContext<'_, ()>, file: &FileSegment) {
     loop {
         let Some(end) = bev.input().search(b"\r\n\r\n", 0) else {
             if bev.input().len() > MAX_HEAD {
@@ -190,11 +191,7 @@ fn byte_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
 
 /// Queue the answer to one request: a head, and the file (or a range of it) as a file
 /// segment, which the socket sends without copying it.
-fn respond(
-    bev: &mut BevContext<'_, '_, ()>,
-    file: &FileSegment,
-    request: &Request,
-) -> io::Result<()> {
+fn respond(bev: &mut BevContext<'_, ()>, file: &FileSegment, request: &Request) -> io::Result<()> {
     let out = bev.output();
     let close = if request.close {
         "Connection: close\r\n"

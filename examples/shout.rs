@@ -74,6 +74,7 @@ fn main() -> io::Result<()> {
             }) else {
                 return;
             };
+            let mut bev = bev.on(ctx);
             bev.set_read_callback(|bev, _| {
                 let (input, output) = bev.buffers();
                 let _ = output.append_buffer(input);
@@ -87,7 +88,7 @@ fn main() -> io::Result<()> {
                     bev.free();
                 }
             });
-            let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
+            let _ = bev.enable(Interest::READ | Interest::WRITE);
         },
     )?;
     for &signo in evloop::signal::STOP_SIGNALS {

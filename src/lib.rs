@@ -24,6 +24,8 @@
 //!     // In a listener's or an event's callback, `ctx` is the loop: pass it where `&mut base`
 //!     // went outside.
 //!     let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else { return };
+//!     // A handle changes its socket through `on(ops)`; a callback's `bev` directly.
+//!     let mut bev = bev.on(ctx);
 //!     bev.set_read_callback(|bev, _| {
 //!         // In a socket's callback, `bev` is the socket (and `bev.context()` the loop).
 //!         while let Some(line) = bev.input().read_line(Eol::Lf) {
@@ -32,7 +34,7 @@
 //!     });
 //!     // EOF or an error: free the socket, which closes its fd.
 //!     bev.set_event_callback(|bev, _| { bev.free(); });
-//!     let _ = bev.enable(ctx, Interest::READ);
+//!     let _ = bev.enable(Interest::READ);
 //! })?;
 //! let port = listener.local_addr()?.port();
 //! let handle = base.handle()?;
@@ -74,11 +76,12 @@
 //!   and the event deleted, on every backend, and a new event on the reused number works.
 //! - **Ids are names, not owners.** An [`EventId`] is `Copy`; once the event is freed, every
 //!   copy is refused with `NotFound`. Dropping an id frees nothing: call `free`.
-//! - **One way to use a socket, inside and outside its callbacks.** Inside, the
-//!   [`BevContext`] you were given acts at once; a [`BufferedSocket`] handle to the same
-//!   socket also works there: what it changes (write, enable, disable, flush, timeouts,
-//!   watermarks, callbacks, free) is queued and applied in order when the callback returns,
-//!   or before the context's next change. What only reads the socket (`input_len`,
+//! - **One way to use a socket, inside and outside its callbacks.** What changes a socket
+//!   (write, enable, disable, flush, timeouts, watermarks, callbacks, rate limit) is a
+//!   [`BevControl`] method: the [`BevContext`] a callback gets dereferences to one and acts at
+//!   once; a [`BufferedSocket`] handle makes one with [`on`](BufferedSocket::on)`(ops)`. A
+//!   handle also works inside the socket's own callbacks: what it changes is queued and
+//!   applied in order when the callback returns, or before the context's next change. What only reads the socket (`input_len`,
 //!   `with_input`, …) answers `ResourceBusy` there: use the context. A socket nobody holds a handle to, which can no longer run a callback (reading
 //!   stopped after EOF or an error, nothing left to write), is freed by the loop.
 //! - **Timers are never early**: a timer runs at or after its deadline, equal deadlines in

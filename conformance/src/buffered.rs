@@ -16,7 +16,7 @@ use crate::Harness;
 const RW: Interest = Interest::READ.union(Interest::WRITE);
 
 /// Everything in a buffered socket's input, removed.
-fn take_input<D>(bev: &mut evloop_core::BevContext<'_, '_, D>) -> Vec<u8> {
+fn take_input<D>(bev: &mut evloop_core::BevContext<'_, D>) -> Vec<u8> {
     let mut buf = vec![0; bev.input().len()];
     bev.input().remove(&mut buf).unwrap();
     buf
@@ -43,27 +43,27 @@ fn ask_and_answer(
     question: &'static [u8],
     answer: &'static [u8],
 ) -> Talk {
-    b.set_read_callback(move |bev, t: &mut Talk| {
+    b.on(base).set_read_callback(move |bev, t: &mut Talk| {
         let buf = take_input(bev);
         t.b_got.extend(&buf);
         if t.b_got == question {
             bev.write(answer).unwrap();
         }
     });
-    a.set_read_callback(move |bev, t: &mut Talk| {
+    a.on(base).set_read_callback(move |bev, t: &mut Talk| {
         let buf = take_input(bev);
         t.a_got.extend(&buf);
         if t.a_got == answer {
             bev.free();
         }
     });
-    b.set_event_callback(|bev, t: &mut Talk| {
+    b.on(base).set_event_callback(|bev, t: &mut Talk| {
         t.events.push(("b", bev.fired()));
         bev.free();
     });
-    a.enable(base, RW).unwrap();
-    b.enable(base, RW).unwrap();
-    a.write(base, question).unwrap();
+    a.on(base).enable(RW).unwrap();
+    b.on(base).enable(RW).unwrap();
+    a.on(base).write(question).unwrap();
     let mut t = Talk::default();
     assert_eq!(base.run(&mut t).unwrap(), RunOutcome::NoEvents);
     t
@@ -100,8 +100,9 @@ pub fn read_watermarks(h: &Harness) {
     let (x, y) = socketpair();
     let mut base = h.base::<W>();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
-    b.set_read_watermark(&mut base, 10, 20).unwrap();
-    b.set_read_callback(|bev, w: &mut W| {
+    let mut control = b.on(&mut base);
+    control.set_read_watermark(10, 20).unwrap();
+    control.set_read_callback(|bev, w: &mut W| {
         w.runs += 1;
         let n = bev.input().len();
         assert!(n >= 10, "read callback below the low watermark: {n}");
@@ -109,7 +110,7 @@ pub fn read_watermarks(h: &Harness) {
         w.consumed += bev.input().drain(7).unwrap();
         w.left = bev.input().len();
     });
-    b.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     crate::util::write_all(&x, &[1; 5]);
     let mut w = W::default();
     for _ in 0..5 {
@@ -135,12 +136,13 @@ pub fn write_watermark(h: &Harness) {
     let (x, y) = socketpair();
     let mut base = h.base::<Vec<usize>>();
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
-    a.set_write_watermark(&mut base, 0, 0).unwrap();
+    let mut a = a.on(&mut base);
+    a.set_write_watermark(0, 0).unwrap();
     a.set_write_callback(|bev, seen: &mut Vec<usize>| {
         seen.push(bev.output().len());
         bev.free();
     });
-    a.write(&mut base, &[7; 3000]).unwrap();
+    a.write(&[7; 3000]).unwrap();
     let mut seen = Vec::new();
     base.run(&mut seen).unwrap();
     assert_eq!(seen, [0]);
@@ -153,14 +155,16 @@ pub fn read_timeout(h: &Harness) {
     let (_x, y) = socketpair();
     let mut base = h.base::<Vec<(BevEvent, Instant)>>();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
-    b.set_event_callback(|bev, log: &mut Vec<_>| {
+    let mut control = b.on(&mut base);
+    control.set_event_callback(|bev, log: &mut Vec<_>| {
         log.push((bev.fired(), Instant::now()));
         bev.free();
     });
-    b.set_timeouts(&mut base, Some(Duration::from_millis(50)), None)
+    control
+        .set_timeouts(Some(Duration::from_millis(50)), None)
         .unwrap();
     let start = Instant::now();
-    b.enable(&mut base, Interest::READ).unwrap();
+    b.on(&mut base).enable(Interest::READ).unwrap();
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
     assert_eq!(log.len(), 1);
@@ -174,13 +178,14 @@ pub fn write_timeout(h: &Harness) {
     fill(&x);
     let mut base = h.base::<Vec<BevEvent>>();
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
+    let mut a = a.on(&mut base);
     a.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
         log.push(bev.fired());
         bev.free();
     });
-    a.set_timeouts(&mut base, None, Some(Duration::from_millis(30)))
+    a.set_timeouts(None, Some(Duration::from_millis(30)))
         .unwrap();
-    a.write(&mut base, &[1; 1000]).unwrap();
+    a.write(&[1; 1000]).unwrap();
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
     assert_eq!(log, [BevEvent::TIMEOUT | BevEvent::WRITING]);
@@ -208,7 +213,7 @@ pub fn connect_success(h: &Harness) {
         BevOptions::default(),
     )
     .unwrap();
-    bev.set_event_callback(|bev, s: &mut S| {
+    bev.on(&mut base).set_event_callback(|bev, s: &mut S| {
         assert_eq!(bev.fired(), BevEvent::CONNECTED, "{:?}", bev.error());
         s.connected = true;
         bev.free();
@@ -225,10 +230,11 @@ pub fn connect_failure(h: &Harness) {
     let port = TcpListener::bind(loopback()).unwrap().local_addr().unwrap(); // closed at once
     let mut base = h.base::<Vec<(BevEvent, Option<io::ErrorKind>)>>();
     let bev = BufferedSocket::connect(&mut base, port, BevOptions::default()).unwrap();
-    bev.set_event_callback(|bev, log: &mut Vec<_>| {
-        log.push((bev.fired(), bev.error().map(|e| e.kind())));
-        bev.free();
-    });
+    bev.on(&mut base)
+        .set_event_callback(|bev, log: &mut Vec<_>| {
+            log.push((bev.fired(), bev.error().map(|e| e.kind())));
+            bev.free();
+        });
     let mut log = Vec::new();
     base.run(&mut log).unwrap();
     assert_eq!(
@@ -252,9 +258,9 @@ pub fn refused_connect_is_one_error_whatever_the_readiness_order(h: &Harness) {
             ..BevOptions::default()
         };
         let bev = BufferedSocket::connect(&mut base, port, options).unwrap();
-        bev.enable(&mut base, Interest::READ | Interest::WRITE)
-            .unwrap();
-        bev.set_event_callback(|bev, log: &mut Log| {
+        let mut control = bev.on(&mut base);
+        control.enable(Interest::READ | Interest::WRITE).unwrap();
+        control.set_event_callback(|bev, log: &mut Log| {
             log.push((bev.fired(), bev.error().map(|e| e.kind())));
         });
         let mut log = Log::new();
@@ -287,8 +293,10 @@ pub fn connect_timeout_is_one_timeout(h: &Harness) {
     let _queued = TcpStream::connect(addr).unwrap(); // takes the queue's one place
     let mut base = h.base::<Vec<BevEvent>>();
     let bev = BufferedSocket::connect(&mut base, addr, BevOptions::default()).unwrap();
-    bev.set_event_callback(|bev, log: &mut Vec<BevEvent>| log.push(bev.fired()));
-    bev.set_timeouts(&mut base, None, Some(Duration::from_millis(40)))
+    let mut control = bev.on(&mut base);
+    control.set_event_callback(|bev, log: &mut Vec<BevEvent>| log.push(bev.fired()));
+    control
+        .set_timeouts(None, Some(Duration::from_millis(40)))
         .unwrap();
     let mut log = Vec::new();
     run_until(&mut base, &mut log, "the connect timeout", |l| {
@@ -310,15 +318,16 @@ pub fn eof_after_data(h: &Harness) {
     drop(x);
     let mut base = h.base::<(Vec<u8>, Vec<BevEvent>)>();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
-    b.set_read_callback(|bev, (got, _): &mut (Vec<u8>, Vec<BevEvent>)| {
+    let mut control = b.on(&mut base);
+    control.set_read_callback(|bev, (got, _): &mut (Vec<u8>, Vec<BevEvent>)| {
         let buf = take_input(bev);
         got.extend(buf);
     });
-    b.set_event_callback(|bev, (_, events): &mut (Vec<u8>, Vec<BevEvent>)| {
+    control.set_event_callback(|bev, (_, events): &mut (Vec<u8>, Vec<BevEvent>)| {
         events.push(bev.fired());
         bev.free();
     });
-    b.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     let mut data = (Vec::new(), Vec::new());
     base.run(&mut data).unwrap();
     assert_eq!(data.0, b"last words");
@@ -331,12 +340,13 @@ pub fn free_inside_callbacks(h: &Harness) {
     let (x, y) = socketpair();
     let mut base = h.base::<usize>();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
-    b.set_read_callback(|bev, runs: &mut usize| {
+    let mut control = b.on(&mut base);
+    control.set_read_callback(|bev, runs: &mut usize| {
         *runs += 1;
         assert!(bev.free().is_none(), "close_on_free keeps the fd");
     });
-    b.set_event_callback(|_, runs: &mut usize| *runs += 100);
-    b.enable(&mut base, Interest::READ).unwrap();
+    control.set_event_callback(|_, runs: &mut usize| *runs += 100);
+    control.enable(Interest::READ).unwrap();
     crate::util::write_all(&x, b"x");
     let mut runs = 0;
     assert_eq!(base.run(&mut runs).unwrap(), RunOutcome::NoEvents);
@@ -349,7 +359,7 @@ pub fn free_inside_callbacks(h: &Harness) {
         "the peer sees EOF"
     );
     assert_eq!(
-        b.write(&mut base, b"x").unwrap_err().kind(),
+        b.on(&mut base).write(b"x").unwrap_err().kind(),
         io::ErrorKind::NotFound
     );
 }
@@ -374,15 +384,18 @@ pub fn pair_timeouts_fire(h: &Harness) {
     let mut base = h.base::<Log>();
     let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
     for (bev, name) in [(&a, "a"), (&b, "b")] {
-        bev.set_event_callback(move |bev, log: &mut Log| {
-            log.push((name, bev.fired(), Instant::now()));
-        });
+        bev.on(&mut base)
+            .set_event_callback(move |bev, log: &mut Log| {
+                log.push((name, bev.fired(), Instant::now()));
+            });
     }
     let start = Instant::now();
     // b reads and nothing comes: its read timeout fires.
-    b.set_timeouts(&mut base, Some(Duration::from_millis(40)), None)
+    let mut control = b.on(&mut base);
+    control
+        .set_timeouts(Some(Duration::from_millis(40)), None)
         .unwrap();
-    b.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     // a writes, but b stops reading: a's output stays, and its write timeout fires.
     let mut log = Log::new();
     run_until(&mut base, &mut log, "b's read timeout", |l| !l.is_empty());
@@ -390,10 +403,11 @@ pub fn pair_timeouts_fire(h: &Harness) {
     assert_eq!(log[0].1, BevEvent::TIMEOUT | BevEvent::READING);
     assert!(log[0].2 - start >= Duration::from_millis(40), "early");
     // The timeout disabled b's reading, so what a writes now stays in a's output.
-    a.set_timeouts(&mut base, None, Some(Duration::from_millis(40)))
+    a.on(&mut base)
+        .set_timeouts(None, Some(Duration::from_millis(40)))
         .unwrap();
     let written = Instant::now();
-    a.write(&mut base, b"waiting").unwrap();
+    a.on(&mut base).write(b"waiting").unwrap();
     run_until(&mut base, &mut log, "a's write timeout", |l| l.len() >= 2);
     assert_eq!(log[1].0, "a");
     assert_eq!(log[1].1, BevEvent::TIMEOUT | BevEvent::WRITING);
@@ -409,15 +423,17 @@ pub fn pair_timeouts_fire(h: &Harness) {
 pub fn pair_keeps_bytes_until_the_reader_reads(h: &Harness) {
     let mut base = h.base::<Vec<u8>>();
     let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
-    b.set_read_callback(|bev, got: &mut Vec<u8>| {
+    let mut control = b.on(&mut base);
+    control.set_read_callback(|bev, got: &mut Vec<u8>| {
         let n = bev.input().len();
         let mut buf = vec![0; n];
         bev.input().remove(&mut buf).unwrap();
         got.extend_from_slice(&buf);
     });
-    b.disable(&mut base, Interest::READ).unwrap();
-    a.write(&mut base, b"hello ").unwrap();
-    a.write(&mut base, b"pair").unwrap();
+    control.disable(Interest::READ).unwrap();
+    let mut control = a.on(&mut base);
+    control.write(b"hello ").unwrap();
+    control.write(b"pair").unwrap();
     let mut got = Vec::new();
     for _ in 0..5 {
         crate::util::turn(&mut base, &mut got);
@@ -429,7 +445,7 @@ pub fn pair_keeps_bytes_until_the_reader_reads(h: &Harness) {
         "reached a disabled reader"
     );
     assert_eq!(a.output_len().unwrap(), 10);
-    b.enable(&mut base, Interest::READ).unwrap();
+    b.on(&mut base).enable(Interest::READ).unwrap();
     run_until(&mut base, &mut got, "the bytes", |g| g.len() >= 10);
     assert_eq!(got, b"hello pair");
     assert_eq!(a.output_len().unwrap(), 0);
@@ -608,7 +624,7 @@ pub fn slow_reader_grows_the_output_and_loses_nothing(h: &Harness) {
     let mut base = h.base::<()>();
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
     let data: Vec<u8> = (0..TOTAL).map(|i| (i % 253) as u8).collect();
-    a.write(&mut base, &data).unwrap();
+    a.on(&mut base).write(&data).unwrap();
     for _ in 0..20 {
         crate::util::turn(&mut base, &mut ());
     }
@@ -640,13 +656,13 @@ pub fn output_limit_tells_the_writer_and_loses_nothing(h: &Harness) {
     let (x, y) = socketpair();
     let mut base = h.base::<()>();
     let a = BufferedSocket::new(&mut base, x, BevOptions::default()).unwrap();
-    a.set_write_watermark(&mut base, 0, LIMIT).unwrap();
+    a.on(&mut base).set_write_watermark(0, LIMIT).unwrap();
     let mut accepted = 0usize;
     let refusal = loop {
         let chunk: Vec<u8> = (accepted..accepted + 65536)
             .map(|i| (i % 241) as u8)
             .collect();
-        match a.write(&mut base, &chunk) {
+        match a.on(&mut base).write(&chunk) {
             Ok(()) => accepted += chunk.len(),
             Err(e) => break e,
         }
@@ -688,12 +704,13 @@ pub fn peer_reset_mid_write_reports_an_error(h: &Harness) {
         BevOptions::default(),
     )
     .unwrap();
-    bev.set_event_callback(|bev, log: &mut Vec<_>| {
-        log.push((bev.fired(), bev.error().map(|e| e.kind())));
-        if !bev.fired().contains(BevEvent::CONNECTED) {
-            bev.free();
-        }
-    });
+    bev.on(&mut base)
+        .set_event_callback(|bev, log: &mut Vec<_>| {
+            log.push((bev.fired(), bev.error().map(|e| e.kind())));
+            if !bev.fired().contains(BevEvent::CONNECTED) {
+                bev.free();
+            }
+        });
     let (peer, _) = server.accept().unwrap();
     let mut log = Vec::new();
     run_until(&mut base, &mut log, "connected", |l| !l.is_empty());
@@ -703,7 +720,7 @@ pub fn peer_reset_mid_write_reports_an_error(h: &Harness) {
     let start = Instant::now();
     while log.len() < 2 {
         assert!(start.elapsed() < patience(), "no error reported: {log:?}");
-        let _ = bev.write(&mut base, &chunk);
+        let _ = bev.on(&mut base).write(&chunk);
         crate::util::turn(&mut base, &mut log);
     }
     let (what, kind) = log[1];
@@ -726,14 +743,15 @@ pub fn half_closed_socket_still_writes(h: &Harness) {
     let (x, y) = socketpair();
     let mut base = h.base::<Vec<BevEvent>>();
     let b = BufferedSocket::new(&mut base, y, BevOptions::default()).unwrap();
-    b.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
+    let mut control = b.on(&mut base);
+    control.set_event_callback(|bev, log: &mut Vec<BevEvent>| {
         log.push(bev.fired());
         bev.write(b"bye").unwrap();
     });
-    b.set_write_callback(|bev, _| {
+    control.set_write_callback(|bev, _| {
         bev.free();
     });
-    b.enable(&mut base, RW).unwrap();
+    control.enable(RW).unwrap();
     rustix::net::shutdown(&x, rustix::net::Shutdown::Write).unwrap();
     let mut log = Vec::new();
     assert_eq!(base.run(&mut log).unwrap(), RunOutcome::NoEvents);
@@ -753,13 +771,14 @@ pub fn unreachable_socket_is_freed_after_its_last_callback(h: &crate::Harness) {
     for name in ["dropped", "kept"] {
         let (peer, fd) = socketpair();
         let bev = BufferedSocket::new(&mut base, fd, BevOptions::default()).unwrap();
-        bev.set_read_callback(|bev, _| drop(take_input(bev)));
-        bev.set_event_callback(move |bev, log: &mut Vec<&'static str>| {
+        let mut control = bev.on(&mut base);
+        control.set_read_callback(|bev, _| drop(take_input(bev)));
+        control.set_event_callback(move |bev, log: &mut Vec<&'static str>| {
             if bev.fired().contains(BevEvent::EOF) {
                 log.push(name); // and no free
             }
         });
-        bev.enable(&mut base, Interest::READ).unwrap();
+        control.enable(Interest::READ).unwrap();
         if name == "kept" {
             kept = Some(bev);
         }
@@ -799,17 +818,22 @@ pub fn buffered_socket_over_pipes(h: &Harness) {
     let mut base = h.base::<(Vec<u8>, Vec<BevEvent>)>();
     let writer = BufferedSocket::new(&mut base, write_end, BevOptions::default()).unwrap();
     let reader = BufferedSocket::new(&mut base, read_end, BevOptions::default()).unwrap();
-    reader.set_read_callback(|bev, (got, _): &mut (Vec<u8>, Vec<BevEvent>)| {
-        got.extend(take_input(bev));
-    });
-    reader.set_event_callback(|bev, (_, events): &mut (Vec<u8>, Vec<BevEvent>)| {
-        events.push(bev.fired());
-        bev.free();
-    });
-    reader.enable(&mut base, Interest::READ).unwrap();
+    reader
+        .on(&mut base)
+        .set_read_callback(|bev, (got, _): &mut (Vec<u8>, Vec<BevEvent>)| {
+            got.extend(take_input(bev));
+        });
+    reader
+        .on(&mut base)
+        .set_event_callback(|bev, (_, events): &mut (Vec<u8>, Vec<BevEvent>)| {
+            events.push(bev.fired());
+            bev.free();
+        });
+    reader.on(&mut base).enable(Interest::READ).unwrap();
     let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
-    writer.write(&mut base, &sent).unwrap();
-    writer.free_after_flush(&mut base).unwrap();
+    let mut writer = writer.on(&mut base);
+    writer.write(&sent).unwrap();
+    writer.free_after_flush().unwrap();
     let mut data = (Vec::new(), Vec::new());
     base.run(&mut data).unwrap();
     assert!(data.0 == sent, "{} of {} bytes", data.0.len(), sent.len());

@@ -7,8 +7,8 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use evloop_core::{
-    BevOptions, BufferedSocket, Fired, Interest, Listener, ListenerOptions, LoopFlags,
-    SocketOptions,
+    BevControl, BevOptions, BevReach, BufferedSocket, Fired, Interest, Listener, ListenerOptions,
+    LoopFlags, SocketOptions,
 };
 
 use crate::util::{read_available_or_eof, run_until, socketpair, tcp_pair};
@@ -21,8 +21,9 @@ pub fn dropping_the_base_closes_what_it_owned(h: &Harness) {
     let (ours, mut peer) = tcp_pair();
     let mut base = h.base::<()>();
     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
-    bev.set_read_callback(|_, _| {});
-    bev.enable(&mut base, Interest::READ).unwrap();
+    let mut control = bev.on(&mut base);
+    control.set_read_callback(|_, _| {});
+    control.enable(Interest::READ).unwrap();
     let addr = "127.0.0.1:0".parse().unwrap();
     let listener =
         Listener::bind(&mut base, addr, ListenerOptions::default(), |_, _, _, _| {}).unwrap();
@@ -47,7 +48,7 @@ pub fn dropping_the_base_closes_what_it_owned(h: &Harness) {
     assert_eq!(e.kind(), std::io::ErrorKind::NotConnected, "{e}");
     // A new base cannot be handed a dead socket's work either.
     let mut other = h.base::<()>();
-    let e = bev.write(&mut other, b"late").unwrap_err();
+    let e = bev.on(&mut other).write(b"late").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::NotConnected, "{e}");
     assert!(bev.free(&mut other).is_err());
     assert!(listener.free(&mut other).is_err());
@@ -61,10 +62,11 @@ pub fn free_after_flush_sends_everything_then_closes(h: &Harness) {
     let mut base = h.base::<()>();
     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
     let sent: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
-    bev.write(&mut base, &sent).unwrap();
-    bev.free_after_flush(&mut base).unwrap();
+    let mut control = bev.on(&mut base);
+    control.write(&sent).unwrap();
+    control.free_after_flush().unwrap();
     assert!(
-        bev.write(&mut base, b"more").is_err(),
+        bev.on(&mut base).write(b"more").is_err(),
         "closing: no more writes"
     );
     let reader = std::thread::spawn(move || {
@@ -84,13 +86,14 @@ pub fn free_after_flush_sends_everything_then_closes(h: &Harness) {
     // From a read callback: answer, then close.
     let (ours, mut peer) = tcp_pair();
     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
-    bev.set_read_callback(|bev, _| {
+    let mut control = bev.on(&mut base);
+    control.set_read_callback(|bev, _| {
         let n = bev.input().len();
         bev.input().drain(n).unwrap();
         bev.write(b"bye").unwrap();
         bev.free_after_flush().unwrap();
     });
-    bev.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     drop(bev);
     peer.write_all(b"quit").unwrap();
     base.run(&mut ()).unwrap();
@@ -107,9 +110,10 @@ pub fn free_after_flush_is_bounded_by_the_write_timeout(h: &Harness) {
     let mut base = h.base::<()>();
     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
     let timeout = Duration::from_millis(100);
-    bev.set_timeouts(&mut base, None, Some(timeout)).unwrap();
-    bev.write(&mut base, &vec![1u8; 8 << 20]).unwrap();
-    bev.free_after_flush(&mut base).unwrap();
+    let mut control = bev.on(&mut base);
+    control.set_timeouts(None, Some(timeout)).unwrap();
+    control.write(&vec![1u8; 8 << 20]).unwrap();
+    control.free_after_flush().unwrap();
     base.run(&mut ()).unwrap();
     assert!(
         start.elapsed() >= timeout,
@@ -290,25 +294,31 @@ pub fn a_handle_works_inside_its_own_callbacks(h: &Harness) {
     let mut base = h.base::<Seen>();
     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
     let me = bev.clone();
-    bev.set_read_callback(move |ctx, seen: &mut Seen| {
+    let mut control = bev.on(&mut base);
+    control.set_read_callback(move |ctx, seen: &mut Seen| {
         seen.first += 1;
         let n = ctx.input().len();
         ctx.input().drain(n).unwrap();
-        me.write(ctx.context(), b"a").unwrap();
+        me.on(ctx.context()).write(b"a").unwrap();
         ctx.write(b"b").unwrap(); // the queued "a" goes first
-        me.write(ctx.context(), b"c").unwrap();
+        me.on(ctx.context()).write(b"c").unwrap();
         seen.busy_read = me.input_len().err().map(|e| e.kind());
         let again = me.clone();
-        me.set_read_callback(move |ctx, seen: &mut Seen| {
-            seen.second += 1;
-            let n = ctx.input().len();
-            ctx.input().drain(n).unwrap();
-            again.write(ctx.context(), b"!").unwrap();
-            again.clone().free(ctx.context()).unwrap();
-            seen.write_after_free = again.write(ctx.context(), b"lost").err().map(|e| e.kind());
-        });
+        me.on(ctx.context())
+            .set_read_callback(move |ctx, seen: &mut Seen| {
+                seen.second += 1;
+                let n = ctx.input().len();
+                ctx.input().drain(n).unwrap();
+                again.on(ctx.context()).write(b"!").unwrap();
+                again.clone().free(ctx.context()).unwrap();
+                seen.write_after_free = again
+                    .on(ctx.context())
+                    .write(b"lost")
+                    .err()
+                    .map(|e| e.kind());
+            });
     });
-    bev.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     drop(bev);
     let mut seen = Seen::default();
     peer.write_all(b"1").unwrap();
@@ -330,6 +340,74 @@ pub fn a_handle_works_inside_its_own_callbacks(h: &Harness) {
     assert_eq!(rest, b"!", "the write before the free went out, then EOF");
 }
 
+/// The changes a socket takes are one method set, `BevControl`, reached from a handle (`on`)
+/// and from a callback's context alike: a helper generic over `BevReach` works through both
+/// with the same effect (a read high watermark of 4, then none); after a free, every change
+/// is refused with `NotFound` through both, the watermark setters included.
+pub fn one_method_set_from_a_handle_and_a_callback(h: &Harness) {
+    use std::io::ErrorKind;
+    fn read_at_most<D: 'static, S: BevReach<D>>(
+        bev: &mut BevControl<'_, D, S>,
+        high: usize,
+    ) -> std::io::Result<()> {
+        bev.set_read_watermark(1, high)
+    }
+    /// What each change answers: `None` for `Ok`.
+    fn refusals<D: 'static, S: BevReach<D>>(
+        bev: &mut BevControl<'_, D, S>,
+    ) -> Vec<Option<ErrorKind>> {
+        let kind = |r: std::io::Result<()>| r.err().map(|e| e.kind());
+        vec![
+            kind(bev.set_read_watermark(0, 0)),
+            kind(bev.set_write_watermark(0, 0)),
+            kind(bev.set_timeouts(None, None)),
+            kind(bev.enable(Interest::READ)),
+            kind(bev.disable(Interest::READ)),
+            kind(bev.write(b"x")),
+            kind(bev.flush()),
+            kind(bev.free_after_flush()),
+        ]
+    }
+    #[derive(Default)]
+    struct Seen {
+        reads: Vec<usize>,
+        in_callback: Vec<Option<ErrorKind>>,
+    }
+    let (ours, mut peer) = tcp_pair();
+    let mut base = h.base::<Seen>();
+    let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
+    let mut control = bev.on(&mut base);
+    read_at_most(&mut control, 4).unwrap();
+    control.set_read_callback(|bev, seen: &mut Seen| {
+        let n = bev.input().len();
+        bev.input().drain(n).unwrap();
+        seen.reads.push(n);
+        if seen.reads.len() == 1 {
+            read_at_most(bev, 0).unwrap(); // the same helper, on the context
+        } else {
+            bev.free();
+            seen.in_callback = refusals(bev);
+        }
+    });
+    control.enable(Interest::READ).unwrap();
+    peer.write_all(&[1; 10]).unwrap();
+    let mut seen = Seen::default();
+    run_until(&mut base, &mut seen, "two reads", |s| s.reads.len() == 2);
+    assert_eq!(
+        seen.reads,
+        [4, 6],
+        "4 under the first watermark, the rest once it went"
+    );
+    let refused = vec![Some(ErrorKind::NotFound); 8];
+    assert_eq!(seen.in_callback, refused, "after the context's free");
+    assert!(bev.is_freed());
+    assert_eq!(
+        refusals(&mut bev.on(&mut base)),
+        refused,
+        "through a handle"
+    );
+}
+
 /// Connecting by name: "localhost" connects (trying each address it names: ::1 may come
 /// first with nothing listening there) and carries bytes; a name that does not resolve and a
 /// port nobody listens on are each one ERROR naming the host; bad input is refused at once.
@@ -343,7 +421,7 @@ pub fn connect_by_host_name(h: &Harness) {
     let mut base = h.base::<Seen>();
     let listener = crate::util::echo_listener(&mut base, ListenerOptions::default(), |_| {});
     let port = listener.local_addr().unwrap().port();
-    let record = |bev: &mut evloop_core::BevContext<'_, '_, Seen>, seen: &mut Seen| {
+    let record = |bev: &mut evloop_core::BevContext<'_, Seen>, seen: &mut Seen| {
         seen.events.push(bev.fired());
         if let Some(e) = bev.error() {
             seen.errors.push(e.to_string());
@@ -351,15 +429,16 @@ pub fn connect_by_host_name(h: &Harness) {
     };
     let bev =
         BufferedSocket::connect_host(&mut base, "localhost", port, BevOptions::default()).unwrap();
-    bev.write(&mut base, b"ping").unwrap(); // waits in the output until connected
-    bev.set_event_callback(record);
-    bev.set_read_callback(|bev, seen: &mut Seen| {
+    let mut control = bev.on(&mut base);
+    control.write(b"ping").unwrap(); // waits in the output until connected
+    control.set_event_callback(record);
+    control.set_read_callback(|bev, seen: &mut Seen| {
         let n = bev.input().len();
         let mut chunk = vec![0; n];
         bev.input().remove(&mut chunk).unwrap();
         seen.got.extend(chunk);
     });
-    bev.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     let mut seen = Seen::default();
     run_until(&mut base, &mut seen, "the echo through localhost", |s| {
         s.got.len() == 4 || !s.errors.is_empty()
@@ -373,7 +452,7 @@ pub fn connect_by_host_name(h: &Harness) {
     let mut seen = Seen::default();
     let bev =
         BufferedSocket::connect_host(&mut base, "localhost", port, BevOptions::default()).unwrap();
-    bev.set_event_callback(record);
+    bev.on(&mut base).set_event_callback(record);
     run_until(&mut base, &mut seen, "refusals", |s| !s.events.is_empty());
     assert_eq!(seen.events, [evloop_core::BevEvent::ERROR]);
     assert!(
@@ -387,7 +466,7 @@ pub fn connect_by_host_name(h: &Harness) {
     let bev =
         BufferedSocket::connect_host(&mut base, "no-such-host.invalid", 80, BevOptions::default())
             .unwrap();
-    bev.set_event_callback(record);
+    bev.on(&mut base).set_event_callback(record);
     run_until(&mut base, &mut seen, "the resolver's answer", |s| {
         !s.events.is_empty()
     });
@@ -416,16 +495,15 @@ pub fn connect_tries_each_address_in_turn(h: &Harness) {
         .unwrap();
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut base = h.base::<Vec<(evloop_core::BevEvent, String)>>();
-    let record =
-        |bev: &mut evloop_core::BevContext<'_, '_, Vec<(evloop_core::BevEvent, String)>>,
-         seen: &mut Vec<(evloop_core::BevEvent, String)>| {
-            let e = bev.error().map(|e| e.to_string()).unwrap_or_default();
-            seen.push((bev.fired(), e));
-            bev.free();
-        };
+    let record = |bev: &mut evloop_core::BevContext<'_, Vec<(evloop_core::BevEvent, String)>>,
+                  seen: &mut Vec<(evloop_core::BevEvent, String)>| {
+        let e = bev.error().map(|e| e.to_string()).unwrap_or_default();
+        seen.push((bev.fired(), e));
+        bev.free();
+    };
     let addrs = [closed, closed, open.local_addr().unwrap()];
     let bev = BufferedSocket::connect_any(&mut base, "svc", &addrs, BevOptions::default()).unwrap();
-    bev.set_event_callback(record);
+    bev.on(&mut base).set_event_callback(record);
     let mut seen = Vec::new();
     run_until(&mut base, &mut seen, "the third address", |s| !s.is_empty());
     assert_eq!(seen[0].0, evloop_core::BevEvent::CONNECTED, "{seen:?}");
@@ -436,7 +514,7 @@ pub fn connect_tries_each_address_in_turn(h: &Harness) {
     let bev =
         BufferedSocket::connect_any(&mut base, "svc", &[closed, closed], BevOptions::default())
             .unwrap();
-    bev.set_event_callback(record);
+    bev.on(&mut base).set_event_callback(record);
     run_until(&mut base, &mut seen, "two refusals", |s| !s.is_empty());
     assert_eq!(seen[0].0, evloop_core::BevEvent::ERROR);
     assert!(

@@ -46,7 +46,7 @@ pub fn file_segments_arrive_byte_exact_between_other_bytes(h: &Harness) {
     let mut base = h.base::<()>();
     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
     let mut expected = Vec::new();
-    bev.write(&mut base, b"head\r\n").unwrap();
+    bev.on(&mut base).write(b"head\r\n").unwrap();
     expected.extend_from_slice(b"head\r\n");
     bev.with_output(&mut base, |out| {
         out.append_file(&whole.slice(1000, 2_500_000)?)?;
@@ -58,9 +58,9 @@ pub fn file_segments_arrive_byte_exact_between_other_bytes(h: &Harness) {
     expected.extend_from_slice(&file.bytes[1000..2_501_000]);
     expected.extend_from_slice(b"middle");
     expected.extend_from_slice(&file.bytes[..10]);
-    bev.write(&mut base, b"tail").unwrap();
+    bev.on(&mut base).write(b"tail").unwrap();
     expected.extend_from_slice(b"tail");
-    bev.free_after_flush(&mut base).unwrap();
+    bev.on(&mut base).free_after_flush().unwrap();
     let reader = std::thread::spawn(move || {
         let mut got = Vec::new();
         let mut piece = [0u8; 8192];
@@ -94,7 +94,8 @@ pub fn file_segments_through_a_pair_and_a_filter(h: &Harness) {
     let seg = FileSegment::open(&file.path).unwrap();
     let mut base = h.base::<Vec<u8>>();
     let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default()).unwrap();
-    b.set_read_callback(|bev, got: &mut Vec<u8>| {
+    let mut control = b.on(&mut base);
+    control.set_read_callback(|bev, got: &mut Vec<u8>| {
         let (input, _) = bev.buffers();
         for chunk in input.chunks() {
             got.extend_from_slice(chunk);
@@ -102,11 +103,11 @@ pub fn file_segments_through_a_pair_and_a_filter(h: &Harness) {
         let n = input.len();
         input.drain(n).unwrap();
     });
-    b.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     a.with_output(&mut base, |out| out.append_file(&seg))
         .unwrap()
         .unwrap();
-    a.enable(&mut base, Interest::WRITE).unwrap();
+    a.on(&mut base).enable(Interest::WRITE).unwrap();
     let mut got = Vec::new();
     run_until(&mut base, &mut got, "the file through the pair", |g| {
         g.len() >= file.bytes.len()
@@ -125,7 +126,7 @@ pub fn file_segments_through_a_pair_and_a_filter(h: &Harness) {
         })
         .unwrap()
         .unwrap();
-    filtered.free_after_flush(&mut base).unwrap();
+    filtered.on(&mut base).free_after_flush().unwrap();
     let reader = std::thread::spawn(move || {
         let mut got = Vec::new();
         peer.read_to_end(&mut got).map(|_| got)
@@ -171,17 +172,18 @@ pub fn a_file_range_past_the_end_or_a_shrunk_file_is_one_clear_error(h: &Harness
     let mut base = h.base::<Seen>();
     let (ours, mut peer) = tcp_pair();
     let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
-    bev.set_event_callback(|bev, seen: &mut Seen| {
-        seen.events.push(bev.fired());
-        if let Some(e) = bev.error() {
-            seen.errors.push(format!("{e} ({:?})", e.kind()));
-        }
-        bev.free();
-    });
+    bev.on(&mut base)
+        .set_event_callback(|bev, seen: &mut Seen| {
+            seen.events.push(bev.fired());
+            if let Some(e) = bev.error() {
+                seen.errors.push(format!("{e} ({:?})", e.kind()));
+            }
+            bev.free();
+        });
     bev.with_output(&mut base, |out| out.append_file(&seg))
         .unwrap()
         .unwrap();
-    bev.enable(&mut base, Interest::WRITE).unwrap();
+    bev.on(&mut base).enable(Interest::WRITE).unwrap();
     let mut seen = Seen::default();
     run_until(&mut base, &mut seen, "an error for the shrunk file", |s| {
         !s.events.is_empty()
@@ -203,8 +205,9 @@ pub fn a_file_range_past_the_end_or_a_shrunk_file_is_one_clear_error(h: &Harness
     // The base goes on.
     let (ours, mut peer) = tcp_pair();
     let other = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
-    other.write(&mut base, b"still here").unwrap();
-    other.free_after_flush(&mut base).unwrap();
+    let mut other = other.on(&mut base);
+    other.write(b"still here").unwrap();
+    other.free_after_flush().unwrap();
     base.run(&mut seen).unwrap();
     let mut got = Vec::new();
     peer.read_to_end(&mut got).unwrap();

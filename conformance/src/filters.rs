@@ -66,7 +66,7 @@ impl Filter for UpperInRot13Out {
 }
 
 /// Everything in the input, removed.
-fn take_input<D>(bev: &mut BevContext<'_, '_, D>) -> Vec<u8> {
+fn take_input<D>(bev: &mut BevContext<'_, D>) -> Vec<u8> {
     let mut buf = vec![0; bev.input().len()];
     bev.input().remove(&mut buf).unwrap();
     buf
@@ -95,12 +95,13 @@ pub fn filter_transforms_both_ways_a_line_at_a_time(h: &Harness) {
     let (peer, ours) = socketpair();
     let mut base = h.base::<Seen>();
     let bev = filtered_end(&mut base, ours, UpperInRot13Out);
-    bev.set_read_callback(|bev, seen: &mut Seen| {
+    let mut control = bev.on(&mut base);
+    control.set_read_callback(|bev, seen: &mut Seen| {
         let line = take_input(bev);
         bev.write(&line).unwrap(); // echo, through the output filter
         seen.reads.push(line);
     });
-    bev.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     let mut seen = Seen::default();
     write_all(&peer, b"hello\nwor");
     run_until(&mut base, &mut seen, "the first line", |s| {
@@ -147,20 +148,24 @@ pub fn filter_small_reads_under_a_high_watermark_reach_the_end(h: &Harness) {
     let (peer, ours) = socketpair();
     let mut base = h.base::<Got>();
     let writer = BufferedSocket::new(&mut base, peer, BevOptions::default()).unwrap();
-    writer.write(&mut base, &sent).unwrap();
+    writer.on(&mut base).write(&sent).unwrap();
     let reader = filtered_end(&mut base, ours, Passthrough);
-    reader.set_read_watermark(&mut base, 0, 1024).unwrap();
-    reader.set_read_callback(|bev, got: &mut Got| {
-        got.most = got.most.max(bev.input().len());
-        let mut chunk = vec![0; bev.input().len()];
-        bev.input().remove(&mut chunk).unwrap();
-        got.bytes.extend(chunk);
-        if got.bytes.len() == TOTAL {
-            bev.free();
-        }
-    });
-    reader.set_event_callback(|_, got: &mut Got| got.eof = true);
-    reader.enable(&mut base, Interest::READ).unwrap();
+    reader.on(&mut base).set_read_watermark(0, 1024).unwrap();
+    reader
+        .on(&mut base)
+        .set_read_callback(|bev, got: &mut Got| {
+            got.most = got.most.max(bev.input().len());
+            let mut chunk = vec![0; bev.input().len()];
+            bev.input().remove(&mut chunk).unwrap();
+            got.bytes.extend(chunk);
+            if got.bytes.len() == TOTAL {
+                bev.free();
+            }
+        });
+    reader
+        .on(&mut base)
+        .set_event_callback(|_, got: &mut Got| got.eof = true);
+    reader.on(&mut base).enable(Interest::READ).unwrap();
     let mut got = Got::default();
     run_until(
         &mut base,
@@ -206,16 +211,17 @@ pub fn filter_error_is_one_error_event(h: &Harness) {
     let (peer, ours) = socketpair();
     let mut base = h.base::<(Seen, bool)>();
     let bev = filtered_end(&mut base, ours, NoNul);
-    bev.set_read_callback(|bev, (seen, _): &mut (Seen, bool)| {
+    let mut control = bev.on(&mut base);
+    control.set_read_callback(|bev, (seen, _): &mut (Seen, bool)| {
         seen.reads.push(take_input(bev));
     });
-    bev.set_event_callback(|bev, (seen, _): &mut (Seen, bool)| {
+    control.set_event_callback(|bev, (seen, _): &mut (Seen, bool)| {
         seen.events.push(bev.fired());
         seen.errors
             .push(bev.error().map(|e| e.to_string()).unwrap_or_default());
         assert_eq!(bev.enabled(), Interest::empty(), "both directions stop");
     });
-    bev.enable(&mut base, Interest::READ).unwrap();
+    control.enable(Interest::READ).unwrap();
     let mut data = (Seen::default(), false);
     write_all(&peer, b"fine");
     run_until(&mut base, &mut data, "clean bytes", |(s, _)| {
@@ -285,11 +291,12 @@ pub fn filter_finished_pushes_out_what_was_held_back(h: &Harness) {
     let (peer, ours) = socketpair();
     let mut base = h.base::<Seen>();
     let bev = filtered_end(&mut base, ours, Lines);
-    bev.set_read_callback(|bev, seen: &mut Seen| seen.reads.push(take_input(bev)));
-    bev.set_event_callback(|bev, seen: &mut Seen| seen.events.push(bev.fired()));
-    bev.enable(&mut base, Interest::READ).unwrap();
+    let mut control = bev.on(&mut base);
+    control.set_read_callback(|bev, seen: &mut Seen| seen.reads.push(take_input(bev)));
+    control.set_event_callback(|bev, seen: &mut Seen| seen.events.push(bev.fired()));
+    control.enable(Interest::READ).unwrap();
     let mut seen = Seen::default();
-    bev.write(&mut base, b"one\ntw").unwrap();
+    bev.on(&mut base).write(b"one\ntw").unwrap();
     let mut out = Vec::new();
     run_until(&mut base, &mut seen, "the whole line", |_| {
         out.extend(read_available(&peer));
@@ -301,7 +308,8 @@ pub fn filter_finished_pushes_out_what_was_held_back(h: &Harness) {
     out.extend(read_available(&peer));
     assert_eq!(out, b"one\n", "the partial line left before Finished");
     assert_eq!(bev.output_len().unwrap(), 2, "\"tw\" waits in the output");
-    bev.flush_with(&mut base, Interest::WRITE, FlushMode::Finished)
+    bev.on(&mut base)
+        .flush_with(Interest::WRITE, FlushMode::Finished)
         .unwrap();
     run_until(&mut base, &mut seen, "the held-back rest", |_| {
         out.extend(read_available(&peer));
@@ -333,7 +341,7 @@ pub fn filter_free_closes_the_socket_under(h: &Harness) {
     let (peer, ours) = socketpair();
     let mut base = h.base::<()>();
     let bev = filtered_end(&mut base, ours, Passthrough);
-    bev.write(&mut base, b"bye").unwrap();
+    bev.on(&mut base).write(b"bye").unwrap();
     run_until(&mut base, &mut (), "the bytes", |_| {
         bev.output_len().unwrap() == 0
     });
@@ -348,7 +356,7 @@ pub fn filter_free_closes_the_socket_under(h: &Harness) {
     // closed) after.
     let (peer, ours) = socketpair();
     let bev = filtered_end(&mut base, ours, Passthrough);
-    bev.write(&mut base, &[5; 300_000]).unwrap();
+    bev.on(&mut base).write(&[5; 300_000]).unwrap();
     drop(bev);
     let mut got = 0;
     run_until(&mut base, &mut (), "all bytes, then EOF", |_| {

@@ -182,12 +182,13 @@ pub fn busy_callbacks_run_in_the_next_pass(h: &Harness) {
         let (ours, theirs) = socketpair();
         let bev = BufferedSocket::new(&mut base, ours, BevOptions::default()).unwrap();
         let again = chunk.clone();
-        bev.set_write_callback(move |bev, s: &mut Streams| {
+        let mut control = bev.on(&mut base);
+        control.set_write_callback(move |bev, s: &mut Streams| {
             bev.write(&again).unwrap();
             s.written += again.len() as u64;
         });
-        bev.enable(&mut base, Interest::WRITE).unwrap();
-        bev.write(&mut base, &chunk).unwrap();
+        control.enable(Interest::WRITE).unwrap();
+        control.write(&chunk).unwrap();
         sockets.push(bev);
         peers.push(theirs);
     }

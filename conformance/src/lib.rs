@@ -301,6 +301,7 @@ scenario_list! {
     ending::user_events_run_when_activated,
     ending::socket_options_on_every_side,
     ending::a_handle_works_inside_its_own_callbacks,
+    ending::one_method_set_from_a_handle_and_a_callback,
     ending::connect_by_host_name,
     ending::connect_tries_each_address_in_turn,
     files::file_segments_arrive_byte_exact_between_other_bytes,

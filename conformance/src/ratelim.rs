@@ -73,26 +73,29 @@ fn run_ratelim(h: &Harness, case: RatelimCase) {
         ListenerOptions::default(),
         move |ctx, fd, _, _| {
             let bev = BufferedSocket::new(ctx, fd, BevOptions::default()).expect("socket");
-            bev.set_read_callback(|bev, _| {
+            let mut control = bev.on(ctx);
+            control.set_read_callback(|bev, _| {
                 let (input, output) = bev.buffers();
                 output.append_buffer(input).expect("buffers");
                 if bev.output().len() > 1_024_000 {
                     bev.disable(Interest::READ).expect("disable");
                 }
             });
-            bev.set_write_watermark(ctx, 512_000, 0)
+            control
+                .set_write_watermark(512_000, 0)
                 .expect("fresh socket");
-            bev.set_write_callback(|bev, _| {
+            control.set_write_callback(|bev, _| {
                 bev.enable(Interest::READ).expect("enable");
             });
-            bev.set_event_callback(|bev, _| {
+            control.set_event_callback(|bev, _| {
                 bev.free();
             });
-            bev.set_rate_limit(ctx, conn_cfg).expect("limit");
+            control.set_rate_limit(conn_cfg).expect("limit");
             if let Some(g) = &server_group {
                 g.add(ctx, &bev).expect("join the group");
             }
-            bev.enable(ctx, Interest::READ | Interest::WRITE)
+            bev.on(ctx)
+                .enable(Interest::READ | Interest::WRITE)
                 .expect("enable");
         },
     )
@@ -103,24 +106,26 @@ fn run_ratelim(h: &Harness, case: RatelimCase) {
     for i in 0..case.conns {
         let bev = BufferedSocket::connect(&mut base, to, BevOptions::default()).expect("connect");
         let fill = noise.clone();
-        let refill = move |bev: &mut evloop_core::BevContext<'_, '_, Counts>| {
+        let refill = move |bev: &mut evloop_core::BevContext<'_, Counts>| {
             while bev.output().len() < 8192 {
                 bev.output().append(&fill).expect("output");
             }
         };
         let refill2 = refill.clone();
-        bev.set_write_callback(move |bev, _| refill(bev));
-        bev.set_event_callback(move |bev, _| {
+        let mut control = bev.on(&mut base);
+        control.set_write_callback(move |bev, _| refill(bev));
+        control.set_event_callback(move |bev, _| {
             if bev.fired().contains(BevEvent::CONNECTED) {
                 refill2(bev);
             }
         });
-        bev.set_read_callback(move |bev, counts: &mut Counts| {
+        control.set_read_callback(move |bev, counts: &mut Counts| {
             let n = bev.input().len();
             bev.input().drain(n).expect("input");
             counts.received[i] += n as u64;
         });
-        bev.enable(&mut base, Interest::READ | Interest::WRITE)
+        control
+            .enable(Interest::READ | Interest::WRITE)
             .expect("enable");
         clients.push(bev);
     }
@@ -251,8 +256,9 @@ pub fn ratelim_never_exceeded_and_changed_live(h: &Harness) {
     // Before the bucket is made, so that the ticks counted from here are never fewer than
     // the bucket's.
     let start = Instant::now();
-    bev.set_rate_limit(&mut base, Some(limit)).unwrap();
-    bev.write(&mut base, &[1; 200_000]).unwrap();
+    let mut control = bev.on(&mut base);
+    control.set_rate_limit(Some(limit)).unwrap();
+    control.write(&[1; 200_000]).unwrap();
     let mut got = 0u64;
     run_until(&mut base, &mut (), "a quarter of a second", |_| {
         got += read_available_or_eof(&peer).0.len() as u64;
@@ -265,7 +271,7 @@ pub fn ratelim_never_exceeded_and_changed_live(h: &Harness) {
     // Slower, on the live socket: from here at most 512 bytes per tick.
     let slow = RateLimit::new(512, 512, 512, 512, tick).unwrap();
     let (base_got, restart) = (got, Instant::now());
-    bev.set_rate_limit(&mut base, Some(slow)).unwrap();
+    bev.on(&mut base).set_rate_limit(Some(slow)).unwrap();
     run_until(&mut base, &mut (), "a quarter of a second, slower", |_| {
         got += read_available_or_eof(&peer).0.len() as u64;
         // What the bucket held, clipped to the new burst, may go first.
@@ -279,7 +285,7 @@ pub fn ratelim_never_exceeded_and_changed_live(h: &Harness) {
     });
 
     // No limit: the rest goes.
-    bev.set_rate_limit(&mut base, None).unwrap();
+    bev.on(&mut base).set_rate_limit(None).unwrap();
     run_until(&mut base, &mut (), "the rest, unlimited", |_| {
         got += read_available_or_eof(&peer).0.len() as u64;
         got == 200_000
@@ -303,8 +309,9 @@ pub fn ratelim_on_filtered_and_grouped_sockets(h: &Harness) {
         BufferedSocket::filtered(&mut base, under, Passthrough, BevOptions::default()).unwrap();
     // Timed from before the bucket is made: it is full at once, then 19 ticks later.
     let start = Instant::now();
-    bev.set_rate_limit(&mut base, Some(limit)).unwrap();
-    bev.write(&mut base, &[2; 40_000]).unwrap();
+    let mut control = bev.on(&mut base);
+    control.set_rate_limit(Some(limit)).unwrap();
+    control.write(&[2; 40_000]).unwrap();
     let mut got = 0;
     run_until(&mut base, &mut (), "40 KB through the filter", |_| {
         got += read_available_or_eof(&peer).0.len();
@@ -331,7 +338,7 @@ pub fn ratelim_on_filtered_and_grouped_sockets(h: &Harness) {
         .collect();
     assert_eq!(group.len(), 2);
     for (bev, _) in &peers {
-        bev.write(&mut base, &[3; 20_000]).unwrap();
+        bev.on(&mut base).write(&[3; 20_000]).unwrap();
     }
     let got = Rc::new(RefCell::new([0usize; 2]));
     run_until(&mut base, &mut (), "20 KB each through the group", |_| {

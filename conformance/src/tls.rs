@@ -128,7 +128,7 @@ fn name(what: BevEvent) -> &'static str {
 }
 
 /// Record an event of `side`; free the socket on anything but CONNECTED.
-fn record(side: &str, bev: &mut BevContext<'_, '_, Log>, log: &mut Log) {
+fn record(side: &str, bev: &mut BevContext<'_, Log>, log: &mut Log) {
     let what = name(bev.fired());
     log.events.push(format!("{side} {what}"));
     if let Some(e) = bev.error() {
@@ -161,17 +161,18 @@ fn tls_listener(
 
 /// An echo server's socket, recording its events as "server ...".
 fn echo(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>) {
+    let mut bev = bev.on(ops);
     bev.set_read_callback(|bev, _| {
         let (input, output) = bev.buffers();
         output.append_buffer(input).expect("unfrozen buffers");
     });
     bev.set_event_callback(|bev, log| record("server", bev, log));
-    bev.enable(ops, Interest::READ | Interest::WRITE)
+    bev.enable(Interest::READ | Interest::WRITE)
         .expect("enable");
 }
 
 /// Take up to `max` bytes of the input.
-fn take_input(bev: &mut BevContext<'_, '_, Log>, max: usize) -> Vec<u8> {
+fn take_input(bev: &mut BevContext<'_, Log>, max: usize) -> Vec<u8> {
     let mut chunk = vec![0u8; bev.input().len().min(max)];
     bev.input().remove(&mut chunk).expect("input");
     chunk
@@ -209,6 +210,7 @@ fn connect_to(
 /// protocol, if it is a TLS socket), keeps what comes back in `got`, and frees itself once
 /// `expect` bytes came back.
 fn talk(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>, data: Vec<u8>, expect: usize) {
+    let mut bev = bev.on(ops);
     bev.set_event_callback(move |bev, log: &mut Log| {
         if bev.fired().contains(BevEvent::CONNECTED) {
             if let Some(tls) = bev.tls() {
@@ -227,7 +229,7 @@ fn talk(ops: &mut Registry<Log>, bev: &BufferedSocket<Log>, data: Vec<u8>, expec
             bev.free();
         }
     });
-    bev.enable(ops, Interest::READ | Interest::WRITE)
+    bev.enable(Interest::READ | Interest::WRITE)
         .expect("enable");
 }
 
@@ -239,6 +241,7 @@ fn collecting_server(
     echo: bool,
 ) -> Listener<Log> {
     tls_listener(ops, config, move |ops, bev| {
+        let mut bev = bev.on(ops);
         bev.set_read_callback(move |bev, log: &mut Log| {
             let got = take_input(bev, usize::MAX);
             log.server_got.extend_from_slice(&got);
@@ -247,7 +250,7 @@ fn collecting_server(
             }
         });
         bev.set_event_callback(|bev, log| record("server", bev, log));
-        bev.enable(ops, Interest::READ).expect("enable");
+        bev.enable(Interest::READ).expect("enable");
     })
 }
 
@@ -375,6 +378,7 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
     let mut base = h.base::<Log>();
     // A server that answers "ok" to "bye" and frees itself (its close_notify follows "ok").
     let listener = tls_listener(&mut base, pki.server.clone(), |ops, bev| {
+        let mut bev = bev.on(ops);
         bev.set_read_callback(|bev, log: &mut Log| {
             let got = take_input(bev, usize::MAX);
             log.server_got.extend_from_slice(&got);
@@ -384,22 +388,26 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
             }
         });
         bev.set_event_callback(|bev, log| record("server", bev, log));
-        bev.enable(ops, Interest::READ).expect("enable");
+        bev.enable(Interest::READ).expect("enable");
     });
     let addr = listener.local_addr().expect("address");
     // The server's close_notify reaches the client as EOF, after "ok".
     let client = connect_to(&mut base, addr, pki.client.clone());
-    client.set_event_callback(|bev, log: &mut Log| {
-        if bev.fired().contains(BevEvent::CONNECTED) {
-            bev.write(b"bye").expect("write");
-        }
-        record("client", bev, log);
-    });
-    client.set_read_callback(|bev, log: &mut Log| {
-        let got = take_input(bev, usize::MAX);
-        log.got.extend_from_slice(&got);
-    });
-    client.enable(&mut base, Interest::READ).expect("enable");
+    client
+        .on(&mut base)
+        .set_event_callback(|bev, log: &mut Log| {
+            if bev.fired().contains(BevEvent::CONNECTED) {
+                bev.write(b"bye").expect("write");
+            }
+            record("client", bev, log);
+        });
+    client
+        .on(&mut base)
+        .set_read_callback(|bev, log: &mut Log| {
+            let got = take_input(bev, usize::MAX);
+            log.got.extend_from_slice(&got);
+        });
+    client.on(&mut base).enable(Interest::READ).expect("enable");
     let mut log = Log::default();
     run_until(&mut base, &mut log, "the server's close_notify", |l| {
         l.count("client EOF") + l.count("client ERROR") > 0
@@ -426,7 +434,8 @@ pub fn tls_close_notify_is_eof_and_a_bare_close_is_truncation(h: &Harness) {
         BevOptions::default(),
     )
     .expect("TLS client");
-    bare.set_event_callback(|bev, log| record("bare", bev, log));
+    bare.on(&mut base)
+        .set_event_callback(|bev, log| record("bare", bev, log));
     let mut log = Log::default();
     run_until(&mut base, &mut log, "both ends of the handshake", |l| {
         l.count("bare CONNECTED") == 1 && l.count("server CONNECTED") == 1
@@ -460,13 +469,14 @@ pub fn tls_silent_peer_times_out_mid_handshake(h: &Harness) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
     let listener = tls_listener(&mut base, pki.server.clone(), |ops, bev| {
+        let mut bev = bev.on(ops);
         bev.set_event_callback(|bev, log: &mut Log| {
             if bev.fired().contains(BevEvent::READING) {
                 log.events.push("server READING".into());
             }
             record("server", bev, log);
         });
-        bev.set_timeouts(ops, Some(Duration::from_millis(100)), None)
+        bev.set_timeouts(Some(Duration::from_millis(100)), None)
             .expect("timeouts");
     });
     let addr = listener.local_addr().expect("address");
@@ -494,7 +504,8 @@ pub fn tls_silent_peer_times_out_mid_handshake(h: &Harness) {
 fn bulk_to_a_slow_reader(h: &Harness, total: usize, high: usize, take: usize, what: &str) {
     let pki = TestPki::new();
     let mut base = h.base::<Log>();
-    let listener = tls_listener(&mut base, pki.server.clone(), move |_, bev| {
+    let listener = tls_listener(&mut base, pki.server.clone(), move |ops, bev| {
+        let mut bev = bev.on(ops);
         bev.set_event_callback(move |bev, log: &mut Log| {
             if bev.fired().contains(BevEvent::CONNECTED) {
                 bev.write(&pattern(total)).expect("write");
@@ -508,21 +519,26 @@ fn bulk_to_a_slow_reader(h: &Harness, total: usize, high: usize, take: usize, wh
     let addr = listener.local_addr().expect("address");
     let client = connect_to(&mut base, addr, pki.client.clone());
     client
-        .set_read_watermark(&mut base, 0, high)
+        .on(&mut base)
+        .set_read_watermark(0, high)
         .expect("watermark");
-    client.set_read_callback(move |bev, log: &mut Log| {
-        let got = take_input(bev, take);
-        log.got.extend_from_slice(&got);
-    });
-    client.set_event_callback(move |bev, log: &mut Log| {
-        // As on a plain socket, EOF may come while the input still holds bytes the read
-        // callback left there: take them.
-        let rest = take_input(bev, usize::MAX);
-        assert!(rest.len() <= high, "no more than the high watermark waits");
-        log.got.extend_from_slice(&rest);
-        record("client", bev, log)
-    });
-    client.enable(&mut base, Interest::READ).expect("enable");
+    client
+        .on(&mut base)
+        .set_read_callback(move |bev, log: &mut Log| {
+            let got = take_input(bev, take);
+            log.got.extend_from_slice(&got);
+        });
+    client
+        .on(&mut base)
+        .set_event_callback(move |bev, log: &mut Log| {
+            // As on a plain socket, EOF may come while the input still holds bytes the read
+            // callback left there: take them.
+            let rest = take_input(bev, usize::MAX);
+            assert!(rest.len() <= high, "no more than the high watermark waits");
+            log.got.extend_from_slice(&rest);
+            record("client", bev, log)
+        });
+    client.on(&mut base).enable(Interest::READ).expect("enable");
     let mut log = Log::default();
     run_until(&mut base, &mut log, what, |l| {
         l.count("client EOF") + l.count("client ERROR") > 0
@@ -597,7 +613,8 @@ pub fn tls_rate_limited_transfer(h: &Harness) {
     let start = Instant::now(); // before the bucket is made
     let client = echo_client(&mut base, addr, pki.client.clone(), pattern(40_000));
     client
-        .set_rate_limit(&mut base, Some(limit))
+        .on(&mut base)
+        .set_rate_limit(Some(limit))
         .expect("limit");
     let mut log = Log::default();
     run_until(&mut base, &mut log, "40 KB at 40 KB/s", |l| {
@@ -626,12 +643,13 @@ pub fn tls_free_after_flush_ends_with_close_notify(h: &Harness) {
     let reply = answer.clone();
     let listener = tls_listener(&mut base, pki.server.clone(), move |ops, bev| {
         let reply = reply.clone();
+        let mut bev = bev.on(ops);
         bev.set_read_callback(move |bev, _| {
             let _ = take_input(bev, usize::MAX);
             bev.write(&reply).expect("write");
             bev.free_after_flush().expect("free after flush");
         });
-        bev.enable(ops, Interest::READ).expect("enable");
+        bev.enable(Interest::READ).expect("enable");
     });
     let addr = listener.local_addr().expect("address");
     let client = connect_to(&mut base, addr, pki.client.clone());
@@ -664,12 +682,13 @@ pub fn tls_sends_a_file_segment_by_reading_it(h: &Harness) {
     let segment = evloop_core::FileSegment::open(&path).expect("open");
     let listener = tls_listener(&mut base, pki.server.clone(), move |ops, bev| {
         let segment = segment.clone();
+        let mut bev = bev.on(ops);
         bev.set_read_callback(move |bev, _| {
             let _ = take_input(bev, usize::MAX);
             bev.output().append_file(&segment).expect("append the file");
             bev.free_after_flush().expect("free after flush");
         });
-        bev.enable(ops, Interest::READ).expect("enable");
+        bev.enable(Interest::READ).expect("enable");
     });
     let addr = listener.local_addr().expect("address");
     let client = connect_to(&mut base, addr, pki.client.clone());

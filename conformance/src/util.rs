@@ -407,6 +407,7 @@ pub fn echo_listener<D: 'static>(
     Listener::bind(ops, addr, options, move |ctx, fd, _, data: &mut D| {
         on_accept(data);
         let bev = BufferedSocket::new(ctx, fd, BevOptions::default()).expect("buffered socket");
+        let mut bev = bev.on(ctx);
         bev.set_read_callback(|bev, _| {
             let (input, output) = bev.buffers();
             output.append_buffer(input).expect("unfrozen buffers");
@@ -414,7 +415,7 @@ pub fn echo_listener<D: 'static>(
         bev.set_event_callback(|bev, _| {
             bev.free();
         });
-        bev.enable(ctx, Interest::READ | Interest::WRITE)
+        bev.enable(Interest::READ | Interest::WRITE)
             .expect("enable");
     })
     .expect("listen on loopback")

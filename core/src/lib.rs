@@ -71,10 +71,10 @@ mod watchers;
 pub use backend::Backend;
 pub use base::{Base, RunOutcome};
 pub use bufio::{
-    AcceptCallback, BevCallback, BevContext, BevEvent, BevOptions, Buffer, BufferChange,
-    BufferedSocket, CallbackId, Eol, FileSegment, Filter, FilterResult, FlushMode, IoOutcome,
-    Listener, ListenerErrorCallback, ListenerOptions, PeerAddr, RateLimit, RateLimitGroup,
-    SocketOptions,
+    AcceptCallback, BevCallback, BevContext, BevControl, BevEvent, BevOptions, BevReach, Buffer,
+    BufferChange, BufferedSocket, CallbackId, Eol, FileSegment, Filter, FilterResult, FlushMode,
+    FromHandle, InCallback, IoOutcome, Listener, ListenerErrorCallback, ListenerOptions, PeerAddr,
+    RateLimit, RateLimitGroup, SocketOptions,
 };
 pub use event::{EventId, Pending};
 pub use flags::{EventFlags, Features, Fired, Interest, LoopFlags, TimerKind};

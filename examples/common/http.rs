@@ -37,6 +37,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, _: evloop::PeerAddr, _: &mut (
         let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
             return;
         };
+        let mut bev = bev.on(ctx);
         bev.set_read_callback(|bev, _| {
             // Answer every complete request; a partial one waits for more bytes.
             while let Some(end) = bev.input().search(b"\r\n\r\n", 0) {
@@ -47,7 +48,7 @@ fn answer(ctx: &mut Context<'_, ()>, fd: OwnedFd, _: evloop::PeerAddr, _: &mut (
         bev.set_event_callback(|bev, _| {
             bev.free();
         });
-        let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
+        let _ = bev.enable(Interest::READ | Interest::WRITE);
     }
 }
 

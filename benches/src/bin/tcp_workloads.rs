@@ -79,6 +79,7 @@ mod bench {
             let Ok(bev) = BufferedSocket::new(ctx, fd, BevOptions::default()) else {
                 return;
             };
+            let mut bev = bev.on(ctx);
             if sink {
                 bev.set_read_callback(|bev, _| {
                     let n = bev.input().len();
@@ -93,7 +94,7 @@ mod bench {
             bev.set_event_callback(|bev, _| {
                 bev.free();
             });
-            let _ = bev.enable(ctx, Interest::READ | Interest::WRITE);
+            let _ = bev.enable(Interest::READ | Interest::WRITE);
         })
         .map_err(err)?;
         base.run(&mut ()).map_err(err)?;
@@ -111,6 +112,7 @@ mod bench {
         let mut base: Base<Ping> = epoll_base()?;
         let bev =
             BufferedSocket::connect(&mut base, addr(port), BevOptions::default()).map_err(err)?;
+        let mut bev = bev.on(&mut base);
         bev.set_event_callback(|bev, _| {
             if bev.fired().contains(BevEvent::CONNECTED) {
                 let _ = bev.write(b"PING\n");
@@ -134,8 +136,7 @@ mod bench {
                 }
             }
         });
-        bev.enable(&mut base, Interest::READ | Interest::WRITE)
-            .map_err(err)?;
+        bev.enable(Interest::READ | Interest::WRITE).map_err(err)?;
         let mut p = Ping {
             state: 0,
             pongs: 0,
@@ -160,13 +161,14 @@ mod bench {
         let Ok(bev) = BufferedSocket::connect(ops, addr, BevOptions::default()) else {
             return;
         };
-        let done = |bev: &mut evloop::BevContext<'_, '_, Pound>, p: &mut Pound| {
+        let done = |bev: &mut evloop::BevContext<'_, Pound>, p: &mut Pound| {
             bev.free();
             p.closed += 1;
             if p.start.elapsed() < p.length {
                 pound_connect(bev.context(), p.addr);
             }
         };
+        let mut bev = bev.on(ops);
         bev.set_event_callback(move |bev, p: &mut Pound| {
             if bev.fired().contains(BevEvent::CONNECTED) {
                 let _ = bev.write(b"QS");
@@ -178,7 +180,7 @@ mod bench {
             done(bev, p);
         });
         bev.set_read_callback(done);
-        let _ = bev.enable(ops, Interest::READ | Interest::WRITE);
+        let _ = bev.enable(Interest::READ | Interest::WRITE);
     }
 
     fn evloop_pound(port: u16, conns: usize, ms: u64) -> Result<(f64, u64), String> {
@@ -229,7 +231,8 @@ mod bench {
         for _ in 0..conns {
             let bev = BufferedSocket::connect(&mut base, addr(port), BevOptions::default())
                 .map_err(err)?;
-            bev.set_event_callback(|bev, p: &mut Pump| {
+            let mut control = bev.on(&mut base);
+            control.set_event_callback(|bev, p: &mut Pump| {
                 if !bev.fired().contains(BevEvent::CONNECTED) {
                     bev.free();
                     return;
@@ -258,13 +261,13 @@ mod bench {
                 }
             });
             // The output drained: that write finished; write the next.
-            bev.set_write_callback(|bev, p: &mut Pump| {
+            control.set_write_callback(|bev, p: &mut Pump| {
                 if !p.stop {
                     p.sent += CHUNK.len() as u64;
                     write_chunk(bev.output());
                 }
             });
-            bev.enable(&mut base, Interest::WRITE).map_err(err)?;
+            control.enable(Interest::WRITE).map_err(err)?;
             p.sockets.push(bev);
         }
         base.run(&mut p).map_err(err)?;

@@ -42,6 +42,7 @@ use crate::registry::{Callback, Context};
 
 mod constructors;
 mod context;
+mod control;
 mod deferred;
 mod filter;
 mod handle;
@@ -50,6 +51,7 @@ mod resolve;
 #[cfg(feature = "tls")]
 mod tls_io;
 pub use context::BevContext;
+pub use control::{BevControl, BevReach, FromHandle, InCallback};
 use deferred::{Control, SocketCell};
 pub use filter::{Filter, FilterResult, FlushMode};
 pub use handle::BufferedSocket;
@@ -80,7 +82,7 @@ impl Default for BevOptions {
 }
 
 /// A buffered socket's callback: its context and the loop's user data.
-pub type BevCallback<D> = Box<dyn FnMut(&mut BevContext<'_, '_, D>, &mut D)>;
+pub type BevCallback<D> = Box<dyn FnMut(&mut BevContext<'_, D>, &mut D)>;
 
 /// The most a write callback runs in one dispatch when each run refills an output that went
 /// out at once (see `dispatch`).
@@ -641,9 +643,11 @@ impl<D: 'static> State<D> {
         };
         let outer = self.invoking.replace(which);
         let mut bctx = BevContext {
-            ctx,
-            state: self,
-            rc,
+            control: BevControl {
+                registry: ctx,
+                rc,
+                state: InCallback(self),
+            },
             what,
             error,
         };

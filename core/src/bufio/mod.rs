@@ -14,8 +14,8 @@ mod tls;
 
 pub use buffer::{Buffer, BufferChange, CallbackId, Eol, IoOutcome};
 pub use buffered_socket::{
-    BevCallback, BevContext, BevOptions, BufferedSocket, Filter, FilterResult, FlushMode,
-    RateLimit, RateLimitGroup,
+    BevCallback, BevContext, BevControl, BevOptions, BevReach, BufferedSocket, Filter,
+    FilterResult, FlushMode, FromHandle, InCallback, RateLimit, RateLimitGroup,
 };
 pub use file_segment::FileSegment;
 pub(crate) use listener::nonblocking_socket;

@@ -41,7 +41,7 @@ impl<D: 'static> BufferedSocket<D> {
     }
 
     /// A buffered socket over a connected, non-blocking socket (or pipe) fd. Writing is
-    /// enabled, reading is not (as in libevent): call [`enable`](Self::enable).
+    /// enabled, reading is not (as in libevent): call [`enable`](super::BevControl::enable).
     ///
     /// # Errors
     ///
@@ -180,19 +180,20 @@ impl<D: 'static> BufferedSocket<D> {
     /// let listener = Listener::bind(&mut base, addr, ListenerOptions::default(), move |ctx, fd, _, _| {
     ///     let bev = BufferedSocket::tls_server(ctx, fd, server.clone(), BevOptions::default())
     ///         .expect("a TLS socket");
-    ///     bev.set_read_callback(|bev, _| {
+    ///     bev.on(ctx).set_read_callback(|bev, _| {
     ///         let (input, output) = bev.buffers();
     ///         output.append_buffer(input).unwrap(); // plaintext in, plaintext out
     ///     });
     /// })?;
     /// let client = BufferedSocket::tls_connect(
     ///     &mut base, listener.local_addr()?, Arc::new(client), "localhost", BevOptions::default())?;
-    /// client.set_event_callback(|bev, _| {
+    /// let mut control = client.on(&mut base);
+    /// control.set_event_callback(|bev, _| {
     ///     if bev.fired().contains(BevEvent::CONNECTED) {
     ///         bev.write(b"hello").unwrap(); // after the handshake
     ///     }
     /// });
-    /// client.set_read_callback(|bev, got: &mut Vec<u8>| {
+    /// control.set_read_callback(|bev, got: &mut Vec<u8>| {
     ///     let mut chunk = vec![0; bev.input().len()];
     ///     bev.input().remove(&mut chunk).unwrap();
     ///     got.extend(chunk);
@@ -201,7 +202,7 @@ impl<D: 'static> BufferedSocket<D> {
     ///         bev.context().loop_break();
     ///     }
     /// });
-    /// client.enable(&mut base, Interest::READ)?;
+    /// control.enable(Interest::READ)?;
     /// let mut got = Vec::new();
     /// base.run(&mut got)?;
     /// assert_eq!(got, b"hello");
@@ -308,7 +309,8 @@ impl<D: 'static> BufferedSocket<D> {
     /// let mut base: evloop::Base<Vec<u8>> = evloop::new_base()?;
     /// let (a, b) = BufferedSocket::pair(&mut base, BevOptions::default())?;
     /// let a = BufferedSocket::filtered(&mut base, a, Rot13, BevOptions::default())?;
-    /// b.set_read_callback(|bev, got: &mut Vec<u8>| {
+    /// let mut reader = b.on(&mut base);
+    /// reader.set_read_callback(|bev, got: &mut Vec<u8>| {
     ///     let mut chunk = vec![0; bev.input().len()];
     ///     bev.input().remove(&mut chunk).unwrap();
     ///     got.extend(chunk);
@@ -316,8 +318,8 @@ impl<D: 'static> BufferedSocket<D> {
     ///         bev.context().loop_break();
     ///     }
     /// });
-    /// b.enable(&mut base, Interest::READ)?;
-    /// a.write(&mut base, b"Hello")?;
+    /// reader.enable(Interest::READ)?;
+    /// a.on(&mut base).write(b"Hello")?;
     /// let mut got = Vec::new();
     /// base.run(&mut got)?;
     /// assert_eq!(got, b"Uryyb");

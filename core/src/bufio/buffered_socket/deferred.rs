@@ -1,8 +1,8 @@
-//! One way to use a socket, inside and outside its callbacks. Every change to a socket made
-//! through a [`BufferedSocket`](super::BufferedSocket) handle or a callback's
-//! [`BevContext`](super::BevContext) (enable, disable, flush, timeouts, watermarks, callbacks,
-//! rate limit, close) is a [`Control`], carried out by one function, [`State::apply`]: the
-//! two front ends differ only in when it runs. A handle used while the socket's own callback
+//! One way to use a socket, inside and outside its callbacks. Every change to a socket is a
+//! [`BevControl`](super::BevControl) method (enable, disable, flush, timeouts, watermarks,
+//! callbacks, rate limit, close), reached from a handle's `on` or a callback's
+//! [`BevContext`](super::BevContext); each builds a [`Control`], carried out by one function,
+//! [`State::apply`]: the two ways in differ only in when it runs. A handle used while the socket's own callback
 //! runs finds the state borrowed; instead of failing, its control is queued here and applied
 //! in order — before the next call through the callback's context, and when the callback
 //! returns — so program order holds however the two are mixed. Calls that read the socket
@@ -122,6 +122,11 @@ impl<D: 'static> State<D> {
         rc: &Shared<D>,
         op: Control<D>,
     ) -> io::Result<()> {
+        if self.freed {
+            // Refused alike from both front ends: a handle finds the socket freed before it
+            // gets here, a callback's context after its own `free`.
+            return Err(freed_error());
+        }
         match op {
             Control::Write(data) => self.write_unbounded(ops, &data),
             Control::Enable(flags, on) => self.set_enabled(ops, flags, on),
@@ -140,7 +145,6 @@ impl<D: 'static> State<D> {
                 *self.callbacks.get(which) = Some(cb);
                 Ok(())
             }
-            Control::RateLimit(_) if self.freed => Err(freed_error()),
             Control::RateLimit(limit) => self.set_rate_limit(ops, rc, limit),
             Control::FreeAfterFlush => {
                 rc.ended.set(true);

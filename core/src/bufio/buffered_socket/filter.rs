@@ -443,21 +443,22 @@ pub(super) fn under_callback<D: 'static>(me: WeakShared<D>, which: Which) -> Bev
         if st.freed || st.filter.is_none() {
             return;
         }
+        let (what, error) = (bev.what, bev.error.take());
+        let (under, ops) = bev.parts();
         match which {
-            Which::Read => st.filter_input(bev.state, FlushMode::Normal),
-            Which::Write => st.filter_output(bev.state),
+            Which::Read => st.filter_input(under, FlushMode::Normal),
+            Which::Write => st.filter_output(under),
             Which::Event => {
-                let error = bev.error.take();
-                st.filter_event(bev.what, error);
-                st.filter_input(bev.state, FlushMode::Normal);
+                st.filter_event(what, error);
+                st.filter_input(under, FlushMode::Normal);
             }
         }
-        st.steer_under(bev.state);
+        st.steer_under(under);
         // Due callbacks run from our deferred event; so does the check that frees a filtered
         // socket nobody holds once the socket under has nothing left to do. (One reference
         // is `rc` here.)
         if st.anything_due() || Rc::strong_count(&rc) <= INTERNAL_REFS + 1 {
-            st.schedule(bev.ctx);
+            st.schedule(ops);
         }
     })
 }

@@ -80,7 +80,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// let port = listener.local_addr()?.port();
     /// let mut base: evloop::Base<Option<BevEvent>> = evloop::new_base()?;
     /// let bev = BufferedSocket::connect_host(&mut base, "localhost", port, BevOptions::default())?;
-    /// bev.set_event_callback(|bev, what| {
+    /// bev.on(&mut base).set_event_callback(|bev, what| {
     ///     *what = Some(bev.fired());
     ///     bev.free();
     /// });
@@ -161,7 +161,7 @@ impl<D: 'static> BufferedSocket<D> {
     /// let mut base: evloop::Base<Option<BevEvent>> = evloop::new_base()?;
     /// let addrs = [closed, open.local_addr()?];
     /// let bev = BufferedSocket::connect_any(&mut base, "the service", &addrs, BevOptions::default())?;
-    /// bev.set_event_callback(|bev, what| {
+    /// bev.on(&mut base).set_event_callback(|bev, what| {
     ///     *what = Some(bev.fired());
     ///     bev.free();
     /// });
