@@ -117,30 +117,45 @@ struct Connect {
     error: Option<io::Error>,
 }
 
-/// Which of a socket's three callbacks (an index into [`Callbacks`], checked by the type).
+/// Which of a socket's three callbacks.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-#[repr(usize)]
 enum Which {
-    Read = 0,
-    Write = 1,
-    Event = 2,
+    Read,
+    Write,
+    Event,
 }
 
-/// A socket's callbacks, by [`Which`]; one is out of its place while it runs (see
-/// `invoking`). An array, so that finding one is an index, not a match, on every dispatch.
-struct Callbacks<D>([Option<BevCallback<D>>; 3]);
+/// A socket's callbacks, one named field each; one is out of its place while it runs (see
+/// `invoking`).
+struct Callbacks<D> {
+    read: Option<BevCallback<D>>,
+    write: Option<BevCallback<D>>,
+    event: Option<BevCallback<D>>,
+}
 
 impl<D> Callbacks<D> {
     fn none() -> Self {
-        Callbacks([None, None, None])
+        Callbacks {
+            read: None,
+            write: None,
+            event: None,
+        }
     }
 
     fn is_set(&self, which: Which) -> bool {
-        self.0[which as usize].is_some()
+        match which {
+            Which::Read => self.read.is_some(),
+            Which::Write => self.write.is_some(),
+            Which::Event => self.event.is_some(),
+        }
     }
 
     fn get(&mut self, which: Which) -> &mut Option<BevCallback<D>> {
-        &mut self.0[which as usize]
+        match which {
+            Which::Read => &mut self.read,
+            Which::Write => &mut self.write,
+            Which::Event => &mut self.event,
+        }
     }
 }
 
