@@ -12,9 +12,10 @@ use crate::flags::Interest;
 use crate::registry::Registry;
 
 /// A handle to a buffered socket. Cloning it is cheap; the socket lives until
-/// [`free`](Self::free) (or its context's `free`, or [`free_after_flush`](super::BevControl::free_after_flush)),
-/// or until the base is dropped: then its fd is closed even if a handle is still held, and
-/// every call through such a handle answers `NotConnected`.
+/// [`free`](Self::free) (or its context's `free`, or
+/// [`free_after_flush`](super::BevControl::free_after_flush)), or until the base is dropped:
+/// then its fd is closed even if a handle is still held, and every call through such a
+/// handle answers `NotConnected`. What changes the socket goes through [`on`](Self::on).
 ///
 /// # Examples
 ///
@@ -111,8 +112,8 @@ impl<D: 'static> BufferedSocket<D> {
         self.with(|st| Ok(f(&mut st.input)))
     }
 
-    /// Work on the output buffer; what `f` appends is then sent as
-    /// [`BevControl::write`] would send it (the socket re-arms its write event, so nothing waits for a flush).
+    /// Work on the output buffer; what `f` appends is then sent as [`BevControl::write`]
+    /// would send it (the socket re-arms its write event, so nothing waits for a flush).
     ///
     /// # Errors
     ///
@@ -221,9 +222,10 @@ impl<D: 'static> BufferedSocket<D> {
     }
 
     /// Free the socket now: its events go, buffered output is dropped, and the fd is closed
-    /// or (without `close_on_free`) returned. (Not a [`BevControl`] method: it consumes the
-    /// handle and can return the fd, where a callback's free returns it after the callback.) Inside the socket's own callbacks it is freed
-    /// when the callback returns, as [`BevContext::free`](super::BevContext::free) does.
+    /// or (without `close_on_free`) returned. Inside the socket's own callbacks it is freed
+    /// when the callback returns, as [`BevContext::free`](super::BevContext::free) does. (Not
+    /// a [`BevControl`] method: it consumes the handle, and hands the fd back here, where a
+    /// callback's free hands it back from the context.)
     ///
     /// # Errors
     ///
