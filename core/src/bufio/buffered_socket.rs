@@ -180,12 +180,11 @@ struct State<D> {
     owned: Option<OwnedFd>,
     input: Buffer,
     output: Buffer,
-    read_ev: Option<EventId>,
-    write_ev: Option<EventId>,
+    /// The fd events (for a pair, timers) and whether each is added now.
+    reading: FdEvent,
+    writing: FdEvent,
     defer_ev: Option<EventId>,
     enabled: EventFlags,
-    read_armed: bool,
-    write_armed: bool,
     /// The last write sent everything the output held: the socket had room a moment ago, so
     /// output added since is written at once even while the write event is armed.
     drained: bool,
@@ -232,23 +231,58 @@ fn busy() -> io::Error {
     )
 }
 
-/// Add or delete `ev` so that it is armed exactly when `want`; `armed` tracks which it is.
-fn set_armed<D>(
-    ops: &mut Registry<D>,
-    ev: EventId,
-    want: bool,
-    armed: &mut bool,
-    timeout: Option<Duration>,
-) -> io::Result<()> {
-    if want != *armed {
-        if want {
-            ops.add(ev, timeout)?;
-        } else {
-            ops.del(ev)?;
+/// One of a socket's fd events, reading or writing (for a pair, a timer), and whether it is
+/// added now. No id before the events are made, and after they are freed.
+#[derive(Default)]
+struct FdEvent {
+    id: Option<EventId>,
+    armed: bool,
+}
+
+impl FdEvent {
+    /// Add or delete the event so that it is armed exactly when `want`.
+    fn arm<D>(
+        &mut self,
+        ops: &mut Registry<D>,
+        want: bool,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let Some(ev) = self.id else {
+            return Ok(());
+        };
+        if want != self.armed {
+            if want {
+                ops.add(ev, timeout)?;
+            } else {
+                ops.del(ev)?;
+            }
+            self.armed = want;
         }
-        *armed = want;
+        Ok(())
     }
-    Ok(())
+
+    /// Add the event whether or not it is armed: a new timeout counts from now.
+    fn add<D>(&mut self, ops: &mut Registry<D>, timeout: Option<Duration>) -> io::Result<()> {
+        if let Some(ev) = self.id {
+            ops.add(ev, timeout)?;
+            self.armed = true;
+        }
+        Ok(())
+    }
+
+    /// Restart an armed event's timeout: progress was made.
+    fn restart<D>(&self, ops: &mut Registry<D>, timeout: Option<Duration>) -> io::Result<()> {
+        match self.id {
+            Some(ev) if self.armed => ops.add(ev, timeout),
+            _ => Ok(()),
+        }
+    }
+
+    /// The event's id, to free it; the socket forgets it.
+    fn take(&mut self) -> Option<EventId> {
+        self.armed = false;
+        self.id.take()
+    }
 }
 
 fn freed_error() -> io::Error {
@@ -272,12 +306,10 @@ impl<D: 'static> State<D> {
             owned: fd,
             input: Buffer::new(),
             output: Buffer::new(),
-            read_ev: None,
-            write_ev: None,
+            reading: FdEvent::default(),
+            writing: FdEvent::default(),
             defer_ev: None,
             enabled: EventFlags::WRITE,
-            read_armed: false,
-            write_armed: false,
             drained: false,
             marks: Watermarks::default(),
             is_socket,
@@ -329,19 +361,19 @@ impl<D: 'static> State<D> {
         if self.tls.is_some() {
             return self.tls_sync(ops);
         }
-        if let Some(ev) = self.read_ev {
+        if self.reading.id.is_some() {
             let want = self.enabled.contains(EventFlags::READ)
                 && (self.marks.read_high == 0 || self.input.len() < self.marks.read_high)
                 && (!pair || self.timeouts.read.is_some())
                 && self.rate_allows(ops, Dir::Read);
-            set_armed(ops, ev, want, &mut self.read_armed, self.timeouts.read)?;
+            self.reading.arm(ops, want, self.timeouts.read)?;
         }
-        if let Some(ev) = self.write_ev {
+        if self.writing.id.is_some() {
             // Write at once instead of waiting for writability: a socket almost always has
             // room, and this saves arming and disarming the write event (two epoll_ctl calls
             // per response). Only what the kernel refuses waits for the write event.
             if !pair
-                && (!self.write_armed || self.drained)
+                && (!self.writing.armed || self.drained)
                 && !self.connect.pending
                 && self.enabled.contains(EventFlags::WRITE)
                 && !self.output.is_empty()
@@ -357,7 +389,7 @@ impl<D: 'static> State<D> {
             let want = self.enabled.contains(EventFlags::WRITE)
                 && (self.connect.pending
                     || (watched && !self.output.is_empty() && self.rate_allows(ops, Dir::Write)));
-            set_armed(ops, ev, want, &mut self.write_armed, self.timeouts.write)?;
+            self.writing.arm(ops, want, self.timeouts.write)?;
         }
         if self.partner.is_some() {
             self.pair_exchange(ops);
@@ -494,22 +526,16 @@ impl<D: 'static> State<D> {
             return self.resolve_timeout(ops);
         }
         // Re-arm armed events so the new timeouts (or their absence) take effect.
-        for (ev, armed) in [
-            (self.read_ev, &mut self.read_armed),
-            (self.write_ev, &mut self.write_armed),
-        ] {
-            if let Some(ev) = ev {
-                set_armed(ops, ev, false, armed, None)?;
-            }
-        }
+        self.reading.arm(ops, false, None)?;
+        self.writing.arm(ops, false, None)?;
         self.sync(ops)
     }
 
     /// Free the internal events and give up the fd (closing it if asked to).
     fn teardown(&mut self, ops: &mut Registry<D>) -> Option<OwnedFd> {
         if self.freed
-            && self.read_ev.is_none()
-            && self.write_ev.is_none()
+            && self.reading.id.is_none()
+            && self.writing.id.is_none()
             && self.defer_ev.is_none()
         {
             return None;
@@ -518,8 +544,8 @@ impl<D: 'static> State<D> {
         // A callback that holds a handle to its own socket would keep the state alive.
         self.callbacks = Callbacks::none();
         for ev in [
-            self.read_ev.take(),
-            self.write_ev.take(),
+            self.reading.take(),
+            self.writing.take(),
             self.defer_ev.take(),
         ]
         .into_iter()
@@ -563,8 +589,8 @@ impl<D: 'static> State<D> {
     fn unreachable(&self, rc: &Shared<D>) -> bool {
         Rc::strong_count(rc) <= INTERNAL_REFS
             && !self.freed
-            && !self.read_armed
-            && !self.write_armed
+            && !self.reading.armed
+            && !self.writing.armed
             && !self.connect.pending
             && !self.pending.read
             && !self.pending.write
@@ -877,14 +903,9 @@ fn transfer<D: 'static>(from: &mut State<D>, to: &mut State<D>, ops: &mut Regist
     if moved == 0 {
         return;
     }
-    for (ev, armed, timeout) in [
-        (to.read_ev, to.read_armed, to.timeouts.read),
-        (from.write_ev, from.write_armed, from.timeouts.write),
-    ] {
-        if let (Some(ev), true) = (ev, armed) {
-            let _ = ops.add(ev, timeout);
-        }
-    }
+    // Progress both ways: the armed timers' timeouts count from now.
+    let _ = to.reading.restart(ops, to.timeouts.read);
+    let _ = from.writing.restart(ops, from.timeouts.write);
     if to.enabled.contains(EventFlags::READ) && to.input.len() >= to.marks.read_low.max(1) {
         to.pending.read = true;
         to.schedule(ops);
@@ -942,9 +963,9 @@ impl<D: 'static> State<D> {
             (EventFlags::READ, EventFlags::WRITE)
         };
         let on_read = io_handler(rc.clone(), State::on_readable);
-        self.read_ev = Some(ops.make_event(self.fd, read | EventFlags::PERSIST, on_read)?);
+        self.reading.id = Some(ops.make_event(self.fd, read | EventFlags::PERSIST, on_read)?);
         let on_write = io_handler(rc.clone(), State::on_writable);
-        self.write_ev = Some(ops.make_event(self.fd, write | EventFlags::PERSIST, on_write)?);
+        self.writing.id = Some(ops.make_event(self.fd, write | EventFlags::PERSIST, on_write)?);
         Ok(())
     }
 }
@@ -961,7 +982,8 @@ impl<D> State<D> {
         self.freed = true;
         self.base_gone = true;
         // Their ids name nothing now.
-        (self.read_ev, self.write_ev, self.defer_ev) = (None, None, None);
+        (self.reading, self.writing) = (FdEvent::default(), FdEvent::default());
+        self.defer_ev = None;
         #[cfg(feature = "tls")]
         if let (Some(mut tls), true) = (self.tls.take(), self.fd != NO_FD) {
             let raw = self.fd;

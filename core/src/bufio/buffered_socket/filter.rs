@@ -413,8 +413,8 @@ impl<D: 'static> State<D> {
         };
         layer.under.try_borrow().is_ok_and(|u| {
             u.freed
-                || (!u.read_armed
-                    && !u.write_armed
+                || (!u.reading.armed
+                    && !u.writing.armed
                     && !u.connect.pending
                     && !u.rate_suspended()
                     && u.unsent() == 0

@@ -131,10 +131,8 @@ impl<D: 'static> BufferedSocket<D> {
             }
         }
         // The write event, a timer until there is an fd, keeps the loop running meanwhile.
-        if let Some(ev) = st.write_ev {
-            ops.add(ev, Some(st.timeouts.write.unwrap_or(RESOLVE_LIMIT)))?;
-            st.write_armed = true;
-        }
+        let limit = st.timeouts.write.unwrap_or(RESOLVE_LIMIT);
+        st.writing.add(ops, Some(limit))?;
         drop(st);
         Ok(bev)
     }
@@ -274,10 +272,7 @@ impl<D: 'static> State<D> {
         self.enabled = EventFlags::empty();
         self.pending.events |= BevEvent::ERROR | BevEvent::WRITING;
         self.pending.error = Some(e);
-        if let (Some(ev), true) = (self.write_ev, self.write_armed) {
-            let _ = ops.del(ev);
-            self.write_armed = false;
-        }
+        let _ = self.writing.arm(ops, false, None);
         self.schedule(ops);
     }
 
@@ -297,11 +292,8 @@ impl<D: 'static> State<D> {
 
     /// The write timeout changed while resolving: the timer that bounds it follows.
     pub(super) fn resolve_timeout(&mut self, ops: &mut Registry<D>) -> io::Result<()> {
-        if let Some(ev) = self.write_ev {
-            ops.add(ev, Some(self.timeouts.write.unwrap_or(RESOLVE_LIMIT)))?;
-            self.write_armed = true;
-        }
-        Ok(())
+        let limit = self.timeouts.write.unwrap_or(RESOLVE_LIMIT);
+        self.writing.add(ops, Some(limit))
     }
 
     /// The last connect failed with `e`: say which host, how many addresses were tried.
@@ -329,13 +321,12 @@ impl<D: 'static> State<D> {
     /// Put the socket on a new fd connecting to the next address, or report the end.
     fn try_next_address(&mut self, ops: &mut Registry<D>, rc: &Shared<D>) {
         // The events of the last fd (or the timers of none) go first, then that fd.
-        for ev in [self.read_ev.take(), self.write_ev.take()]
+        for ev in [self.reading.take(), self.writing.take()]
             .into_iter()
             .flatten()
         {
             let _ = ops.free(ev);
         }
-        (self.read_armed, self.write_armed) = (false, false);
         drop(self.owned.take());
         self.fd = NO_FD;
         let r = self.resolving.as_mut().expect("resolving");

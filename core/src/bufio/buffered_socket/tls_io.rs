@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::{set_armed, BevEvent, Dir, State};
+use super::{BevEvent, Dir, State};
 use crate::fd::BorrowedFd;
 use crate::flags::EventFlags;
 use crate::registry::Registry;
@@ -121,7 +121,7 @@ impl<D: 'static> State<D> {
         let before = (self.pending.read, self.pending.write, self.pending.events);
         if !self.connect.pending {
             self.tls_progress();
-            if !self.write_armed
+            if !self.writing.armed
                 && self.enabled.contains(EventFlags::WRITE)
                 && (!self.output.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write()))
             {
@@ -134,21 +134,21 @@ impl<D: 'static> State<D> {
             self.schedule(ops);
         }
         let tls = self.tls.as_ref().expect("on the TLS path");
-        if let Some(ev) = self.read_ev {
+        if self.reading.id.is_some() {
             // A socket closing mid-handshake still reads: the handshake must end before its
             // output can go.
             let handshake = self.closing && !tls.connected;
             let want = (self.enabled.contains(EventFlags::READ) || handshake)
                 && (self.marks.read_high == 0 || self.input.len() < self.marks.read_high)
                 && (self.connect.pending || (tls.wants_read() && self.rate_allows(ops, Dir::Read)));
-            set_armed(ops, ev, want, &mut self.read_armed, self.timeouts.read)?;
+            self.reading.arm(ops, want, self.timeouts.read)?;
         }
-        if let Some(ev) = self.write_ev {
+        if self.writing.id.is_some() {
             let tls = self.tls.as_ref().expect("on the TLS path");
             let want = self.enabled.contains(EventFlags::WRITE)
                 && (self.connect.pending
                     || (tls.wants_write() && self.rate_allows(ops, Dir::Write)));
-            set_armed(ops, ev, want, &mut self.write_armed, self.timeouts.write)?;
+            self.writing.arm(ops, want, self.timeouts.write)?;
         }
         Ok(())
     }
