@@ -287,7 +287,7 @@ impl<D> Registry<D> {
     /// running (it would be pending with nothing to wait for). The event is unchanged then.
     #[inline(always)]
     pub fn add(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
-        // Fast paths, kept small so that they inline; the rest is `add_checked`.
+        // Fast paths, kept small so that they inline; the rest is `add_idx`.
         let Some(slot) = self
             .events
             .slots
@@ -329,35 +329,8 @@ impl<D> Registry<D> {
             }
             _ => {}
         }
-        self.add_checked(id, timeout)
-    }
-
-    #[inline(never)]
-    fn add_checked(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
-        let idx = self.check(id)?;
-        let slot = &mut self.events.slots[idx];
-        match timeout {
-            // Fast path: an I/O event deleted earlier in this iteration, re-added without a
-            // timeout, is still in the io map: undo the delete.
-            None if slot.state & (state::PENDING_IO | state::DETACHED) == state::DETACHED => {
-                undo_detach(slot);
-            }
-            // Fast path: a pure timer.
-            Some(t)
-                if !slot
-                    .flags
-                    .intersects(EventFlags::IO | EventFlags::SIGNAL | EventFlags::HOOK) =>
-            {
-                self.add_timer(idx, to_ns(t));
-            }
-            _ => return self.add_idx(idx, timeout),
-        }
-        // Pending now, so it counts (unless internal).
-        let slot = &mut self.events.slots[idx];
-        if !slot.is(state::COUNTED | state::INTERNAL) {
-            count(slot, &mut self.events.live, true);
-        }
-        Ok(())
+        // The slot was checked above.
+        self.add_idx(id.index as usize, timeout)
     }
 
     #[inline(never)]
