@@ -149,7 +149,7 @@ impl<C> Events<C> {
     /// Slot `idx` owns (a share of) `fd` from now on.
     pub fn share_fd(&mut self, idx: usize, fd: Rc<OwnedFd>) {
         if self.owned_fds.len() <= idx {
-            self.owned_fds.resize_with(idx + 1, || None);
+            cover(&mut self.owned_fds, idx, None);
         }
         self.owned_fds[idx] = Some(fd);
         self.slots[idx].set(state::OWNS_FD);
