@@ -10,20 +10,22 @@
 //! How it is built: the state sits in an `Rc<RefCell<_>>` held by the socket's internal
 //! events (a persistent READ event, a persistent WRITE event, and one activated by hand to run
 //! deferred callbacks). The state holds only their ids, so there is no reference cycle: freeing
-//! the socket frees the events, and dropping the base drops everything. A user callback gets a
-//! [`BevContext`] — the state, already borrowed, and the loop's [`Context`] — so it can use
-//! its buffers, write, enable, disable and free the socket, and reach any other event. A
-//! [`BufferedSocket`] handle used while its own callback runs queues what it changes, applied
-//! in order when the callback returns (`buffered_socket/deferred.rs`); what only reads the
-//! socket answers `ResourceBusy` there, rather than panicking.
+//! the socket frees the events, and dropping the base drops everything. Everything that
+//! changes a socket is a [`BevControl`] method. A user callback gets a [`BevContext`] — the
+//! state, already borrowed, and the loop's [`Registry`] — which dereferences to one, so it can
+//! use its buffers, write, enable, disable and free the socket, and reach any other event. A
+//! [`BufferedSocket`] handle makes one with `on(ops)`; used while the socket's own callback
+//! runs, it queues what it changes, applied in order when the callback returns
+//! (`buffered_socket/deferred.rs`); what only reads the socket answers `ResourceBusy` there,
+//! rather than panicking.
 //!
 //! A [`pair`](BufferedSocket::pair) is two sockets without fds whose outputs feed each
 //! other's inputs; its callbacks are always deferred to the loop.
 //!
 //! This file holds the state machine (`State`: reading, writing, watermarks, timeouts,
 //! connect, the callbacks' runs). Beside it: the handle (`handle.rs`) and its constructors
-//! (`constructors.rs`), the callback's view (`context.rs`), the changes both make and their
-//! queue (`deferred.rs`), the TLS paths (`tls_io.rs`), filters (`filter.rs`), rate limits
+//! (`constructors.rs`), the callback's view (`context.rs`), the method set both use
+//! (`control.rs`), the changes it makes and their queue (`deferred.rs`), the TLS paths (`tls_io.rs`), filters (`filter.rs`), rate limits
 //! (`rate_limit.rs`) and connecting by host name (`resolve.rs`).
 
 use crate::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd, NO_FD};
